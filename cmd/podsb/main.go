@@ -1,0 +1,96 @@
+// Command podsb creates and manages pods: groups of processes that share
+// Linux namespaces, held by a pause process as PID 1.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"podsb/sandbox"
+)
+
+// Exit codes. A command run in a pod passes its own status through; podsb's
+// own failures exit with exitFailure, as docker and podman do.
+const (
+	exitOK      = 0
+	exitFailure = 125
+)
+
+func init() {
+	// Namespace work must never land on the main thread by accident, and
+	// /proc/self must describe the main thread.
+	runtime.LockOSThread()
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the command line args and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := newRootCmd(stdout)
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
+	defer stop()
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "podsb: %v\n", err)
+	return exitFailure
+}
+
+// exitError carries an exit status that is not podsb's own failure.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// globals are the flags every command takes.
+type globals struct {
+	root string
+}
+
+func newRootCmd(stdout io.Writer) *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "podsb",
+		Short:         "Linux pods: processes sharing namespaces held by a pause process",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if os.Geteuid() != 0 {
+				return errors.New("must be run as root")
+			}
+			return nil
+		},
+	}
+	def := os.Getenv("PODSB_ROOT")
+	if def == "" {
+		def = sandbox.DefaultRoot
+	}
+	root.PersistentFlags().StringVar(&g.root, "root", def, "state root directory (env PODSB_ROOT)")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
+	root.AddCommand(
+		newCreateCmd(g),
+		newPsCmd(g),
+		newTopCmd(g),
+		newInspectCmd(g),
+		newRmCmd(g),
+	)
+	root.CompletionOptions.DisableDefaultCmd = true
+	return root
+}

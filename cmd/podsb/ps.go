@@ -1,0 +1,135 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/spf13/cobra"
+
+	"podsb/sandbox"
+)
+
+// psRow is one pod in ps output.
+type psRow struct {
+	Name      string               `json:"name"`
+	Status    specs.ContainerState `json:"status"`
+	PID       int                  `json:"pid"`
+	Processes int                  `json:"processes"`
+	Created   time.Time            `json:"created"`
+	Root      string               `json:"root"`
+}
+
+func newPsCmd(g *globals) *cobra.Command {
+	var (
+		all    bool
+		quiet  bool
+		format string
+	)
+	cmd := &cobra.Command{
+		Use:   "ps [flags] [POD...]",
+		Short: "List pods",
+		Long:  "List running pods, or every pod with -a. Naming pods restricts the list to them.",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "table" && format != "json" {
+				return fmt.Errorf("--format %q: want table or json", format)
+			}
+			pods, err := selectPods(g.root, args)
+			if err != nil {
+				return err
+			}
+			counts, err := sandbox.ProcessCounts(pods)
+			if err != nil {
+				return err
+			}
+			rows := []psRow{}
+			for _, p := range pods {
+				st := p.State()
+				if !all && len(args) == 0 && st.Status != specs.StateRunning {
+					continue
+				}
+				root := st.Rootfs
+				if root == "" {
+					root = "default"
+				}
+				rows = append(rows, psRow{Name: p.Name(), Status: st.Status, PID: p.PID(), Processes: counts[p.Name()], Created: st.Created, Root: root})
+			}
+			return printPs(cmd.OutOrStdout(), rows, quiet, format)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&all, "all", "a", false, "show every pod, not only running ones")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print names only")
+	f.StringVar(&format, "format", "table", "output format: table or json")
+	return cmd
+}
+
+// selectPods loads the named pods, or lists all of them when none is named.
+func selectPods(root string, names []string) ([]*sandbox.Pod, error) {
+	if len(names) == 0 {
+		return sandbox.List(root)
+	}
+	pods := make([]*sandbox.Pod, 0, len(names))
+	for _, n := range names {
+		p, err := sandbox.Load(root, n)
+		if err != nil {
+			return nil, err
+		}
+		pods = append(pods, p)
+	}
+	return pods, nil
+}
+
+func printPs(w io.Writer, rows []psRow, quiet bool, format string) error {
+	switch {
+	case quiet:
+		for _, r := range rows {
+			fmt.Fprintln(w, r.Name)
+		}
+		return nil
+	case format == "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATUS\tPID\tPROCESSES\tCREATED\tROOT")
+	for _, r := range rows {
+		pid := "-"
+		if r.PID > 0 {
+			pid = strconv.Itoa(r.PID)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.Name, r.Status, pid, r.Processes, ago(r.Created), r.Root)
+	}
+	return tw.Flush()
+}
+
+// ago formats a time as docker does: "3 seconds ago".
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Second:
+		return "just now"
+	case d < time.Minute:
+		return plural(int(d/time.Second), "second") + " ago"
+	case d < time.Hour:
+		return plural(int(d/time.Minute), "minute") + " ago"
+	case d < 48*time.Hour:
+		return plural(int(d/time.Hour), "hour") + " ago"
+	}
+	return plural(int(d/(24*time.Hour)), "day") + " ago"
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return strconv.Itoa(n) + " " + unit + "s"
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"podsb/sandbox"
+)
+
+func newRmCmd(g *globals) *cobra.Command {
+	var (
+		force   bool
+		all     bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "rm [flags] POD...",
+		Short: "Stop and remove pods",
+		Long: `Stop each pod's pause process (SIGTERM, then SIGKILL after --time), which
+ends every process of the pod, and remove its namespace handles, its ip netns
+entry and its state. With -f, pause gets SIGKILL at once and pods that do not
+exist are not an error.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) > 0) {
+				return errors.New("rm: name pods, or give --all")
+			}
+			var pods []*sandbox.Pod
+			var errs []error
+			if all {
+				var err error
+				if pods, err = sandbox.List(g.root); err != nil {
+					return err
+				}
+			}
+			for _, n := range args {
+				p, err := sandbox.Load(g.root, n)
+				if force && errors.Is(err, sandbox.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				pods = append(pods, p)
+			}
+			opts := sandbox.RemoveOptions{Timeout: timeout, Force: force}
+			for _, p := range pods {
+				err := p.Remove(cmd.Context(), opts)
+				if force && errors.Is(err, sandbox.ErrNotFound) {
+					err = nil
+				}
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), p.Name())
+			}
+			return errors.Join(errs...)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&force, "force", "f", false, "SIGKILL at once; unknown pods are not an error")
+	f.BoolVar(&all, "all", false, "remove every pod")
+	f.DurationVarP(&timeout, "time", "t", sandbox.DefaultStopTimeout, "grace period between SIGTERM and SIGKILL")
+	return cmd
+}

@@ -1,0 +1,147 @@
+package rootfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Spec describes a pod's root filesystem.
+type Spec struct {
+	// Dir is the host directory used as the root. Empty means the default
+	// root: a tmpfs with read-only binds of the host's system directories.
+	Dir string `json:"dir,omitempty"`
+	// Target is an empty directory where the root is assembled before
+	// pivot_root. It must exist.
+	Target string `json:"target"`
+	// ReadOnly makes the root read-only (/tmp, /dev/shm and volumes keep their
+	// own mode).
+	ReadOnly bool `json:"readOnly,omitempty"`
+	// EtcDir holds the pod's hostname, hosts and resolv.conf files, bound over
+	// the root's /etc entries.
+	EtcDir string `json:"etcDir"`
+	// Volumes are host paths bound into the root.
+	Volumes []Volume `json:"volumes,omitempty"`
+}
+
+// Volume is a bind mount of a host path into the pod.
+type Volume struct {
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	ReadOnly    bool   `json:"readOnly,omitempty"`
+}
+
+// EtcFiles are the files of EtcDir bound into every pod's /etc.
+var EtcFiles = []string{"hostname", "hosts", "resolv.conf"}
+
+// hostSystemDirs are the host directories the default root exposes read-only.
+// Merged-/usr symlinks (/bin -> usr/bin) are recreated as symlinks.
+var hostSystemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
+
+// hostEtcCopies are copied from the host's /etc into the default root's /etc.
+// Nothing secret (shadow, gshadow, keys) is ever copied.
+var hostEtcCopies = []string{"passwd", "group", "nsswitch.conf"}
+
+// ErrInvalid marks a spec that cannot work: a missing or unusable root, a bad
+// volume.
+var ErrInvalid = errors.New("invalid root filesystem")
+
+// invalidError is bad input: its message stands alone and it matches
+// ErrInvalid.
+type invalidError struct{ err error }
+
+func (e *invalidError) Error() string        { return e.err.Error() }
+func (e *invalidError) Unwrap() error        { return e.err }
+func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
+
+func invalidf(format string, args ...any) error {
+	return &invalidError{fmt.Errorf(format, args...)}
+}
+
+// ParseVolume parses SRC:DST[:ro|:rw]. SRC and DST must be absolute.
+func ParseVolume(s string) (Volume, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return Volume{}, invalidf("volume %q: want SRC:DST[:ro]", s)
+	}
+	v := Volume{Source: parts[0], Destination: parts[1]}
+	if len(parts) == 3 {
+		switch parts[2] {
+		case "ro":
+			v.ReadOnly = true
+		case "rw":
+		default:
+			return Volume{}, invalidf("volume %q: option %q is not ro or rw", s, parts[2])
+		}
+	}
+	if !filepath.IsAbs(v.Source) || !filepath.IsAbs(v.Destination) {
+		return Volume{}, invalidf("volume %q: source and destination must be absolute paths", s)
+	}
+	v.Source = filepath.Clean(v.Source)
+	v.Destination = filepath.Clean(v.Destination)
+	if v.Destination == "/" {
+		return Volume{}, invalidf("volume %q: cannot mount over the pod's root", s)
+	}
+	return v, nil
+}
+
+// String formats v as ParseVolume reads it.
+func (v Volume) String() string {
+	s := v.Source + ":" + v.Destination
+	if v.ReadOnly {
+		s += ":ro"
+	}
+	return s
+}
+
+// Check validates the spec from the host, before any namespace exists, so
+// that bad input fails fast with nothing made.
+func (s *Spec) Check() error {
+	if s.Dir != "" {
+		if err := checkDir(s.Dir); err != nil {
+			return err
+		}
+	}
+	for _, v := range s.Volumes {
+		if _, err := os.Stat(v.Source); err != nil {
+			return invalidf("volume source %s: %w", v.Source, errors.Unwrap(err))
+		}
+	}
+	return nil
+}
+
+// checkDir accepts a directory that looks like a root filesystem: it has a
+// place for programs (bin or usr/bin) and its mount points, if present, are
+// directories.
+func checkDir(dir string) error {
+	if !filepath.IsAbs(dir) {
+		return invalidf("rootfs %s: not an absolute path", dir)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return invalidf("rootfs %s: %w", dir, errors.Unwrap(err))
+	}
+	if !fi.IsDir() {
+		return invalidf("rootfs %s: not a directory", dir)
+	}
+	if real, err := filepath.EvalSymlinks(dir); err == nil && real == "/" {
+		return invalidf("rootfs %s: the host's root cannot be a pod's root", dir)
+	}
+	if !isDir(filepath.Join(dir, "bin")) && !isDir(filepath.Join(dir, "usr/bin")) {
+		return invalidf("rootfs %s: no bin or usr/bin directory: not a root filesystem", dir)
+	}
+	for _, m := range []string{"proc", "sys", "dev", "tmp", "etc"} {
+		fi, err := os.Lstat(filepath.Join(dir, m))
+		if err == nil && !fi.IsDir() {
+			return invalidf("rootfs %s: /%s is not a directory", dir, m)
+		}
+	}
+	return nil
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}

@@ -1,0 +1,71 @@
+package sandbox
+
+import (
+	"path/filepath"
+
+	"podsb/rootfs"
+)
+
+// Volume is a bind mount of a host path into a pod.
+type Volume = rootfs.Volume
+
+// ParseVolume parses SRC:DST[:ro].
+func ParseVolume(s string) (Volume, error) {
+	v, err := rootfs.ParseVolume(s)
+	if err != nil {
+		return v, &invalidError{err}
+	}
+	return v, nil
+}
+
+// Config describes a pod to create.
+type Config struct {
+	// Root is the state root; DefaultRoot if empty.
+	Root string
+	// Name is the pod's name; a random 12-hex-digit ID if empty.
+	Name string
+	// Hostname is the pod's hostname; the name if empty.
+	Hostname string
+	// Rootfs is a host directory to use as the pod's root. Empty means the
+	// default root: a fresh tmpfs with read-only binds of the host's /usr,
+	// /bin, /sbin and /lib* and a pod-private /etc.
+	Rootfs string
+	// ReadOnly makes the pod's root read-only.
+	ReadOnly bool
+	// Volumes are host paths bound into the pod.
+	Volumes []Volume
+}
+
+// withDefaults returns c with defaults filled in, validated.
+func (c Config) withDefaults() (Config, error) {
+	if c.Root == "" {
+		c.Root = DefaultRoot
+	}
+	if !filepath.IsAbs(c.Root) {
+		abs, err := filepath.Abs(c.Root)
+		if err != nil {
+			return c, err
+		}
+		c.Root = abs
+	}
+	if c.Name == "" {
+		c.Name = newID()
+	}
+	if err := ValidateName(c.Name); err != nil {
+		return c, err
+	}
+	if c.Hostname == "" {
+		c.Hostname = c.Name
+	}
+	if err := validateHostname(c.Hostname); err != nil {
+		return c, err
+	}
+	if c.Rootfs != "" {
+		c.Rootfs = filepath.Clean(c.Rootfs)
+	}
+	spec := rootfs.Spec{Dir: c.Rootfs, Volumes: c.Volumes}
+	if err := spec.Check(); err != nil {
+		return c, &invalidError{err}
+	}
+	return c, nil
+}

@@ -1,0 +1,113 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultStopTimeout is how long pause gets to exit after SIGTERM before
+// Remove sends SIGKILL.
+const DefaultStopTimeout = 10 * time.Second
+
+// RemoveOptions tune Remove.
+type RemoveOptions struct {
+	// Timeout is the grace period between SIGTERM and SIGKILL;
+	// DefaultStopTimeout if zero.
+	Timeout time.Duration
+	// Force sends SIGKILL at once.
+	Force bool
+}
+
+// Remove stops the pod's pause process, which ends every process of the pod,
+// then removes its ip netns entry, its namespace handles and its state
+// directory. It works on running pods, pods whose pause died, and pods left
+// half-made by a crash.
+func (p *Pod) Remove(ctx context.Context, opts RemoveOptions) error {
+	dir := p.Dir()
+	lock, err := lockDir(ctx, dir, p.name)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	// What we loaded may be stale: the lock's holder may have changed it.
+	st, err := readState(dir)
+	if err != nil && !isNotExist(err) {
+		return err
+	}
+	p.state = st
+	if err := p.stop(opts); err != nil {
+		return err
+	}
+	if err := teardown(dir, p.name); err != nil {
+		return fmt.Errorf("remove pod %s: %w", p.name, err)
+	}
+	return nil
+}
+
+// stop ends the pod's pause process and waits until it is dead. Signals go
+// through a pidfd opened before the identity check, so a PID reused after
+// the check is never signalled.
+func (p *Pod) stop(opts RemoveOptions) error {
+	if p.state == nil || !p.alive() {
+		return nil
+	}
+	pid := p.state.Pid
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	defer unix.Close(pidfd)
+	if !p.alive() {
+		return nil
+	}
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = DefaultStopTimeout
+	}
+	sig := unix.SIGTERM
+	if opts.Force {
+		sig = unix.SIGKILL
+	}
+	for _, s := range []unix.Signal{sig, unix.SIGKILL} {
+		if err := unix.PidfdSendSignal(pidfd, s, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("signal pause of %s: %w", p.name, err)
+		}
+		if exited(pidfd, timeout) {
+			// Reap pause if it is our child (a pod made by this process);
+			// otherwise its parent does.
+			var info unix.Siginfo
+			unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED|unix.WNOHANG, nil)
+			p.state.Status = specs.StateStopped
+			return nil
+		}
+		timeout = DefaultStopTimeout
+	}
+	return fmt.Errorf("pause of %s (pid %d) did not exit after SIGKILL", p.name, pid)
+}
+
+// exited waits up to d for the process behind pidfd to exit.
+func exited(pidfd int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		ms := int(time.Until(deadline).Milliseconds())
+		if ms < 0 {
+			ms = 0
+		}
+		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, ms)
+		if err == nil {
+			return n > 0
+		}
+		if !errors.Is(err, unix.EINTR) {
+			return false
+		}
+	}
+}

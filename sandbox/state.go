@@ -1,0 +1,104 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"podsb/rootfs"
+)
+
+// DefaultRoot is the state root when none is given. It is under /run, a
+// tmpfs on most systems, so a reboot forgets every pod, as it kills them.
+const DefaultRoot = "/run/podsb"
+
+const stateFile = "state.json"
+
+// NamespaceTypes are the namespaces a pod owns, in the order they are
+// pinned and joined.
+var NamespaceTypes = []specs.LinuxNamespaceType{
+	specs.PIDNamespace, specs.UTSNamespace, specs.IPCNamespace, specs.MountNamespace, specs.NetworkNamespace,
+}
+
+// procName maps a namespace type to its name under /proc/PID/ns.
+func procName(t specs.LinuxNamespaceType) string {
+	switch t {
+	case specs.NetworkNamespace:
+		return "net"
+	case specs.MountNamespace:
+		return "mnt"
+	}
+	return string(t)
+}
+
+// Namespace is a persisted namespace handle.
+type Namespace struct {
+	Type specs.LinuxNamespaceType `json:"type"`
+	// Path is the bind mount of /proc/PID/ns/* that pins the namespace.
+	Path string `json:"path"`
+	// Inode is the namespace's inode number (as in /proc/PID/ns/* links).
+	Inode uint64 `json:"inode"`
+}
+
+// State is what podsb keeps of a pod in ROOT/NAME/state.json. The embedded
+// OCI state gives ociVersion, id (the pod's name), status, pid (the host PID
+// of pause), bundle (the pod's state directory) and annotations.
+type State struct {
+	specs.State
+	// Created is when the pod was created.
+	Created time.Time `json:"created"`
+	// StartTime is pause's start time in clock ticks after boot (field 22
+	// of /proc/PID/stat). With BootID it tells pause from a later process
+	// that reuses its PID.
+	StartTime uint64 `json:"pauseStartTime"`
+	// BootID is the kernel's boot ID when the pod was created.
+	BootID string `json:"bootID"`
+	// Hostname is the pod's hostname.
+	Hostname string `json:"hostname"`
+	// Rootfs is the host directory used as root; empty for the default root.
+	Rootfs string `json:"rootfs,omitempty"`
+	// ReadOnly tells whether the root is read-only.
+	ReadOnly bool `json:"readOnly,omitempty"`
+	// Volumes are the host paths bound into the pod.
+	Volumes []rootfs.Volume `json:"volumes,omitempty"`
+	// Namespaces are the pinned namespace handles.
+	Namespaces []Namespace `json:"namespaces,omitempty"`
+	// NetNS is the path under /run/netns where the pod's network namespace
+	// is registered for ip netns.
+	NetNS string `json:"netns,omitempty"`
+}
+
+// writeState writes st to dir/state.json atomically: readers see the old or
+// the new file, never a part.
+func writeState(dir string, st *State) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, stateFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, stateFile))
+}
+
+// readState reads dir/state.json. A missing file is reported as
+// os.ErrNotExist.
+func readState(dir string) (*State, error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return nil, err
+	}
+	st := new(State)
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, stateFile), err)
+	}
+	return st, nil
+}
+
+func isNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }
