@@ -123,39 +123,53 @@ func defaultRoot(t string) error {
 	return nil
 }
 
-// etcFiles binds the pod's hostname, hosts and resolv.conf over the root's
-// /etc entries, creating them where the root allows.
+// etcFiles gives the root the pod's hostname, hosts and resolv.conf from
+// s.EtcDir: copies in the default root's private /etc, bind mounts over the
+// entries of a directory root (whose files stay untouched), created where
+// the root allows.
 func etcFiles(s *Spec) error {
 	etc, err := securejoin.SecureJoin(s.Target, "etc")
 	if err != nil {
 		return err
+	}
+	if s.Dir == "" {
+		for _, f := range EtcFiles {
+			b, err := os.ReadFile(filepath.Join(s.EtcDir, f))
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(etc, f), b, 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	if !isDir(etc) {
 		return nil // a root without /etc gets none
 	}
 	for _, f := range EtcFiles {
 		dst := filepath.Join(etc, f)
-		if fi, err := os.Lstat(dst); err != nil || !fi.Mode().IsRegular() {
-			// Replace a missing file or a dangling symlink (resolv.conf
-			// often is one); a read-only root keeps what it has.
-			if err == nil {
-				if os.Remove(dst) != nil {
-					continue
-				}
-			}
-			fd, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o644)
+		fi, err := os.Lstat(dst)
+		switch {
+		case err == nil && !fi.Mode().IsRegular():
+			// A symlink (resolv.conf often is one) would be followed in
+			// the host's tree by mount(2): leave it as the root has it.
+			continue
+		case err != nil:
+			// Missing: create the mount point if the root allows.
+			fd, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 			if err != nil {
 				continue
 			}
 			fd.Close()
 		}
+		src := filepath.Join(s.EtcDir, f)
 		if s.ReadOnly {
-			if err := bindReadOnly(filepath.Join(s.EtcDir, f), dst, 0); err != nil {
-				return err
-			}
-			continue
+			err = bindReadOnly(src, dst, 0)
+		} else {
+			err = mount(src, dst, "", unix.MS_BIND, "")
 		}
-		if err := mount(filepath.Join(s.EtcDir, f), dst, "", unix.MS_BIND, ""); err != nil {
+		if err != nil {
 			return err
 		}
 	}

@@ -209,8 +209,10 @@ func (p *initProc) await(ctx context.Context) error {
 	if len(msg) > 0 {
 		return fmt.Errorf("pod init: %s", msg)
 	}
-	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.cmd.Process.Pid))
-	if err != nil || strings.TrimSpace(string(comm)) != "pause" {
+	// The kernel sets the new executable before it closes the status pipe;
+	// an init that died without a word is a zombie with no executable.
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.cmd.Process.Pid))
+	if err != nil || !strings.HasPrefix(exe, "/memfd:pause") {
 		return errors.New("pod init: exited before starting pause")
 	}
 	return nil

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,10 +53,10 @@ func (p *Pod) Remove(ctx context.Context, opts RemoveOptions) error {
 // through a pidfd opened before the identity check, so a PID reused after
 // the check is never signalled.
 func (p *Pod) stop(opts RemoveOptions) error {
-	if p.state == nil || !p.alive() {
+	pid, same := p.pause()
+	if pid == 0 {
 		return nil
 	}
-	pid := p.state.Pid
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if errors.Is(err, unix.ESRCH) {
 		return nil
@@ -65,7 +65,7 @@ func (p *Pod) stop(opts RemoveOptions) error {
 		return fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
 	defer unix.Close(pidfd)
-	if !p.alive() {
+	if !same() {
 		return nil
 	}
 	timeout := opts.Timeout
@@ -85,12 +85,48 @@ func (p *Pod) stop(opts RemoveOptions) error {
 			// otherwise its parent does.
 			var info unix.Siginfo
 			unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED|unix.WNOHANG, nil)
-			p.state.Status = specs.StateStopped
 			return nil
 		}
 		timeout = DefaultStopTimeout
 	}
 	return fmt.Errorf("pause of %s (pid %d) did not exit after SIGKILL", p.name, pid)
+}
+
+// pause finds the pod's live pause process: from the state, or, for a pod
+// whose create died before it wrote any, as PID 1 of the pinned PID
+// namespace. It returns 0 if there is none, and a check that the PID still
+// is that process.
+func (p *Pod) pause() (int, func() bool) {
+	if p.state != nil {
+		if !p.alive() {
+			return 0, nil
+		}
+		return p.state.Pid, p.alive
+	}
+	handle := p.NamespacePath("pid")
+	var fs unix.Statfs_t
+	if err := unix.Statfs(handle, &fs); err != nil || fs.Type != unix.NSFS_MAGIC {
+		return 0, nil // never pinned
+	}
+	ino, err := nsInode(handle)
+	if err != nil {
+		return 0, nil
+	}
+	pids, err := listPIDs()
+	if err != nil {
+		return 0, nil
+	}
+	for _, pid := range pids {
+		if i, ok := pidNSInode(pid); !ok || i != ino {
+			continue
+		}
+		if s, err := readStatus(pid); err == nil && len(s.nspid) > 0 && s.nspid[len(s.nspid)-1] == 1 {
+			same := func() bool { i, ok := pidNSInode(pid); return ok && i == ino }
+			n, _ := strconv.Atoi(pid)
+			return n, same
+		}
+	}
+	return 0, nil
 }
 
 // exited waits up to d for the process behind pidfd to exit.
