@@ -1,0 +1,54 @@
+# podsb — build, test, benchmark. Run `make help` for the targets.
+GO ?= go
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+TESTFLAGS ?=
+BIN := bin/podsb
+
+.PHONY: all build test unit integration bench lint demo pause clean help
+
+all: build
+
+build: ## Build bin/podsb
+	$(GO) build -o $(BIN) ./cmd/podsb
+
+test: ## Run every test: unit and root-only integration (needs root)
+	$(GO) test -count=1 -race $(TESTFLAGS) ./...
+
+unit: ## Run the tests that need no root
+	$(GO) test -count=1 -race $(TESTFLAGS) ./cmd/... ./sandbox/... ./rootfs/... ./reaper/... ./nsenter/... ./internal/...
+
+integration: ## Run the root-only end-to-end tests of the built binary and the library
+	$(GO) test -count=1 $(TESTFLAGS) ./integration/...
+
+bench: ## Run the benchmarks against runc, crun and unshare (needs root; PODSB_BENCH_ROUNDS=N)
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x -timeout 60m -v ./integration/
+
+lint: ## gofmt, go vet, staticcheck, and the package dependency rules
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+	@for leaf in $$($(GO) list ./... | grep -E '^podsb/(nsenter|reaper|rootfs)$$'); do \
+		bad=$$($(GO) list -deps $$leaf | grep -E '^podsb/(sandbox|cmd|nsenter|reaper|rootfs)' | grep -vx "$$leaf"); \
+		if [ -n "$$bad" ]; then echo "leaf package $$leaf imports $$bad"; exit 1; fi; \
+	done
+	@if $(GO) list -deps ./sandbox | grep -q '^podsb/cmd'; then echo "sandbox imports cmd"; exit 1; fi
+
+pause: ## Rebuild the embedded pause program from reaper/pause/pause.c (needs gcc)
+	sh reaper/pause/build.sh
+
+demo: build ## Create a pod with the default root, look inside, remove it (needs root)
+	@set -e; root=$$(mktemp -d); p="$(BIN) --root $$root"; trap '$$p rm -f --all >/dev/null; rm -rf "$$root"' EXIT; \
+	echo '$$ podsb create demo'; $$p create demo; \
+	echo '$$ podsb ps'; $$p ps; \
+	echo '$$ podsb top demo'; $$p top demo; \
+	echo '$$ nsenter --net=ROOT/demo/ns/net ... -- sh -c "hostname; ls /; ip -brief addr"'; \
+	nsenter --pid=$$root/demo/ns/pid --uts=$$root/demo/ns/uts --ipc=$$root/demo/ns/ipc --net=$$root/demo/ns/net --mount=$$root/demo/ns/mnt -- \
+		/bin/sh -c 'echo "hostname: $$(hostname)"; echo "root: $$(ls / | tr "\\n" " ")"; ip -brief addr'; \
+	echo '$$ ip netns list'; ip netns list | grep demo; \
+	echo '$$ podsb rm demo'; $$p rm demo
+
+clean: ## Remove built files
+	rm -rf bin
+
+help: ## List the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'

@@ -1,0 +1,105 @@
+package reaper_test
+
+import (
+	"bytes"
+	"debug/elf"
+	"errors"
+	"io"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"podsb/reaper"
+)
+
+// TestImageIsStaticELF checks the shape build.sh promises: a static,
+// non-PIE amd64 executable whose only mapping is one read-only, executable
+// page.
+func TestImageIsStaticELF(t *testing.T) {
+	f, err := elf.NewFile(bytes.NewReader(reaper.Image()))
+	if err != nil {
+		t.Fatalf("Image() is not an ELF file: %v", err)
+	}
+	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 || f.Type != elf.ET_EXEC {
+		t.Errorf("Image() is %v %v %v, want ELFCLASS64 EM_X86_64 ET_EXEC", f.Class, f.Machine, f.Type)
+	}
+	var loads int
+	for _, p := range f.Progs {
+		switch p.Type {
+		case elf.PT_LOAD:
+			loads++
+			if p.Flags&elf.PF_W != 0 || p.Memsz > 4096 {
+				t.Errorf("PT_LOAD is %v and %d bytes, want read-only and at most one page", p.Flags, p.Memsz)
+			}
+		case elf.PT_INTERP, elf.PT_DYNAMIC, elf.PT_TLS:
+			t.Errorf("Image() has a %v segment; want a static program without TLS", p.Type)
+		}
+	}
+	if loads != 1 {
+		t.Errorf("Image() has %d PT_LOAD segments, want 1", loads)
+	}
+	if syms, _ := f.Symbols(); len(syms) > 0 {
+		t.Errorf("Image() has %d symbols, want it stripped", len(syms))
+	}
+}
+
+func TestMemfd(t *testing.T) {
+	f, err := reaper.Memfd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+
+	got, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, reaper.Image()) {
+		t.Errorf("memfd holds %d bytes that differ from Image() (%d bytes)", len(got), len(reaper.Image()))
+	}
+
+	seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if seals&want != want {
+		t.Errorf("seals = %#x, want %#x set", seals, want)
+	}
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flags&unix.FD_CLOEXEC == 0 {
+		t.Error("memfd is not close-on-exec")
+	}
+
+	tests := []struct {
+		name string
+		op   func() error
+	}{
+		{"pwrite", func() error { _, err := unix.Pwrite(fd, []byte("x"), 0); return err }},
+		{"append", func() error { _, err := unix.Pwrite(fd, []byte("x"), int64(len(got))); return err }},
+		{"shrink", func() error { return unix.Ftruncate(fd, 1) }},
+		{"grow", func() error { return unix.Ftruncate(fd, 1<<20) }},
+		{"add seal", func() error {
+			_, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_FUTURE_WRITE)
+			return err
+		}},
+		{"writable mmap", func() error {
+			b, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+			if err == nil {
+				unix.Munmap(b)
+			}
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.op(); !errors.Is(err, unix.EPERM) {
+				t.Errorf("got %v, want EPERM", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,62 @@
+#!/bin/sh
+# build.sh compiles pause.c into the committed pause-amd64 image that package
+# reaper embeds. Run it after changing pause.c and commit both files:
+#
+#	reaper/pause/build.sh            # writes reaper/pause/pause-amd64
+#	reaper/pause/build.sh OUT        # writes OUT (used by TestPauseImageUpToDate)
+#
+# The output is byte-for-byte reproducible with a given compiler: no build-id,
+# no debug info, no symbols, no .comment, and the source is compiled by a
+# fixed relative name. The committed image was built with
+# gcc (Debian 12.2.0-14+deb12u1) 12.2.0; another gcc version may emit other
+# bytes, which TestPauseImageUpToDate then reports.
+#
+# CC may name another compiler, e.g. CC=x86_64-linux-gnu-gcc on a non-amd64
+# host.
+set -eu
+
+out=${1:-$(dirname "$0")/pause-amd64}
+case $out in
+/*) ;;
+*) out=$(pwd)/$out ;;
+esac
+cd "$(dirname "$0")"
+CC=${CC:-gcc}
+
+case $($CC -dumpmachine) in
+x86_64-*) ;;
+*)
+	echo "build.sh: $CC targets $($CC -dumpmachine), not x86_64; set CC to an x86_64 compiler" >&2
+	exit 1
+	;;
+esac
+
+export LC_ALL=C
+tmp=$(mktemp "${out}.XXXXXX")
+trap 'rm -f "$tmp"' EXIT
+
+# Compiler:
+#   -ffreestanding -nostdlib   no libc, no crt files: pause.c has its own _start
+#   -static -fno-pie -no-pie   fixed addresses, no dynamic loader, no relocations
+#   -fno-stack-protector       the canary lives in TLS, which does not exist here
+#   -fcf-protection=none       no endbr64 and no .note.gnu.property
+#   -fno-*unwind-tables        no .eh_frame
+#   -fno-ident                 no .comment naming the compiler
+# Linker:
+#   --build-id=none            the id would be the only nondeterministic bytes
+#   -z noseparate-code         headers, code and constants share one page:
+#   -z max-page-size=4096      the whole program is a single 4 KiB mapping
+#   -z norelro -z noexecstack  no RELRO segment; a non-executable stack
+#   -s                         strip symbols
+"$CC" -std=c11 -Os -Wall -Wextra -Werror \
+	-ffreestanding -nostdlib -static -fno-pie -no-pie \
+	-fno-stack-protector -fcf-protection=none \
+	-fno-asynchronous-unwind-tables -fno-unwind-tables -fno-ident \
+	-ffunction-sections -fdata-sections \
+	-Wl,--gc-sections -Wl,--build-id=none \
+	-Wl,-z,noseparate-code -Wl,-z,max-page-size=4096 \
+	-Wl,-z,norelro -Wl,-z,noexecstack -Wl,-s \
+	-o "$tmp" pause.c
+chmod 0755 "$tmp"
+mv "$tmp" "$out"
+trap - EXIT
