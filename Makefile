@@ -3,13 +3,15 @@ GO ?= go
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TESTFLAGS ?=
 BIN := bin/podsb
+# A static binary starts faster (no dynamic loader) and runs anywhere.
+CGO ?= 0
 
 .PHONY: all build test unit integration bench lint demo pause clean help
 
 all: build
 
 build: ## Build bin/podsb
-	$(GO) build -o $(BIN) ./cmd/podsb
+	CGO_ENABLED=$(CGO) $(GO) build -o $(BIN) ./cmd/podsb
 
 test: ## Run every test: unit and root-only integration (needs root)
 	$(GO) test -count=1 -race $(TESTFLAGS) ./...

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	"podsb/internal/testenv"
 	"podsb/sandbox"
@@ -61,4 +63,43 @@ func BenchmarkCreateRm(b *testing.B) {
 	rounds := benchRounds(b, 50)
 	tools := append(podsbTools(b), peerTools(b)...)
 	report(b, measure(b, rounds, tools), "unshare")
+}
+
+// BenchmarkCreateSteps profiles where sandbox.Create spends its time, step
+// by step (median of each), through Config.Trace. Results:
+// docs/performance.md.
+func BenchmarkCreateSteps(b *testing.B) {
+	testenv.RequireRoot(b)
+	rounds := benchRounds(b, 50)
+	root := b.TempDir()
+	steps := map[string][]time.Duration{}
+	var order []string
+	trace := func(step string, d time.Duration) {
+		if _, ok := steps[step]; !ok {
+			order = append(order, step)
+		}
+		steps[step] = append(steps[step], d)
+	}
+	ctx := context.Background()
+	for i := range rounds + 1 {
+		start := time.Now()
+		p, err := sandbox.Create(ctx, sandbox.Config{Root: root, Name: fmt.Sprintf("s%d", i), Trace: trace})
+		if err != nil {
+			b.Fatal(err)
+		}
+		trace("total", time.Since(start))
+		if err := p.Remove(ctx, sandbox.RemoveOptions{Force: true}); err != nil {
+			b.Fatal(err)
+		}
+		if i == 0 { // warm-up
+			steps, order = map[string][]time.Duration{}, nil
+		}
+	}
+	checkNoLeaks(b, root, nil, nil)
+	var sb strings.Builder
+	sb.WriteString("\n| step of sandbox.Create | median |\n| --- | ---: |\n")
+	for _, s := range order {
+		fmt.Fprintf(&sb, "| %s | %s |\n", s, formatMs(median(steps[s])))
+	}
+	b.Log(sb.String())
 }

@@ -30,7 +30,9 @@ func podsbBinary(tb testing.TB) string {
 		if buildErr = os.Chmod(buildDir, 0o755); buildErr != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(buildDir, "podsb"), "podsb/cmd/podsb").CombinedOutput()
+		cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, "podsb"), "podsb/cmd/podsb")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as the Makefile builds it
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = &buildError{err: err, out: string(out)}
 		}

@@ -1,4 +1,4 @@
-// Package rootfs prepares a pod's root filesystem and switches to it.
+// Package rootfs plans a pod's root filesystem.
 //
 // It owns everything the pod sees at and below "/": the default root (a fresh
 // tmpfs with read-only binds of the host's /usr, /bin, /sbin and /lib*, and a
@@ -8,11 +8,11 @@
 // /etc/resolv.conf, volumes, and finally pivot_root with the old root
 // detached so that no path of the host stays reachable.
 //
-// Privileges: CAP_SYS_ADMIN and CAP_MKNOD in the caller's namespaces.
-//
-// Thread rules: Prepare and Pivot change the mount namespace and the root and
-// working directory of the whole process, so they must run in a process of its
-// own, already inside the pod's new mount namespace and, for /proc to show the
-// pod's processes, as a member of the pod's PID namespace. The pod's init (a
-// re-exec of the podsb binary) is such a process.
+// Plan runs on the host and only decides: it reads what the root needs (the
+// host's layout, files to copy, where a volume's destination resolves inside
+// a directory root) and returns the operations (package internal/setup) that
+// the pod's init executes inside the pod's new namespaces. Check validates a
+// spec before anything is made. Neither needs privileges; executing the plan
+// needs CAP_SYS_ADMIN and CAP_MKNOD, in a process alone in a new mount
+// namespace and inside the pod's PID namespace (for /proc).
 package rootfs

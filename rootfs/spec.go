@@ -19,9 +19,13 @@ type Spec struct {
 	// ReadOnly makes the root read-only (/tmp, /dev/shm and volumes keep their
 	// own mode).
 	ReadOnly bool `json:"readOnly,omitempty"`
-	// EtcDir holds the pod's hostname, hosts and resolv.conf files, bound over
-	// the root's /etc entries.
-	EtcDir string `json:"etcDir"`
+	// Etc holds the contents of the pod's hostname, hosts and resolv.conf
+	// (EtcFiles).
+	Etc map[string]string `json:"etc,omitempty"`
+	// EtcDir is a host directory holding the same files, for a directory
+	// root: they are bound over its /etc entries. The default root gets
+	// copies in its private /etc instead.
+	EtcDir string `json:"etcDir,omitempty"`
 	// Volumes are host paths bound into the root.
 	Volumes []Volume `json:"volumes,omitempty"`
 }

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"path/filepath"
+	"time"
 
 	"podsb/rootfs"
 )
@@ -34,6 +35,23 @@ type Config struct {
 	ReadOnly bool
 	// Volumes are host paths bound into the pod.
 	Volumes []Volume
+	// Trace, if set, is called after each step of Create with the step's
+	// name and duration: a profile of where the time goes.
+	Trace func(step string, d time.Duration)
+}
+
+// tracer returns a function that reports the time since its last call to
+// c.Trace, or does nothing without one.
+func (c Config) tracer() func(step string) {
+	if c.Trace == nil {
+		return func(string) {}
+	}
+	last := time.Now()
+	return func(step string) {
+		now := time.Now()
+		c.Trace(step, now.Sub(last))
+		last = now
+	}
 }
 
 // withDefaults returns c with defaults filled in, validated.

@@ -2,12 +2,11 @@ package sandbox
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
+	"syscall"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"podsb/internal/setup"
 	"podsb/reaper"
 	"podsb/rootfs"
 )
@@ -22,11 +22,11 @@ import (
 // cloneFlags are the namespaces a pod's init is born in.
 const cloneFlags = unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWNS | unix.CLONE_NEWNET
 
-// initConfig is what Create sends the pod's init over its config pipe.
-type initConfig struct {
-	Rootfs   rootfs.Spec `json:"rootfs"`
-	Hostname string      `json:"hostname"`
-}
+// pauseOOMScoreAdj is the OOM score adjustment of pause, as Kubernetes gives
+// its pause container: the kernel should kill it last, as the pod dies with
+// it. Lowering the score needs CAP_SYS_RESOURCE; without it pause keeps the
+// score it inherited rather than failing the pod.
+const pauseOOMScoreAdj = "-998"
 
 // Create makes a pod and returns once it is ready: pause runs as PID 1 of
 // the pod's new namespaces inside its root, the namespaces are pinned under
@@ -40,6 +40,7 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 	if err != nil {
 		return nil, err
 	}
+	step := c.tracer()
 	if err := os.MkdirAll(c.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("state root: %w", err)
 	}
@@ -56,6 +57,7 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 		return nil, err
 	}
 	defer lock.Close()
+	step("state directory")
 	p := &Pod{root: c.Root, name: c.Name}
 	var child *initProc
 	ok := false
@@ -72,30 +74,36 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 	if _, err := os.Lstat(filepath.Join(NetNSDir, c.Name)); err == nil {
 		return nil, fmt.Errorf("network namespace %q: %w in %s", c.Name, ErrExists, NetNSDir)
 	}
-	ic := initConfig{
-		Hostname: c.Hostname,
-		Rootfs: rootfs.Spec{
-			Dir:      c.Rootfs,
-			Target:   filepath.Join(dir, "rootfs"),
-			ReadOnly: c.ReadOnly,
-			EtcDir:   filepath.Join(dir, "etc"),
-			Volumes:  c.Volumes,
-		},
+	spec := rootfs.Spec{
+		Dir:      c.Rootfs,
+		Target:   filepath.Join(dir, "rootfs"),
+		ReadOnly: c.ReadOnly,
+		Etc:      etcFiles(c.Hostname),
+		Volumes:  c.Volumes,
 	}
-	for _, d := range []string{"ns", "rootfs", "etc"} {
+	for _, d := range []string{"ns", "rootfs"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
 			return nil, err
 		}
 	}
-	if err := writeEtc(ic.Rootfs.EtcDir, c.Hostname); err != nil {
-		return nil, err
+	if spec.Dir != "" {
+		// A directory root gets the files by bind mounts from here.
+		spec.EtcDir = filepath.Join(dir, "etc")
+		if err := writeEtc(spec.EtcDir, spec.Etc); err != nil {
+			return nil, err
+		}
 	}
-
-	child, err = startInit(ic)
+	ops, err := initProgram(&spec, c.Hostname)
 	if err != nil {
 		return nil, err
 	}
-	pid := child.cmd.Process.Pid
+	step("plan")
+	child, err = startInit(ops)
+	if err != nil {
+		return nil, err
+	}
+	step("clone namespaces, exec init")
+	pid := child.pid
 	ps, err := readStat(pid)
 	if err != nil {
 		return nil, fmt.Errorf("pod init: %w", err)
@@ -121,45 +129,69 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 	if err := writeState(dir, st); err != nil {
 		return nil, err
 	}
+	step("first state write")
 	if err := child.await(ctx); err != nil {
 		return nil, err
 	}
+	step("init: mounts, pivot_root")
 	if st.Namespaces, err = pinNamespaces(pid, filepath.Join(dir, "ns")); err != nil {
 		return nil, fmt.Errorf("pin namespaces: %w", err)
 	}
+	step("pin namespaces")
 	if st.NetNS, err = registerNetNS(c.Name, filepath.Join(dir, "ns", "net")); err != nil {
 		return nil, err
 	}
+	step("register with ip netns")
 	st.Status = specs.StateRunning
 	if err := writeState(dir, st); err != nil {
 		return nil, err
 	}
-	// The pod no longer needs us: forget the child without waiting for it.
-	child.cmd.Process.Release()
+	step("final state write")
 	ok = true
 	p.state = st
 	return p, nil
 }
 
-// initProc is a pod's init between its start and its exec of pause.
-type initProc struct {
-	cmd    *exec.Cmd
-	status *os.File // read end of the status pipe
-}
-
-// startInit starts the pod's init, a re-exec of this binary in new
-// namespaces, and sends it its configuration. Its fds: 3 the config pipe,
-// 4 the status pipe, 5 the pause program.
-func startInit(ic initConfig) (*initProc, error) {
-	b, err := json.Marshal(ic)
+// initProgram is what the pod's init does before it becomes pause.
+func initProgram(spec *rootfs.Spec, hostname string) ([]setup.Op, error) {
+	root, err := rootfs.Plan(spec)
 	if err != nil {
 		return nil, err
 	}
+	ops := []setup.Op{
+		{Code: setup.Write, Flags: setup.Optional, Str: []string{"/proc/self/oom_score_adj", pauseOOMScoreAdj}},
+		{Code: setup.Hostname, Str: []string{hostname}},
+		{Code: setup.LoopbackUp},
+	}
+	return append(ops, root...), nil
+}
+
+// initProc is a pod's init between its start and its becoming pause.
+type initProc struct {
+	pid    int
+	ops    []setup.Op
+	status *os.File // read end of the status pipe
+}
+
+// startInit starts the pod's init in new namespaces: the pause program, from
+// a sealed memfd, in setup mode. It sends the init its program. The init's
+// fds: 0-2 /dev/null, 3 the program, 4 the status pipe, 5 the memfd it was
+// executed from.
+//
+// It forks with syscall.ForkExec rather than os/exec: the pod's init is not
+// a child this process waits for, and os/exec would cost a probing fork and
+// three opens of /dev/null on every create.
+func startInit(ops []setup.Op) (*initProc, error) {
 	pause, err := reaper.Memfd()
 	if err != nil {
 		return nil, err
 	}
 	defer pause.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, err
+	}
+	defer null.Close()
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -171,49 +203,45 @@ func startInit(ic initConfig) (*initProc, error) {
 		return nil, err
 	}
 	defer statusW.Close()
-	cmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
-		Args:       []string{initArg0},
-		Env:        []string{},
-		Dir:        "/",
-		ExtraFiles: []*os.File{cfgR, statusW, pause},
-		SysProcAttr: &unix.SysProcAttr{
+	pid, err := syscall.ForkExec("/proc/self/fd/5", []string{"pause", "setup"}, &syscall.ProcAttr{
+		Dir:   "/",
+		Env:   []string{},
+		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), cfgR.Fd(), statusW.Fd(), pause.Fd()},
+		Sys: &syscall.SysProcAttr{
 			Cloneflags: cloneFlags,
 			Setsid:     true,
 		},
-	}
-	if err := cmd.Start(); err != nil {
+	})
+	if err != nil {
 		statusR.Close()
 		return nil, fmt.Errorf("start pod init: %w", err)
 	}
-	p := &initProc{cmd: cmd, status: statusR}
-	if _, err := cfgW.Write(b); err != nil {
-		return p, fmt.Errorf("send pod init its config: %w", err)
+	p := &initProc{pid: pid, ops: ops, status: statusR}
+	if _, err := cfgW.Write(setup.Encode(ops)); err != nil {
+		return p, fmt.Errorf("send pod init its program: %w", err)
 	}
 	return p, nil
 }
 
-// await waits for the init to report. Success is silence: the status pipe
-// is close-on-exec, so end of file with nothing read means the init has
-// executed pause. A message is the init's error.
+// await waits for the init to report. Success is silence: when the init has
+// run its program it closes every fd but stdio, so end of file with nothing
+// read means the pod is ready. A report is the failed operation.
 func (p *initProc) await(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { p.status.SetReadDeadline(time.Now()) })
 	defer stop()
-	msg, err := io.ReadAll(p.status)
+	report, err := io.ReadAll(p.status)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
 		return fmt.Errorf("pod init: %w", err)
 	}
-	if len(msg) > 0 {
-		return fmt.Errorf("pod init: %s", msg)
+	if len(report) > 0 {
+		return fmt.Errorf("pod init: %w", setup.Failure(p.ops, report))
 	}
-	// The kernel sets the new executable before it closes the status pipe;
-	// an init that died without a word is a zombie with no executable.
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.cmd.Process.Pid))
-	if err != nil || !strings.HasPrefix(exe, "/memfd:pause") {
-		return errors.New("pod init: exited before starting pause")
+	// An init that died without a word (killed) is a zombie by now.
+	if ps, err := readStat(p.pid); err != nil || ps.state == 'Z' {
+		return errors.New("pod init: died before the pod was ready")
 	}
 	return nil
 }
@@ -221,17 +249,24 @@ func (p *initProc) await(ctx context.Context) error {
 // kill ends an init that did not make it, and reaps it.
 func (p *initProc) kill() {
 	p.status.Close()
-	p.cmd.Process.Kill()
-	p.cmd.Wait()
+	unix.Kill(p.pid, unix.SIGKILL)
+	unix.Wait4(p.pid, nil, 0, nil)
 }
 
-// writeEtc writes the pod's hostname, hosts and resolv.conf into etcDir.
-func writeEtc(etcDir, hostname string) error {
-	hosts := "127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-	files := map[string]string{
+// etcFiles returns the contents of the pod's hostname, hosts and
+// resolv.conf.
+func etcFiles(hostname string) map[string]string {
+	return map[string]string{
 		"hostname":    hostname + "\n",
-		"hosts":       hosts,
+		"hosts":       "127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n",
 		"resolv.conf": resolvConf(),
+	}
+}
+
+// writeEtc writes the files into etcDir.
+func writeEtc(etcDir string, files map[string]string) error {
+	if err := os.Mkdir(etcDir, 0o700); err != nil {
+		return err
 	}
 	for _, f := range rootfs.EtcFiles {
 		if err := os.WriteFile(filepath.Join(etcDir, f), []byte(files[f]), 0o644); err != nil {

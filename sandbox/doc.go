@@ -13,13 +13,12 @@
 //
 // Privileges: root (CAP_SYS_ADMIN for mounts and namespaces, CAP_KILL).
 //
-// Re-exec: Create starts the pod's init by re-executing the running binary
-// (/proc/self/exe). This package's init function recognises that re-exec and
-// turns the process into the pod's init before main runs, so any program that
-// imports sandbox, a test binary included, can create pods with no extra
-// set-up. The init prepares the root filesystem, sets the hostname, brings up
-// loopback and then replaces itself with the pause program from
-// package reaper.
+// The pod's init is the pause program of package reaper, executed from a
+// sealed memfd in the new namespaces: it runs the set-up that Create planned
+// in Go (package rootfs and internal/setup), then stays as pause. No Go
+// runtime starts inside the pod and nothing is re-executed, so any program
+// that imports sandbox, a test binary included, creates pods with no extra
+// set-up.
 //
 // Thread rules: nothing in this package changes the namespaces of the calling
 // process or of any of its threads.

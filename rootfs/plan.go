@@ -1,0 +1,242 @@
+package rootfs
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
+
+	"podsb/internal/setup"
+)
+
+// Plan returns the operations that build the root described by s at
+// s.Target and switch to it. It runs on the host, before the pod exists:
+// it reads what the operations need (the host's layout, the /etc files) so
+// that the pod's init only executes them.
+//
+// The operations must run in a process alone in a new mount namespace and
+// inside the pod's PID namespace (for /proc).
+func Plan(s *Spec) ([]setup.Op, error) {
+	p := &planner{t: s.Target}
+	// Nothing mounted from here on may propagate back to the host; host
+	// unmounts still reach the pod (as runc's default rslave).
+	p.mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, "")
+	if s.Dir == "" {
+		if err := p.defaultRoot(); err != nil {
+			return nil, err
+		}
+	} else {
+		// pivot_root needs the new root to be a mount point.
+		p.mount(s.Dir, p.t, "", unix.MS_BIND|unix.MS_REC, "")
+	}
+	for _, d := range []string{"proc", "sys", "dev", "tmp"} {
+		p.mkdir(p.path(d), 0o755)
+	}
+	p.mount("proc", p.path("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	p.mount("sysfs", p.path("sys"), "sysfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	p.devices(p.path("dev"))
+	p.mount("tmpfs", p.path("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
+	if err := p.etc(s); err != nil {
+		return nil, err
+	}
+	for _, v := range s.Volumes {
+		if err := p.volume(s, v); err != nil {
+			return nil, err
+		}
+	}
+	if s.ReadOnly {
+		p.add(setup.Op{Code: setup.RemountRO, Str: []string{p.t}})
+	}
+	p.add(setup.Op{Code: setup.Pivot, Str: []string{p.t}})
+	return p.ops, nil
+}
+
+type planner struct {
+	t   string // target
+	ops []setup.Op
+}
+
+func (p *planner) add(op setup.Op) { p.ops = append(p.ops, op) }
+
+// path returns the target path of name, relative to the new root.
+func (p *planner) path(name string) string { return filepath.Join(p.t, name) }
+
+func (p *planner) mount(source, target, fstype string, flags uintptr, data string) {
+	p.add(setup.Op{Code: setup.Mount, Num: uint64(flags), Str: []string{source, target, fstype, data}})
+}
+
+func (p *planner) mkdir(path string, mode uint32) {
+	p.add(setup.Op{Code: setup.Mkdir, Num: uint64(mode), Str: []string{path}})
+}
+
+// bindReadOnly binds source on target and makes the new mount read-only. A
+// bind mount takes the source's flags; read-only needs a second, remounting
+// call.
+func (p *planner) bindReadOnly(source, target string) {
+	p.mount(source, target, "", unix.MS_BIND|unix.MS_REC, "")
+	p.add(setup.Op{Code: setup.RemountRO, Str: []string{target}})
+}
+
+// defaultRoot mounts a tmpfs with read-only binds of the host's system
+// directories and a private /etc.
+func (p *planner) defaultRoot() error {
+	p.mount("tmpfs", p.t, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755")
+	for _, d := range hostSystemDirs {
+		fi, err := os.Lstat(d)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			link, err := os.Readlink(d)
+			if err != nil {
+				return err
+			}
+			p.add(setup.Op{Code: setup.Symlink, Str: []string{link, p.path(d)}})
+		case fi.IsDir():
+			p.mkdir(p.path(d), 0o755)
+			p.bindReadOnly(d, p.path(d))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		mode uint32
+	}{{"etc", 0o755}, {"root", 0o700}, {"run", 0o755}, {"var", 0o755}, {"var/tmp", 0o1777}, {"home", 0o755}} {
+		p.mkdir(p.path(d.name), d.mode)
+	}
+	for _, f := range hostEtcCopies {
+		b, err := os.ReadFile(filepath.Join("/etc", f))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		p.add(setup.Op{Code: setup.Write, Num: 0o644, Str: []string{p.path("etc/" + f), string(b)}})
+	}
+	return nil
+}
+
+// devNodes are the character devices every pod gets, as runc gives them.
+var devNodes = []struct {
+	name         string
+	major, minor uint32
+}{
+	{"null", 1, 3},
+	{"zero", 1, 5},
+	{"full", 1, 7},
+	{"random", 1, 8},
+	{"urandom", 1, 9},
+	{"tty", 5, 0},
+}
+
+var devLinks = [][2]string{
+	{"pts/ptmx", "ptmx"},
+	{"/proc/self/fd", "fd"},
+	{"/proc/self/fd/0", "stdin"},
+	{"/proc/self/fd/1", "stdout"},
+	{"/proc/self/fd/2", "stderr"},
+}
+
+// devices mounts a small tmpfs at dev with the pod's device nodes, a private
+// devpts instance (so the pod's ptys are its own), /dev/shm, and the
+// message-queue filesystem of the pod's IPC namespace.
+func (p *planner) devices(dev string) {
+	p.mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID, "mode=0755,size=65536k")
+	for _, n := range devNodes {
+		mode := uint64(unix.S_IFCHR | 0o666)
+		p.add(setup.Op{Code: setup.Mknod, Num: mode | uint64(unix.Mkdev(n.major, n.minor))<<32, Str: []string{filepath.Join(dev, n.name)}})
+	}
+	for _, l := range devLinks {
+		p.add(setup.Op{Code: setup.Symlink, Str: []string{l[0], filepath.Join(dev, l[1])}})
+	}
+	for _, d := range []string{"pts", "shm", "mqueue"} {
+		p.mkdir(filepath.Join(dev, d), 0o755)
+	}
+	p.mount("devpts", filepath.Join(dev, "pts"), "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+	p.mount("shm", filepath.Join(dev, "shm"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k")
+	p.mount("mqueue", filepath.Join(dev, "mqueue"), "mqueue", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+}
+
+// etc gives the root the pod's hostname, hosts and resolv.conf: copies in
+// the default root's private /etc; bind mounts from s.EtcDir over the
+// entries of a directory root, whose own files stay untouched.
+func (p *planner) etc(s *Spec) error {
+	if s.Dir == "" {
+		for _, f := range EtcFiles {
+			p.add(setup.Op{Code: setup.Write, Num: 0o644, Str: []string{p.path("etc/" + f), s.Etc[f]}})
+		}
+		return nil
+	}
+	etc, err := securejoin.SecureJoin(s.Dir, "etc")
+	if err != nil || !isDir(etc) {
+		return nil // a root without /etc gets none
+	}
+	for _, f := range EtcFiles {
+		fi, err := os.Lstat(filepath.Join(etc, f))
+		if err == nil && !fi.Mode().IsRegular() {
+			// A symlink (resolv.conf often is one) would be followed in
+			// the host's tree by mount(2): leave it as the root has it.
+			continue
+		}
+		dst := p.path(strings.TrimPrefix(filepath.Join(etc, f), s.Dir))
+		if err != nil {
+			// Missing: make a mount point if the root allows.
+			p.add(setup.Op{Code: setup.Touch, Flags: setup.Optional, Num: 0o644, Str: []string{dst}})
+		}
+		src := filepath.Join(s.EtcDir, f)
+		if s.ReadOnly {
+			p.bindReadOnly(src, dst)
+		} else {
+			p.mount(src, dst, "", unix.MS_BIND, "")
+		}
+	}
+	return nil
+}
+
+// volume binds v.Source at v.Destination. In a directory root the
+// destination is resolved inside the root, so a symlink in it cannot send
+// the mount outside.
+func (p *planner) volume(s *Spec, v Volume) error {
+	dst := p.path(v.Destination)
+	if s.Dir != "" {
+		real, err := securejoin.SecureJoin(s.Dir, v.Destination)
+		if err != nil {
+			return err
+		}
+		dst = p.path(strings.TrimPrefix(real, s.Dir))
+	}
+	fi, err := os.Stat(v.Source)
+	if err != nil {
+		return err
+	}
+	dir := dst
+	if !fi.IsDir() {
+		dir = filepath.Dir(dst)
+	}
+	// mkdir -p, inside the target.
+	rel := strings.TrimPrefix(dir, p.t)
+	cur := p.t
+	for _, part := range strings.Split(strings.Trim(rel, "/"), "/") {
+		if part == "" {
+			continue
+		}
+		cur = filepath.Join(cur, part)
+		p.mkdir(cur, 0o755)
+	}
+	if !fi.IsDir() {
+		p.add(setup.Op{Code: setup.Touch, Num: 0o644, Str: []string{dst}})
+	}
+	if v.ReadOnly {
+		p.bindReadOnly(v.Source, dst)
+	} else {
+		p.mount(v.Source, dst, "", unix.MS_BIND|unix.MS_REC, "")
+	}
+	return nil
+}
