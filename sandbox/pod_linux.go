@@ -147,8 +147,8 @@ func List(root string) ([]*Pod, error) {
 	return pods, nil
 }
 
-// Process is a process of a pod.
-type Process struct {
+// ProcessInfo describes a process of a pod.
+type ProcessInfo struct {
 	// PID is the process's PID inside the pod; pause is 1.
 	PID int `json:"pid"`
 	// HostPID is its PID in the caller's PID namespace.
@@ -163,7 +163,7 @@ type Process struct {
 
 // Processes lists the pod's processes, sorted by PID inside the pod. A pod
 // that is not running has none.
-func (p *Pod) Processes() ([]Process, error) {
+func (p *Pod) Processes() ([]ProcessInfo, error) {
 	if p.Status() == specs.StateStopped || p.state == nil {
 		return nil, nil
 	}
@@ -175,7 +175,7 @@ func (p *Pod) Processes() ([]Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	var procs []Process
+	var procs []ProcessInfo
 	hostToPod := map[int]int{}
 	for _, pid := range pids {
 		if i, ok := pidNSInode(pid); !ok || i != ino {
@@ -188,7 +188,7 @@ func (p *Pod) Processes() ([]Process, error) {
 		host, _ := strconv.Atoi(pid)
 		inner := s.nspid[len(s.nspid)-1]
 		hostToPod[host] = inner
-		procs = append(procs, Process{PID: inner, HostPID: host, PPID: s.ppid, State: s.state, Command: readCmdline(pid, s.name)})
+		procs = append(procs, ProcessInfo{PID: inner, HostPID: host, PPID: s.ppid, State: s.state, Command: readCmdline(pid, s.name)})
 	}
 	for i := range procs {
 		// A parent outside the pod (a host-side exec launcher) shows as 0.

@@ -84,6 +84,8 @@ func newRootCmd(stdout io.Writer) *cobra.Command {
 		newTopCmd(g),
 		newInspectCmd(g),
 		newRmCmd(g),
+		newExecCmd(g),
+		newLogsCmd(g),
 	)
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root

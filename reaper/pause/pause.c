@@ -42,6 +42,11 @@ enum {
 	SYS_munmap = 11,
 	SYS_ioctl = 16,
 	SYS_socket = 41,
+	SYS_fork = 57,
+	SYS_execve = 59,
+	SYS_fcntl = 72,
+	SYS_setsid = 112,
+	SYS_pipe2 = 293,
 	SYS_fchdir = 81,
 	SYS_symlink = 88,
 	SYS_umask = 95,
@@ -63,6 +68,9 @@ enum {
 	SYS_close_range = 436,
 
 	SIG_BLOCK = 0,
+	SIG_SETMASK = 2,
+	F_SETFD = 2,
+	FD_CLOEXEC = 1,
 	SIGINT = 2,
 	SIGTERM = 15,
 	SIGCHLD = 17,
@@ -70,6 +78,9 @@ enum {
 	WNOHANG = 1,
 	WALL = 0x40000000,	// __WALL: also clone children with another exit signal
 
+	PR_SET_PDEATHSIG = 1,
+	SIGKILL = 9,
+	ENOENT = 2,
 	PR_SET_NAME = 15,
 	PR_SET_CHILD_SUBREAPER = 36,
 
@@ -401,11 +412,106 @@ static void setup(void)
 	sys(SYS_munmap, (long)buf, CONFIG_MAX, 0, 0);
 }
 
+
+// ---- Spawn mode --------------------------------------------------------
+//
+// "pause spawn PATH ARGV0 ARGS..." starts a command detached inside a pod:
+// podsb runs it from a thread that has joined the pod's namespaces, so this
+// process is inside the pod's PID namespace. It forks the command in a new
+// session and exits at once, so that the kernel hands the command to the
+// pod's init, pause, which reaps it when it ends (an orphan goes to the init
+// of the namespace its dead parent was in). It reports the command's PID, as
+// the pod sees it, and the errno of a failed execve on fd 3: two 32-bit
+// words.
+
+enum {
+	SPAWN_STATUS_FD = 3,
+};
+
+__attribute__((noreturn)) static void spawn(char **argv, char **envp)
+{
+	static const sigset64 none = 0;
+	int p[2];
+	int rep[2] = { 0, 0 };
+	long pid;
+
+	// The command gets a clean signal mask and only stdio (and, until its
+	// execve, the report pipe): fd 3 closes on exec, fd 4 up (the memfd
+	// this program came from) closes now.
+	sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof none);
+	sys(SYS_fcntl, SPAWN_STATUS_FD, F_SETFD, FD_CLOEXEC, 0);
+	sys(SYS_close_range, SPAWN_STATUS_FD + 1, ~0U, 0, 0);
+	if ((rep[1] = -sys(SYS_pipe2, (long)p, O_CLOEXEC, 0, 0)) != 0)
+		goto report;
+	pid = sys(SYS_fork, 0, 0, 0, 0);
+	if (pid == 0) {
+		int err;
+
+		sys(SYS_close, p[0], 0, 0, 0);
+		sys(SYS_setsid, 0, 0, 0, 0);
+		err = -sys(SYS_execve, (long)argv[0], (long)(argv + 1), (long)envp, 0);
+		sys(SYS_write, p[1], (long)&err, sizeof err, 0);
+		sys(SYS_exit_group, 127, 0, 0, 0);
+	}
+	if (pid < 0) {
+		rep[1] = -pid;
+		goto report;
+	}
+	rep[0] = pid;
+	sys(SYS_close, p[1], 0, 0, 0);
+	// End of file: the execve succeeded and closed the pipe; else the
+	// child wrote its errno.
+	while (sys(SYS_read, p[0], (long)&rep[1], sizeof rep[1], 0) == -EINTR)
+		;
+report:
+	sys(SYS_write, SPAWN_STATUS_FD, (long)rep, sizeof rep, 0);
+	sys(SYS_exit_group, 0, 0, 0, 0);
+	__builtin_unreachable();
+}
+
+
+// ---- Exec mode ---------------------------------------------------------
+//
+// "pause exec PATH ARGV0 ARGS..." is the last step of podsb exec: forked by
+// podsb from a thread that joined the pod's namespaces, it asks the kernel
+// to SIGKILL it when that thread (the command's parent, outside the pod)
+// dies, keeps only stdio, and executes the command, which inherits both.
+// Go cannot do this itself: its Pdeathsig check compares the parent's PID
+// before the fork with getppid() after it, which is 0 across a PID
+// namespace, and so kills the child at once.
+
+__attribute__((noreturn)) static void run_exec(char **argv, char **envp)
+{
+	static const sigset64 none = 0;
+	long err;
+
+	sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof none);
+	sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
+	sys(SYS_close_range, 3, ~0U, 0, 0);
+	err = sys(SYS_execve, (long)argv[0], (long)(argv + 1), (long)envp, 0);
+	// As a shell: not found 127, found but not executable 126.
+	sys(SYS_exit_group, err == -ENOENT ? 127 : 126, 0, 0, 0);
+	__builtin_unreachable();
+}
+
+// is tells whether the string s is word.
+static int is(const char *s, const char *word)
+{
+	while (*s && *s == *word)
+		s++, word++;
+	return *s == *word;
+}
+
 // run is entered from _start with the initial stack: argc, then argv.
 __attribute__((noreturn, used)) static void run(long *sp)
 {
 	long argc = sp[0];
 	char **argv = (char **)(sp + 1);
+
+	if (argc > 3 && is(argv[1], "spawn"))
+		spawn(argv + 2, argv + argc + 1);
+	if (argc > 3 && is(argv[1], "exec"))
+		run_exec(argv + 2, argv + argc + 1);
 
 	// Block first, so that nothing sent while pause starts up is lost.
 	sys(SYS_rt_sigprocmask, SIG_BLOCK, (long)&all, 0, sizeof all);

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"podsb/sandbox"
+)
+
+func newLogsCmd(g *globals) *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs [-f] POD [PID]",
+		Short: "Show the output of commands started with exec -d",
+		Long: `Show the output (stdout and stderr) of a command started in POD with
+exec -d, by its PID inside the pod; without PID, of the pod's only such
+command. With -f, keep printing until the command exits.`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pod, err := sandbox.Load(g.root, args[0])
+			if err != nil {
+				return err
+			}
+			pid := 0
+			if len(args) == 2 {
+				if pid, err = strconv.Atoi(args[1]); err != nil || pid <= 0 {
+					return fmt.Errorf("logs: PID %q is not a number", args[1])
+				}
+			}
+			path, err := pod.LogPath(pid)
+			if err != nil {
+				return err
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			for {
+				if _, err := io.Copy(cmd.OutOrStdout(), f); err != nil {
+					return err
+				}
+				if !follow || !pod.Running(pid) {
+					// One last copy: output written just before the exit.
+					_, err := io.Copy(cmd.OutOrStdout(), f)
+					return err
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the command exits")
+	return cmd
+}

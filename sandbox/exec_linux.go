@@ -1,0 +1,460 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/creack/pty"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"podsb/nsenter"
+	"podsb/reaper"
+)
+
+var (
+	// ErrCommandNotFound means the command is not in the pod (exit 127).
+	ErrCommandNotFound = errors.New("command not found")
+	// ErrNotExecutable means the command exists but cannot be executed
+	// (exit 126).
+	ErrNotExecutable = errors.New("permission denied: not executable")
+)
+
+// DefaultPath is the PATH of a command run in a pod, as runc and docker give.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// ExecConfig describes a command to run in a pod.
+type ExecConfig struct {
+	// Args is the command and its arguments; Args[0] is looked up in the
+	// pod's PATH unless it holds a slash.
+	Args []string
+	// Env adds KEY=VAL variables to the default environment (PATH, HOME,
+	// HOSTNAME, and TERM with TTY), overriding it. Nothing of the caller's
+	// environment is passed.
+	Env []string
+	// Dir is the working directory inside the pod; "/" if empty.
+	Dir string
+	// User is "USER[:GROUP]", names (from the pod's /etc/passwd and
+	// /etc/group) or numbers; root if empty.
+	User string
+	// Stdin, Stdout and Stderr are the command's stdio; nil is /dev/null.
+	// With TTY they are not used: read and write Process.PTY instead.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// TTY gives the command a pseudo-terminal of the pod's own devpts as
+	// its controlling terminal and stdio.
+	TTY bool
+	// Detach starts the command so that pause adopts it: Exec returns at
+	// once, stdout and stderr go to the log file Process.LogPath, stdin is
+	// /dev/null, and Wait returns at once.
+	Detach bool
+}
+
+// Process is a command started in a pod by Exec.
+type Process struct {
+	cmd     *exec.Cmd
+	hostPID int
+	podPID  int
+	pty     *os.File
+	logPath string
+
+	waitOnce sync.Once
+	status   int
+	waitErr  error
+	release  chan struct{} // lets the thread that forked the command go
+}
+
+// Pid returns the process's PID in the caller's PID namespace.
+func (p *Process) Pid() int { return p.hostPID }
+
+// PodPID returns the process's PID inside the pod.
+func (p *Process) PodPID() int {
+	if p.podPID == 0 {
+		if s, err := readStatus(strconv.Itoa(p.hostPID)); err == nil && len(s.nspid) > 0 {
+			p.podPID = s.nspid[len(s.nspid)-1]
+		}
+	}
+	return p.podPID
+}
+
+// PTY returns the terminal's controlling side when ExecConfig.TTY was set.
+func (p *Process) PTY() *os.File { return p.pty }
+
+// LogPath returns the log file of a detached process.
+func (p *Process) LogPath() string { return p.logPath }
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) error {
+	if p.cmd == nil {
+		return errors.New("detached process: signal it by its PID")
+	}
+	return p.cmd.Process.Signal(sig)
+}
+
+// Wait waits for the process to exit and returns its exit status: its exit
+// code, or 128+N if signal N killed it. A detached process is not waited
+// for: Wait returns 0 at once.
+func (p *Process) Wait() (int, error) {
+	p.waitOnce.Do(func() {
+		if p.cmd == nil {
+			return
+		}
+		err := p.cmd.Wait()
+		close(p.release)
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &ee):
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				p.status = 128 + int(ws.Signal())
+			} else {
+				p.status = ee.ExitCode()
+			}
+		default:
+			p.waitErr = err
+		}
+		if p.pty != nil {
+			p.pty.Close()
+		}
+	})
+	return p.status, p.waitErr
+}
+
+// Exec starts a command in all of the pod's namespaces, with the pod's root
+// as its root.
+//
+// The command is forked from a thread that joined the pod's namespaces
+// (package nsenter), so it is born in the pod's PID namespace. Its parent is
+// the caller, outside the pod, which waits for it; if the caller dies, the
+// kernel kills the command (PR_SET_PDEATHSIG, set by pause's exec mode just
+// before it executes the command), and the command's own orphans go to
+// pause. Only fds 0, 1 and 2 are open in the command.
+func (p *Pod) Exec(ctx context.Context, c ExecConfig) (*Process, error) {
+	if len(c.Args) == 0 || c.Args[0] == "" {
+		return nil, invalidf("exec: no command")
+	}
+	if p.state == nil || !p.alive() {
+		return nil, fmt.Errorf("%s: %w", p.name, ErrNotRunning)
+	}
+	if c.Dir != "" && !filepath.IsAbs(c.Dir) {
+		return nil, invalidf("working directory %q: not an absolute path", c.Dir)
+	}
+	for _, kv := range c.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return nil, invalidf("environment variable %q: want KEY=VAL", kv)
+		}
+	}
+	// Descriptors inherited without close-on-exec (from whoever started
+	// this process) must not reach the pod.
+	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+
+	h, err := p.openHandles()
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	if c.Detach {
+		return p.execDetached(h, c)
+	}
+	proc := &Process{release: make(chan struct{})}
+	started := make(chan error, 1)
+	go h.Do(func() error {
+		err := p.startOnThread(proc, c)
+		started <- err
+		if err == nil {
+			// The command dies with this thread (PR_SET_PDEATHSIG): keep
+			// the thread until the command has been waited for.
+			<-proc.release
+		}
+		return err
+	})
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return proc, nil
+}
+
+// openHandles opens the pod's pinned namespace handles in joining order.
+func (p *Pod) openHandles() (*nsenter.Handles, error) {
+	flags := map[specs.LinuxNamespaceType]int{
+		specs.PIDNamespace: unix.CLONE_NEWPID, specs.UTSNamespace: unix.CLONE_NEWUTS,
+		specs.IPCNamespace: unix.CLONE_NEWIPC, specs.NetworkNamespace: unix.CLONE_NEWNET,
+		specs.MountNamespace: unix.CLONE_NEWNS,
+	}
+	var nss []nsenter.Namespace
+	for _, t := range NamespaceTypes {
+		if t != specs.MountNamespace {
+			nss = append(nss, nsenter.Namespace{Type: flags[t], Path: p.NamespacePath(t)})
+		}
+	}
+	// The mount namespace last: host paths no longer resolve after it.
+	nss = append(nss, nsenter.Namespace{Type: unix.CLONE_NEWNS, Path: p.NamespacePath(specs.MountNamespace)})
+	return nsenter.Open(nss)
+}
+
+// prepare resolves, inside the pod (on the joined thread), the user, the
+// environment and the command's path.
+func (p *Pod) prepare(c ExecConfig) (string, []string, execUser, error) {
+	var passwd, group io.Reader
+	if b, err := os.ReadFile("/etc/passwd"); err == nil {
+		passwd = bytes.NewReader(b)
+	}
+	if b, err := os.ReadFile("/etc/group"); err == nil {
+		group = bytes.NewReader(b)
+	}
+	u, err := resolveUser(c.User, passwd, group)
+	if err != nil {
+		return "", nil, u, err
+	}
+	env := []string{"PATH=" + DefaultPath, "HOME=" + u.home, "HOSTNAME=" + p.state.Hostname}
+	if c.TTY {
+		env = append(env, "TERM=xterm")
+	}
+	env = mergeEnv(env, c.Env)
+	path, err := lookPath(c.Args[0], envValue(env, "PATH"))
+	return path, env, u, err
+}
+
+// startOnThread starts the command. It runs on the thread that joined the
+// pod's namespaces, so paths resolve in the pod's root.
+func (p *Pod) startOnThread(proc *Process, c ExecConfig) error {
+	path, env, u, err := p.prepare(c)
+	if err != nil {
+		return err
+	}
+	dir := c.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	helper, err := reaper.Memfd()
+	if err != nil {
+		return err
+	}
+	defer helper.Close()
+	// The command is executed by pause's exec mode, from the memfd at fd
+	// 3 of the child: it sets PR_SET_PDEATHSIG, which Go's own Pdeathsig
+	// cannot across a PID namespace, and closes fd 3.
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/fd/3",
+		Args:       append([]string{"pause", "exec", path}, c.Args...),
+		Env:        env,
+		Dir:        dir,
+		Stdin:      c.Stdin,
+		Stdout:     c.Stdout,
+		Stderr:     c.Stderr,
+		ExtraFiles: []*os.File{helper},
+		SysProcAttr: &unix.SysProcAttr{
+			Credential: &syscall.Credential{Uid: u.uid, Gid: u.gid, Groups: u.groups},
+		},
+	}
+	if c.TTY {
+		// /dev/ptmx here is the pod's: its own devpts instance.
+		ptmx, tty, err := pty.Open()
+		if err != nil {
+			return fmt.Errorf("open pty in pod: %w", err)
+		}
+		defer tty.Close()
+		if err := tty.Chown(int(u.uid), int(u.gid)); err != nil {
+			ptmx.Close()
+			return err
+		}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+		cmd.SysProcAttr.Setsid = true
+		cmd.SysProcAttr.Setctty = true
+		cmd.SysProcAttr.Ctty = 0
+		proc.pty = ptmx
+	}
+	if err := cmd.Start(); err != nil {
+		if proc.pty != nil {
+			proc.pty.Close()
+		}
+		return p.startError(c.Args[0], err)
+	}
+	proc.cmd = cmd
+	proc.hostPID = cmd.Process.Pid
+	return nil
+}
+
+// startError turns a failed fork or execve into podsb's error classes.
+func (p *Pod) startError(name string, err error) error {
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("%s: %w", name, ErrCommandNotFound)
+	case errors.Is(err, unix.EACCES), errors.Is(err, unix.ENOEXEC), errors.Is(err, unix.EISDIR), errors.Is(err, unix.EPERM):
+		return fmt.Errorf("%s: %w", name, ErrNotExecutable)
+	case errors.Is(err, unix.ENOMEM) && !p.alive():
+		// Forking into a PID namespace whose init has died fails so.
+		return fmt.Errorf("%s: %w", p.name, ErrNotRunning)
+	}
+	return fmt.Errorf("start %s: %w", name, err)
+}
+
+// execDetached starts the command through pause's spawn mode: a process
+// inside the pod forks the command and exits, so pause adopts it.
+func (p *Pod) execDetached(h *nsenter.Handles, c ExecConfig) (*Process, error) {
+	logs := filepath.Join(p.Dir(), "logs")
+	if err := os.MkdirAll(logs, 0o700); err != nil {
+		return nil, err
+	}
+	logf, err := os.CreateTemp(logs, ".starting-*")
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, err
+	}
+	defer null.Close()
+	spawner, err := reaper.Memfd()
+	if err != nil {
+		return nil, err
+	}
+	defer spawner.Close()
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer statusR.Close()
+	defer statusW.Close()
+
+	proc := &Process{}
+	err = h.Do(func() error {
+		path, env, u, err := p.prepare(c)
+		if err != nil {
+			return err
+		}
+		dir := c.Dir
+		if dir == "" {
+			dir = "/"
+		}
+		cmd := &exec.Cmd{
+			// The pod's /proc: this thread's root is the pod's.
+			Path:       "/proc/self/fd/4",
+			Args:       append([]string{"pause", "spawn", path}, c.Args...),
+			Env:        env,
+			Dir:        dir,
+			Stdin:      null,
+			Stdout:     logf,
+			Stderr:     logf,
+			ExtraFiles: []*os.File{statusW, spawner},
+			SysProcAttr: &unix.SysProcAttr{
+				Credential: &syscall.Credential{Uid: u.uid, Gid: u.gid, Groups: u.groups},
+			},
+		}
+		if err := cmd.Start(); err != nil {
+			return p.startError(c.Args[0], err)
+		}
+		statusW.Close()
+		var rep [8]byte
+		_, rerr := io.ReadFull(statusR, rep[:])
+		cmd.Wait()
+		if rerr != nil {
+			return fmt.Errorf("start %s detached: %w", c.Args[0], rerr)
+		}
+		if errno := unix.Errno(binary.LittleEndian.Uint32(rep[4:])); errno != 0 {
+			return p.startError(c.Args[0], errno)
+		}
+		proc.podPID = int(binary.LittleEndian.Uint32(rep[:4]))
+		return nil
+	})
+	if err != nil {
+		os.Remove(logf.Name())
+		return nil, err
+	}
+	proc.logPath = filepath.Join(logs, strconv.Itoa(proc.podPID)+".log")
+	if err := os.Rename(logf.Name(), proc.logPath); err != nil {
+		return nil, err
+	}
+	proc.hostPID = hostPIDOf(p, proc.podPID)
+	return proc, nil
+}
+
+// hostPIDOf finds the host PID of a pod's process from its PID in the pod.
+func hostPIDOf(p *Pod, podPID int) int {
+	procs, err := p.Processes()
+	if err != nil {
+		return 0
+	}
+	for _, pr := range procs {
+		if pr.PID == podPID {
+			return pr.HostPID
+		}
+	}
+	return 0
+}
+
+// lookPath finds file in the directories of path, in the calling thread's
+// root, as a shell would.
+func lookPath(file, path string) (string, error) {
+	check := func(p string) error {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return ErrCommandNotFound
+		}
+		if fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return ErrNotExecutable
+		}
+		return nil
+	}
+	if strings.Contains(file, "/") {
+		if err := check(file); err != nil {
+			return "", fmt.Errorf("%s: %w", file, err)
+		}
+		return file, nil
+	}
+	found := ErrCommandNotFound
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, file)
+		switch err := check(p); err {
+		case nil:
+			return p, nil
+		case ErrNotExecutable:
+			found = err
+		}
+	}
+	return "", fmt.Errorf("%s: %w", file, found)
+}
+
+// mergeEnv returns base with the KEY=VAL of extra added, a later key
+// replacing an earlier one.
+func mergeEnv(base, extra []string) []string {
+	out := append([]string{}, base...)
+	for _, kv := range extra {
+		k, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, e := range out {
+			if ek, _, _ := strings.Cut(e, "="); ek == k {
+				out[i], replaced = kv, true
+				break
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func envValue(env []string, key string) string {
+	for _, e := range env {
+		if k, v, _ := strings.Cut(e, "="); k == key {
+			return v
+		}
+	}
+	return ""
+}
