@@ -65,6 +65,19 @@ func (h *Handles) Do(f func() error) error {
 	return <-errc
 }
 
+// Go runs f on a fresh OS thread that has joined every namespace of h, and
+// returns at once. f receives the error of joining, if any, and must then
+// return. The thread is destroyed when f returns, so a process that f forks
+// with PR_SET_PDEATHSIG lives as long as f does. The handles must stay open
+// until f has started.
+func (h *Handles) Go(f func(err error)) {
+	go func() {
+		// Never unlocked: the thread dies with this goroutine.
+		runtime.LockOSThread()
+		f(h.join(func() error { return nil }))
+	}()
+}
+
 func (h *Handles) join(f func() error) error {
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		return fmt.Errorf("unshare filesystem state: %w", err)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -46,7 +45,8 @@ type ExecConfig struct {
 	// Dir is the working directory inside the pod; "/" if empty.
 	Dir string
 	// User is "USER[:GROUP]", names (from the pod's /etc/passwd and
-	// /etc/group) or numbers; root if empty.
+	// /etc/group) or numbers; root with HOME=/root and no supplementary
+	// groups if empty.
 	User string
 	// Stdin, Stdout and Stderr are the command's stdio; nil is /dev/null.
 	// With TTY they are not used: read and write Process.PTY instead.
@@ -63,12 +63,13 @@ type ExecConfig struct {
 
 // Process is a command started in a pod by Exec.
 type Process struct {
-	cmd     *exec.Cmd
 	hostPID int
 	podPID  int
 	pty     *os.File
 	logPath string
 
+	stdio    *stdio // nil when detached
+	pidfd    int    // for signals that cannot reach a reused PID
 	waitOnce sync.Once
 	status   int
 	waitErr  error
@@ -94,36 +95,37 @@ func (p *Process) PTY() *os.File { return p.pty }
 // LogPath returns the log file of a detached process.
 func (p *Process) LogPath() string { return p.logPath }
 
-// Signal sends sig to the process.
+// Signal sends sig to the process; after it exited, it does nothing.
 func (p *Process) Signal(sig os.Signal) error {
-	if p.cmd == nil {
+	if p.stdio == nil {
 		return errors.New("detached process: signal it by its PID")
 	}
-	return p.cmd.Process.Signal(sig)
+
+	s, ok := sig.(syscall.Signal)
+	if !ok {
+		return fmt.Errorf("signal %v: not a syscall.Signal", sig)
+	}
+	err := unix.PidfdSendSignal(p.pidfd, s, nil, 0)
+	if errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EBADF) {
+		return nil // exited, or reaped
+	}
+	return err
 }
 
 // Wait waits for the process to exit and returns its exit status: its exit
 // code, or 128+N if signal N killed it. A detached process is not waited
 // for: Wait returns 0 at once.
 func (p *Process) Wait() (int, error) {
+	if p.stdio == nil {
+		return 0, nil
+	}
+	// Waited for here, not on the thread that forked it: the caller's
+	// goroutine then wakes in place when the command exits.
 	p.waitOnce.Do(func() {
-		if p.cmd == nil {
-			return
-		}
-		err := p.cmd.Wait()
+		p.status, p.waitErr = waitExit(p.hostPID)
 		close(p.release)
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-		case errors.As(err, &ee):
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				p.status = 128 + int(ws.Signal())
-			} else {
-				p.status = ee.ExitCode()
-			}
-		default:
-			p.waitErr = err
-		}
+		unix.Close(p.pidfd)
+		p.stdio.wait()
 		if p.pty != nil {
 			p.pty.Close()
 		}
@@ -169,15 +171,16 @@ func (p *Pod) Exec(ctx context.Context, c ExecConfig) (*Process, error) {
 	}
 	proc := &Process{release: make(chan struct{})}
 	started := make(chan error, 1)
-	go h.Do(func() error {
-		err := p.startOnThread(proc, c)
+	h.Go(func(err error) {
+		if err == nil {
+			err = p.startOnThread(proc, c)
+		}
 		started <- err
 		if err == nil {
 			// The command dies with this thread (PR_SET_PDEATHSIG): keep
 			// the thread until the command has been waited for.
 			<-proc.release
 		}
-		return err
 	})
 	if err := <-started; err != nil {
 		return nil, err
@@ -206,16 +209,19 @@ func (p *Pod) openHandles() (*nsenter.Handles, error) {
 // prepare resolves, inside the pod (on the joined thread), the user, the
 // environment and the command's path.
 func (p *Pod) prepare(c ExecConfig) (string, []string, execUser, error) {
-	var passwd, group io.Reader
-	if b, err := os.ReadFile("/etc/passwd"); err == nil {
-		passwd = bytes.NewReader(b)
-	}
-	if b, err := os.ReadFile("/etc/group"); err == nil {
-		group = bytes.NewReader(b)
-	}
-	u, err := resolveUser(c.User, passwd, group)
-	if err != nil {
-		return "", nil, u, err
+	u := execUser{home: "/root"} // root, without reading a file
+	if c.User != "" {
+		var passwd, group io.Reader
+		if b, err := os.ReadFile("/etc/passwd"); err == nil {
+			passwd = bytes.NewReader(b)
+		}
+		if b, err := os.ReadFile("/etc/group"); err == nil {
+			group = bytes.NewReader(b)
+		}
+		var err error
+		if u, err = resolveUser(c.User, passwd, group); err != nil {
+			return "", nil, u, err
+		}
 	}
 	env := []string{"PATH=" + DefaultPath, "HOME=" + u.home, "HOSTNAME=" + p.state.Hostname}
 	if c.TTY {
@@ -242,22 +248,10 @@ func (p *Pod) startOnThread(proc *Process, c ExecConfig) error {
 		return err
 	}
 	defer helper.Close()
-	// The command is executed by pause's exec mode, from the memfd at fd
-	// 3 of the child: it sets PR_SET_PDEATHSIG, which Go's own Pdeathsig
-	// cannot across a PID namespace, and closes fd 3.
-	cmd := &exec.Cmd{
-		Path:       "/proc/self/fd/3",
-		Args:       append([]string{"pause", "exec", path}, c.Args...),
-		Env:        env,
-		Dir:        dir,
-		Stdin:      c.Stdin,
-		Stdout:     c.Stdout,
-		Stderr:     c.Stderr,
-		ExtraFiles: []*os.File{helper},
-		SysProcAttr: &unix.SysProcAttr{
-			Credential: &syscall.Credential{Uid: u.uid, Gid: u.gid, Groups: u.groups},
-		},
+	sys := &syscall.SysProcAttr{
+		Credential: &syscall.Credential{Uid: u.uid, Gid: u.gid, Groups: u.groups},
 	}
+	stdin, stdout, stderr := c.Stdin, c.Stdout, c.Stderr
 	if c.TTY {
 		// /dev/ptmx here is the pod's: its own devpts instance.
 		ptmx, tty, err := pty.Open()
@@ -269,20 +263,33 @@ func (p *Pod) startOnThread(proc *Process, c ExecConfig) error {
 			ptmx.Close()
 			return err
 		}
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
-		cmd.SysProcAttr.Setsid = true
-		cmd.SysProcAttr.Setctty = true
-		cmd.SysProcAttr.Ctty = 0
+		stdin, stdout, stderr = tty, tty, tty
+		sys.Setsid, sys.Setctty, sys.Ctty = true, true, 0
 		proc.pty = ptmx
 	}
-	if err := cmd.Start(); err != nil {
+	s, err := newStdio(stdin, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	// The command is executed by pause's exec mode, from the memfd at fd
+	// 3 of the child: it sets PR_SET_PDEATHSIG, which Go's own Pdeathsig
+	// cannot across a PID namespace, and closes fd 3.
+	pid, err := fork("/proc/self/fd/3", append([]string{"pause", "exec", path}, c.Args...), env, dir, s, []*os.File{helper}, sys)
+	if err != nil {
+		s.wait()
 		if proc.pty != nil {
 			proc.pty.Close()
 		}
 		return p.startError(c.Args[0], err)
 	}
-	proc.cmd = cmd
-	proc.hostPID = cmd.Process.Pid
+	if proc.pidfd, err = unix.PidfdOpen(pid, 0); err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+		waitExit(pid)
+		s.wait()
+		return os.NewSyscallError("pidfd_open", err)
+	}
+	proc.stdio = s
+	proc.hostPID = pid
 	return nil
 }
 
@@ -339,27 +346,17 @@ func (p *Pod) execDetached(h *nsenter.Handles, c ExecConfig) (*Process, error) {
 		if dir == "" {
 			dir = "/"
 		}
-		cmd := &exec.Cmd{
-			// The pod's /proc: this thread's root is the pod's.
-			Path:       "/proc/self/fd/4",
-			Args:       append([]string{"pause", "spawn", path}, c.Args...),
-			Env:        env,
-			Dir:        dir,
-			Stdin:      null,
-			Stdout:     logf,
-			Stderr:     logf,
-			ExtraFiles: []*os.File{statusW, spawner},
-			SysProcAttr: &unix.SysProcAttr{
-				Credential: &syscall.Credential{Uid: u.uid, Gid: u.gid, Groups: u.groups},
-			},
-		}
-		if err := cmd.Start(); err != nil {
+		s := &stdio{files: [3]*os.File{null, logf, logf}}
+		sys := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.uid, Gid: u.gid, Groups: u.groups}}
+		// The pod's /proc: this thread's root is the pod's.
+		pid, err := fork("/proc/self/fd/4", append([]string{"pause", "spawn", path}, c.Args...), env, dir, s, []*os.File{statusW, spawner}, sys)
+		if err != nil {
 			return p.startError(c.Args[0], err)
 		}
 		statusW.Close()
 		var rep [8]byte
 		_, rerr := io.ReadFull(statusR, rep[:])
-		cmd.Wait()
+		waitExit(pid)
 		if rerr != nil {
 			return fmt.Errorf("start %s detached: %w", c.Args[0], rerr)
 		}

@@ -1,9 +1,10 @@
 package sandbox
 
 import (
-	"crypto/rand"
 	"encoding/hex"
 	"regexp"
+
+	"golang.org/x/sys/unix"
 )
 
 // MaxNameLen is the longest pod name; a name is also the default hostname,
@@ -37,9 +38,11 @@ func validateHostname(h string) error {
 
 // newID returns a random 12-hex-digit pod name.
 func newID() string {
+	// getrandom(2) rather than crypto/rand, whose initialization every
+	// podsb command would pay for at start.
 	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand does not fail on Linux
+	if _, err := unix.Getrandom(b[:], 0); err != nil {
+		panic(err) // does not fail once the kernel's pool is ready
 	}
 	return hex.EncodeToString(b[:])
 }

@@ -91,10 +91,6 @@ PID inside the pod.`,
 // runAttached runs the command, forwarding signals (and the terminal with
 // -t), and exits with its status.
 func runAttached(cmd *cobra.Command, pod *sandbox.Pod, c sandbox.ExecConfig, interactive bool) error {
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, forwarded...)
-	defer signal.Stop(sigs)
-
 	p, err := pod.Exec(cmd.Context(), c)
 	if err != nil {
 		return execFailure(err)
@@ -105,7 +101,14 @@ func runAttached(cmd *cobra.Command, pod *sandbox.Pod, c sandbox.ExecConfig, int
 		defer restore()
 		output = done
 	}
+	// Forwarding is set up while the command runs: signal.Notify starts a
+	// thread of its own, which the command need not wait for. A signal
+	// that comes before it kills podsb exec, and so the command
+	// (PR_SET_PDEATHSIG).
+	sigs := make(chan os.Signal, 16)
+	defer signal.Stop(sigs)
 	go func() {
+		signal.Notify(sigs, forwarded...)
 		for s := range sigs {
 			if s == unix.SIGWINCH && p.PTY() != nil {
 				pty.InheritSize(os.Stdin, p.PTY())
