@@ -132,3 +132,13 @@ func TestConcurrentCreateSameName(t *testing.T) {
 		t.Errorf("winner's pod broken: %+v", r)
 	}
 }
+
+// Several failures print one line each.
+func TestBadInputOneLinePerError(t *testing.T) {
+	e := newEnv(t)
+	r := e.run("rm", "nosuch1", "nosuch2")
+	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+	if r.code != 125 || len(lines) != 2 || lines[0] != "podsb: no such pod: nosuch1" || lines[1] != "podsb: no such pod: nosuch2" {
+		t.Errorf("%+v", r)
+	}
+}

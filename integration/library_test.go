@@ -13,8 +13,8 @@ import (
 	"podsb/sandbox"
 )
 
-// The Go API, driven from a test binary: the sandbox package turns the
-// re-exec of this binary into the pod's init by itself.
+// The Go API, driven from a test binary, with no set-up: the pod's init is
+// the pause program embedded in package reaper.
 func TestLibraryLifecycle(t *testing.T) {
 	testenv.RequireRoot(t)
 	ctx := context.Background()

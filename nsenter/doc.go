@@ -22,7 +22,7 @@
 //     process, which a Go program never is (runc keeps C for that).
 //
 // This pure-Go route is enough for podsb, which runs as root and joins no
-// user namespace; see docs/architecture.md for why no C part is needed.
+// user namespace (docs/architecture.md, "Joining a pod").
 //
 // Privileges: CAP_SYS_ADMIN (setns of every type but user).
 package nsenter

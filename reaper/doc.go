@@ -22,7 +22,7 @@
 // mounts, device nodes, files, hostname, loopback and pivot_root that podsb
 // planned in Go), executes them, reports a failure on fd 4 or closes it on
 // success, and then becomes pause. So no Go runtime ever starts inside a
-// pod, and creating one costs one exec of a 2.4 KiB program.
+// pod, and creating one costs one exec of a program of a few KiB.
 //
 // Pause's own kernel rules (why a namespace init must wait for SIGTERM
 // explicitly, why each SIGCHLD drains every zombie) are in the comments of

@@ -72,12 +72,12 @@ func (p *planner) mkdir(path string, mode uint32) {
 	p.add(setup.Op{Code: setup.Mkdir, Num: uint64(mode), Str: []string{path}})
 }
 
-// bindReadOnly binds source on target and makes the new mount read-only. A
-// bind mount takes the source's flags; read-only needs a second, remounting
-// call.
+// bindReadOnly binds source, with the mounts below it, on target, and makes
+// them all read-only. A bind mount takes the source's flags; read-only
+// needs a second call.
 func (p *planner) bindReadOnly(source, target string) {
 	p.mount(source, target, "", unix.MS_BIND|unix.MS_REC, "")
-	p.add(setup.Op{Code: setup.RemountRO, Str: []string{target}})
+	p.add(setup.Op{Code: setup.RemountRO, Num: setup.Recursive, Str: []string{target}})
 }
 
 // defaultRoot mounts a tmpfs with read-only binds of the host's system
@@ -187,8 +187,12 @@ func (p *planner) etc(s *Spec) error {
 		}
 		dst := p.path(strings.TrimPrefix(filepath.Join(etc, f), s.Dir))
 		if err != nil {
-			// Missing: make a mount point if the root allows.
-			p.add(setup.Op{Code: setup.Touch, Flags: setup.Optional, Num: 0o644, Str: []string{dst}})
+			// Missing: make a mount point if the root is writable, or
+			// leave the root without the file.
+			if unix.Access(etc, unix.W_OK) != nil {
+				continue
+			}
+			p.add(setup.Op{Code: setup.Touch, Num: 0o644, Str: []string{dst}})
 		}
 		src := filepath.Join(s.EtcDir, f)
 		if s.ReadOnly {

@@ -38,6 +38,9 @@ func (p *Pod) State() State {
 		st.Bundle = p.Dir()
 	}
 	st.Status = p.Status()
+	if st.Status == specs.StateStopped {
+		st.Pid = 0 // as runc reports a stopped container
+	}
 	return st
 }
 

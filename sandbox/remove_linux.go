@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
@@ -17,7 +18,7 @@ const DefaultStopTimeout = 10 * time.Second
 // RemoveOptions tune Remove.
 type RemoveOptions struct {
 	// Timeout is the grace period between SIGTERM and SIGKILL;
-	// DefaultStopTimeout if zero.
+	// DefaultStopTimeout if zero, none if negative.
 	Timeout time.Duration
 	// Force sends SIGKILL at once.
 	Force bool
@@ -55,6 +56,7 @@ func (p *Pod) Remove(ctx context.Context, opts RemoveOptions) error {
 func (p *Pod) stop(opts RemoveOptions) error {
 	pid, same := p.pause()
 	if pid == 0 {
+		p.reapZombie()
 		return nil
 	}
 	pidfd, err := unix.PidfdOpen(pid, 0)
@@ -69,8 +71,11 @@ func (p *Pod) stop(opts RemoveOptions) error {
 		return nil
 	}
 	timeout := opts.Timeout
-	if timeout == 0 {
+	switch {
+	case timeout == 0:
 		timeout = DefaultStopTimeout
+	case timeout < 0:
+		timeout = 0
 	}
 	sig := unix.SIGTERM
 	if opts.Force {
@@ -90,6 +95,19 @@ func (p *Pod) stop(opts RemoveOptions) error {
 		timeout = DefaultStopTimeout
 	}
 	return fmt.Errorf("pause of %s (pid %d) did not exit after SIGKILL", p.name, pid)
+}
+
+// reapZombie reaps a pause that died on its own while this process, which
+// created the pod, is its parent: nobody else can.
+func (p *Pod) reapZombie() {
+	st := p.state
+	if st == nil || st.Pid <= 0 || st.BootID != bootID() {
+		return
+	}
+	if ps, err := readStat(st.Pid); err == nil && ps.state == 'Z' && ps.startTime == st.StartTime && ps.ppid == os.Getpid() {
+		var info unix.Siginfo
+		unix.Waitid(unix.P_PID, st.Pid, &info, unix.WEXITED|unix.WNOHANG, nil)
+	}
 }
 
 // pause finds the pod's live pause process: from the state, or, for a pod

@@ -51,7 +51,7 @@ short unique ID. Returns once the pod is ready.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Rootfs, "rootfs", "", "use directory `DIR` as the pod's root (default: a tmpfs with the host's /usr read-only)")
 	f.BoolVar(&cfg.ReadOnly, "read-only", false, "make the pod's root read-only")
-	f.StringArrayVarP(&volumes, "volume", "v", nil, "bind-mount a host path: `SRC:DST[:ro]` (repeatable)")
+	f.StringArrayVarP(&volumes, "volume", "v", nil, "bind-mount a host path: `SRC:DST[:ro|:rw]` (repeatable)")
 	f.StringVar(&cfg.Hostname, "hostname", "", "the pod's hostname (default: its name)")
 	return cmd
 }

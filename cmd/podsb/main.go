@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -44,7 +45,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "podsb: %v\n", err)
+	// One line per error: rm of several pods may fail for each.
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(stderr, "podsb: %s\n", line)
+	}
 	return exitFailure
 }
 
@@ -66,7 +70,7 @@ func newRootCmd(stdout io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			if os.Geteuid() != 0 {
+			if os.Geteuid() != 0 && cmd.Name() != "help" {
 				return errors.New("must be run as root")
 			}
 			return nil

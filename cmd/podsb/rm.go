@@ -47,6 +47,9 @@ exist are not an error.`,
 				pods = append(pods, p)
 			}
 			opts := sandbox.RemoveOptions{Timeout: timeout, Force: force}
+			if cmd.Flags().Changed("time") && timeout <= 0 {
+				opts.Timeout = -1 // no grace period, as docker's -t 0
+			}
 			for _, p := range pods {
 				err := p.Remove(cmd.Context(), opts)
 				if force && errors.Is(err, sandbox.ErrNotFound) {

@@ -36,7 +36,7 @@ const (
 	Symlink    Code = 4 // symlink(Str[0], Str[1])
 	Write      Code = 5 // write Str[1] to a new or truncated Str[0], mode Num
 	Touch      Code = 6 // create Str[0] if missing, mode Num
-	RemountRO  Code = 7 // bind-remount Str[0] read-only, keeping nosuid/nodev/noexec, | Num
+	RemountRO  Code = 7 // make the mount at Str[0] read-only; with Num Recursive, the mounts below too
 	Hostname   Code = 8 // sethostname(Str[0])
 	LoopbackUp Code = 9 // bring up "lo"
 	Pivot      Code = 10
@@ -46,6 +46,9 @@ const (
 
 // Optional marks an operation whose failure is ignored.
 const Optional uint32 = 1
+
+// Recursive is RemountRO's Num for a whole tree of mounts.
+const Recursive uint64 = 1
 
 // Op is one operation.
 type Op struct {

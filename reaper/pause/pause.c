@@ -66,6 +66,8 @@ enum {
 	SYS_prctl = 157,
 	SYS_exit_group = 231,
 	SYS_close_range = 436,
+	SYS_mount_setattr = 442,
+	SYS_dup3 = 292,
 
 	SIG_BLOCK = 0,
 	SIG_SETMASK = 2,
@@ -85,6 +87,10 @@ enum {
 	PR_SET_CHILD_SUBREAPER = 36,
 
 	AT_FDCWD = -100,
+	AT_RECURSIVE = 0x8000,
+	MOUNT_ATTR_RDONLY = 1,
+	O_RDWR = 2,
+	ENOSYS = 38,
 	O_RDONLY = 0,
 	O_WRONLY = 1,
 	O_CREAT = 0100,
@@ -168,6 +174,17 @@ static inline __attribute__((always_inline)) void reap(void)
 		;
 }
 
+
+// close_from closes every fd from first on: close_range (Linux 5.9), else
+// one by one up to the usual limit, so that no fd ever stays open by the
+// kernel's age.
+static void close_from(unsigned first)
+{
+	if (sys(SYS_close_range, first, ~0U, 0, 0) == 0)
+		return;
+	for (unsigned fd = first; fd < 4096; fd++)
+		sys(SYS_close, fd, 0, 0, 0);
+}
 
 // ---- Setup mode -------------------------------------------------------
 //
@@ -292,18 +309,27 @@ static long loopback_up(void)
 	return r;
 }
 
-// remount_ro makes the mount at path read-only. A bind remount replaces the
-// per-mount flags, so nosuid, nodev and noexec are read back (statfs
-// reports them in the same bits as mount takes) and kept.
-static long remount_ro(const char *path, unsigned long extra)
+// remount_ro makes the mount at path read-only, with every mount below it
+// if recursive (mount_setattr, Linux 5.12; before, only the top one). A
+// bind remount replaces the per-mount flags, so nosuid, nodev and noexec
+// are read back (statfs reports them in the same bits as mount takes) and
+// kept.
+static long remount_ro(const char *path, unsigned long recursive)
 {
 	unsigned long st[15];	// struct statfs; f_flags is word 10
-	long r = sys(SYS_statfs, (long)path, (long)st, 0, 0);
+	long r;
 
-	if (r < 0)
+	if (recursive) {
+		unsigned long attr[4] = { MOUNT_ATTR_RDONLY, 0, 0, 0 };	// struct mount_attr
+
+		r = sys6(SYS_mount_setattr, AT_FDCWD, (long)path, AT_RECURSIVE, (long)attr, sizeof attr, 0);
+		if (r != -ENOSYS)
+			return r;
+	}
+	if ((r = sys(SYS_statfs, (long)path, (long)st, 0, 0)) < 0)
 		return r;
 	return sys6(SYS_mount, 0, (long)path, 0,
-		    MS_BIND | MS_REMOUNT | MS_RDONLY | (st[10] & (MS_NOSUID | MS_NODEV | MS_NOEXEC)) | extra, 0, 0);
+		    MS_BIND | MS_REMOUNT | MS_RDONLY | (st[10] & (MS_NOSUID | MS_NODEV | MS_NOEXEC)), 0, 0);
 }
 
 // pivot makes dir the root: pivot_root(".", ".") stacks the old root under
@@ -410,6 +436,14 @@ static void setup(void)
 			fail(index, r);
 	}
 	sys(SYS_munmap, (long)buf, CONFIG_MAX, 0, 0);
+
+	// Stdio came from the host (its /dev/null): trade it for the pod's.
+	long null = sys(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDWR | O_CLOEXEC, 0);
+	if (null >= 0) {
+		for (int fd = 0; fd < 3; fd++)
+			sys(SYS_dup3, null, fd, 0, 0);
+		sys(SYS_close, null, 0, 0, 0);
+	}
 }
 
 
@@ -440,7 +474,7 @@ __attribute__((noreturn)) static void spawn(char **argv, char **envp)
 	// this program came from) closes now.
 	sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof none);
 	sys(SYS_fcntl, SPAWN_STATUS_FD, F_SETFD, FD_CLOEXEC, 0);
-	sys(SYS_close_range, SPAWN_STATUS_FD + 1, ~0U, 0, 0);
+	close_from(SPAWN_STATUS_FD + 1);
 	if ((rep[1] = -sys(SYS_pipe2, (long)p, O_CLOEXEC, 0, 0)) != 0)
 		goto report;
 	pid = sys(SYS_fork, 0, 0, 0, 0);
@@ -487,7 +521,7 @@ __attribute__((noreturn)) static void run_exec(char **argv, char **envp)
 
 	sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof none);
 	sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
-	sys(SYS_close_range, 3, ~0U, 0, 0);
+	close_from(3);
 	err = sys(SYS_execve, (long)argv[0], (long)(argv + 1), (long)envp, 0);
 	// As a shell: not found 127, found but not executable 126.
 	sys(SYS_exit_group, err == -ENOENT ? 127 : 126, 0, 0, 0);
@@ -535,8 +569,7 @@ __attribute__((noreturn, used)) static void run(long *sp)
 
 	// Nothing but stdio may leak in from the launcher: an inherited fd could
 	// keep a host file, a namespace or a pipe alive for the pod's lifetime.
-	// (close_range is Linux 5.9+; before, the call fails and fds stay.)
-	sys(SYS_close_range, 3, ~0U, 0, 0);
+	close_from(3);
 
 	// Executed from a memfd, comm would be the fd number or "memfd:pause".
 	sys(SYS_prctl, PR_SET_NAME, (long)"pause", 0, 0);
