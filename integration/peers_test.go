@@ -103,11 +103,6 @@ func peerTools(tb testing.TB) []tool {
 	}
 }
 
-func BenchmarkPeers(b *testing.B) {
-	testenv.RequireRoot(b)
-	rounds := benchRounds(b, 30)
-	report(b, measure(b, rounds, peerTools(b)), "unshare")
-}
 
 // TestPeersWork checks that every peer does the work the benchmark times: a
 // running pause process in five new namespaces, which rm removes with its
