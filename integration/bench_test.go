@@ -19,7 +19,9 @@ func podsbTools(tb testing.TB) []tool {
 	e := newEnv(tb)
 	lib := tb.TempDir()
 	tb.Cleanup(func() { checkNoLeaks(tb, lib, nil, nil) })
-	name := func(prefix string, i int) string { return fmt.Sprintf("%s%d", prefix, i) }
+	// Names unique to this run: /run/netns is shared by every state root.
+	run := e.name()
+	name := func(prefix string, i int) string { return fmt.Sprintf("%s%s%d", run, prefix, i) }
 	return []tool{
 		{
 			name: "podsb",
@@ -83,7 +85,7 @@ func BenchmarkCreateSteps(b *testing.B) {
 	ctx := context.Background()
 	for i := range rounds + 1 {
 		start := time.Now()
-		p, err := sandbox.Create(ctx, sandbox.Config{Root: root, Name: fmt.Sprintf("s%d", i), Trace: trace})
+		p, err := sandbox.Create(ctx, sandbox.Config{Root: root, Trace: trace})
 		if err != nil {
 			b.Fatal(err)
 		}
