@@ -103,7 +103,6 @@ func peerTools(tb testing.TB) []tool {
 	}
 }
 
-
 // TestPeersWork checks that every peer does the work the benchmark times: a
 // running pause process in five new namespaces, which rm removes with its
 // cgroups.

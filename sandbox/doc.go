@@ -20,6 +20,8 @@
 // that imports sandbox, a test binary included, creates pods with no extra
 // set-up.
 //
-// Thread rules: nothing in this package changes the namespaces of the calling
-// process or of any of its threads.
+// Thread rules: nothing in this package changes the namespaces of the
+// calling goroutine's thread. Exec joins a pod's namespaces on a fresh,
+// locked thread of its own (package nsenter), which dies once the command
+// has been waited for.
 package sandbox

@@ -69,7 +69,8 @@ type Process struct {
 	logPath string
 
 	stdio    *stdio // nil when detached
-	pidfd    int    // for signals that cannot reach a reused PID
+	mu       sync.Mutex
+	pidfd    int // for signals that cannot reach a reused PID; -1 once reaped
 	waitOnce sync.Once
 	status   int
 	waitErr  error
@@ -105,9 +106,14 @@ func (p *Process) Signal(sig os.Signal) error {
 	if !ok {
 		return fmt.Errorf("signal %v: not a syscall.Signal", sig)
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pidfd < 0 {
+		return nil // reaped
+	}
 	err := unix.PidfdSendSignal(p.pidfd, s, nil, 0)
-	if errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EBADF) {
-		return nil // exited, or reaped
+	if errors.Is(err, unix.ESRCH) {
+		return nil // exited, not yet reaped
 	}
 	return err
 }
@@ -124,7 +130,10 @@ func (p *Process) Wait() (int, error) {
 	p.waitOnce.Do(func() {
 		p.status, p.waitErr = waitExit(p.hostPID)
 		close(p.release)
+		p.mu.Lock()
 		unix.Close(p.pidfd)
+		p.pidfd = -1
+		p.mu.Unlock()
 		p.stdio.wait()
 		if p.pty != nil {
 			p.pty.Close()
@@ -134,7 +143,8 @@ func (p *Process) Wait() (int, error) {
 }
 
 // Exec starts a command in all of the pod's namespaces, with the pod's root
-// as its root.
+// as its root. If ctx ends before the command does, the command is killed.
+// A started command must be waited for: until then a thread stays with it.
 //
 // The command is forked from a thread that joined the pod's namespaces
 // (package nsenter), so it is born in the pod's PID namespace. Its parent is
@@ -185,6 +195,12 @@ func (p *Pod) Exec(ctx context.Context, c ExecConfig) (*Process, error) {
 	if err := <-started; err != nil {
 		return nil, err
 	}
+	// An ended context kills the command, as exec.CommandContext does.
+	stop := context.AfterFunc(ctx, func() { proc.Signal(unix.SIGKILL) })
+	go func() {
+		<-proc.release
+		stop()
+	}()
 	return proc, nil
 }
 
@@ -228,7 +244,14 @@ func (p *Pod) prepare(c ExecConfig) (string, []string, execUser, error) {
 		env = append(env, "TERM=xterm")
 	}
 	env = mergeEnv(env, c.Env)
-	path, err := lookPath(c.Args[0], envValue(env, "PATH"))
+	dir := c.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return "", nil, u, invalidf("working directory %s: not a directory in the pod", dir)
+	}
+	path, err := lookPath(c.Args[0], envValue(env, "PATH"), dir)
 	return path, env, u, err
 }
 
@@ -319,11 +342,6 @@ func (p *Pod) execDetached(h *nsenter.Handles, c ExecConfig) (*Process, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	null, err := os.Open(os.DevNull)
-	if err != nil {
-		return nil, err
-	}
-	defer null.Close()
 	spawner, err := reaper.Memfd()
 	if err != nil {
 		return nil, err
@@ -346,6 +364,12 @@ func (p *Pod) execDetached(h *nsenter.Handles, c ExecConfig) (*Process, error) {
 		if dir == "" {
 			dir = "/"
 		}
+		// The pod's /dev/null: this thread's root is the pod's.
+		null, err := os.Open(os.DevNull)
+		if err != nil {
+			return err
+		}
+		defer null.Close()
 		s := &stdio{files: [3]*os.File{null, logf, logf}}
 		sys := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.uid, Gid: u.gid, Groups: u.groups}}
 		// The pod's /proc: this thread's root is the pod's.
@@ -368,6 +392,7 @@ func (p *Pod) execDetached(h *nsenter.Handles, c ExecConfig) (*Process, error) {
 	})
 	if err != nil {
 		os.Remove(logf.Name())
+		os.Remove(logs) // if it is empty
 		return nil, err
 	}
 	proc.logPath = filepath.Join(logs, strconv.Itoa(proc.podPID)+".log")
@@ -394,7 +419,7 @@ func hostPIDOf(p *Pod, podPID int) int {
 
 // lookPath finds file in the directories of path, in the calling thread's
 // root, as a shell would.
-func lookPath(file, path string) (string, error) {
+func lookPath(file, path, dir string) (string, error) {
 	check := func(p string) error {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -406,7 +431,8 @@ func lookPath(file, path string) (string, error) {
 		return nil
 	}
 	if strings.Contains(file, "/") {
-		if err := check(file); err != nil {
+		// A relative path is relative to the working directory.
+		if err := check(filepath.Join(dir, file)); err != nil {
 			return "", fmt.Errorf("%s: %w", file, err)
 		}
 		return file, nil

@@ -56,8 +56,8 @@ PID inside the pod.`,
 			if len(c.Args) == 0 {
 				return errors.New("exec: no command")
 			}
-			if tty && detach {
-				return errors.New("exec: -t and -d cannot be used together")
+			if detach && (tty || interactive) {
+				return errors.New("exec: -d cannot be used with -t or -i")
 			}
 			c.TTY, c.Detach = tty, detach
 			if !tty {
@@ -142,8 +142,12 @@ func attachTerminal(ptmx *os.File, interactive bool) (func(), chan struct{}) {
 	restore := func() {}
 	if term.IsTerminal(int(os.Stdin.Fd())) {
 		pty.InheritSize(os.Stdin, ptmx)
-		if old, err := term.MakeRaw(int(os.Stdin.Fd())); err == nil {
-			restore = func() { term.Restore(int(os.Stdin.Fd()), old) }
+		// Raw only when keys go to the command; otherwise ^C stays the
+		// caller's, to interrupt podsb exec (and so the command).
+		if interactive {
+			if old, err := term.MakeRaw(int(os.Stdin.Fd())); err == nil {
+				restore = func() { term.Restore(int(os.Stdin.Fd()), old) }
+			}
 		}
 	}
 	if interactive {

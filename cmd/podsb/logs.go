@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,6 +37,9 @@ command. With -f, keep printing until the command exits.`,
 			path, err := pod.LogPath(pid)
 			if err != nil {
 				return err
+			}
+			if pid == 0 {
+				pid, _ = strconv.Atoi(strings.TrimSuffix(filepath.Base(path), ".log"))
 			}
 			f, err := os.Open(path)
 			if err != nil {

@@ -83,6 +83,7 @@ enum {
 	PR_SET_PDEATHSIG = 1,
 	SIGKILL = 9,
 	ENOENT = 2,
+	ENOEXEC = 8,
 	PR_SET_NAME = 15,
 	PR_SET_CHILD_SUBREAPER = 36,
 
@@ -504,6 +505,16 @@ report:
 }
 
 
+// say writes s to stderr.
+static void say(const char *s)
+{
+	unsigned long n = 0;
+
+	while (s[n])
+		n++;
+	sys(SYS_write, 2, (long)s, n, 0);
+}
+
 // ---- Exec mode ---------------------------------------------------------
 //
 // "pause exec PATH ARGV0 ARGS..." is the last step of podsb exec: forked by
@@ -523,7 +534,13 @@ __attribute__((noreturn)) static void run_exec(char **argv, char **envp)
 	sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
 	close_from(3);
 	err = sys(SYS_execve, (long)argv[0], (long)(argv + 1), (long)envp, 0);
-	// As a shell: not found 127, found but not executable 126.
+	// podsb checked the command, so this is rare (a script's missing
+	// interpreter, a file only another user may run): say so, and exit as
+	// a shell would, 127 for not found, 126 for not executable.
+	say("podsb: ");
+	say(argv[0]);
+	say(err == -ENOENT ? ": no such file or directory\n" :
+	    err == -ENOEXEC ? ": exec format error\n" : ": permission denied\n");
 	sys(SYS_exit_group, err == -ENOENT ? 127 : 126, 0, 0, 0);
 	__builtin_unreachable();
 }
