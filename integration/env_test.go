@@ -28,9 +28,10 @@ type env struct {
 	bin  string
 	root string
 
-	mu    sync.Mutex
-	names map[string]bool // pod names this test used
-	pids  map[int]uint64  // pause PIDs seen, with their start times
+	mu     sync.Mutex
+	names  map[string]bool // pod names this test used
+	pids   map[int]uint64  // pause PIDs seen, with their start times
+	bridge string          // the test's bridge, if it made one (netEnv)
 }
 
 func newEnv(t testing.TB) *env {
@@ -60,10 +61,27 @@ type result struct {
 	code           int
 }
 
-// run runs podsb with --root set to the env's root.
+// run runs podsb with --root set to the env's root. A create that asks for
+// no network option gets --network none: the default bridge, podsb0, is the
+// host's default root's, not a test's (network tests use bridges of their
+// own, see netEnv).
 func (e *env) run(args ...string) result {
 	e.t.Helper()
+	if len(args) > 0 && args[0] == "create" && !hasNetworkFlag(args) {
+		args = append([]string{"create", "--network", "none"}, args[1:]...)
+	}
 	return e.runCmd(exec.Command(e.bin, append([]string{"--root", e.root}, args...)...))
+}
+
+func hasNetworkFlag(args []string) bool {
+	for _, a := range args {
+		for _, f := range []string{"--network", "--bridge", "--subnet", "--ip", "-p", "--publish"} {
+			if a == f || strings.HasPrefix(a, f+"=") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (e *env) runCmd(cmd *exec.Cmd) result {
@@ -139,6 +157,7 @@ func (e *env) cleanup() {
 		t.Errorf("cleanup: podsb rm -f --all: exit %d: %s", r.code, r.stderr)
 	}
 	checkNoLeaks(t, e.root, e.names, e.pids)
+	checkNoNetworkLeaks(t, e.root, e.bridge, e.names)
 }
 
 // checkNoLeaks fails t if anything of the given pods is left on the host:

@@ -35,6 +35,9 @@ type Config struct {
 	ReadOnly bool
 	// Volumes are host paths bound into the pod.
 	Volumes []Volume
+	// Network connects the pod to the state root's bridge network; nil
+	// leaves it loopback only.
+	Network *NetworkConfig
 	// Trace, if set, is called after each step of Create with the step's
 	// name and duration: a profile of where the time goes.
 	Trace func(step string, d time.Duration)

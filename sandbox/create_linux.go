@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"podsb/internal/setup"
+	"podsb/network"
 	"podsb/reaper"
 	"podsb/rootfs"
 )
@@ -60,6 +62,7 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 	step("state directory")
 	p := &Pod{root: c.Root, name: c.Name}
 	var child *initProc
+	var lease *network.Lease
 	ok := false
 	defer func() {
 		if ok {
@@ -68,17 +71,28 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 		if child != nil {
 			child.kill()
 		}
+		if lease != nil {
+			releaseNetwork(c.Root, c.Name, lease)
+		}
 		teardown(dir, c.Name)
 	}()
 
 	if _, err := os.Lstat(filepath.Join(NetNSDir, c.Name)); err == nil {
 		return nil, fmt.Errorf("network namespace %q: %w in %s", c.Name, ErrExists, NetNSDir)
 	}
+	var podIP netip.Addr
+	if c.Network != nil {
+		if lease, err = reserveNetwork(c.Root, c.Name, c.Network); err != nil {
+			return nil, err
+		}
+		podIP = lease.Addr.Addr()
+		step("reserve address and ports")
+	}
 	spec := rootfs.Spec{
 		Dir:      c.Rootfs,
 		Target:   filepath.Join(dir, "rootfs"),
 		ReadOnly: c.ReadOnly,
-		Etc:      etcFiles(c.Hostname),
+		Etc:      etcFiles(c.Hostname, podIP),
 		Volumes:  c.Volumes,
 	}
 	for _, d := range []string{"ns", "rootfs"} {
@@ -123,6 +137,7 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 		Rootfs:    c.Rootfs,
 		ReadOnly:  c.ReadOnly,
 		Volumes:   c.Volumes,
+		Network:   lease,
 	}
 	// Written before the pod can be half-made, so that rm finds pause
 	// even if this process dies from here on.
@@ -138,6 +153,12 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 		return nil, fmt.Errorf("pin namespaces: %w", err)
 	}
 	step("pin namespaces")
+	if lease != nil {
+		if err := attachNetwork(c.Root, c.Name, lease, filepath.Join(dir, "ns", "net")); err != nil {
+			return nil, err
+		}
+		step("bridge, veth, address, route, NAT")
+	}
 	if st.NetNS, err = registerNetNS(c.Name, filepath.Join(dir, "ns", "net")); err != nil {
 		return nil, err
 	}
@@ -254,11 +275,17 @@ func (p *initProc) kill() {
 }
 
 // etcFiles returns the contents of the pod's hostname, hosts and
-// resolv.conf.
-func etcFiles(hostname string) map[string]string {
+// resolv.conf. The hostname maps to the pod's address if it has one.
+func etcFiles(hostname string, ip netip.Addr) map[string]string {
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	if ip.IsValid() {
+		hosts += ip.String() + "\t" + hostname + "\n"
+	} else {
+		hosts = "127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	}
 	return map[string]string{
 		"hostname":    hostname + "\n",
-		"hosts":       "127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+		"hosts":       hosts,
 		"resolv.conf": resolvConf(),
 	}
 }

@@ -44,8 +44,20 @@ func (p *Pod) Remove(ctx context.Context, opts RemoveOptions) error {
 	if err := p.stop(opts); err != nil {
 		return err
 	}
+	if st != nil && st.Network != nil {
+		if err := releaseNetwork(p.root, p.name, st.Network); err != nil {
+			return err
+		}
+	}
 	if err := teardown(dir, p.name); err != nil {
 		return fmt.Errorf("remove pod %s: %w", p.name, err)
+	}
+	if st == nil {
+		// A create that died before its first state write may hold an
+		// address: free what belongs to pods that are gone.
+		if err := releaseNetwork(p.root, p.name, nil); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"podsb/network"
 	"podsb/rootfs"
 )
 
@@ -71,6 +72,9 @@ type State struct {
 	// NetNS is the path under /run/netns where the pod's network namespace
 	// is registered for ip netns.
 	NetNS string `json:"netns,omitempty"`
+	// Network is the pod's place on the bridge network: address, gateway,
+	// bridge, host veth, published ports. Nil without one.
+	Network *network.Lease `json:"network,omitempty"`
 }
 
 // writeState writes st to dir/state.json atomically: readers see the old or

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
 	"os/signal"
 
 	"github.com/spf13/cobra"
@@ -12,8 +14,9 @@ import (
 
 func newCreateCmd(g *globals) *cobra.Command {
 	var (
-		cfg     sandbox.Config
-		volumes []string
+		cfg                            sandbox.Config
+		volumes, publish               []string
+		netMode, subnet, bridge, ipArg string
 	)
 	cmd := &cobra.Command{
 		Use:   "create [flags] [NAME]",
@@ -29,6 +32,38 @@ short unique ID. Returns once the pod is ready.`,
 				if err := sandbox.ValidateName(cfg.Name); err != nil {
 					return err
 				}
+			}
+			switch netMode {
+			case "none":
+				if subnet != "" || bridge != "" || ipArg != "" || len(publish) > 0 {
+					return errors.New("create: --subnet, --bridge, --ip and --publish need --network bridge")
+				}
+			case "bridge":
+				nc := &sandbox.NetworkConfig{Bridge: bridge}
+				if subnet != "" {
+					s, err := sandbox.ParseSubnet(subnet)
+					if err != nil {
+						return err
+					}
+					nc.Subnet = s
+				}
+				if ipArg != "" {
+					a, err := netip.ParseAddr(ipArg)
+					if err != nil || !a.Is4() {
+						return fmt.Errorf("--ip %q: not an IPv4 address", ipArg)
+					}
+					nc.IP = a
+				}
+				for _, s := range publish {
+					p, err := sandbox.ParsePort(s)
+					if err != nil {
+						return err
+					}
+					nc.Publish = append(nc.Publish, p)
+				}
+				cfg.Network = nc
+			default:
+				return fmt.Errorf("--network %q: want bridge or none", netMode)
 			}
 			for _, v := range volumes {
 				vol, err := sandbox.ParseVolume(v)
@@ -53,5 +88,10 @@ short unique ID. Returns once the pod is ready.`,
 	f.BoolVar(&cfg.ReadOnly, "read-only", false, "make the pod's root read-only")
 	f.StringArrayVarP(&volumes, "volume", "v", nil, "bind-mount a host path: `SRC:DST[:ro|:rw]` (repeatable)")
 	f.StringVar(&cfg.Hostname, "hostname", "", "the pod's hostname (default: its name)")
+	f.StringVar(&netMode, "network", "bridge", "bridge: an address on the state root's bridge; none: loopback only")
+	f.StringVar(&subnet, "subnet", "", "the bridge network's IPv4 subnet, on its first use (default 10.89.0.0/16)")
+	f.StringVar(&bridge, "bridge", "", "the bridge's name, on its first use (default podsb0)")
+	f.StringVar(&ipArg, "ip", "", "ask for this free address of the subnet")
+	f.StringArrayVarP(&publish, "publish", "p", nil, "publish a port: `[HOSTIP:]HOSTPORT:PODPORT[/tcp|/udp]` (repeatable)")
 	return cmd
 }

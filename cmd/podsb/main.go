@@ -90,6 +90,7 @@ func newRootCmd(stdout io.Writer) *cobra.Command {
 		newRmCmd(g),
 		newExecCmd(g),
 		newLogsCmd(g),
+		newNetworkCmd(g),
 	)
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root

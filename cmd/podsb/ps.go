@@ -20,6 +20,7 @@ type psRow struct {
 	Status    specs.ContainerState `json:"status"`
 	PID       int                  `json:"pid"`
 	Processes int                  `json:"processes"`
+	IP        string               `json:"ip,omitempty"`
 	Created   time.Time            `json:"created"`
 	Root      string               `json:"root"`
 }
@@ -56,7 +57,11 @@ func newPsCmd(g *globals) *cobra.Command {
 				if root == "" {
 					root = "default"
 				}
-				rows = append(rows, psRow{Name: p.Name(), Status: st.Status, PID: p.PID(), Processes: counts[p.Name()], Created: st.Created, Root: root})
+				ip := ""
+				if st.Network != nil {
+					ip = st.Network.Addr.Addr().String()
+				}
+				rows = append(rows, psRow{Name: p.Name(), Status: st.Status, PID: p.PID(), Processes: counts[p.Name()], IP: ip, Created: st.Created, Root: root})
 			}
 			return printPs(cmd.OutOrStdout(), rows, quiet, format)
 		},
@@ -97,13 +102,16 @@ func printPs(w io.Writer, rows []psRow, quiet bool, format string) error {
 		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tPID\tPROCESSES\tCREATED\tROOT")
+	fmt.Fprintln(tw, "NAME\tSTATUS\tPID\tPROCESSES\tIP\tCREATED\tROOT")
 	for _, r := range rows {
-		pid := "-"
+		pid, ip := "-", "-"
 		if r.PID > 0 {
 			pid = strconv.Itoa(r.PID)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.Name, r.Status, pid, r.Processes, ago(r.Created), r.Root)
+		if r.IP != "" {
+			ip = r.IP
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, r.Status, pid, r.Processes, ip, ago(r.Created), r.Root)
 	}
 	return tw.Flush()
 }

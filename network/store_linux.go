@@ -1,0 +1,313 @@
+package network
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// config is a network's persisted configuration, fixed on first use.
+type config struct {
+	Bridge string       `json:"bridge"`
+	Subnet netip.Prefix `json:"subnet"`
+}
+
+// Network is a state root's bridge network, opened with its lock held.
+type Network struct {
+	root string // the state root that owns it
+	dir  string // ROOT/.network
+	cfg  config
+	lock *os.File
+}
+
+// Options choose a network's bridge and subnet on its first use; zero
+// values take the defaults. Later uses must ask for the same or nothing.
+type Options struct {
+	Bridge string
+	Subnet netip.Prefix
+}
+
+// Open opens the network of a state root, creating its directory and
+// configuration on first use, and takes its lock. Close releases it.
+func Open(root string, opts Options) (*Network, error) {
+	dir := filepath.Join(root, ".network")
+	for _, d := range []string{dir, filepath.Join(dir, "leases"), filepath.Join(dir, "ports")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	lock, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, &os.PathError{Op: "flock", Path: dir, Err: err}
+	}
+	n := &Network{root: root, dir: dir, lock: lock}
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &n.cfg); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "config.json"), err)
+		}
+		if opts.Bridge != "" && opts.Bridge != n.cfg.Bridge || opts.Subnet.IsValid() && opts.Subnet != n.cfg.Subnet {
+			n.Close()
+			return nil, invalidf("the network of %s is bridge %s with subnet %s; remove its pods to change it", root, n.cfg.Bridge, n.cfg.Subnet)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		n.cfg = config{Bridge: opts.Bridge, Subnet: opts.Subnet}
+		if n.cfg.Bridge == "" {
+			n.cfg.Bridge = DefaultBridge
+		}
+		if !n.cfg.Subnet.IsValid() {
+			n.cfg.Subnet = DefaultSubnet
+		}
+		if err := ValidateBridge(n.cfg.Bridge); err != nil {
+			n.Close()
+			return nil, err
+		}
+		if err := checkSubnetFree(n.cfg.Subnet, n.cfg.Bridge); err != nil {
+			n.Close()
+			return nil, err
+		}
+		b, _ := json.MarshalIndent(n.cfg, "", "  ")
+		if err := writeFileAtomic(filepath.Join(dir, "config.json"), b); err != nil {
+			n.Close()
+			return nil, err
+		}
+	default:
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// Close releases the network's lock. If no pod holds an address any more, it
+// first removes the network: bridge, NAT table and directory.
+func (n *Network) Close() error {
+	if n.lock == nil {
+		return nil
+	}
+	defer func() { n.lock.Close(); n.lock = nil }()
+	if n.cfg.Bridge == "" {
+		return nil
+	}
+	if ents, err := os.ReadDir(filepath.Join(n.dir, "leases")); err == nil && len(ents) == 0 {
+		return n.remove()
+	}
+	return nil
+}
+
+// Bridge returns the bridge's name; Subnet and Gateway its addresses.
+func (n *Network) Bridge() string       { return n.cfg.Bridge }
+func (n *Network) Subnet() netip.Prefix { return n.cfg.Subnet }
+func (n *Network) Gateway() netip.Addr  { return gateway(n.cfg.Subnet) }
+func (n *Network) table() string        { return "podsb_" + n.cfg.Bridge }
+func (n *Network) leasePath(a netip.Addr) string {
+	return filepath.Join(n.dir, "leases", a.String())
+}
+func portKey(p Port) string { return p.Proto + "-" + strconv.Itoa(int(p.HostPort)) }
+
+// Lease is what a pod holds of the network.
+type Lease struct {
+	Addr    netip.Prefix `json:"address"` // the pod's address with the subnet's length
+	Gateway netip.Addr   `json:"gateway"`
+	Bridge  string       `json:"bridge"`
+	Veth    string       `json:"veth"` // host end of the pod's veth pair
+	Ports   []Port       `json:"ports,omitempty"`
+}
+
+// Reserve gives pod an address (want, if valid, else the first free one)
+// and reserves its published ports. On failure nothing is reserved.
+func (n *Network) Reserve(pod string, want netip.Addr, ports []Port) (*Lease, error) {
+	l := &Lease{Gateway: n.Gateway(), Bridge: n.cfg.Bridge, Veth: vethName(n.root, pod)}
+	var addr netip.Addr
+	if want.IsValid() {
+		if err := checkPodAddr(n.cfg.Subnet, want); err != nil {
+			return nil, err
+		}
+		if err := createExcl(n.leasePath(want), pod); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return nil, fmt.Errorf("address %s: %w", want, ErrConflict)
+			}
+			return nil, err
+		}
+		addr = want
+	} else {
+		var err error
+		if addr, err = n.allocate(pod); err != nil {
+			return nil, err
+		}
+	}
+	l.Addr = netip.PrefixFrom(addr, n.cfg.Subnet.Bits())
+	for i, p := range ports {
+		if err := n.reservePort(pod, p, ports[:i]); err != nil {
+			n.Release(l, pod)
+			return nil, err
+		}
+		l.Ports = append(l.Ports, p)
+	}
+	return l, nil
+}
+
+// allocate takes the lowest free address of the subnet.
+func (n *Network) allocate(pod string) (netip.Addr, error) {
+	ents, err := os.ReadDir(filepath.Join(n.dir, "leases"))
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	taken := make(map[netip.Addr]bool, len(ents))
+	for _, e := range ents {
+		if a, err := netip.ParseAddr(e.Name()); err == nil {
+			taken[a] = true
+		}
+	}
+	last := broadcast(n.cfg.Subnet)
+	for a := gateway(n.cfg.Subnet).Next(); a.Less(last); a = a.Next() {
+		if taken[a] {
+			continue
+		}
+		if err := createExcl(n.leasePath(a), pod); err == nil {
+			return a, nil
+		} else if !errors.Is(err, os.ErrExist) {
+			return netip.Addr{}, err
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("subnet %s: no free address", n.cfg.Subnet)
+}
+
+// reservePort reserves p for pod: no other pod may publish it, and no
+// socket of the host may be bound to it.
+func (n *Network) reservePort(pod string, p Port, earlier []Port) error {
+	for _, q := range earlier {
+		if q.Proto == p.Proto && q.HostPort == p.HostPort {
+			return invalidf("port %d/%s published twice", p.HostPort, p.Proto)
+		}
+	}
+	path := filepath.Join(n.dir, "ports", portKey(p))
+	if err := createExcl(path, pod); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			owner, _ := os.ReadFile(path)
+			return fmt.Errorf("host port %d/%s: %w by pod %s", p.HostPort, p.Proto, ErrConflict, owner)
+		}
+		return err
+	}
+	if err := portFree(p); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+// portFree tries to bind the host port, as a server would.
+func portFree(p Port) error {
+	host := "0.0.0.0"
+	if p.HostIP.IsValid() {
+		host = p.HostIP.String()
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(int(p.HostPort)))
+	var err error
+	if p.Proto == "udp" {
+		var c net.PacketConn
+		if c, err = net.ListenPacket("udp4", addr); err == nil {
+			c.Close()
+		}
+	} else {
+		var l net.Listener
+		if l, err = net.Listen("tcp4", addr); err == nil {
+			l.Close()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("host port %d/%s: %w on the host (%v)", p.HostPort, p.Proto, ErrConflict, errors.Unwrap(err))
+	}
+	return nil
+}
+
+// Release gives back what Reserve and Attach gave pod: its NAT rules, its
+// veth, its ports and its address. It is idempotent, and releases only
+// what pod holds.
+func (n *Network) Release(l *Lease, pod string) error {
+	var errs []error
+	if len(l.Ports) > 0 {
+		if err := n.unpublish(pod); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := deleteLink(l.Veth); err != nil {
+		errs = append(errs, err)
+	}
+	for _, p := range l.Ports {
+		removeOwned(filepath.Join(n.dir, "ports", portKey(p)), pod)
+	}
+	if l.Addr.IsValid() {
+		removeOwned(n.leasePath(l.Addr.Addr()), pod)
+	}
+	return errors.Join(errs...)
+}
+
+// Prune releases the leases and ports of pods that no longer exist under
+// the state root (left by a crash), then, via Close, the network itself if
+// no pod uses it.
+func (n *Network) Prune() error {
+	var errs []error
+	for _, sub := range []string{"leases", "ports"} {
+		ents, _ := os.ReadDir(filepath.Join(n.dir, sub))
+		for _, e := range ents {
+			path := filepath.Join(n.dir, sub, e.Name())
+			owner, err := os.ReadFile(path)
+			if err != nil {
+				continue
+			}
+			pod := string(owner)
+			if _, err := os.Stat(filepath.Join(n.root, pod)); err == nil && pod != "" {
+				continue
+			}
+			if err := n.unpublish(pod); err != nil {
+				errs = append(errs, err)
+			}
+			deleteLink(vethName(n.root, pod))
+			os.Remove(path)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func createExcl(path, content string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func removeOwned(path, pod string) {
+	if b, err := os.ReadFile(path); err == nil && string(b) == pod {
+		os.Remove(path)
+	}
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// isDigits tells whether s is a decimal number.
+func isDigits(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }

@@ -1,0 +1,129 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"podsb/network"
+)
+
+// NetworkConfig connects a pod to the bridge network of its state root.
+type NetworkConfig struct {
+	// Bridge and Subnet choose the network on its first use (defaults
+	// network.DefaultBridge and network.DefaultSubnet); later pods must
+	// leave them empty or give the same.
+	Bridge string
+	Subnet netip.Prefix
+	// IP asks for a specific free address of the subnet.
+	IP netip.Addr
+	// Publish are host ports forwarded to the pod.
+	Publish []Port
+}
+
+// Port is a published port.
+type Port = network.Port
+
+// ParsePort parses [HOSTIP:]HOSTPORT:PODPORT[/tcp|/udp].
+func ParsePort(s string) (Port, error) {
+	p, err := network.ParsePort(s)
+	if err != nil {
+		return p, &invalidError{err}
+	}
+	return p, nil
+}
+
+// ParseSubnet parses an IPv4 subnet such as 10.89.0.0/16.
+func ParseSubnet(s string) (netip.Prefix, error) {
+	p, err := network.ParseSubnet(s)
+	if err != nil {
+		return p, &invalidError{err}
+	}
+	return p, nil
+}
+
+// netError turns the network's bad-input errors into ErrInvalid.
+func netError(err error) error {
+	if errors.Is(err, network.ErrInvalid) {
+		return &invalidError{err}
+	}
+	return err
+}
+
+// reserveNetwork reserves the pod's address and ports.
+func reserveNetwork(root, name string, nc *NetworkConfig) (*network.Lease, error) {
+	if nc.Bridge != "" {
+		if err := network.ValidateBridge(nc.Bridge); err != nil {
+			return nil, &invalidError{err}
+		}
+	}
+	n, err := network.Open(root, network.Options{Bridge: nc.Bridge, Subnet: nc.Subnet})
+	if err != nil {
+		return nil, netError(err)
+	}
+	l, err := n.Reserve(name, nc.IP, nc.Publish)
+	if cerr := n.Close(); err == nil && cerr != nil {
+		n.Release(l, name)
+		err = cerr
+	}
+	return l, netError(err)
+}
+
+// attachNetwork wires the pod, through its pinned network namespace, to the
+// bridge.
+func attachNetwork(root, name string, l *network.Lease, netns string) error {
+	fd, err := unix.Open(netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: netns, Err: err}
+	}
+	defer unix.Close(fd)
+	n, err := network.Open(root, network.Options{})
+	if err != nil {
+		return err
+	}
+	err = n.Attach(l, name, fd)
+	if cerr := n.Close(); err == nil {
+		err = cerr
+	}
+	return netError(err)
+}
+
+// releaseNetwork gives back the pod's lease; without one (a create that
+// died before writing its state), whatever the network holds for pods that
+// are gone. The last pod removes the network.
+func releaseNetwork(root, name string, l *network.Lease) error {
+	if _, err := os.Stat(filepath.Join(root, ".network")); err != nil {
+		return nil // never used
+	}
+	n, err := network.Open(root, network.Options{})
+	if err != nil {
+		return err
+	}
+	if l != nil {
+		err = n.Release(l, name)
+	} else {
+		err = n.Prune()
+	}
+	if cerr := n.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("release network of %s: %w", name, err)
+	}
+	return nil
+}
+
+// PruneNetwork releases what the network of a state root holds for pods
+// that no longer exist, and removes the network (bridge, NAT table, state)
+// if no pod uses it.
+func PruneNetwork(root string) error {
+	root, err := absRoot(root)
+	if err != nil {
+		return err
+	}
+	return releaseNetwork(root, "", nil)
+}
