@@ -125,4 +125,3 @@ func transfer(tb testing.TB, addr string, size int) time.Duration {
 	c.Close()
 	return time.Since(start)
 }
-

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,57 +49,24 @@ func pinNamespaces(pid int, nsDir string) ([]Namespace, error) {
 	return nss, nil
 }
 
-// registerNetNS binds the pinned network namespace handle at
-// /run/netns/NAME, where ip netns finds it, as ip netns add does.
+// registerNetNS makes the pinned network namespace handle visible to ip
+// netns as /run/netns/NAME: a symbolic link to the handle. iproute2 opens,
+// stats and unlinks the entries there, all of which follow or remove a
+// link, so no bind mount is needed: the host's mount table (copied into
+// every new pod) stays one mount smaller per pod, and /run/netns need not
+// become a shared mount point.
 func registerNetNS(name, handle string) (string, error) {
-	if err := sharedNetNSDir(); err != nil {
+	if err := os.MkdirAll(NetNSDir, 0o755); err != nil {
 		return "", err
 	}
 	p := filepath.Join(NetNSDir, name)
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o444)
-	if errors.Is(err, unix.EEXIST) {
-		return "", fmt.Errorf("network namespace %q: %w in %s", name, ErrExists, NetNSDir)
-	}
-	if err != nil {
-		return "", &os.PathError{Op: "create", Path: p, Err: err}
-	}
-	unix.Close(fd)
-	if err := mount(handle, p, "", unix.MS_BIND, ""); err != nil {
-		os.Remove(p)
+	if err := os.Symlink(handle, p); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("network namespace %q: %w in %s", name, ErrExists, NetNSDir)
+		}
 		return "", err
 	}
 	return p, nil
-}
-
-// sharedNetNSDir makes /run/netns a shared mount, as iproute2 does, so an
-// unmount of a handle there reaches every mount namespace that has a copy
-// and the network namespace is freed at once. The first caller makes the
-// directory a mount point; a lock keeps parallel callers from stacking
-// binds.
-func sharedNetNSDir() error {
-	if err := unix.Mount("", NetNSDir, "none", unix.MS_SHARED|unix.MS_REC, ""); err == nil {
-		return nil
-	}
-	if err := os.MkdirAll(NetNSDir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.Open(NetNSDir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		return &os.PathError{Op: "flock", Path: NetNSDir, Err: err}
-	}
-	if err := unix.Mount("", NetNSDir, "none", unix.MS_SHARED|unix.MS_REC, ""); err == nil {
-		return nil
-	} else if !errors.Is(err, unix.EINVAL) {
-		return &mountError{target: NetNSDir, flags: unix.MS_SHARED | unix.MS_REC, err: err}
-	}
-	if err := mount(NetNSDir, NetNSDir, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return err
-	}
-	return mount("", NetNSDir, "none", unix.MS_SHARED|unix.MS_REC, "")
 }
 
 // teardown removes everything a pod has on the host: its ip netns entry (if
@@ -109,8 +75,10 @@ func sharedNetNSDir() error {
 func teardown(dir, name string) error {
 	nsDir := filepath.Join(dir, "ns")
 	var errs []error
-	if same, _ := sameFile(filepath.Join(nsDir, "net"), filepath.Join(NetNSDir, name)); same {
-		if err := unmountRemove(filepath.Join(NetNSDir, name)); err != nil {
+	// The ip netns entry, if it is ours: a link to our handle.
+	entry := filepath.Join(NetNSDir, name)
+	if target, err := os.Readlink(entry); err == nil && target == filepath.Join(nsDir, "net") {
+		if err := os.Remove(entry); err != nil && !isNotExist(err) {
 			errs = append(errs, err)
 		}
 	}
@@ -135,17 +103,6 @@ func teardown(dir, name string) error {
 	return errors.Join(errs...)
 }
 
-// sameFile tells whether a and b are the same nsfs inode.
-func sameFile(a, b string) (bool, error) {
-	var sa, sb unix.Stat_t
-	if err := unix.Stat(a, &sa); err != nil {
-		return false, err
-	}
-	if err := unix.Stat(b, &sb); err != nil {
-		return false, err
-	}
-	return sa.Dev == sb.Dev && sa.Ino == sb.Ino, nil
-}
 
 // unmount unmounts p. Not mounted or missing is success. A busy mount is
 // detached lazily instead.
@@ -163,25 +120,6 @@ func unmount(p string) error {
 	return &os.PathError{Op: "umount", Path: p, Err: err}
 }
 
-// unmountRemove unmounts and unlinks a handle file, retrying the unlink
-// while a lazy unmount still holds it busy.
-func unmountRemove(p string) error {
-	if err := unmount(p); err != nil {
-		return err
-	}
-	var err error
-	for i := 0; i < 50; i++ {
-		err = os.Remove(p)
-		if err == nil || isNotExist(err) {
-			return nil
-		}
-		if !errors.Is(err, unix.EBUSY) {
-			return err
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return err
-}
 
 // unmountBelow unmounts every mount at or below dir, deepest first.
 func unmountBelow(dir string) error {
