@@ -103,7 +103,6 @@ func teardown(dir, name string) error {
 	return errors.Join(errs...)
 }
 
-
 // unmount unmounts p. Not mounted or missing is success. A busy mount is
 // detached lazily instead.
 func unmount(p string) error {
@@ -119,7 +118,6 @@ func unmount(p string) error {
 	}
 	return &os.PathError{Op: "umount", Path: p, Err: err}
 }
-
 
 // unmountBelow unmounts every mount at or below dir, deepest first.
 func unmountBelow(dir string) error {
