@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"podsb/internal/errclass"
 )
 
 // Defaults of a network's first use.
@@ -19,14 +21,8 @@ var DefaultSubnet = netip.MustParsePrefix("10.89.0.0/16")
 // ErrInvalid marks bad input: a subnet, an address, a port.
 var ErrInvalid = errors.New("invalid network argument")
 
-type invalidError struct{ err error }
-
-func (e *invalidError) Error() string        { return e.err.Error() }
-func (e *invalidError) Unwrap() error        { return e.err }
-func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
-
 func invalidf(format string, args ...any) error {
-	return &invalidError{fmt.Errorf(format, args...)}
+	return errclass.New(ErrInvalid, format, args...)
 }
 
 // ErrConflict means an address, a port or a link name is taken.

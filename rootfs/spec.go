@@ -2,10 +2,11 @@ package rootfs
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"podsb/internal/errclass"
 )
 
 // Spec describes a pod's root filesystem.
@@ -52,16 +53,8 @@ var hostEtcCopies = []string{"passwd", "group", "nsswitch.conf"}
 // volume.
 var ErrInvalid = errors.New("invalid root filesystem")
 
-// invalidError is bad input: its message stands alone and it matches
-// ErrInvalid.
-type invalidError struct{ err error }
-
-func (e *invalidError) Error() string        { return e.err.Error() }
-func (e *invalidError) Unwrap() error        { return e.err }
-func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
-
 func invalidf(format string, args ...any) error {
-	return &invalidError{fmt.Errorf(format, args...)}
+	return errclass.New(ErrInvalid, format, args...)
 }
 
 // ParseVolume parses SRC:DST[:ro|:rw]. SRC and DST must be absolute.

@@ -14,7 +14,7 @@ type Volume = rootfs.Volume
 func ParseVolume(s string) (Volume, error) {
 	v, err := rootfs.ParseVolume(s)
 	if err != nil {
-		return v, &invalidError{err}
+		return v, invalid(err)
 	}
 	return v, nil
 }
@@ -86,7 +86,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	spec := rootfs.Spec{Dir: c.Rootfs, Volumes: c.Volumes}
 	if err := spec.Check(); err != nil {
-		return c, &invalidError{err}
+		return c, invalid(err)
 	}
 	return c, nil
 }

@@ -2,7 +2,8 @@ package sandbox
 
 import (
 	"errors"
-	"fmt"
+
+	"podsb/internal/errclass"
 )
 
 var (
@@ -16,14 +17,9 @@ var (
 	ErrNotRunning = errors.New("pod is not running")
 )
 
-// invalidError is bad input: its message stands alone and it matches
-// ErrInvalid.
-type invalidError struct{ err error }
-
-func (e *invalidError) Error() string        { return e.err.Error() }
-func (e *invalidError) Unwrap() error        { return e.err }
-func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
-
 func invalidf(format string, args ...any) error {
-	return &invalidError{fmt.Errorf(format, args...)}
+	return errclass.New(ErrInvalid, format, args...)
 }
+
+// invalid classifies err as bad input.
+func invalid(err error) error { return errclass.Wrap(ErrInvalid, err) }

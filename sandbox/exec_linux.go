@@ -224,7 +224,20 @@ func (p *Pod) openHandles() (*nsenter.Handles, error) {
 
 // prepare resolves, inside the pod (on the joined thread), the user, the
 // environment and the command's path.
-func (p *Pod) prepare(c ExecConfig) (string, []string, execUser, error) {
+// launch is what prepare resolves for a command.
+type launch struct {
+	path string   // the command's path in the pod
+	env  []string // its whole environment
+	dir  string   // its working directory
+	user execUser
+}
+
+// credential is the user to run as, for SysProcAttr.
+func (l *launch) credential() *syscall.Credential {
+	return &syscall.Credential{Uid: l.user.uid, Gid: l.user.gid, Groups: l.user.groups}
+}
+
+func (p *Pod) prepare(c ExecConfig) (*launch, error) {
 	u := execUser{home: "/root"} // root, without reading a file
 	if c.User != "" {
 		var passwd, group io.Reader
@@ -236,7 +249,7 @@ func (p *Pod) prepare(c ExecConfig) (string, []string, execUser, error) {
 		}
 		var err error
 		if u, err = resolveUser(c.User, passwd, group); err != nil {
-			return "", nil, u, err
+			return nil, err
 		}
 	}
 	env := []string{"PATH=" + DefaultPath, "HOME=" + u.home, "HOSTNAME=" + p.state.Hostname}
@@ -249,22 +262,21 @@ func (p *Pod) prepare(c ExecConfig) (string, []string, execUser, error) {
 		dir = "/"
 	}
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return "", nil, u, invalidf("working directory %s: not a directory in the pod", dir)
+		return nil, invalidf("working directory %s: not a directory in the pod", dir)
 	}
 	path, err := lookPath(c.Args[0], envValue(env, "PATH"), dir)
-	return path, env, u, err
+	if err != nil {
+		return nil, err
+	}
+	return &launch{path: path, env: env, dir: dir, user: u}, nil
 }
 
 // startOnThread starts the command. It runs on the thread that joined the
 // pod's namespaces, so paths resolve in the pod's root.
 func (p *Pod) startOnThread(proc *Process, c ExecConfig) error {
-	path, env, u, err := p.prepare(c)
+	l, err := p.prepare(c)
 	if err != nil {
 		return err
-	}
-	dir := c.Dir
-	if dir == "" {
-		dir = "/"
 	}
 	helper, err := reaper.Memfd()
 	if err != nil {
@@ -272,7 +284,7 @@ func (p *Pod) startOnThread(proc *Process, c ExecConfig) error {
 	}
 	defer helper.Close()
 	sys := &syscall.SysProcAttr{
-		Credential: &syscall.Credential{Uid: u.uid, Gid: u.gid, Groups: u.groups},
+		Credential: l.credential(),
 	}
 	stdin, stdout, stderr := c.Stdin, c.Stdout, c.Stderr
 	if c.TTY {
@@ -282,7 +294,7 @@ func (p *Pod) startOnThread(proc *Process, c ExecConfig) error {
 			return fmt.Errorf("open pty in pod: %w", err)
 		}
 		defer tty.Close()
-		if err := tty.Chown(int(u.uid), int(u.gid)); err != nil {
+		if err := tty.Chown(int(l.user.uid), int(l.user.gid)); err != nil {
 			ptmx.Close()
 			return err
 		}
@@ -297,7 +309,7 @@ func (p *Pod) startOnThread(proc *Process, c ExecConfig) error {
 	// The command is executed by pause's exec mode, from the memfd at fd
 	// 3 of the child: it sets PR_SET_PDEATHSIG, which Go's own Pdeathsig
 	// cannot across a PID namespace, and closes fd 3.
-	pid, err := fork("/proc/self/fd/3", append([]string{"pause", "exec", path}, c.Args...), env, dir, s, []*os.File{helper}, sys)
+	pid, err := fork("/proc/self/fd/3", append([]string{"pause", "exec", l.path}, c.Args...), l.env, l.dir, s, []*os.File{helper}, sys)
 	if err != nil {
 		s.wait()
 		if proc.pty != nil {
@@ -356,13 +368,9 @@ func (p *Pod) execDetached(h *nsenter.Handles, c ExecConfig) (*Process, error) {
 
 	proc := &Process{}
 	err = h.Do(func() error {
-		path, env, u, err := p.prepare(c)
+		l, err := p.prepare(c)
 		if err != nil {
 			return err
-		}
-		dir := c.Dir
-		if dir == "" {
-			dir = "/"
 		}
 		// The pod's /dev/null: this thread's root is the pod's.
 		null, err := os.Open(os.DevNull)
@@ -371,9 +379,9 @@ func (p *Pod) execDetached(h *nsenter.Handles, c ExecConfig) (*Process, error) {
 		}
 		defer null.Close()
 		s := &stdio{files: [3]*os.File{null, logf, logf}}
-		sys := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.uid, Gid: u.gid, Groups: u.groups}}
+		sys := &syscall.SysProcAttr{Credential: l.credential()}
 		// The pod's /proc: this thread's root is the pod's.
-		pid, err := fork("/proc/self/fd/4", append([]string{"pause", "spawn", path}, c.Args...), env, dir, s, []*os.File{statusW, spawner}, sys)
+		pid, err := fork("/proc/self/fd/4", append([]string{"pause", "spawn", l.path}, c.Args...), l.env, l.dir, s, []*os.File{statusW, spawner}, sys)
 		if err != nil {
 			return p.startError(c.Args[0], err)
 		}

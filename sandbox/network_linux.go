@@ -32,7 +32,7 @@ type Port = network.Port
 func ParsePort(s string) (Port, error) {
 	p, err := network.ParsePort(s)
 	if err != nil {
-		return p, &invalidError{err}
+		return p, invalid(err)
 	}
 	return p, nil
 }
@@ -41,7 +41,7 @@ func ParsePort(s string) (Port, error) {
 func ParseSubnet(s string) (netip.Prefix, error) {
 	p, err := network.ParseSubnet(s)
 	if err != nil {
-		return p, &invalidError{err}
+		return p, invalid(err)
 	}
 	return p, nil
 }
@@ -49,7 +49,7 @@ func ParseSubnet(s string) (netip.Prefix, error) {
 // netError turns the network's bad-input errors into ErrInvalid.
 func netError(err error) error {
 	if errors.Is(err, network.ErrInvalid) {
-		return &invalidError{err}
+		return invalid(err)
 	}
 	return err
 }
@@ -58,7 +58,7 @@ func netError(err error) error {
 func reserveNetwork(root, name string, nc *NetworkConfig) (*network.Lease, error) {
 	if nc.Bridge != "" {
 		if err := network.ValidateBridge(nc.Bridge); err != nil {
-			return nil, &invalidError{err}
+			return nil, invalid(err)
 		}
 	}
 	n, err := network.Open(root, network.Options{Bridge: nc.Bridge, Subnet: nc.Subnet})
