@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -65,7 +64,7 @@ func Open(root string, opts Options) (*Network, error) {
 			return nil, invalidf("the network of %s is bridge %s with subnet %s; remove its pods to change it", root, n.cfg.Bridge, n.cfg.Subnet)
 		}
 	case errors.Is(err, os.ErrNotExist):
-		n.cfg = config{Bridge: opts.Bridge, Subnet: opts.Subnet}
+		n.cfg = config(opts)
 		if n.cfg.Bridge == "" {
 			n.cfg.Bridge = DefaultBridge
 		}
@@ -308,6 +307,3 @@ func writeFileAtomic(path string, b []byte) error {
 	}
 	return os.Rename(tmp, path)
 }
-
-// isDigits tells whether s is a decimal number.
-func isDigits(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }
