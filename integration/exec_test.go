@@ -150,7 +150,7 @@ func TestExecSignalsForwarded(t *testing.T) {
 	name, _ := e.create()
 	for _, sig := range []syscall.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGUSR1, unix.SIGUSR2, unix.SIGQUIT} {
 		t.Run(sig.String(), func(t *testing.T) {
-			var out bytes.Buffer
+			var out syncBuffer
 			n := strconv.Itoa(int(sig))
 			cmd := exec.Command(e.bin, "--root", e.root, "exec", name, "--", "sh", "-c",
 				"trap 'echo got "+n+"; exit 7' "+n+"; echo ready; while :; do sleep 0.05; done")
@@ -379,4 +379,22 @@ func TestLibraryExec(t *testing.T) {
 	if _, err := pod.Exec(ctx, sandbox.ExecConfig{Args: []string{"nope"}}); !errorsIs(err, sandbox.ErrCommandNotFound) {
 		t.Errorf("missing command: %v", err)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -45,6 +45,18 @@ pod's pause, its output goes to a log (see podsb logs), and podsb prints its
 PID inside the pod.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// signal.Notify starts a thread of its own: let it start
+			// while the pod is loaded, and be in place before the
+			// command is, so that no signal is lost.
+			sigs := make(chan os.Signal, 16)
+			notified := make(chan struct{})
+			if !detach {
+				go func() {
+					signal.Notify(sigs, forwarded...)
+					close(notified)
+				}()
+				defer signal.Stop(sigs)
+			}
 			pod, err := sandbox.Load(g.root, args[0])
 			if err != nil {
 				return err
@@ -74,7 +86,8 @@ PID inside the pod.`,
 				fmt.Fprintln(cmd.OutOrStdout(), p.PodPID())
 				return nil
 			}
-			return runAttached(cmd, pod, c, interactive)
+			<-notified
+			return runAttached(cmd, pod, c, interactive, sigs)
 		},
 	}
 	f := cmd.Flags()
@@ -90,7 +103,7 @@ PID inside the pod.`,
 
 // runAttached runs the command, forwarding signals (and the terminal with
 // -t), and exits with its status.
-func runAttached(cmd *cobra.Command, pod *sandbox.Pod, c sandbox.ExecConfig, interactive bool) error {
+func runAttached(cmd *cobra.Command, pod *sandbox.Pod, c sandbox.ExecConfig, interactive bool, sigs chan os.Signal) error {
 	p, err := pod.Exec(cmd.Context(), c)
 	if err != nil {
 		return execFailure(err)
@@ -101,14 +114,8 @@ func runAttached(cmd *cobra.Command, pod *sandbox.Pod, c sandbox.ExecConfig, int
 		defer restore()
 		output = done
 	}
-	// Forwarding is set up while the command runs: signal.Notify starts a
-	// thread of its own, which the command need not wait for. A signal
-	// that comes before it kills podsb exec, and so the command
-	// (PR_SET_PDEATHSIG).
-	sigs := make(chan os.Signal, 16)
-	defer signal.Stop(sigs)
+	// Signals caught since before the start are forwarded now.
 	go func() {
-		signal.Notify(sigs, forwarded...)
 		for s := range sigs {
 			if s == unix.SIGWINCH && p.PTY() != nil {
 				pty.InheritSize(os.Stdin, p.PTY())
