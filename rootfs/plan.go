@@ -37,7 +37,7 @@ func Plan(s *Spec) ([]setup.Op, error) {
 	}
 	p.mount("proc", p.path("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 	p.mount("sysfs", p.path("sys"), "sysfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
-	p.devices(p.path("dev"))
+	p.devices(p.path("dev"), s.Shared)
 	p.mount("tmpfs", p.path("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
 	if err := p.etc(s); err != nil {
 		return nil, err
@@ -147,7 +147,7 @@ var devLinks = [][2]string{
 // devices mounts a small tmpfs at dev with the pod's device nodes, a private
 // devpts instance (so the pod's ptys are its own), /dev/shm, and the
 // message-queue filesystem of the pod's IPC namespace.
-func (p *planner) devices(dev string) {
+func (p *planner) devices(dev string, shared map[string]int) {
 	p.mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID, "mode=0755,size=65536k")
 	for _, n := range devNodes {
 		mode := uint64(unix.S_IFCHR | 0o666)
@@ -159,8 +159,16 @@ func (p *planner) devices(dev string) {
 	for _, d := range []string{"pts", "shm", "mqueue"} {
 		p.mkdir(filepath.Join(dev, d), 0o755)
 	}
-	p.mount("devpts", filepath.Join(dev, "pts"), "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
-	p.mount("shm", filepath.Join(dev, "shm"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k")
+	if fd, ok := shared["dev/pts"]; ok {
+		p.add(setup.Op{Code: setup.MoveMount, Num: uint64(fd), Str: []string{filepath.Join(dev, "pts")}})
+	} else {
+		p.mount("devpts", filepath.Join(dev, "pts"), "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+	}
+	if fd, ok := shared["dev/shm"]; ok {
+		p.add(setup.Op{Code: setup.MoveMount, Num: uint64(fd), Str: []string{filepath.Join(dev, "shm")}})
+	} else {
+		p.mount("shm", filepath.Join(dev, "shm"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k")
+	}
 	p.mount("mqueue", filepath.Join(dev, "mqueue"), "mqueue", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 }
 

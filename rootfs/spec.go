@@ -29,6 +29,11 @@ type Spec struct {
 	EtcDir string `json:"etcDir,omitempty"`
 	// Volumes are host paths bound into the root.
 	Volumes []Volume `json:"volumes,omitempty"`
+	// Shared are mounts taken from elsewhere (a pod's /dev/shm and
+	// /dev/pts, for a container): destination relative to the root, such
+	// as "dev/shm", to the number of the fd, in the process that executes
+	// the plan, of a detached mount tree (open_tree OPEN_TREE_CLONE).
+	Shared map[string]int `json:"-"`
 }
 
 // Volume is a bind mount of a host path into the pod.

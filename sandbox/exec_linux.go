@@ -18,6 +18,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"podsb/internal/setup"
 	"podsb/nsenter"
 	"podsb/reaper"
 )
@@ -59,6 +60,9 @@ type ExecConfig struct {
 	// once, stdout and stderr go to the log file Process.LogPath, stdin is
 	// /dev/null, and Wait returns at once.
 	Detach bool
+	// Container, for Exec, joins that container's mount namespace (and so
+	// its root) instead of the pod's.
+	Container string
 }
 
 // Process is a command started in a pod by Exec.
@@ -153,25 +157,10 @@ func (p *Process) Wait() (int, error) {
 // before it executes the command), and the command's own orphans go to
 // pause. Only fds 0, 1 and 2 are open in the command.
 func (p *Pod) Exec(ctx context.Context, c ExecConfig) (*Process, error) {
-	if len(c.Args) == 0 || c.Args[0] == "" {
-		return nil, invalidf("exec: no command")
+	if err := p.checkLaunch(c); err != nil {
+		return nil, err
 	}
-	if p.state == nil || !p.alive() {
-		return nil, fmt.Errorf("%s: %w", p.name, ErrNotRunning)
-	}
-	if c.Dir != "" && !filepath.IsAbs(c.Dir) {
-		return nil, invalidf("working directory %q: not an absolute path", c.Dir)
-	}
-	for _, kv := range c.Env {
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return nil, invalidf("environment variable %q: want KEY=VAL", kv)
-		}
-	}
-	// Descriptors inherited without close-on-exec (from whoever started
-	// this process) must not reach the pod.
-	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-
-	h, err := p.openHandles()
+	h, err := p.openHandles(c.Container)
 	if err != nil {
 		return nil, err
 	}
@@ -204,8 +193,45 @@ func (p *Pod) Exec(ctx context.Context, c ExecConfig) (*Process, error) {
 	return proc, nil
 }
 
-// openHandles opens the pod's pinned namespace handles in joining order.
-func (p *Pod) openHandles() (*nsenter.Handles, error) {
+// checkLaunch validates what Exec and Run share, and keeps inherited fds
+// from reaching the pod.
+func (p *Pod) checkLaunch(c ExecConfig) error {
+	if len(c.Args) == 0 || c.Args[0] == "" {
+		return invalidf("no command")
+	}
+	if len(c.Args) > setup.MaxStrings-1 {
+		return invalidf("a command line of %d words: at most %d", len(c.Args), setup.MaxStrings-1)
+	}
+	if p.state == nil || !p.alive() {
+		return fmt.Errorf("%s: %w", p.name, ErrNotRunning)
+	}
+	if c.Dir != "" && !filepath.IsAbs(c.Dir) {
+		return invalidf("working directory %q: not an absolute path", c.Dir)
+	}
+	for _, kv := range c.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return invalidf("environment variable %q: want KEY=VAL", kv)
+		}
+	}
+	// Descriptors inherited without close-on-exec (from whoever started
+	// this process) must not reach the pod.
+	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	return nil
+}
+
+// openHandles opens the pod's pinned namespace handles in joining order;
+// with a container's name, its mount namespace instead of the pod's.
+func (p *Pod) openHandles(container string) (*nsenter.Handles, error) {
+	mnt := p.NamespacePath(specs.MountNamespace)
+	if container != "" {
+		if err := ValidateName(container); err != nil {
+			return nil, err
+		}
+		mnt = p.containerMountNS(container)
+		if _, err := os.Stat(mnt); err != nil {
+			return nil, fmt.Errorf("container %s in pod %s: %w", container, p.name, ErrNotFound)
+		}
+	}
 	flags := map[specs.LinuxNamespaceType]int{
 		specs.PIDNamespace: unix.CLONE_NEWPID, specs.UTSNamespace: unix.CLONE_NEWUTS,
 		specs.IPCNamespace: unix.CLONE_NEWIPC, specs.NetworkNamespace: unix.CLONE_NEWNET,
@@ -218,7 +244,7 @@ func (p *Pod) openHandles() (*nsenter.Handles, error) {
 		}
 	}
 	// The mount namespace last: host paths no longer resolve after it.
-	nss = append(nss, nsenter.Namespace{Type: unix.CLONE_NEWNS, Path: p.NamespacePath(specs.MountNamespace)})
+	nss = append(nss, nsenter.Namespace{Type: unix.CLONE_NEWNS, Path: mnt})
 	return nsenter.Open(nss)
 }
 

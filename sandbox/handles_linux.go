@@ -82,8 +82,10 @@ func teardown(dir, name string) error {
 			errs = append(errs, err)
 		}
 	}
-	for _, t := range NamespaceTypes {
-		if err := unmount(filepath.Join(nsDir, procName(t))); err != nil {
+	// The pod's handles and its containers' (mnt-NAME).
+	ents, _ := os.ReadDir(nsDir)
+	for _, e := range ents {
+		if err := unmount(filepath.Join(nsDir, e.Name())); err != nil {
 			errs = append(errs, err)
 		}
 	}

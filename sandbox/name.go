@@ -46,3 +46,6 @@ func newID() string {
 	}
 	return hex.EncodeToString(b[:])
 }
+
+// NewName returns a random 12-hex-digit name, as Create and Run give.
+func NewName() string { return newID() }

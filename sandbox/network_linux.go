@@ -127,3 +127,11 @@ func PruneNetwork(root string) error {
 	}
 	return releaseNetwork(root, "", nil)
 }
+
+// netipAddr returns the pod's address, or the zero Addr without a network.
+func netipAddr(st *State) netip.Addr {
+	if st == nil || st.Network == nil {
+		return netip.Addr{}
+	}
+	return st.Network.Addr.Addr()
+}

@@ -162,6 +162,9 @@ type ProcessInfo struct {
 	State string `json:"state"`
 	// Command is its command line.
 	Command string `json:"command"`
+	// Container is the name of the container it belongs to (by its mount
+	// namespace), empty for the pod's own processes.
+	Container string `json:"container,omitempty"`
 }
 
 // Processes lists the pod's processes, sorted by PID inside the pod. A pod
@@ -178,6 +181,16 @@ func (p *Pod) Processes() ([]ProcessInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	containers := map[uint64]string{}
+	if ents, err := os.ReadDir(filepath.Join(p.Dir(), "ns")); err == nil {
+		for _, e := range ents {
+			if name, ok := strings.CutPrefix(e.Name(), "mnt-"); ok {
+				if ino, err := nsInode(filepath.Join(p.Dir(), "ns", e.Name())); err == nil {
+					containers[ino] = name
+				}
+			}
+		}
+	}
 	var procs []ProcessInfo
 	hostToPod := map[int]int{}
 	for _, pid := range pids {
@@ -191,7 +204,13 @@ func (p *Pod) Processes() ([]ProcessInfo, error) {
 		host, _ := strconv.Atoi(pid)
 		inner := s.nspid[len(s.nspid)-1]
 		hostToPod[host] = inner
-		procs = append(procs, ProcessInfo{PID: inner, HostPID: host, PPID: s.ppid, State: s.state, Command: readCmdline(pid, s.name)})
+		pi := ProcessInfo{PID: inner, HostPID: host, PPID: s.ppid, State: s.state, Command: readCmdline(pid, s.name)}
+		if len(containers) > 0 {
+			if ino, err := nsInode("/proc/" + pid + "/ns/mnt"); err == nil {
+				pi.Container = containers[ino]
+			}
+		}
+		procs = append(procs, pi)
 	}
 	for i := range procs {
 		// A parent outside the pod (a host-side exec launcher) shows as 0.

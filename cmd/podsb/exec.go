@@ -6,10 +6,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"time"
 
 	"github.com/creack/pty"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
@@ -28,15 +30,87 @@ var forwarded = []os.Signal{
 	unix.SIGWINCH, unix.SIGALRM, unix.SIGCONT, unix.SIGTSTP,
 }
 
+// launch holds the flags exec and run share, and starts the command.
+type launch struct {
+	c                        sandbox.ExecConfig
+	interactive, tty, detach bool
+}
+
+func (l *launch) flags(f *pflag.FlagSet) {
+	f.SetInterspersed(false) // flags after POD belong to the command
+	f.BoolVarP(&l.interactive, "interactive", "i", false, "keep stdin open and pass it to the command")
+	f.BoolVarP(&l.tty, "tty", "t", false, "give the command a pseudo-terminal")
+	f.BoolVarP(&l.detach, "detach", "d", false, "run in the background, adopted by pause")
+	f.StringArrayVarP(&l.c.Env, "env", "e", nil, "set an environment variable `KEY=VAL` (repeatable)")
+	f.StringVarP(&l.c.Dir, "workdir", "w", "", "working directory inside the pod")
+	f.StringVarP(&l.c.User, "user", "u", "", "run as `USER[:GROUP]` (names or numbers)")
+}
+
+// run loads the pod named by args[0], starts the command args[1:] with
+// start, and either prints what detached says of it or waits for it.
+func (l *launch) run(cmd *cobra.Command, root, verb string, args []string,
+	start func(*sandbox.Pod, sandbox.ExecConfig) (*sandbox.Process, error),
+	detached func(*sandbox.Process) string) error {
+	// signal.Notify starts a thread of its own: let it start while the pod
+	// is loaded, and be in place before the command is, so that no
+	// signal is lost.
+	sigs := make(chan os.Signal, 16)
+	notified := make(chan struct{})
+	if !l.detach {
+		go func() {
+			signal.Notify(sigs, forwarded...)
+			close(notified)
+		}()
+		defer signal.Stop(sigs)
+	}
+	pod, err := sandbox.Load(root, args[0])
+	if err != nil {
+		return err
+	}
+	c := l.c
+	c.Args = args[1:]
+	if c.Args[0] == "--" {
+		c.Args = c.Args[1:]
+	}
+	if len(c.Args) == 0 {
+		return fmt.Errorf("%s: no command", verb)
+	}
+	if l.detach && (l.tty || l.interactive) {
+		return fmt.Errorf("%s: -d cannot be used with -t or -i", verb)
+	}
+	c.TTY, c.Detach = l.tty, l.detach
+	if !l.tty {
+		c.Stdout, c.Stderr = os.Stdout, os.Stderr
+		if l.interactive {
+			c.Stdin = os.Stdin
+		}
+	}
+	if l.detach {
+		p, err := start(pod, c)
+		if err != nil {
+			return execFailure(err)
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), detached(p))
+		return nil
+	}
+	<-notified
+	p, err := start(pod, c)
+	if err != nil {
+		return execFailure(err)
+	}
+	return attached(p, c.TTY, l.interactive, sigs)
+}
+
 func newExecCmd(g *globals) *cobra.Command {
 	var (
-		c                        sandbox.ExecConfig
-		interactive, tty, detach bool
+		l         launch
+		container string
 	)
 	cmd := &cobra.Command{
 		Use:   "exec [flags] POD -- CMD [ARG...]",
 		Short: "Run a command in a pod",
-		Long: `Run a command in all of a pod's namespaces, with the pod's root as its root.
+		Long: `Run a command in all of a pod's namespaces, with the pod's root as its root
+(or a container's, with --container).
 Its exit status is podsb's: the command's code, 128+N if signal N killed it,
 127 if not found, 126 if not executable, 125 if podsb itself failed.
 Signals sent to podsb exec are forwarded to the command; if podsb exec is
@@ -45,71 +119,68 @@ pod's pause, its output goes to a log (see podsb logs), and podsb prints its
 PID inside the pod.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// signal.Notify starts a thread of its own: let it start
-			// while the pod is loaded, and be in place before the
-			// command is, so that no signal is lost.
-			sigs := make(chan os.Signal, 16)
-			notified := make(chan struct{})
-			if !detach {
-				go func() {
-					signal.Notify(sigs, forwarded...)
-					close(notified)
-				}()
-				defer signal.Stop(sigs)
-			}
-			pod, err := sandbox.Load(g.root, args[0])
-			if err != nil {
-				return err
-			}
-			c.Args = args[1:]
-			if c.Args[0] == "--" {
-				c.Args = c.Args[1:]
-			}
-			if len(c.Args) == 0 {
-				return errors.New("exec: no command")
-			}
-			if detach && (tty || interactive) {
-				return errors.New("exec: -d cannot be used with -t or -i")
-			}
-			c.TTY, c.Detach = tty, detach
-			if !tty {
-				c.Stdout, c.Stderr = os.Stdout, os.Stderr
-				if interactive {
-					c.Stdin = os.Stdin
-				}
-			}
-			if detach {
-				p, err := pod.Exec(cmd.Context(), c)
-				if err != nil {
-					return execFailure(err)
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), p.PodPID())
-				return nil
-			}
-			<-notified
-			return runAttached(cmd, pod, c, interactive, sigs)
+			l.c.Container = container
+			return l.run(cmd, g.root, "exec", args,
+				func(pod *sandbox.Pod, c sandbox.ExecConfig) (*sandbox.Process, error) {
+					return pod.Exec(cmd.Context(), c)
+				},
+				func(p *sandbox.Process) string { return strconv.Itoa(p.PodPID()) })
 		},
 	}
-	f := cmd.Flags()
-	f.SetInterspersed(false) // flags after POD belong to the command
-	f.BoolVarP(&interactive, "interactive", "i", false, "keep stdin open and pass it to the command")
-	f.BoolVarP(&tty, "tty", "t", false, "give the command a pseudo-terminal")
-	f.BoolVarP(&detach, "detach", "d", false, "run in the background, adopted by pause; print its PID in the pod")
-	f.StringArrayVarP(&c.Env, "env", "e", nil, "set an environment variable `KEY=VAL` (repeatable)")
-	f.StringVarP(&c.Dir, "workdir", "w", "", "working directory inside the pod")
-	f.StringVarP(&c.User, "user", "u", "", "run as `USER[:GROUP]` (names or numbers)")
+	l.flags(cmd.Flags())
+	cmd.Flags().StringVar(&container, "container", "", "join this container's mount namespace and root")
 	return cmd
 }
 
-// runAttached runs the command, forwarding signals (and the terminal with
-// -t), and exits with its status.
-func runAttached(cmd *cobra.Command, pod *sandbox.Pod, c sandbox.ExecConfig, interactive bool, sigs chan os.Signal) error {
-	p, err := pod.Exec(cmd.Context(), c)
-	if err != nil {
-		return execFailure(err)
+func newRunCmd(g *globals) *cobra.Command {
+	var (
+		l       launch
+		cc      sandbox.ContainerConfig
+		volumes []string
+	)
+	cmd := &cobra.Command{
+		Use:   "run [flags] POD -- CMD [ARG...]",
+		Short: "Run a container in a pod: its own root, the pod's PID, network, IPC and UTS",
+		Long: `Run a command as a container of a pod: in a mount namespace and root
+filesystem of its own (a directory with --rootfs, else the default root), and
+in the pod's PID, network, IPC and UTS namespaces, with pause as its PID 1.
+The pod's /dev/shm and /dev/pts are shared. Exit status, signals, -t, -d and
+the environment are as for exec; with -d, podsb prints the container's name
+and its output goes to podsb logs POD NAME.`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, v := range volumes {
+				vol, err := sandbox.ParseVolume(v)
+				if err != nil {
+					return err
+				}
+				cc.Volumes = append(cc.Volumes, vol)
+			}
+			return l.run(cmd, g.root, "run", args,
+				func(pod *sandbox.Pod, c sandbox.ExecConfig) (*sandbox.Process, error) {
+					cc.ExecConfig = c
+					if cc.Name == "" {
+						cc.Name = sandbox.NewName()
+					}
+					return pod.Run(cmd.Context(), cc)
+				},
+				func(*sandbox.Process) string { return cc.Name })
+		},
 	}
+	l.flags(cmd.Flags())
+	f := cmd.Flags()
+	f.StringVar(&cc.Name, "name", "", "the container's name, unique in the pod (default: a random ID)")
+	f.StringVar(&cc.Rootfs, "rootfs", "", "use directory `DIR` as the container's root (default: a tmpfs with the host's /usr read-only)")
+	f.BoolVar(&cc.ReadOnly, "read-only", false, "make the container's root read-only")
+	f.StringArrayVarP(&volumes, "volume", "v", nil, "bind-mount a host path: `SRC:DST[:ro|:rw]` (repeatable)")
+	return cmd
+}
+
+// attached waits for the command, forwarding signals (and the terminal with
+// -t), and exits with its status.
+func attached(p *sandbox.Process, tty, interactive bool, sigs chan os.Signal) error {
 	var output chan struct{}
-	if c.TTY {
+	if tty {
 		restore, done := attachTerminal(p.PTY(), interactive)
 		defer restore()
 		output = done

@@ -91,6 +91,8 @@ func newRootCmd(stdout io.Writer) *cobra.Command {
 		newExecCmd(g),
 		newLogsCmd(g),
 		newNetworkCmd(g),
+		newRunCmd(g),
+		newKillCmd(g),
 	)
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -27,9 +28,8 @@ type psRow struct {
 
 func newPsCmd(g *globals) *cobra.Command {
 	var (
-		all    bool
-		quiet  bool
-		format string
+		all, quiet, containers bool
+		format                 string
 	)
 	cmd := &cobra.Command{
 		Use:   "ps [flags] [POD...]",
@@ -42,6 +42,9 @@ func newPsCmd(g *globals) *cobra.Command {
 			pods, err := selectPods(g.root, args)
 			if err != nil {
 				return err
+			}
+			if containers {
+				return printContainers(cmd.OutOrStdout(), pods, all, quiet, format)
 			}
 			counts, err := sandbox.ProcessCounts(pods)
 			if err != nil {
@@ -70,6 +73,7 @@ func newPsCmd(g *globals) *cobra.Command {
 	f.BoolVarP(&all, "all", "a", false, "show every pod, not only running ones")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print names only")
 	f.StringVar(&format, "format", "table", "output format: table or json")
+	f.BoolVar(&containers, "containers", false, "list the pods' containers instead")
 	return cmd
 }
 
@@ -140,4 +144,47 @@ func plural(n int, unit string) string {
 		return "1 " + unit
 	}
 	return strconv.Itoa(n) + " " + unit + "s"
+}
+
+// containerRow is one container in ps --containers output.
+type containerRow struct {
+	Pod string `json:"pod"`
+	sandbox.ContainerState
+}
+
+// printContainers lists the containers of pods: running ones, or all with -a.
+func printContainers(w io.Writer, pods []*sandbox.Pod, all, quiet bool, format string) error {
+	rows := []containerRow{}
+	for _, p := range pods {
+		cs, err := p.Containers()
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if all || c.Status == specs.StateRunning {
+				rows = append(rows, containerRow{Pod: p.Name(), ContainerState: c})
+			}
+		}
+	}
+	switch {
+	case quiet:
+		for _, r := range rows {
+			fmt.Fprintln(w, r.Pod+"/"+r.Name)
+		}
+		return nil
+	case format == "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(tw, "POD\tNAME\tSTATUS\tPID\tCREATED\tROOT\tCOMMAND")
+	for _, r := range rows {
+		root := r.Rootfs
+		if root == "" {
+			root = "default"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Pod, r.Name, r.Status, r.PodPID, ago(r.Created), root, strings.Join(r.Args, " "))
+	}
+	return tw.Flush()
 }

@@ -28,9 +28,13 @@ func newTopCmd(g *globals) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 8, 3, ' ', 0)
-			fmt.Fprintln(tw, "PID\tHOST PID\tPPID\tSTATE\tCOMMAND")
+			fmt.Fprintln(tw, "PID\tHOST PID\tPPID\tSTATE\tCONTAINER\tCOMMAND")
 			for _, pr := range procs {
-				fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\n", pr.PID, pr.HostPID, pr.PPID, pr.State, pr.Command)
+				c := pr.Container
+				if c == "" {
+					c = "-"
+				}
+				fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%s\n", pr.PID, pr.HostPID, pr.PPID, pr.State, c, pr.Command)
 			}
 			return tw.Flush()
 		},

@@ -42,7 +42,28 @@ const (
 	Pivot      Code = 10
 	// Pivot makes Str[0] the root: pivot_root(".", ".") in it, then the
 	// old root, made a recursive slave, is detached.
+
+	// The operations of a container's init ("pause run"), whose fds are:
+	// 3 the program, 4 the status pipe, 5 the go-ahead pipe, and the
+	// detached mount trees that MoveMount attaches.
+	MoveMount Code = 11 // attach the detached mount tree at fd Num on Str[0]
+	Sync      Code = 12 // report Synced, then wait for the go-ahead (end of file on fd 5)
+	Spawn     Code = 13 // fork: the parent reports Spawned with the child's PID and exits; the child goes on in a new session
+	SetIDs    Code = 14 // setgroups(Str as numbers), setgid(Num>>32), setuid(Num&0xffffffff)
+	Chdir     Code = 15 // chdir(Str[0])
+	Pdeathsig Code = 16 // SIGKILL when the parent thread dies
+	Exec      Code = 17 // execute Str[0] (PATH lookup unless it holds a slash) with argv Str[1:]; the status fd closes on success
 )
+
+// Records on the status pipe that are not failures: the first word.
+const (
+	Synced  uint32 = 0xffffffff // set up, waiting for the go-ahead
+	Spawned uint32 = 0xfffffffe // the second word is the spawned PID
+)
+
+// MaxStrings is the most strings an operation may have (an Exec's argv
+// with the program, a SetIDs's groups).
+const MaxStrings = 64
 
 // Optional marks an operation whose failure is ignored.
 const Optional uint32 = 1
@@ -143,6 +164,20 @@ func (op Op) String() string {
 		return "bring up loopback"
 	case Pivot:
 		return "pivot_root to " + s(0)
+	case MoveMount:
+		return "attach a mount on " + s(0)
+	case Sync:
+		return "wait for the go-ahead"
+	case Spawn:
+		return "fork"
+	case SetIDs:
+		return fmt.Sprintf("become user %d group %d", op.Num&0xffffffff, op.Num>>32)
+	case Chdir:
+		return "chdir " + s(0)
+	case Pdeathsig:
+		return "set the parent-death signal"
+	case Exec:
+		return "execute " + s(0)
 	}
 	return fmt.Sprintf("operation %d", op.Code)
 }

@@ -68,6 +68,10 @@ enum {
 	SYS_close_range = 436,
 	SYS_mount_setattr = 442,
 	SYS_dup3 = 292,
+	SYS_move_mount = 429,
+	SYS_setgroups = 116,
+	SYS_setgid = 106,
+	SYS_setuid = 105,
 
 	SIG_BLOCK = 0,
 	SIG_SETMASK = 2,
@@ -101,6 +105,7 @@ enum {
 	O_CLOEXEC = 02000000,
 	EEXIST = 17,
 	EINTR = 4,
+	EACCES = 13,
 
 	MS_RDONLY = 1,
 	MS_NOSUID = 2,
@@ -208,9 +213,22 @@ enum {
 	OP_HOSTNAME = 8,
 	OP_LOOPBACK_UP = 9,
 	OP_PIVOT = 10,
+	OP_MOVE_MOUNT = 11,
+	OP_SYNC = 12,
+	OP_SPAWN = 13,
+	OP_SET_IDS = 14,
+	OP_CHDIR = 15,
+	OP_PDEATHSIG = 16,
+	OP_EXEC = 17,
 
 	OPT_OPTIONAL = 1,
-	MAX_STR = 4,
+	MAX_STR = 64,	// Exec's command line, SetIDs's groups
+
+	// Records on the status fd that are not failures.
+	REPORT_SYNC = 0xffffffff,	// set up: waiting for the go-ahead on GO_FD
+	REPORT_SPAWNED = 0xfffffffe,	// the second word is the spawned PID
+	GO_FD = 5,
+	MOVE_MOUNT_F_EMPTY_PATH = 4,
 };
 
 struct op {
@@ -356,7 +374,92 @@ out:
 	return r;
 }
 
-static long exec_op(const struct op *o)
+// report writes a record of two 32-bit words to the status fd.
+static void report(unsigned a, unsigned b)
+{
+	unsigned char rep[8];
+
+	for (int i = 0; i < 4; i++) {
+		rep[i] = a >> (8 * i);
+		rep[4 + i] = b >> (8 * i);
+	}
+	sys(SYS_write, STATUS_FD, (long)rep, sizeof rep, 0);
+}
+
+// atou parses a decimal number.
+static unsigned long atou(const char *s)
+{
+	unsigned long n = 0;
+
+	while (*s >= '0' && *s <= '9')
+		n = n * 10 + (unsigned long)(*s++ - '0');
+	return n;
+}
+
+// set_ids drops to the command's user: supplementary groups, group, user.
+static long set_ids(const struct op *o)
+{
+	unsigned groups[MAX_STR];
+	long r;
+
+	for (unsigned i = 0; i < o->nstr; i++)
+		groups[i] = atou(o->str[i]);
+	if ((r = sys(SYS_setgroups, o->nstr, (long)groups, 0, 0)) < 0 ||
+	    (r = sys(SYS_setgid, o->num >> 32, 0, 0, 0)) < 0)
+		return r;
+	return sys(SYS_setuid, o->num & 0xffffffff, 0, 0, 0);
+}
+
+// run_command executes the command of an Exec operation: str[0] is the
+// program (looked up in PATH unless it holds a slash), the rest its argv.
+// It returns only on failure. The status fd closes on exec: end of file is
+// the launcher's sign of success.
+static long run_command(const struct op *o, char **envp)
+{
+	static const sigset64 none = 0;
+	const char *argv[MAX_STR + 1];
+	const char *file = o->str[0], *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	char buf[4096];
+	long err = -ENOENT;
+
+	for (unsigned i = 1; i < o->nstr; i++)
+		argv[i - 1] = o->str[i];
+	argv[o->nstr - 1] = 0;
+	sys(SYS_fcntl, STATUS_FD, F_SETFD, FD_CLOEXEC, 0);
+	sys(SYS_close, CONFIG_FD, 0, 0, 0);
+	close_from(GO_FD);
+	sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof none);
+	for (const char *c = file; *c; c++)
+		if (*c == '/')
+			return sys(SYS_execve, (long)file, (long)argv, (long)envp, 0);
+	for (char **e = envp; *e; e++)
+		if (e[0][0] == 'P' && e[0][1] == 'A' && e[0][2] == 'T' && e[0][3] == 'H' && e[0][4] == '=')
+			path = *e + 5;
+	// As execvp: each directory of PATH in turn; EACCES wins over ENOENT.
+	while (*path) {
+		unsigned long n = 0, f = 0;
+		long r;
+
+		while (path[n] && path[n] != ':' && n < sizeof buf - 2)
+			buf[n] = path[n], n++;
+		if (n == 0)
+			buf[n++] = '.';
+		buf[n++] = '/';
+		while (file[f] && n < sizeof buf - 1)
+			buf[n++] = file[f++];
+		buf[n] = 0;
+		r = sys(SYS_execve, (long)buf, (long)argv, (long)envp, 0);
+		if (r == -EACCES)
+			err = r;
+		while (*path && *path != ':')
+			path++;
+		if (*path == ':')
+			path++;
+	}
+	return err;
+}
+
+static long exec_op(const struct op *o, char **envp)
 {
 	long r;
 
@@ -383,25 +486,46 @@ static long exec_op(const struct op *o)
 		return loopback_up();
 	case OP_PIVOT:
 		return pivot(arg(o, 0));
+	case OP_MOVE_MOUNT:
+		return sys6(SYS_move_mount, o->num, (long)"", AT_FDCWD, (long)arg(o, 0), MOVE_MOUNT_F_EMPTY_PATH, 0);
+	case OP_SYNC: {
+		char c;
+
+		report(REPORT_SYNC, 0);
+		while ((r = sys(SYS_read, GO_FD, (long)&c, 1, 0)) == -EINTR)
+			;
+		return r < 0 ? r : 0;
+	}
+	case OP_SPAWN:
+		r = sys(SYS_fork, 0, 0, 0, 0);
+		if (r > 0) {
+			report(REPORT_SPAWNED, r);
+			sys(SYS_exit_group, 0, 0, 0, 0);
+		}
+		if (r == 0)
+			sys(SYS_setsid, 0, 0, 0, 0);
+		return r < 0 ? r : 0;
+	case OP_SET_IDS:
+		return set_ids(o);
+	case OP_CHDIR:
+		return sys(SYS_chdir, (long)arg(o, 0), 0, 0, 0);
+	case OP_PDEATHSIG:
+		return sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
+	case OP_EXEC:
+		return o->nstr < 2 ? -22 : run_command(o, envp);
 	}
 	return -22;	// EINVAL: an operation this init does not know
 }
 
 __attribute__((noreturn)) static void fail(unsigned index, long err)
 {
-	unsigned char rep[8];
-
-	for (int i = 0; i < 4; i++) {
-		rep[i] = index >> (8 * i);
-		rep[4 + i] = (unsigned long)(-err) >> (8 * i);
-	}
-	sys(SYS_write, STATUS_FD, (long)rep, sizeof rep, 0);
+	report(index, -err);
 	sys(SYS_exit_group, 1, 0, 0, 0);
 	__builtin_unreachable();
 }
 
 // setup reads the program from CONFIG_FD and executes it.
-static void setup(void)
+static void setup(char **envp)
 {
 	unsigned char *buf = (unsigned char *)sys6(SYS_mmap, 0, CONFIG_MAX, PROT_READ | PROT_WRITE,
 						    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -432,7 +556,7 @@ static void setup(void)
 
 		if (parse(&p, end, &o) < 0)
 			fail(index, -22);	// EINVAL
-		r = exec_op(&o);
+		r = exec_op(&o, envp);
 		if (r < 0 && !(o.flags & OPT_OPTIONAL))
 			fail(index, r);
 	}
@@ -567,8 +691,14 @@ __attribute__((noreturn, used)) static void run(long *sp)
 	// Block first, so that nothing sent while pause starts up is lost.
 	sys(SYS_rt_sigprocmask, SIG_BLOCK, (long)&all, 0, sizeof all);
 
+	if (argc > 1 && is(argv[1], "run")) {
+		// A container's init: the program ends by executing the
+		// command; one that does not simply ends.
+		setup(argv + argc + 1);
+		sys(SYS_exit_group, 0, 0, 0, 0);
+	}
 	if (argc > 1) {
-		setup();
+		setup(argv + argc + 1);
 		// Leave the command line as plain "pause" for ps and top.
 		for (char *c = argv[1]; *c; c++)
 			*c = 0;

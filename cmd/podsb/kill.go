@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"podsb/sandbox"
+)
+
+func newKillCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "kill POD CONTAINER [SIGNAL]",
+		Short: "Send a signal (default TERM) to a container's main process",
+		Args:  cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sig := unix.SIGTERM
+			if len(args) == 3 {
+				var err error
+				if sig, err = parseSignal(args[2]); err != nil {
+					return err
+				}
+			}
+			pod, err := sandbox.Load(g.root, args[0])
+			if err != nil {
+				return err
+			}
+			return pod.SignalContainer(args[1], sig)
+		},
+	}
+}
+
+// parseSignal reads a signal as a number, or a name with or without SIG.
+func parseSignal(s string) (unix.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return unix.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("signal %q: not a signal name or number", s)
+}

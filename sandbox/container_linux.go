@@ -1,0 +1,509 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+	securejoin "github.com/cyphar/filepath-securejoin"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"podsb/internal/setup"
+	"podsb/nsenter"
+	"podsb/reaper"
+	"podsb/rootfs"
+)
+
+// ContainerConfig describes a container: a command with a root filesystem
+// and mount namespace of its own, in the pod's PID, network, IPC and UTS
+// namespaces, with pause as its PID 1.
+type ContainerConfig struct {
+	// ExecConfig is the command, as for Exec; Detach sends its output to
+	// the log file ROOT/POD/logs/NAME.log.
+	ExecConfig
+	// Name is unique within the pod; a random ID if empty.
+	Name string
+	// Rootfs is a host directory to use as the container's root; empty is
+	// the default root, as for a pod.
+	Rootfs string
+	// ReadOnly makes the container's root read-only.
+	ReadOnly bool
+	// Volumes are host paths bound into the container.
+	Volumes []Volume
+}
+
+// ContainerState is what podsb keeps of a container in
+// ROOT/POD/containers/NAME/state.json.
+type ContainerState struct {
+	Name string `json:"name"`
+	// Status is running while the container's main process lives.
+	Status specs.ContainerState `json:"status"`
+	// Pid is the main process's PID on the host, PodPID inside the pod.
+	Pid       int       `json:"pid"`
+	PodPID    int       `json:"podPid"`
+	StartTime uint64    `json:"startTime"`
+	Created   time.Time `json:"created"`
+	Args      []string  `json:"args"`
+	Rootfs    string    `json:"rootfs,omitempty"`
+	ReadOnly  bool      `json:"readOnly,omitempty"`
+	Volumes   []Volume  `json:"volumes,omitempty"`
+	Detached  bool      `json:"detached,omitempty"`
+	// MountNamespace is the pinned handle of its mount namespace.
+	MountNamespace string `json:"mountNamespace"`
+	// Log is the output of a detached container.
+	Log string `json:"log,omitempty"`
+}
+
+// containerMountNS is where a container's mount namespace is pinned: in the
+// pod's ns directory, a private mount.
+func (p *Pod) containerMountNS(name string) string {
+	return filepath.Join(p.Dir(), "ns", "mnt-"+name)
+}
+
+func (p *Pod) containerDir(name string) string {
+	return filepath.Join(p.Dir(), "containers", name)
+}
+
+// Containers lists the pod's containers, sorted by name, with live status.
+func (p *Pod) Containers() ([]ContainerState, error) {
+	ents, err := os.ReadDir(filepath.Join(p.Dir(), "containers"))
+	if isNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []ContainerState
+	for _, e := range ents {
+		if cs, err := p.Container(e.Name()); err == nil {
+			out = append(out, cs)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Container returns the state of one container, with live status.
+func (p *Pod) Container(name string) (ContainerState, error) {
+	var cs ContainerState
+	if err := ValidateName(name); err != nil {
+		return cs, err
+	}
+	b, err := os.ReadFile(filepath.Join(p.containerDir(name), stateFile))
+	if err != nil {
+		return cs, fmt.Errorf("container %s in pod %s: %w", name, p.name, ErrNotFound)
+	}
+	if err := json.Unmarshal(b, &cs); err != nil {
+		return cs, err
+	}
+	cs.Status = specs.StateStopped
+	if ps, err := readStat(cs.Pid); err == nil && cs.Pid > 0 && ps.startTime == cs.StartTime && ps.state != 'Z' && ps.state != 'X' && p.Status() == specs.StateRunning {
+		cs.Status = specs.StateRunning
+	}
+	return cs, nil
+}
+
+// SignalContainer sends sig to a container's main process, through a pidfd
+// opened before the identity check.
+func (p *Pod) SignalContainer(name string, sig unix.Signal) error {
+	cs, err := p.Container(name)
+	if err != nil {
+		return err
+	}
+	if cs.Status != specs.StateRunning {
+		return fmt.Errorf("container %s in pod %s: %w", name, p.name, ErrNotRunning)
+	}
+	fd, err := unix.PidfdOpen(cs.Pid, 0)
+	if err != nil {
+		return fmt.Errorf("container %s in pod %s: %w", name, p.name, ErrNotRunning)
+	}
+	defer unix.Close(fd)
+	if cs, err = p.Container(name); err != nil || cs.Status != specs.StateRunning {
+		return fmt.Errorf("container %s in pod %s: %w", name, p.name, ErrNotRunning)
+	}
+	return unix.PidfdSendSignal(fd, sig, nil, 0)
+}
+
+// Run starts a container in the pod. Its init, pause in run mode, is forked
+// from a thread that joined the pod's PID, UTS, IPC and network namespaces,
+// into a new mount namespace; it builds the container's root (as a pod's,
+// but with the pod's own /dev/shm and /dev/pts attached: IPC and terminals
+// are shared), waits while podsb pins the new mount namespace, becomes the
+// command's user and executes the command. Exit status, signals, terminal,
+// detaching and environment are as for Exec.
+func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
+	c := cc.ExecConfig
+	if c.Container != "" {
+		return nil, invalidf("run: ExecConfig.Container is for Exec")
+	}
+	if err := p.checkLaunch(c); err != nil {
+		return nil, err
+	}
+	name := cc.Name
+	if name == "" {
+		name = newID()
+	}
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	spec := rootfs.Spec{Dir: cc.Rootfs, ReadOnly: cc.ReadOnly, Volumes: cc.Volumes}
+	if spec.Dir != "" {
+		spec.Dir = filepath.Clean(spec.Dir)
+	}
+	if err := spec.Check(); err != nil {
+		return nil, invalid(err)
+	}
+	if err := os.MkdirAll(filepath.Join(p.Dir(), "containers"), 0o700); err != nil {
+		return nil, err
+	}
+	cdir := p.containerDir(name)
+	if err := os.Mkdir(cdir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %s in pod %s: %w", name, p.name, ErrExists)
+		}
+		return nil, err
+	}
+	r := &containerStart{pod: p, name: name, dir: cdir}
+	proc, err := r.start(ctx, cc, spec)
+	if err != nil {
+		r.undo()
+		return nil, err
+	}
+	return proc, nil
+}
+
+// containerStart is a container being started.
+type containerStart struct {
+	pod    *Pod
+	name   string
+	dir    string
+	pinned bool
+	state  ContainerState
+}
+
+func (r *containerStart) undo() {
+	if r.pinned {
+		unmount(r.pod.containerMountNS(r.name))
+		os.Remove(r.pod.containerMountNS(r.name))
+	}
+	os.RemoveAll(r.dir)
+}
+
+func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec rootfs.Spec) (*Process, error) {
+	p, c := r.pod, cc.ExecConfig
+	st := p.state
+	var ip = netipAddr(st)
+	spec.Target = filepath.Join(r.dir, "rootfs")
+	spec.Etc = etcFiles(st.Hostname, ip)
+	if err := os.Mkdir(spec.Target, 0o700); err != nil {
+		return nil, err
+	}
+	if spec.Dir != "" {
+		spec.EtcDir = filepath.Join(r.dir, "etc")
+		if err := writeEtc(spec.EtcDir, spec.Etc); err != nil {
+			return nil, err
+		}
+	}
+	// The container's user, from its own /etc (a copy of the host's in
+	// the default root).
+	u := execUser{home: "/root"}
+	if c.User != "" {
+		etc := "/etc"
+		if spec.Dir != "" {
+			var err error
+			if etc, err = securejoin.SecureJoin(spec.Dir, "etc"); err != nil {
+				return nil, err
+			}
+		}
+		var passwd, group io.Reader
+		if f, err := os.Open(filepath.Join(etc, "passwd")); err == nil {
+			defer f.Close()
+			passwd = f
+		}
+		if f, err := os.Open(filepath.Join(etc, "group")); err == nil {
+			defer f.Close()
+			group = f
+		}
+		var err error
+		if u, err = resolveUser(c.User, passwd, group); err != nil {
+			return nil, err
+		}
+	}
+	env := []string{"PATH=" + DefaultPath, "HOME=" + u.home, "HOSTNAME=" + st.Hostname}
+	if c.TTY {
+		env = append(env, "TERM=xterm")
+	}
+	env = mergeEnv(env, c.Env)
+	dir := c.Dir
+	if dir == "" {
+		dir = "/"
+	}
+
+	// From the pod's mount namespace: detached copies of its /dev/shm and
+	// /dev/pts, its /dev/null, and a pty of its devpts for -t.
+	mh, err := nsenter.Open([]nsenter.Namespace{{Type: unix.CLONE_NEWNS, Path: p.NamespacePath(specs.MountNamespace)}})
+	if err != nil {
+		return nil, err
+	}
+	var shm, pts, null, ptmx, tty *os.File
+	err = mh.Do(func() error {
+		for _, m := range []struct {
+			path string
+			f    **os.File
+		}{{"/dev/shm", &shm}, {"/dev/pts", &pts}} {
+			fd, err := unix.OpenTree(unix.AT_FDCWD, m.path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+			if err != nil {
+				return &os.PathError{Op: "open_tree", Path: m.path, Err: err}
+			}
+			*m.f = os.NewFile(uintptr(fd), m.path)
+		}
+		var err error
+		if null, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
+			return err
+		}
+		if c.TTY {
+			if ptmx, tty, err = pty.Open(); err == nil {
+				err = tty.Chown(int(u.uid), int(u.gid))
+			}
+		}
+		return err
+	})
+	mh.Close()
+	for _, f := range []*os.File{shm, pts, null, tty} {
+		if f != nil {
+			defer f.Close()
+		}
+	}
+	if err != nil {
+		if ptmx != nil {
+			ptmx.Close()
+		}
+		return nil, err
+	}
+	// The child's fds: 0-2 stdio, 3 program, 4 status, 5 go-ahead,
+	// 6 the memfd, 7 /dev/shm, 8 /dev/pts.
+	spec.Shared = map[string]int{"dev/shm": 7, "dev/pts": 8}
+	ops, err := rootfs.Plan(&spec)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	ops = append(ops, setup.Op{Code: setup.Sync})
+	if c.Detach {
+		ops = append(ops, setup.Op{Code: setup.Spawn})
+	}
+	groups := make([]string, len(u.groups))
+	for i, g := range u.groups {
+		groups[i] = strconv.Itoa(int(g))
+	}
+	ops = append(ops,
+		setup.Op{Code: setup.SetIDs, Num: uint64(u.uid) | uint64(u.gid)<<32, Str: groups},
+		setup.Op{Code: setup.Chdir, Str: []string{dir}},
+	)
+	if !c.Detach {
+		ops = append(ops, setup.Op{Code: setup.Pdeathsig})
+	}
+	ops = append(ops, setup.Op{Code: setup.Exec, Str: append([]string{c.Args[0]}, c.Args...)})
+
+	// Stdio.
+	var s *stdio
+	switch {
+	case c.Detach:
+		logs := filepath.Join(p.Dir(), "logs")
+		if err := os.MkdirAll(logs, 0o700); err != nil {
+			return nil, err
+		}
+		r.state.Log = filepath.Join(logs, r.name+".log")
+		logf, err := os.OpenFile(r.state.Log, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		defer logf.Close()
+		s = &stdio{files: [3]*os.File{null, logf, logf}}
+	case c.TTY:
+		s = &stdio{files: [3]*os.File{tty, tty, tty}}
+	default:
+		if s, err = newStdio(c.Stdin, c.Stdout, c.Stderr); err != nil {
+			return nil, err
+		}
+	}
+
+	pause, err := reaper.Memfd()
+	if err != nil {
+		return nil, err
+	}
+	defer pause.Close()
+	progR, progW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer progR.Close()
+	defer progW.Close()
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer statusR.Close()
+	defer statusW.Close()
+	goR, goW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer goR.Close()
+	defer goW.Close()
+
+	// Fork from a thread in the pod's PID, UTS, IPC and network
+	// namespaces, into a new mount namespace (a copy of the host's, where
+	// the container's root and volumes are found).
+	var nss []nsenter.Namespace
+	for _, t := range []struct {
+		flag int
+		ns   specs.LinuxNamespaceType
+	}{{unix.CLONE_NEWPID, specs.PIDNamespace}, {unix.CLONE_NEWUTS, specs.UTSNamespace}, {unix.CLONE_NEWIPC, specs.IPCNamespace}, {unix.CLONE_NEWNET, specs.NetworkNamespace}} {
+		nss = append(nss, nsenter.Namespace{Type: t.flag, Path: p.NamespacePath(t.ns)})
+	}
+	h, err := nsenter.Open(nss)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	proc := &Process{release: make(chan struct{}), pty: ptmx}
+	started := make(chan error, 1)
+	h.Go(func(err error) {
+		if err == nil {
+			var pid int
+			pid, err = fork("/proc/self/fd/6", []string{"pause", "run"}, env, "/", s,
+				[]*os.File{progR, statusW, goR, pause, shm, pts},
+				&syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS})
+			proc.hostPID = pid
+		}
+		started <- err
+		if err == nil && !c.Detach {
+			<-proc.release // the command dies with this thread
+		}
+	})
+	if err := <-started; err != nil {
+		if ptmx != nil {
+			ptmx.Close()
+		}
+		s.wait()
+		return nil, fmt.Errorf("start container %s: %w", r.name, err)
+	}
+	// The child has its ends now.
+	progR.Close()
+	statusW.Close()
+	goR.Close()
+	initPID := proc.hostPID
+	fail := func(err error) (*Process, error) {
+		unix.Kill(initPID, unix.SIGKILL)
+		waitExit(initPID)
+		close(proc.release)
+		s.wait()
+		if ptmx != nil {
+			ptmx.Close()
+		}
+		return nil, err
+	}
+	if _, err := progW.Write(setup.Encode(ops)); err != nil {
+		return fail(fmt.Errorf("send container %s its program: %w", r.name, err))
+	}
+	progW.Close()
+	stop := context.AfterFunc(ctx, func() { statusR.SetReadDeadline(time.Now()) })
+	defer stop()
+	for {
+		var rec [8]byte
+		_, err := io.ReadFull(statusR, rec[:])
+		if errors.Is(err, io.EOF) {
+			break // executed the command
+		}
+		if err != nil {
+			return fail(fmt.Errorf("container %s: %w", r.name, err))
+		}
+		a, b := binary.LittleEndian.Uint32(rec[:4]), binary.LittleEndian.Uint32(rec[4:])
+		switch a {
+		case setup.Synced:
+			if err := r.pin(initPID, cc); err != nil {
+				return fail(err)
+			}
+			goW.Close()
+		case setup.Spawned:
+			r.state.PodPID = int(b)
+		default:
+			err := setup.Failure(ops, rec[:])
+			var oe *setup.OpError
+			if errors.As(err, &oe) && oe.Op.Code == setup.Exec {
+				err = p.startError(c.Args[0], oe.Err)
+			}
+			return fail(fmt.Errorf("container %s: %w", r.name, err))
+		}
+	}
+	if c.Detach {
+		// The init forked the command and exited: reap it; pause adopts
+		// the command.
+		waitExit(initPID)
+		close(proc.release)
+		proc.podPID = r.state.PodPID
+		proc.hostPID = hostPIDOf(p, proc.podPID)
+		proc.logPath = r.state.Log
+	} else {
+		if proc.pidfd, err = unix.PidfdOpen(initPID, 0); err != nil {
+			return fail(os.NewSyscallError("pidfd_open", err))
+		}
+		proc.stdio = s
+	}
+	r.state.Pid = proc.hostPID
+	if ps, err := readStat(proc.hostPID); err == nil {
+		r.state.StartTime = ps.startTime
+	}
+	if r.state.PodPID == 0 {
+		r.state.PodPID = proc.PodPID()
+	}
+	r.state.Status = specs.StateRunning
+	if err := r.writeState(); err != nil {
+		return nil, err
+	}
+	return proc, nil
+}
+
+// pin binds the container's new mount namespace into the pod's ns
+// directory (a private mount, where a mount-namespace file may be bound)
+// and writes its first state.
+func (r *containerStart) pin(pid int, cc ContainerConfig) error {
+	handle := r.pod.containerMountNS(r.name)
+	if err := touch(handle); err != nil {
+		return err
+	}
+	if err := mount(fmt.Sprintf("/proc/%d/ns/mnt", pid), handle, "", unix.MS_BIND, ""); err != nil {
+		os.Remove(handle)
+		return fmt.Errorf("pin mount namespace of container %s: %w", r.name, err)
+	}
+	r.pinned = true
+	r.state = ContainerState{
+		Name: r.name, Status: specs.StateCreating, Pid: pid, Created: time.Now().UTC(),
+		Args: cc.Args, Rootfs: cc.Rootfs, ReadOnly: cc.ReadOnly, Volumes: cc.Volumes,
+		Detached: cc.Detach, MountNamespace: handle, Log: r.state.Log,
+	}
+	return r.writeState()
+}
+
+func (r *containerStart) writeState() error {
+	b, err := json.MarshalIndent(r.state, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(r.dir, stateFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(r.dir, stateFile))
+}
