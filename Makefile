@@ -17,7 +17,7 @@ test: ## Run every test: unit and root-only integration (needs root)
 	$(GO) test -count=1 -race $(TESTFLAGS) ./...
 
 unit: ## Run the tests that need no root
-	$(GO) test -count=1 -race $(TESTFLAGS) ./cmd/... ./sandbox/... ./rootfs/... ./reaper/... ./nsenter/... ./internal/...
+	$(GO) test -count=1 -race $(TESTFLAGS) ./cmd/... ./sandbox/... ./rootfs/... ./reaper/... ./nsenter/... ./network/... ./internal/...
 
 integration: ## Run the root-only end-to-end tests of the built binary and the library
 	$(GO) test -count=1 $(TESTFLAGS) ./integration/...
@@ -29,8 +29,8 @@ lint: ## gofmt, go vet, staticcheck, and the package dependency rules
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
-	@for leaf in $$($(GO) list ./... | grep -E '^podsb/(nsenter|reaper|rootfs)$$'); do \
-		bad=$$($(GO) list -deps $$leaf | grep -E '^podsb/(sandbox|cmd|nsenter|reaper|rootfs)' | grep -vx "$$leaf"); \
+	@for leaf in $$($(GO) list ./... | grep -E '^podsb/(nsenter|reaper|rootfs|network)$$'); do \
+		bad=$$($(GO) list -deps $$leaf | grep -E '^podsb/(sandbox|cmd|nsenter|reaper|rootfs|network)' | grep -vx "$$leaf"); \
 		if [ -n "$$bad" ]; then echo "leaf package $$leaf imports $$bad"; exit 1; fi; \
 	done
 	@if $(GO) list -deps ./sandbox | grep -q '^podsb/cmd'; then echo "sandbox imports cmd"; exit 1; fi

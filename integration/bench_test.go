@@ -28,7 +28,8 @@ func podsbTools(tb testing.TB) []tool {
 			op: func(tb testing.TB, i int, _ any) any {
 				n := name("b", i)
 				e.use(n)
-				if out, err := exec.Command(e.bin, "--root", e.root, "create", n).CombinedOutput(); err != nil {
+				// Loopback only, as the peers' containers have.
+				if out, err := exec.Command(e.bin, "--root", e.root, "create", "--network", "none", n).CombinedOutput(); err != nil {
 					tb.Fatalf("podsb create: %v: %s", err, out)
 				}
 				return n

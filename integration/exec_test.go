@@ -263,7 +263,8 @@ func TestExecDetachAdoptedByPauseAndLogs(t *testing.T) {
 		t.Errorf("logs without PID: %q", logs)
 	}
 	wantFailure(t, e.run("logs", name, "999"), "no log of PID 999")
-	wantFailure(t, e.run("logs", name, "x"), "not a number")
+	wantFailure(t, e.run("logs", name, "0"), "not a number")
+	wantFailure(t, e.run("logs", name, "x"), "no such container x")
 	// Detached command not found: 127, no log left behind.
 	if r := e.run("exec", "-d", name, "--", "no-such-command"); r.code != 127 {
 		t.Errorf("exec -d of a missing command: %+v", r)

@@ -57,7 +57,7 @@ func TestCreateNamespacesAndHandles(t *testing.T) {
 		t.Errorf("ps:\n%s", ps)
 	}
 	top := e.must("top", name)
-	if lines := strings.Split(strings.TrimSpace(top), "\n"); len(lines) != 2 || !strings.HasPrefix(strings.Join(strings.Fields(lines[1]), " "), fmt.Sprintf("1 %d 0 S (sleeping) pause", d.Pid)) {
+	if lines := strings.Split(strings.TrimSpace(top), "\n"); len(lines) != 2 || !strings.HasPrefix(strings.Join(strings.Fields(lines[1]), " "), fmt.Sprintf("1 %d 0 S (sleeping) - pause", d.Pid)) {
 		t.Errorf("top:\n%s", top)
 	}
 }

@@ -116,7 +116,7 @@ func (n *Network) Attach(l *Lease, pod string, netnsFD int) error {
 		err = netlink.LinkSetUp(host)
 	}
 	if err == nil {
-		err = configurePod(l, netnsFD, mtu)
+		err = configurePod(l, netnsFD)
 	}
 	if err == nil && len(l.Ports) > 0 {
 		err = n.publish(pod, l)
@@ -128,9 +128,10 @@ func (n *Network) Attach(l *Lease, pod string, netnsFD int) error {
 	return nil
 }
 
-// configurePod sets eth0's MTU, address and state and the default route,
-// through a netlink socket opened in the pod's namespace.
-func configurePod(l *Lease, netnsFD, mtu int) error {
+// configurePod sets eth0's address and state and the default route,
+// through a netlink socket opened in the pod's namespace. (eth0 has the
+// bridge's MTU from its creation.)
+func configurePod(l *Lease, netnsFD int) error {
 	h, err := netlink.NewHandleAt(netns.NsHandle(netnsFD))
 	if err != nil {
 		return fmt.Errorf("netlink in pod: %w", err)
@@ -171,16 +172,22 @@ func deleteLink(name string) error {
 }
 
 // remove deletes the bridge, the NAT table and the network's directory.
-// Called with the lock held when no pod holds an address.
+// Called with the lock held when no pod holds an address. A bridge of that
+// name that is not this root's, and its table, belong to someone else.
 func (n *Network) remove() error {
 	var errs []error
-	if l, err := netlink.LinkByName(n.cfg.Bridge); err == nil && l.Attrs().Alias == n.alias() {
-		if err := netlink.LinkDel(l); err != nil {
-			errs = append(errs, fmt.Errorf("delete bridge %s: %w", n.cfg.Bridge, err))
+	ours := true
+	if l, err := netlink.LinkByName(n.cfg.Bridge); err == nil {
+		if ours = l.Attrs().Alias == n.alias(); ours {
+			if err := netlink.LinkDel(l); err != nil {
+				errs = append(errs, fmt.Errorf("delete bridge %s: %w", n.cfg.Bridge, err))
+			}
 		}
 	}
-	if err := n.deleteTable(); err != nil {
-		errs = append(errs, err)
+	if ours {
+		if err := n.deleteTable(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(errs) == 0 {
 		errs = append(errs, os.RemoveAll(n.dir))

@@ -51,6 +51,13 @@ func Open(root string, opts Options) (*Network, error) {
 		lock.Close()
 		return nil, &os.PathError{Op: "flock", Path: dir, Err: err}
 	}
+	// The last pod's Close removes the directory: a lock taken on it
+	// while that happened locks nothing. Start again.
+	var locked, now unix.Stat_t
+	if unix.Fstat(int(lock.Fd()), &locked) != nil || unix.Stat(dir, &now) != nil || locked.Ino != now.Ino {
+		lock.Close()
+		return Open(root, opts)
+	}
 	n := &Network{root: root, dir: dir, lock: lock}
 	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	switch {
@@ -226,6 +233,9 @@ func portFree(p Port) error {
 		if l, err = net.Listen("tcp4", addr); err == nil {
 			l.Close()
 		}
+	}
+	if errors.Is(err, unix.EADDRNOTAVAIL) {
+		return invalidf("publish %s: %s is not an address of this host", p, host)
 	}
 	if err != nil {
 		return fmt.Errorf("host port %d/%s: %w on the host (%v)", p.HostPort, p.Proto, ErrConflict, errors.Unwrap(err))

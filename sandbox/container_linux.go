@@ -19,6 +19,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"podsb/internal/errclass"
 	"podsb/internal/setup"
 	"podsb/nsenter"
 	"podsb/reaper"
@@ -102,7 +103,7 @@ func (p *Pod) Container(name string) (ContainerState, error) {
 	}
 	b, err := os.ReadFile(filepath.Join(p.containerDir(name), stateFile))
 	if err != nil {
-		return cs, fmt.Errorf("container %s in pod %s: %w", name, p.name, ErrNotFound)
+		return cs, errclass.New(ErrNotFound, "no such container %s in pod %s", name, p.name)
 	}
 	if err := json.Unmarshal(b, &cs); err != nil {
 		return cs, err

@@ -18,6 +18,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"podsb/internal/errclass"
 	"podsb/internal/setup"
 	"podsb/nsenter"
 	"podsb/reaper"
@@ -229,7 +230,7 @@ func (p *Pod) openHandles(container string) (*nsenter.Handles, error) {
 		}
 		mnt = p.containerMountNS(container)
 		if _, err := os.Stat(mnt); err != nil {
-			return nil, fmt.Errorf("container %s in pod %s: %w", container, p.name, ErrNotFound)
+			return nil, errclass.New(ErrNotFound, "no such container %s in pod %s", container, p.name)
 		}
 	}
 	flags := map[specs.LinuxNamespaceType]int{

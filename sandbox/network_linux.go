@@ -66,11 +66,13 @@ func reserveNetwork(root, name string, nc *NetworkConfig) (*network.Lease, error
 		return nil, netError(err)
 	}
 	l, err := n.Reserve(name, nc.IP, nc.Publish)
-	if cerr := n.Close(); err == nil && cerr != nil {
-		n.Release(l, name)
-		err = cerr
+	// Close removes the network only when no address is leased, which is
+	// not the case after a successful Reserve.
+	n.Close()
+	if err != nil {
+		return nil, netError(err)
 	}
-	return l, netError(err)
+	return l, nil
 }
 
 // attachNetwork wires the pod, through its pinned network namespace, to the
