@@ -208,3 +208,12 @@ func TestConcurrentCreateRemove(t *testing.T) {
 	}
 	checkNoLeaks(t, e.root, e.names, e.pids)
 }
+
+// killPause SIGKILLs a pod's pause and waits until it is dead.
+func killPause(t *testing.T, d inspectDoc) {
+	t.Helper()
+	unix.Kill(d.Pid, unix.SIGKILL)
+	if err := waitDead(d.Pid, d.StartTime, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
