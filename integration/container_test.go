@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The Kubernetes example podsb grows from: a pod with a published port, a
@@ -191,4 +193,31 @@ func TestContainerErrors(t *testing.T) {
 	// A stopped pod runs nothing.
 	killPause(t, d)
 	wantFailure(t, e.run("run", pod, "--", "true"), "is not running")
+}
+
+// run shares exec's terminal and signal handling.
+func TestContainerTTYAndSignals(t *testing.T) {
+	e := newEnv(t)
+	pod, _ := e.create()
+	line := fmt.Sprintf("%s --root %s run -t %s -- sh -c 'tty; test -t 0 && echo terminal'", e.bin, e.root, pod)
+	r := e.runCmd(cmdOf("script", "-qec", line, "/dev/null"))
+	out := strings.ReplaceAll(r.stdout, "\r", "")
+	if r.code != 0 || !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "terminal") {
+		t.Errorf("run -t: %+v", r)
+	}
+	var buf syncBuffer
+	cmd := cmdOf(e.bin, "--root", e.root, "run", pod, "--", "sh", "-c", "trap 'echo got TERM; exit 9' TERM; echo ready; while :; do sleep 0.05; done")
+	cmd.Stdout = &buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for !strings.Contains(buf.String(), "ready") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(unix.SIGTERM)
+	cmd.Wait()
+	if cmd.ProcessState.ExitCode() != 9 || !strings.Contains(buf.String(), "got TERM") {
+		t.Errorf("signal forwarding: exit %d, %q", cmd.ProcessState.ExitCode(), buf.String())
+	}
 }
