@@ -39,6 +39,9 @@ func Plan(s *Spec) ([]setup.Op, error) {
 	p.mount("sysfs", p.path("sys"), "sysfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 	p.devices(p.path("dev"), s.Shared)
 	p.mount("tmpfs", p.path("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
+	if s.Mask {
+		p.mask()
+	}
 	if err := p.etc(s); err != nil {
 		return nil, err
 	}
@@ -121,6 +124,30 @@ func (p *planner) defaultRoot() error {
 		p.add(setup.Op{Code: setup.Write, Num: 0o644, Str: []string{p.path("etc/" + f), string(b)}})
 	}
 	return nil
+}
+
+// mask hides MaskedPaths and makes ReadOnlyPaths read-only. What the host's
+// kernel does not have is skipped (the pod's /proc and /sys are of the
+// same kernel).
+func (p *planner) mask() {
+	for _, m := range MaskedPaths {
+		fi, err := os.Stat(m)
+		if err != nil {
+			continue
+		}
+		if fi.IsDir() {
+			p.mount("tmpfs", p.path(m), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+		} else {
+			p.mount("/dev/null", p.path(m), "", unix.MS_BIND, "")
+		}
+	}
+	for _, r := range ReadOnlyPaths {
+		if _, err := os.Stat(r); err != nil {
+			continue
+		}
+		p.mount(p.path(r), p.path(r), "", unix.MS_BIND|unix.MS_REC, "")
+		p.add(setup.Op{Code: setup.RemountRO, Num: setup.Recursive, Str: []string{p.path(r)}})
+	}
 }
 
 // devNodes are the character devices every pod gets, as runc gives them.

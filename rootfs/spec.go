@@ -29,6 +29,9 @@ type Spec struct {
 	EtcDir string `json:"etcDir,omitempty"`
 	// Volumes are host paths bound into the root.
 	Volumes []Volume `json:"volumes,omitempty"`
+	// Mask hides the sensitive parts of /proc and /sys (MaskedPaths) and
+	// makes others read-only (ReadOnlyPaths), as runc does by default.
+	Mask bool `json:"mask,omitempty"`
 	// Shared are mounts taken from elsewhere (a pod's /dev/shm and
 	// /dev/pts, for a container): destination relative to the root, such
 	// as "dev/shm", to the number of the fd, in the process that executes
@@ -49,6 +52,18 @@ var EtcFiles = []string{"hostname", "hosts", "resolv.conf"}
 // hostSystemDirs are the host directories the default root exposes read-only.
 // Merged-/usr symlinks (/bin -> usr/bin) are recreated as symlinks.
 var hostSystemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
+
+// MaskedPaths are hidden in every pod (unless privileged): files under
+// /dev/null, directories under an empty read-only tmpfs. The list of runc's
+// and Docker's default configuration.
+var MaskedPaths = []string{
+	"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+	"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+	"/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+}
+
+// ReadOnlyPaths are read-only in every pod (unless privileged).
+var ReadOnlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 
 // hostEtcCopies are copied from the host's /etc into the default root's /etc.
 // Nothing secret (shadow, gshadow, keys) is ever copied.

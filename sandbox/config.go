@@ -38,6 +38,9 @@ type Config struct {
 	// Network connects the pod to the state root's bridge network; nil
 	// leaves it loopback only.
 	Network *NetworkConfig
+	// Security sets pause's capabilities and privileges and, unless
+	// Privileged, masks the sensitive parts of /proc and /sys.
+	Security Security
 	// Trace, if set, is called after each step of Create with the step's
 	// name and duration: a profile of where the time goes.
 	Trace func(step string, d time.Duration)

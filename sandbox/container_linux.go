@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -22,7 +20,6 @@ import (
 	"podsb/internal/errclass"
 	"podsb/internal/setup"
 	"podsb/nsenter"
-	"podsb/reaper"
 	"podsb/rootfs"
 )
 
@@ -158,7 +155,7 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
-	spec := rootfs.Spec{Dir: cc.Rootfs, ReadOnly: cc.ReadOnly, Volumes: cc.Volumes}
+	spec := rootfs.Spec{Dir: cc.Rootfs, ReadOnly: cc.ReadOnly, Volumes: cc.Volumes, Mask: !cc.Security.Privileged}
 	if spec.Dir != "" {
 		spec.Dir = filepath.Clean(spec.Dir)
 	}
@@ -292,29 +289,23 @@ func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec roo
 		}
 		return nil, err
 	}
-	// The child's fds: 0-2 stdio, 3 program, 4 status, 5 go-ahead,
-	// 6 the memfd, 7 /dev/shm, 8 /dev/pts.
-	spec.Shared = map[string]int{"dev/shm": 7, "dev/pts": 8}
+	// The program: the container's root, a pause while podsb pins its
+	// mount namespace, then the command. Its extra fds: /dev/shm, /dev/pts.
+	spec.Shared = map[string]int{"dev/shm": programExtraFD, "dev/pts": programExtraFD + 1}
 	ops, err := rootfs.Plan(&spec)
 	if err != nil {
 		return nil, invalid(err)
 	}
-	ops = append(ops, setup.Op{Code: setup.Sync})
-	if c.Detach {
-		ops = append(ops, setup.Op{Code: setup.Spawn})
+	ops = append(ops, setup.Op{Code: setup.Sync}, setup.Op{Code: setup.Chdir, Str: []string{dir}})
+	cmdOps, err := commandOps(c.Security, u, c.Detach, c.Args[0], c.Args)
+	if err != nil {
+		return nil, err
 	}
-	groups := make([]string, len(u.groups))
-	for i, g := range u.groups {
-		groups[i] = strconv.Itoa(int(g))
+	pg, err := newProgram(append(ops, cmdOps...))
+	if err != nil {
+		return nil, err
 	}
-	ops = append(ops,
-		setup.Op{Code: setup.SetIDs, Num: uint64(u.uid) | uint64(u.gid)<<32, Str: groups},
-		setup.Op{Code: setup.Chdir, Str: []string{dir}},
-	)
-	if !c.Detach {
-		ops = append(ops, setup.Op{Code: setup.Pdeathsig})
-	}
-	ops = append(ops, setup.Op{Code: setup.Exec, Str: append([]string{c.Args[0]}, c.Args...)})
+	defer pg.close()
 
 	// Stdio.
 	var s *stdio
@@ -339,30 +330,6 @@ func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec roo
 		}
 	}
 
-	pause, err := reaper.Memfd()
-	if err != nil {
-		return nil, err
-	}
-	defer pause.Close()
-	progR, progW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer progR.Close()
-	defer progW.Close()
-	statusR, statusW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer statusR.Close()
-	defer statusW.Close()
-	goR, goW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer goR.Close()
-	defer goW.Close()
-
 	// Fork from a thread in the pod's PID, UTS, IPC and network
 	// namespaces, into a new mount namespace (a copy of the host's, where
 	// the container's root and volumes are found).
@@ -382,11 +349,7 @@ func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec roo
 	started := make(chan error, 1)
 	h.Go(func(err error) {
 		if err == nil {
-			var pid int
-			pid, err = fork("/proc/self/fd/6", []string{"pause", "run"}, env, "/", s,
-				[]*os.File{progR, statusW, goR, pause, shm, pts},
-				&syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS})
-			proc.hostPID = pid
+			proc.hostPID, err = pg.fork(env, "/", s, []*os.File{shm, pts}, &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS})
 		}
 		started <- err
 		if err == nil && !c.Detach {
@@ -400,10 +363,6 @@ func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec roo
 		s.wait()
 		return nil, fmt.Errorf("start container %s: %w", r.name, err)
 	}
-	// The child has its ends now.
-	progR.Close()
-	statusW.Close()
-	goR.Close()
 	initPID := proc.hostPID
 	fail := func(err error) (*Process, error) {
 		unix.Kill(initPID, unix.SIGKILL)
@@ -415,45 +374,16 @@ func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec roo
 		}
 		return nil, err
 	}
-	if _, err := progW.Write(setup.Encode(ops)); err != nil {
-		return fail(fmt.Errorf("send container %s its program: %w", r.name, err))
-	}
-	progW.Close()
-	stop := context.AfterFunc(ctx, func() { statusR.SetReadDeadline(time.Now()) })
-	defer stop()
-	for {
-		var rec [8]byte
-		_, err := io.ReadFull(statusR, rec[:])
-		if errors.Is(err, io.EOF) {
-			break // executed the command
-		}
-		if err != nil {
-			return fail(fmt.Errorf("container %s: %w", r.name, err))
-		}
-		a, b := binary.LittleEndian.Uint32(rec[:4]), binary.LittleEndian.Uint32(rec[4:])
-		switch a {
-		case setup.Synced:
-			if err := r.pin(initPID, cc); err != nil {
-				return fail(err)
-			}
-			goW.Close()
-		case setup.Spawned:
-			r.state.PodPID = int(b)
-		default:
-			err := setup.Failure(ops, rec[:])
-			var oe *setup.OpError
-			if errors.As(err, &oe) && oe.Op.Code == setup.Exec {
-				err = p.startError(c.Args[0], oe.Err)
-			}
-			return fail(fmt.Errorf("container %s: %w", r.name, err))
-		}
+	spawned, err := pg.run(ctx, func() error { return r.pin(initPID, cc) })
+	if err != nil {
+		return fail(fmt.Errorf("container %s: %w", r.name, p.programError(c.Args[0], err)))
 	}
 	if c.Detach {
 		// The init forked the command and exited: reap it; pause adopts
 		// the command.
 		waitExit(initPID)
 		close(proc.release)
-		proc.podPID = r.state.PodPID
+		proc.podPID = spawned
 		proc.hostPID = hostPIDOf(p, proc.podPID)
 		proc.logPath = r.state.Log
 	} else {
@@ -463,11 +393,9 @@ func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec roo
 		proc.stdio = s
 	}
 	r.state.Pid = proc.hostPID
+	r.state.PodPID = proc.PodPID()
 	if ps, err := readStat(proc.hostPID); err == nil {
 		r.state.StartTime = ps.startTime
-	}
-	if r.state.PodPID == 0 {
-		r.state.PodPID = proc.PodPID()
 	}
 	r.state.Status = specs.StateRunning
 	if err := r.writeState(); err != nil {

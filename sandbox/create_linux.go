@@ -107,7 +107,8 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 			return nil, err
 		}
 	}
-	ops, err := initProgram(&spec, c.Hostname)
+	spec.Mask = !c.Security.Privileged
+	ops, err := initProgram(&spec, c.Hostname, c.Security)
 	if err != nil {
 		return nil, err
 	}
@@ -174,10 +175,20 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 }
 
 // initProgram is what the pod's init does before it becomes pause.
-func initProgram(spec *rootfs.Spec, hostname string) ([]setup.Op, error) {
+func initProgram(spec *rootfs.Spec, hostname string, sec Security) ([]setup.Op, error) {
 	root, err := rootfs.Plan(spec)
 	if err != nil {
 		return nil, err
+	}
+	mask, all, err := sec.capMask()
+	if err != nil {
+		return nil, err
+	}
+	if !all {
+		root = append(root, setup.Op{Code: setup.Caps, Num: mask}, setup.Op{Code: setup.CapSet, Num: mask})
+	}
+	if !sec.Privileged {
+		root = append(root, setup.Op{Code: setup.NoNewPrivs})
 	}
 	ops := []setup.Op{
 		{Code: setup.Write, Flags: setup.Optional, Str: []string{"/proc/self/oom_score_adj", pauseOOMScoreAdj}},

@@ -3,7 +3,6 @@ package sandbox
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +20,6 @@ import (
 	"podsb/internal/errclass"
 	"podsb/internal/setup"
 	"podsb/nsenter"
-	"podsb/reaper"
 )
 
 var (
@@ -64,6 +62,8 @@ type ExecConfig struct {
 	// Container, for Exec, joins that container's mount namespace (and so
 	// its root) instead of the pod's.
 	Container string
+	// Security sets the command's capabilities and privileges.
+	Security Security
 }
 
 // Process is a command started in a pod by Exec.
@@ -167,24 +167,50 @@ func (p *Pod) Exec(ctx context.Context, c ExecConfig) (*Process, error) {
 	}
 	defer h.Close()
 	if c.Detach {
-		return p.execDetached(h, c)
+		return p.execDetached(ctx, h, c)
 	}
 	proc := &Process{release: make(chan struct{})}
-	started := make(chan error, 1)
+	type forked struct {
+		pg  *program
+		s   *stdio
+		err error
+	}
+	started := make(chan forked, 1)
 	h.Go(func(err error) {
-		if err == nil {
-			err = p.startOnThread(proc, c)
+		var f forked
+		if f.err = err; err == nil {
+			f.pg, f.s, f.err = p.startOnThread(proc, c)
 		}
-		started <- err
-		if err == nil {
+		started <- f
+		if f.err == nil {
 			// The command dies with this thread (PR_SET_PDEATHSIG): keep
 			// the thread until the command has been waited for.
 			<-proc.release
 		}
 	})
-	if err := <-started; err != nil {
-		return nil, err
+	f := <-started
+	if f.err != nil {
+		return nil, f.err
 	}
+	defer f.pg.close()
+	if _, err := f.pg.run(ctx, nil); err != nil {
+		unix.Kill(proc.hostPID, unix.SIGKILL)
+		waitExit(proc.hostPID)
+		close(proc.release)
+		f.s.wait()
+		if proc.pty != nil {
+			proc.pty.Close()
+		}
+		return nil, p.programError(c.Args[0], err)
+	}
+	if proc.pidfd, err = unix.PidfdOpen(proc.hostPID, 0); err != nil {
+		unix.Kill(proc.hostPID, unix.SIGKILL)
+		waitExit(proc.hostPID)
+		close(proc.release)
+		f.s.wait()
+		return nil, os.NewSyscallError("pidfd_open", err)
+	}
+	proc.stdio = f.s
 	// An ended context kills the command, as exec.CommandContext does.
 	stop := context.AfterFunc(ctx, func() { proc.Signal(unix.SIGKILL) })
 	go func() {
@@ -298,32 +324,39 @@ func (p *Pod) prepare(c ExecConfig) (*launch, error) {
 	return &launch{path: path, env: env, dir: dir, user: u}, nil
 }
 
-// startOnThread starts the command. It runs on the thread that joined the
-// pod's namespaces, so paths resolve in the pod's root.
-func (p *Pod) startOnThread(proc *Process, c ExecConfig) error {
+// startOnThread forks the program that starts the command. It runs on the
+// thread that joined the pod's namespaces, so paths resolve in the pod's
+// root; the command's privileges and its PR_SET_PDEATHSIG are set by the
+// program (Go's own Pdeathsig cannot work across a PID namespace: it
+// compares the parent's PID from before the fork with getppid(), which is
+// 0 there, and kills the child at once).
+func (p *Pod) startOnThread(proc *Process, c ExecConfig) (*program, *stdio, error) {
 	l, err := p.prepare(c)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	helper, err := reaper.Memfd()
+	ops, err := commandOps(c.Security, l.user, false, l.path, c.Args)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer helper.Close()
-	sys := &syscall.SysProcAttr{
-		Credential: l.credential(),
+	pg, err := newProgram(ops)
+	if err != nil {
+		return nil, nil, err
 	}
+	sys := &syscall.SysProcAttr{}
 	stdin, stdout, stderr := c.Stdin, c.Stdout, c.Stderr
 	if c.TTY {
 		// /dev/ptmx here is the pod's: its own devpts instance.
 		ptmx, tty, err := pty.Open()
 		if err != nil {
-			return fmt.Errorf("open pty in pod: %w", err)
+			pg.close()
+			return nil, nil, fmt.Errorf("open pty in pod: %w", err)
 		}
 		defer tty.Close()
 		if err := tty.Chown(int(l.user.uid), int(l.user.gid)); err != nil {
 			ptmx.Close()
-			return err
+			pg.close()
+			return nil, nil, err
 		}
 		stdin, stdout, stderr = tty, tty, tty
 		sys.Setsid, sys.Setctty, sys.Ctty = true, true, 0
@@ -331,28 +364,20 @@ func (p *Pod) startOnThread(proc *Process, c ExecConfig) error {
 	}
 	s, err := newStdio(stdin, stdout, stderr)
 	if err != nil {
-		return err
+		pg.close()
+		return nil, nil, err
 	}
-	// The command is executed by pause's exec mode, from the memfd at fd
-	// 3 of the child: it sets PR_SET_PDEATHSIG, which Go's own Pdeathsig
-	// cannot across a PID namespace, and closes fd 3.
-	pid, err := fork("/proc/self/fd/3", append([]string{"pause", "exec", l.path}, c.Args...), l.env, l.dir, s, []*os.File{helper}, sys)
+	pid, err := pg.fork(l.env, l.dir, s, nil, sys)
 	if err != nil {
 		s.wait()
+		pg.close()
 		if proc.pty != nil {
 			proc.pty.Close()
 		}
-		return p.startError(c.Args[0], err)
+		return nil, nil, p.startError(c.Args[0], err)
 	}
-	if proc.pidfd, err = unix.PidfdOpen(pid, 0); err != nil {
-		unix.Kill(pid, unix.SIGKILL)
-		waitExit(pid)
-		s.wait()
-		return os.NewSyscallError("pidfd_open", err)
-	}
-	proc.stdio = s
 	proc.hostPID = pid
-	return nil
+	return pg, s, nil
 }
 
 // startError turns a failed fork or execve into podsb's error classes.
@@ -369,9 +394,9 @@ func (p *Pod) startError(name string, err error) error {
 	return fmt.Errorf("start %s: %w", name, err)
 }
 
-// execDetached starts the command through pause's spawn mode: a process
-// inside the pod forks the command and exits, so pause adopts it.
-func (p *Pod) execDetached(h *nsenter.Handles, c ExecConfig) (*Process, error) {
+// execDetached starts the command through a program that spawns it: a
+// process inside the pod forks the command and exits, so pause adopts it.
+func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, c ExecConfig) (*Process, error) {
 	logs := filepath.Join(p.Dir(), "logs")
 	if err := os.MkdirAll(logs, 0o700); err != nil {
 		return nil, err
@@ -381,22 +406,23 @@ func (p *Pod) execDetached(h *nsenter.Handles, c ExecConfig) (*Process, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	spawner, err := reaper.Memfd()
-	if err != nil {
+	fail := func(err error) (*Process, error) {
+		os.Remove(logf.Name())
+		os.Remove(logs) // if it is empty
 		return nil, err
 	}
-	defer spawner.Close()
-	statusR, statusW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer statusR.Close()
-	defer statusW.Close()
-
-	proc := &Process{}
+	var pg *program
+	pid := 0
 	err = h.Do(func() error {
 		l, err := p.prepare(c)
 		if err != nil {
+			return err
+		}
+		ops, err := commandOps(c.Security, l.user, true, l.path, c.Args)
+		if err != nil {
+			return err
+		}
+		if pg, err = newProgram(ops); err != nil {
 			return err
 		}
 		// The pod's /dev/null: this thread's root is the pod's.
@@ -405,31 +431,23 @@ func (p *Pod) execDetached(h *nsenter.Handles, c ExecConfig) (*Process, error) {
 			return err
 		}
 		defer null.Close()
-		s := &stdio{files: [3]*os.File{null, logf, logf}}
-		sys := &syscall.SysProcAttr{Credential: l.credential()}
-		// The pod's /proc: this thread's root is the pod's.
-		pid, err := fork("/proc/self/fd/4", append([]string{"pause", "spawn", l.path}, c.Args...), l.env, l.dir, s, []*os.File{statusW, spawner}, sys)
-		if err != nil {
+		if pid, err = pg.fork(l.env, l.dir, &stdio{files: [3]*os.File{null, logf, logf}}, nil, &syscall.SysProcAttr{}); err != nil {
 			return p.startError(c.Args[0], err)
 		}
-		statusW.Close()
-		var rep [8]byte
-		_, rerr := io.ReadFull(statusR, rep[:])
-		waitExit(pid)
-		if rerr != nil {
-			return fmt.Errorf("start %s detached: %w", c.Args[0], rerr)
-		}
-		if errno := unix.Errno(binary.LittleEndian.Uint32(rep[4:])); errno != 0 {
-			return p.startError(c.Args[0], errno)
-		}
-		proc.podPID = int(binary.LittleEndian.Uint32(rep[:4]))
 		return nil
 	})
-	if err != nil {
-		os.Remove(logf.Name())
-		os.Remove(logs) // if it is empty
-		return nil, err
+	if pg != nil {
+		defer pg.close()
 	}
+	if err != nil {
+		return fail(err)
+	}
+	spawned, err := pg.run(ctx, nil)
+	waitExit(pid) // the spawner exits once the command is forked off
+	if err != nil {
+		return fail(p.programError(c.Args[0], err))
+	}
+	proc := &Process{podPID: spawned}
 	proc.logPath = filepath.Join(logs, strconv.Itoa(proc.podPID)+".log")
 	if err := os.Rename(logf.Name(), proc.logPath); err != nil {
 		return nil, err

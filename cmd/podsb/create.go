@@ -93,5 +93,6 @@ short unique ID. Returns once the pod is ready.`,
 	f.StringVar(&bridge, "bridge", "", "the bridge's name, on its first use (default podsb0)")
 	f.StringVar(&ipArg, "ip", "", "ask for this free address of the subnet")
 	f.StringArrayVarP(&publish, "publish", "p", nil, "publish a port: `[HOSTIP:]HOSTPORT:PODPORT[/tcp|/udp]` (repeatable)")
+	securityFlags(f, &cfg.Security)
 	return cmd
 }

@@ -44,6 +44,14 @@ func (l *launch) flags(f *pflag.FlagSet) {
 	f.StringArrayVarP(&l.c.Env, "env", "e", nil, "set an environment variable `KEY=VAL` (repeatable)")
 	f.StringVarP(&l.c.Dir, "workdir", "w", "", "working directory inside the pod")
 	f.StringVarP(&l.c.User, "user", "u", "", "run as `USER[:GROUP]` (names or numbers)")
+	securityFlags(f, &l.c.Security)
+}
+
+// securityFlags are the privilege flags of create, exec and run.
+func securityFlags(f *pflag.FlagSet, s *sandbox.Security) {
+	f.StringSliceVar(&s.CapAdd, "cap-add", nil, "add capabilities to the default set (`CAP,...` or ALL)")
+	f.StringSliceVar(&s.CapDrop, "cap-drop", nil, "drop capabilities from the default set (`CAP,...` or ALL)")
+	f.BoolVar(&s.Privileged, "privileged", false, "keep every capability, no no_new_privs, no masking of /proc")
 }
 
 // run loads the pod named by args[0], starts the command args[1:] with

@@ -53,6 +53,10 @@ const (
 	Chdir     Code = 15 // chdir(Str[0])
 	Pdeathsig Code = 16 // SIGKILL when the parent thread dies
 	Exec      Code = 17 // execute Str[0] (PATH lookup unless it holds a slash) with argv Str[1:]; the status fd closes on success
+
+	Caps       Code = 18 // keep only the capabilities in the mask Num in the bounding set; clear the ambient set
+	NoNewPrivs Code = 19 // prctl(PR_SET_NO_NEW_PRIVS)
+	CapSet     Code = 20 // capset: effective, permitted and inheritable become the mask Num
 )
 
 // Records on the status pipe that are not failures: the first word.
@@ -178,6 +182,12 @@ func (op Op) String() string {
 		return "set the parent-death signal"
 	case Exec:
 		return "execute " + s(0)
+	case Caps:
+		return fmt.Sprintf("bound capabilities to %#x", op.Num)
+	case CapSet:
+		return fmt.Sprintf("set capabilities %#x", op.Num)
+	case NoNewPrivs:
+		return "set no_new_privs"
 	}
 	return fmt.Sprintf("operation %d", op.Code)
 }

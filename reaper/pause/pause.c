@@ -72,6 +72,7 @@ enum {
 	SYS_setgroups = 116,
 	SYS_setgid = 106,
 	SYS_setuid = 105,
+	SYS_capset = 126,
 
 	SIG_BLOCK = 0,
 	SIG_SETMASK = 2,
@@ -85,9 +86,13 @@ enum {
 	WALL = 0x40000000,	// __WALL: also clone children with another exit signal
 
 	PR_SET_PDEATHSIG = 1,
+	PR_CAPBSET_DROP = 24,
+	PR_SET_NO_NEW_PRIVS = 38,
+	PR_CAP_AMBIENT = 47,
+	PR_CAP_AMBIENT_CLEAR_ALL = 4,
+	EINVAL = 22,
 	SIGKILL = 9,
 	ENOENT = 2,
-	ENOEXEC = 8,
 	PR_SET_NAME = 15,
 	PR_SET_CHILD_SUBREAPER = 36,
 
@@ -220,6 +225,9 @@ enum {
 	OP_CHDIR = 15,
 	OP_PDEATHSIG = 16,
 	OP_EXEC = 17,
+	OP_CAPS = 18,
+	OP_NO_NEW_PRIVS = 19,
+	OP_CAPSET = 20,
 
 	OPT_OPTIONAL = 1,
 	MAX_STR = 64,	// Exec's command line, SetIDs's groups
@@ -459,6 +467,37 @@ static long run_command(const struct op *o, char **envp)
 	return err;
 }
 
+// bound_caps keeps only the capabilities in keep in the bounding set, so no
+// program executed later can regain the others, and clears the ambient set.
+static long bound_caps(unsigned long keep)
+{
+	for (int c = 0; c < 64; c++) {
+		if (keep >> c & 1)
+			continue;
+		long r = sys(SYS_prctl, PR_CAPBSET_DROP, c, 0, 0);
+
+		if (r < 0 && r != -EINVAL)	// EINVAL: past the kernel's last cap
+			return r;
+	}
+	return sys6(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0);
+}
+
+// set_caps makes keep the effective, permitted and inheritable sets. (A
+// setuid to a non-root user has already emptied them, as the kernel does.)
+static long set_caps(unsigned long keep)
+{
+	struct {
+		unsigned version;
+		int pid;
+	} head = { 0x20080522, 0 };	// _LINUX_CAPABILITY_VERSION_3
+	unsigned data[6] = {
+		(unsigned)keep, (unsigned)keep, 0,	// effective, permitted, inheritable: caps 0-31
+		(unsigned)(keep >> 32), (unsigned)(keep >> 32), 0,	// caps 32-63
+	};
+
+	return sys(SYS_capset, (long)&head, (long)data, 0, 0);
+}
+
 static long exec_op(const struct op *o, char **envp)
 {
 	long r;
@@ -511,6 +550,12 @@ static long exec_op(const struct op *o, char **envp)
 		return sys(SYS_chdir, (long)arg(o, 0), 0, 0, 0);
 	case OP_PDEATHSIG:
 		return sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
+	case OP_CAPS:
+		return bound_caps(o->num);
+	case OP_CAPSET:
+		return set_caps(o->num);
+	case OP_NO_NEW_PRIVS:
+		return sys6(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);	// unused arguments must be 0
 	case OP_EXEC:
 		return o->nstr < 2 ? -22 : run_command(o, envp);
 	}
@@ -572,103 +617,6 @@ static void setup(char **envp)
 }
 
 
-// ---- Spawn mode --------------------------------------------------------
-//
-// "pause spawn PATH ARGV0 ARGS..." starts a command detached inside a pod:
-// podsb runs it from a thread that has joined the pod's namespaces, so this
-// process is inside the pod's PID namespace. It forks the command in a new
-// session and exits at once, so that the kernel hands the command to the
-// pod's init, pause, which reaps it when it ends (an orphan goes to the init
-// of the namespace its dead parent was in). It reports the command's PID, as
-// the pod sees it, and the errno of a failed execve on fd 3: two 32-bit
-// words.
-
-enum {
-	SPAWN_STATUS_FD = 3,
-};
-
-__attribute__((noreturn)) static void spawn(char **argv, char **envp)
-{
-	static const sigset64 none = 0;
-	int p[2];
-	int rep[2] = { 0, 0 };
-	long pid;
-
-	// The command gets a clean signal mask and only stdio (and, until its
-	// execve, the report pipe): fd 3 closes on exec, fd 4 up (the memfd
-	// this program came from) closes now.
-	sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof none);
-	sys(SYS_fcntl, SPAWN_STATUS_FD, F_SETFD, FD_CLOEXEC, 0);
-	close_from(SPAWN_STATUS_FD + 1);
-	if ((rep[1] = -sys(SYS_pipe2, (long)p, O_CLOEXEC, 0, 0)) != 0)
-		goto report;
-	pid = sys(SYS_fork, 0, 0, 0, 0);
-	if (pid == 0) {
-		int err;
-
-		sys(SYS_close, p[0], 0, 0, 0);
-		sys(SYS_setsid, 0, 0, 0, 0);
-		err = -sys(SYS_execve, (long)argv[0], (long)(argv + 1), (long)envp, 0);
-		sys(SYS_write, p[1], (long)&err, sizeof err, 0);
-		sys(SYS_exit_group, 127, 0, 0, 0);
-	}
-	if (pid < 0) {
-		rep[1] = -pid;
-		goto report;
-	}
-	rep[0] = pid;
-	sys(SYS_close, p[1], 0, 0, 0);
-	// End of file: the execve succeeded and closed the pipe; else the
-	// child wrote its errno.
-	while (sys(SYS_read, p[0], (long)&rep[1], sizeof rep[1], 0) == -EINTR)
-		;
-report:
-	sys(SYS_write, SPAWN_STATUS_FD, (long)rep, sizeof rep, 0);
-	sys(SYS_exit_group, 0, 0, 0, 0);
-	__builtin_unreachable();
-}
-
-
-// say writes s to stderr.
-static void say(const char *s)
-{
-	unsigned long n = 0;
-
-	while (s[n])
-		n++;
-	sys(SYS_write, 2, (long)s, n, 0);
-}
-
-// ---- Exec mode ---------------------------------------------------------
-//
-// "pause exec PATH ARGV0 ARGS..." is the last step of podsb exec: forked by
-// podsb from a thread that joined the pod's namespaces, it asks the kernel
-// to SIGKILL it when that thread (the command's parent, outside the pod)
-// dies, keeps only stdio, and executes the command, which inherits both.
-// Go cannot do this itself: its Pdeathsig check compares the parent's PID
-// before the fork with getppid() after it, which is 0 across a PID
-// namespace, and so kills the child at once.
-
-__attribute__((noreturn)) static void run_exec(char **argv, char **envp)
-{
-	static const sigset64 none = 0;
-	long err;
-
-	sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof none);
-	sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
-	close_from(3);
-	err = sys(SYS_execve, (long)argv[0], (long)(argv + 1), (long)envp, 0);
-	// podsb checked the command, so this is rare (a script's missing
-	// interpreter, a file only another user may run): say so, and exit as
-	// a shell would, 127 for not found, 126 for not executable.
-	say("podsb: ");
-	say(argv[0]);
-	say(err == -ENOENT ? ": no such file or directory\n" :
-	    err == -ENOEXEC ? ": exec format error\n" : ": permission denied\n");
-	sys(SYS_exit_group, err == -ENOENT ? 127 : 126, 0, 0, 0);
-	__builtin_unreachable();
-}
-
 // is tells whether the string s is word.
 static int is(const char *s, const char *word)
 {
@@ -682,11 +630,6 @@ __attribute__((noreturn, used)) static void run(long *sp)
 {
 	long argc = sp[0];
 	char **argv = (char **)(sp + 1);
-
-	if (argc > 3 && is(argv[1], "spawn"))
-		spawn(argv + 2, argv + argc + 1);
-	if (argc > 3 && is(argv[1], "exec"))
-		run_exec(argv + 2, argv + argc + 1);
 
 	// Block first, so that nothing sent while pause starts up is lost.
 	sys(SYS_rt_sigprocmask, SIG_BLOCK, (long)&all, 0, sizeof all);

@@ -1,0 +1,145 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"time"
+
+	"podsb/internal/setup"
+	"podsb/reaper"
+)
+
+// program is a run of "pause run": pause, executed from a sealed memfd,
+// that executes a list of operations (package internal/setup) and ends by
+// executing a command. The child's fds: 0-2 stdio, 3 the program, 4 the
+// status pipe, 5 the go-ahead pipe, 6 the memfd, then the extra files.
+type program struct {
+	ops                                      []setup.Op
+	progR, progW, statusR, statusW, goR, goW *os.File
+	pause                                    *os.File
+}
+
+// programExtraFD is the child's fd of the first extra file.
+const programExtraFD = 7
+
+func newProgram(ops []setup.Op) (*program, error) {
+	pg := &program{ops: ops}
+	var err error
+	if pg.pause, err = reaper.Memfd(); err != nil {
+		return nil, err
+	}
+	for _, pp := range [][2]**os.File{{&pg.progR, &pg.progW}, {&pg.statusR, &pg.statusW}, {&pg.goR, &pg.goW}} {
+		if *pp[0], *pp[1], err = os.Pipe(); err != nil {
+			pg.close()
+			return nil, err
+		}
+	}
+	return pg, nil
+}
+
+// fork starts the program from the calling thread, in its namespaces and
+// root, with the stdio of s. It returns the child's PID.
+func (pg *program) fork(env []string, dir string, s *stdio, extra []*os.File, sys *syscall.SysProcAttr) (int, error) {
+	files := append([]*os.File{pg.progR, pg.statusW, pg.goR, pg.pause}, extra...)
+	pid, err := fork("/proc/self/fd/6", []string{"pause", "run"}, env, dir, s, files, sys)
+	// The child has its ends, or there is no child.
+	for _, f := range []*os.File{pg.progR, pg.statusW, pg.goR} {
+		f.Close()
+	}
+	return pid, err
+}
+
+// run sends the program and follows it until the command is executed (the
+// status pipe's end of file). onSync, if the program syncs, runs while the
+// child waits; spawned is the PID reported by a Spawn operation. A failed
+// operation is returned as a *setup.OpError.
+func (pg *program) run(ctx context.Context, onSync func() error) (spawned int, err error) {
+	if _, err := pg.progW.Write(setup.Encode(pg.ops)); err != nil {
+		return 0, fmt.Errorf("send the program: %w", err)
+	}
+	pg.progW.Close()
+	stop := context.AfterFunc(ctx, func() { pg.statusR.SetReadDeadline(time.Now()) })
+	defer stop()
+	for {
+		var rec [8]byte
+		_, err := io.ReadFull(pg.statusR, rec[:])
+		if errors.Is(err, io.EOF) {
+			return spawned, nil
+		}
+		if err != nil {
+			return spawned, err
+		}
+		a, b := binary.LittleEndian.Uint32(rec[:4]), binary.LittleEndian.Uint32(rec[4:])
+		switch a {
+		case setup.Synced:
+			if onSync != nil {
+				if err := onSync(); err != nil {
+					return spawned, err
+				}
+			}
+			pg.goW.Close()
+		case setup.Spawned:
+			spawned = int(b)
+		default:
+			return spawned, setup.Failure(pg.ops, rec[:])
+		}
+	}
+}
+
+func (pg *program) close() {
+	for _, f := range []*os.File{pg.progR, pg.progW, pg.statusR, pg.statusW, pg.goR, pg.goW, pg.pause} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// commandOps ends a program: the process's privileges, then the command.
+// With spawn, the command is forked off so that pause adopts it; else it
+// dies with the thread that forked the program (PR_SET_PDEATHSIG).
+func commandOps(sec Security, u execUser, spawn bool, file string, args []string) ([]setup.Op, error) {
+	mask, all, err := sec.capMask()
+	if err != nil {
+		return nil, err
+	}
+	// The order of runc's: bound while all capabilities are there, change
+	// user with them (the kernel empties a non-root user's sets), then set
+	// root's sets.
+	var ops []setup.Op
+	if !all {
+		ops = append(ops, setup.Op{Code: setup.Caps, Num: mask})
+	}
+	if spawn {
+		ops = append(ops, setup.Op{Code: setup.Spawn})
+	}
+	groups := make([]string, len(u.groups))
+	for i, g := range u.groups {
+		groups[i] = fmt.Sprint(g)
+	}
+	ops = append(ops, setup.Op{Code: setup.SetIDs, Num: uint64(u.uid) | uint64(u.gid)<<32, Str: groups})
+	if !all && u.uid == 0 {
+		ops = append(ops, setup.Op{Code: setup.CapSet, Num: mask})
+	}
+	if !sec.Privileged {
+		ops = append(ops, setup.Op{Code: setup.NoNewPrivs})
+	}
+	if !spawn {
+		ops = append(ops, setup.Op{Code: setup.Pdeathsig})
+	}
+	return append(ops, setup.Op{Code: setup.Exec, Str: append([]string{file}, args...)}), nil
+}
+
+// execFailure turns the failure of a program's Exec operation into podsb's
+// error classes; other errors pass through.
+func (p *Pod) programError(name string, err error) error {
+	var oe *setup.OpError
+	if errors.As(err, &oe) && oe.Op.Code == setup.Exec {
+		return p.startError(name, oe.Err)
+	}
+	return err
+}

@@ -1,0 +1,107 @@
+package sandbox
+
+import (
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Security is what the processes of a pod, or one command, may do.
+type Security struct {
+	// CapAdd and CapDrop change DefaultCaps, by name (CAP_ optional, any
+	// case), or "ALL".
+	CapAdd, CapDrop []string
+	// Privileged keeps every capability, and turns off no_new_privs and,
+	// for a pod, the masking of /proc.
+	Privileged bool
+}
+
+// DefaultCaps are the capabilities a pod's processes keep, as Docker's and
+// the OCI runtimes' default configuration gives them.
+var DefaultCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+var capNumbers = map[string]int{
+	"CAP_CHOWN": unix.CAP_CHOWN, "CAP_DAC_OVERRIDE": unix.CAP_DAC_OVERRIDE, "CAP_DAC_READ_SEARCH": unix.CAP_DAC_READ_SEARCH,
+	"CAP_FOWNER": unix.CAP_FOWNER, "CAP_FSETID": unix.CAP_FSETID, "CAP_KILL": unix.CAP_KILL, "CAP_SETGID": unix.CAP_SETGID,
+	"CAP_SETUID": unix.CAP_SETUID, "CAP_SETPCAP": unix.CAP_SETPCAP, "CAP_LINUX_IMMUTABLE": unix.CAP_LINUX_IMMUTABLE,
+	"CAP_NET_BIND_SERVICE": unix.CAP_NET_BIND_SERVICE, "CAP_NET_BROADCAST": unix.CAP_NET_BROADCAST, "CAP_NET_ADMIN": unix.CAP_NET_ADMIN,
+	"CAP_NET_RAW": unix.CAP_NET_RAW, "CAP_IPC_LOCK": unix.CAP_IPC_LOCK, "CAP_IPC_OWNER": unix.CAP_IPC_OWNER,
+	"CAP_SYS_MODULE": unix.CAP_SYS_MODULE, "CAP_SYS_RAWIO": unix.CAP_SYS_RAWIO, "CAP_SYS_CHROOT": unix.CAP_SYS_CHROOT,
+	"CAP_SYS_PTRACE": unix.CAP_SYS_PTRACE, "CAP_SYS_PACCT": unix.CAP_SYS_PACCT, "CAP_SYS_ADMIN": unix.CAP_SYS_ADMIN,
+	"CAP_SYS_BOOT": unix.CAP_SYS_BOOT, "CAP_SYS_NICE": unix.CAP_SYS_NICE, "CAP_SYS_RESOURCE": unix.CAP_SYS_RESOURCE,
+	"CAP_SYS_TIME": unix.CAP_SYS_TIME, "CAP_SYS_TTY_CONFIG": unix.CAP_SYS_TTY_CONFIG, "CAP_MKNOD": unix.CAP_MKNOD,
+	"CAP_LEASE": unix.CAP_LEASE, "CAP_AUDIT_WRITE": unix.CAP_AUDIT_WRITE, "CAP_AUDIT_CONTROL": unix.CAP_AUDIT_CONTROL,
+	"CAP_SETFCAP": unix.CAP_SETFCAP, "CAP_MAC_OVERRIDE": unix.CAP_MAC_OVERRIDE, "CAP_MAC_ADMIN": unix.CAP_MAC_ADMIN,
+	"CAP_SYSLOG": unix.CAP_SYSLOG, "CAP_WAKE_ALARM": unix.CAP_WAKE_ALARM, "CAP_BLOCK_SUSPEND": unix.CAP_BLOCK_SUSPEND,
+	"CAP_AUDIT_READ": unix.CAP_AUDIT_READ, "CAP_PERFMON": unix.CAP_PERFMON, "CAP_BPF": unix.CAP_BPF,
+	"CAP_CHECKPOINT_RESTORE": unix.CAP_CHECKPOINT_RESTORE,
+}
+
+// capName normalizes a capability name: "net_admin" is CAP_NET_ADMIN.
+func capName(s string) string {
+	s = strings.ToUpper(s)
+	if s != "ALL" && !strings.HasPrefix(s, "CAP_") {
+		s = "CAP_" + s
+	}
+	return s
+}
+
+// capMask returns the capabilities to keep as a bit mask, or all when every
+// capability stays (Privileged, or ALL added and none dropped).
+func (s Security) capMask() (mask uint64, all bool, err error) {
+	if s.Privileged {
+		return 0, true, nil
+	}
+	set := map[int]bool{}
+	for _, c := range DefaultCaps {
+		set[capNumbers[c]] = true
+	}
+	// Drops first, then adds, as Docker: --cap-drop ALL --cap-add X keeps X.
+	for _, c := range s.CapDrop {
+		switch n := capName(c); {
+		case n == "ALL":
+			set = map[int]bool{}
+		case capNumbers[n] == 0 && n != "CAP_CHOWN":
+			return 0, false, invalidf("--cap-drop %s: no such capability", c)
+		default:
+			delete(set, capNumbers[n])
+		}
+	}
+	for _, c := range s.CapAdd {
+		switch n := capName(c); {
+		case n == "ALL":
+			for _, v := range capNumbers {
+				set[v] = true
+			}
+			all = true
+		case capNumbers[n] == 0 && n != "CAP_CHOWN":
+			return 0, false, invalidf("--cap-add %s: no such capability", c)
+		default:
+			set[capNumbers[n]] = true
+		}
+	}
+	if all {
+		return 0, true, nil
+	}
+	for c := range set {
+		mask |= 1 << uint(c)
+	}
+	return mask, false, nil
+}
+
+// CapNames lists the names in a capability mask, sorted.
+func CapNames(mask uint64) []string {
+	var out []string
+	for n, c := range capNumbers {
+		if mask&(1<<uint(c)) != 0 {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
