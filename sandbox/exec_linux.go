@@ -285,10 +285,6 @@ type launch struct {
 	user execUser
 }
 
-// credential is the user to run as, for SysProcAttr.
-func (l *launch) credential() *syscall.Credential {
-	return &syscall.Credential{Uid: l.user.uid, Gid: l.user.gid, Groups: l.user.groups}
-}
 
 func (p *Pod) prepare(c ExecConfig) (*launch, error) {
 	u := execUser{home: "/root"} // root, without reading a file
