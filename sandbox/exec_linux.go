@@ -285,7 +285,6 @@ type launch struct {
 	user execUser
 }
 
-
 func (p *Pod) prepare(c ExecConfig) (*launch, error) {
 	u := execUser{home: "/root"} // root, without reading a file
 	if c.User != "" {
