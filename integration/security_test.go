@@ -1,0 +1,162 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// defaultCaps is Docker's (and the OCI runtimes' default configuration's)
+// set of 14: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+// NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
+const defaultCaps = "00000000a80425fb"
+
+// procStatusField returns a field of /proc/PID/status text.
+func procStatusField(status, field string) string {
+	for _, line := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func TestDefaultPrivileges(t *testing.T) {
+	e := newEnv(t)
+	pod, d := e.create()
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.Pid))
+	for _, where := range []struct {
+		name   string
+		status string
+	}{
+		{"pause", string(b)},
+		{"exec", e.must("exec", pod, "--", "cat", "/proc/self/status")},
+		{"run", e.must("run", pod, "--", "cat", "/proc/self/status")},
+	} {
+		for field, want := range map[string]string{"CapEff": defaultCaps, "CapPrm": defaultCaps, "CapBnd": defaultCaps, "CapInh": "0000000000000000", "CapAmb": "0000000000000000", "NoNewPrivs": "1"} {
+			if got := procStatusField(where.status, field); got != want {
+				t.Errorf("%s: %s %s, want %s", where.name, field, got, want)
+			}
+		}
+	}
+	// A non-root user keeps the bounding set and nothing effective.
+	st := e.must("exec", "-u", "nobody", pod, "--", "cat", "/proc/self/status")
+	if procStatusField(st, "CapEff") != "0000000000000000" || procStatusField(st, "CapBnd") != defaultCaps {
+		t.Errorf("nobody: CapEff %s CapBnd %s", procStatusField(st, "CapEff"), procStatusField(st, "CapBnd"))
+	}
+	// A blocked privilege: no CAP_SYS_ADMIN, so no mount.
+	if r := e.run("exec", pod, "--", "mount", "-t", "tmpfs", "none", "/mnt"); r.code == 0 {
+		t.Errorf("mount succeeded without CAP_SYS_ADMIN")
+	}
+}
+
+func TestCapAddDropPrivileged(t *testing.T) {
+	e := newEnv(t)
+	pod, _ := e.create()
+	st := e.must("exec", "--cap-drop", "all", "--cap-add", "net_admin", pod, "--", "cat", "/proc/self/status")
+	if got := procStatusField(st, "CapEff"); got != "0000000000001000" {
+		t.Errorf("--cap-drop all --cap-add net_admin: CapEff %s", got)
+	}
+	st = e.must("exec", "--cap-drop", "CAP_NET_RAW,chown", pod, "--", "cat", "/proc/self/status")
+	if got := procStatusField(st, "CapEff"); got != "00000000a80405fa" {
+		t.Errorf("--cap-drop NET_RAW,CHOWN: CapEff %s", got)
+	}
+	mine, _ := os.ReadFile("/proc/self/status")
+	st = e.must("exec", "--privileged", pod, "--", "cat", "/proc/self/status")
+	if got := procStatusField(st, "CapEff"); got != procStatusField(string(mine), "CapEff") || procStatusField(st, "NoNewPrivs") != "0" {
+		t.Errorf("--privileged: CapEff %s NoNewPrivs %s", got, procStatusField(st, "NoNewPrivs"))
+	}
+	wantFailure(t, e.run("exec", "--cap-add", "nosuch", pod, "--", "true"), "no such capability")
+	wantFailure(t, e.run("create", "--cap-drop", "nosuch", e.name()), "no such capability")
+	// A privileged pod: pause keeps everything and /proc is not masked.
+	priv, d := e.create("--privileged")
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.Pid))
+	if got := procStatusField(string(b), "CapEff"); got != procStatusField(string(mine), "CapEff") {
+		t.Errorf("privileged pause: CapEff %s", got)
+	}
+	if r := e.run("exec", "--privileged", priv, "--", "sh", "-c", "echo 1 > /proc/sys/kernel/printk_ratelimit 2>&1 && echo writable"); !strings.Contains(r.stdout, "writable") {
+		t.Errorf("privileged pod's /proc/sys: %+v", r)
+	}
+}
+
+func TestMaskedProc(t *testing.T) {
+	e := newEnv(t)
+	pod, _ := e.create()
+	script := `for f in /proc/timer_list /proc/sched_debug /proc/keys /proc/latency_stats /proc/interrupts; do [ -e $f ] && echo "$f $(wc -c < $f)"; done
+ls /sys/firmware | wc -l
+echo x > /proc/sys/kernel/hostname 2>/dev/null || echo sys-ro
+echo x > /proc/sysrq-trigger 2>/dev/null || echo sysrq-ro
+true`
+	for _, run := range [][]string{{"exec", pod}, {"run", pod}} {
+		out := e.must(append(run, "--", "sh", "-c", script)...)
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if strings.HasPrefix(line, "/proc/") && !strings.HasSuffix(line, " 0") {
+				t.Errorf("%s: %s is not masked", run[0], line)
+			}
+		}
+		if !strings.Contains(out, "\n0\n") || !strings.Contains(out, "sys-ro") || !strings.Contains(out, "sysrq-ro") {
+			t.Errorf("%s: masking:\n%s", run[0], out)
+		}
+	}
+}
+
+// Known escape classes, one regression test each.
+func TestEscapeClasses(t *testing.T) {
+	e := newEnv(t)
+
+	// CVE-2019-5736: no process of a pod runs the podsb binary, so none can
+	// open it for writing through /proc/PID/exe; pause's own image is a
+	// sealed memfd.
+	pod, d := e.create()
+	e.must("exec", "-d", pod, "--", "sleep", "100")
+	var bin unix.Stat_t
+	unix.Stat(e.bin, &bin)
+	for _, p := range podHostPIDs(t, d) {
+		var exe unix.Stat_t
+		if unix.Stat(fmt.Sprintf("/proc/%d/exe", p.pid), &exe) == nil && exe.Dev == bin.Dev && exe.Ino == bin.Ino {
+			t.Errorf("pod process %d runs the podsb binary", p.pid)
+		}
+	}
+	if r := e.run("exec", pod, "--", "sh", "-c", "echo x >> /proc/1/exe"); r.code == 0 {
+		t.Errorf("pause's image is writable through /proc/1/exe")
+	}
+
+	// CVE-2024-21626: nothing of the host is inherited: an fd podsb got
+	// without close-on-exec, or its working directory.
+	leak, _ := os.Open(e.root)
+	defer leak.Close()
+	cmd := cmdOf(e.bin, "--root", e.root, "exec", pod, "--", "sh", "-c", "ls /proc/self/fd | wc -l; readlink /proc/self/cwd")
+	cmd.ExtraFiles = []*os.File{leak}
+	cmd.Dir = e.root
+	r := e.runCmd(cmd)
+	if r.stdout != "4\n/\n" { // 0, 1, 2 and ls's own directory fd
+		t.Errorf("inherited by exec: %q", r.stdout)
+	}
+
+	// A symlink in a directory root cannot send a volume outside the root.
+	outside := t.TempDir()
+	dir := dirRoot(t)
+	os.Symlink(outside, filepath.Join(dir, "evil"))
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "v"), []byte("vol"), 0o644)
+	name, _ := e.create("--rootfs", dir, "-v", "/usr:/usr:ro", "-v", src+":/evil/mnt")
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("a volume followed the root's symlink to the host: %v", ents)
+	}
+	if out := e.must("exec", name, "--", "cat", "/evil/mnt/v"); out != "vol" {
+		t.Errorf("volume in the pod: %q", out)
+	}
+
+	// The state directory is root's alone and not in the pod.
+	fi, err := os.Stat(filepath.Join(e.root, pod))
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("state directory mode %v %v", fi.Mode(), err)
+	}
+	if r := e.run("exec", pod, "--", "sh", "-c", "test -e "+e.root+" && echo visible; grep -c "+e.root+" /proc/self/mountinfo"); r.stdout != "0\n" {
+		t.Errorf("state visible in the pod: %q", r.stdout)
+	}
+}
