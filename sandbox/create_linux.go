@@ -146,6 +146,9 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 		return nil, err
 	}
 	step("first state write")
+	if err := child.send(); err != nil {
+		return nil, err
+	}
 	if err := child.await(ctx); err != nil {
 		return nil, err
 	}
@@ -202,11 +205,12 @@ func initProgram(spec *rootfs.Spec, hostname string, sec Security) ([]setup.Op, 
 type initProc struct {
 	pid    int
 	ops    []setup.Op
+	config *os.File // write end of the program pipe, until send
 	status *os.File // read end of the status pipe
 }
 
 // startInit starts the pod's init in new namespaces: the pause program, from
-// a sealed memfd, in setup mode. It sends the init its program. The init's
+// a sealed memfd, in setup mode; send gives it its program. The init's
 // fds: 0-2 /dev/null, 3 the program, 4 the status pipe, 5 the memfd it was
 // executed from.
 //
@@ -229,7 +233,6 @@ func startInit(ops []setup.Op) (*initProc, error) {
 		return nil, err
 	}
 	defer cfgR.Close()
-	defer cfgW.Close()
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -246,13 +249,21 @@ func startInit(ops []setup.Op) (*initProc, error) {
 	})
 	if err != nil {
 		statusR.Close()
+		cfgW.Close()
 		return nil, fmt.Errorf("start pod init: %w", err)
 	}
-	p := &initProc{pid: pid, ops: ops, status: statusR}
-	if _, err := cfgW.Write(setup.Encode(ops)); err != nil {
-		return p, fmt.Errorf("send pod init its program: %w", err)
+	return &initProc{pid: pid, ops: ops, config: cfgW, status: statusR}, nil
+}
+
+// send gives the init its program. Until then the init waits; if this
+// process dies first, the init finds no program and exits, so a create
+// killed before its first state write leaves no process behind.
+func (p *initProc) send() error {
+	defer p.config.Close()
+	if _, err := p.config.Write(setup.Encode(p.ops)); err != nil {
+		return fmt.Errorf("send pod init its program: %w", err)
 	}
-	return p, nil
+	return nil
 }
 
 // await waits for the init to report. Success is silence: when the init has
@@ -280,6 +291,7 @@ func (p *initProc) await(ctx context.Context) error {
 
 // kill ends an init that did not make it, and reaps it.
 func (p *initProc) kill() {
+	p.config.Close()
 	p.status.Close()
 	unix.Kill(p.pid, unix.SIGKILL)
 	unix.Wait4(p.pid, nil, 0, nil)

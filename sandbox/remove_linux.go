@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -176,4 +177,37 @@ func exited(pidfd int, d time.Duration) bool {
 			return false
 		}
 	}
+}
+
+// GC removes, under a state root, every pod that is not running (stopped,
+// or left half-made by a create that died) and that nobody is working on,
+// then frees what the network holds for pods that are gone. It returns the
+// names of the pods it removed.
+func GC(ctx context.Context, root string) ([]string, error) {
+	pods, err := List(root)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, p := range pods {
+		if p.Status() == specs.StateRunning {
+			continue
+		}
+		// A create or rm in progress holds the lock: leave its pod be.
+		busy, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		err := p.Remove(busy, RemoveOptions{Force: true})
+		cancel()
+		switch {
+		case err == nil:
+			removed = append(removed, p.Name())
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrNotFound):
+		default:
+			errs = append(errs, err)
+		}
+	}
+	if err := PruneNetwork(root); err != nil {
+		errs = append(errs, err)
+	}
+	return removed, errors.Join(errs...)
 }

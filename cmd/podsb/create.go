@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/signal"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -72,6 +74,9 @@ short unique ID. Returns once the pod is ready.`,
 				}
 				cfg.Volumes = append(cfg.Volumes, vol)
 			}
+			if step := os.Getenv(stopAfterEnv); step != "" {
+				cfg.Trace = stopAfter(step)
+			}
 			// A create takes milliseconds and undoes itself on failure:
 			// let no signal cut it short and leave a half-made pod.
 			signal.Ignore(unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
@@ -95,4 +100,18 @@ short unique ID. Returns once the pod is ready.`,
 	f.StringArrayVarP(&publish, "publish", "p", nil, "publish a port: `[HOSTIP:]HOSTPORT:PODPORT[/tcp|/udp]` (repeatable)")
 	securityFlags(f, &cfg.Security)
 	return cmd
+}
+
+// stopAfterEnv names a step of create after which podsb stops, for the
+// fault-injection tests: they kill it there and check that rm or gc leaves
+// nothing. Only tests set it.
+const stopAfterEnv = "PODSB_TEST_STOP_AFTER"
+
+func stopAfter(step string) func(string, time.Duration) {
+	return func(s string, _ time.Duration) {
+		if s == step {
+			fmt.Fprintf(os.Stderr, "podsb: stopped after %s\n", s)
+			time.Sleep(time.Hour)
+		}
+	}
 }

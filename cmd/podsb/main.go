@@ -93,6 +93,7 @@ func newRootCmd(stdout io.Writer) *cobra.Command {
 		newNetworkCmd(g),
 		newRunCmd(g),
 		newKillCmd(g),
+		newGCCmd(g),
 	)
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root

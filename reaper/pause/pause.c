@@ -593,6 +593,10 @@ static void setup(char **envp)
 		if (n == CONFIG_MAX)
 			fail(0, -7);	// E2BIG
 	}
+	// No program: the launcher died before it sent one. Nothing is
+	// set up and nothing refers to this process: go.
+	if (n == 0)
+		sys(SYS_exit_group, 1, 0, 0, 0);
 	// Modes in the program are exact.
 	sys(SYS_umask, 0, 0, 0, 0);
 	for (p = buf, end = buf + n; p < end; index++) {

@@ -1,0 +1,206 @@
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// createSteps are the steps of create (sandbox.Create's trace) after which
+// a create is killed in TestCreateKilledAnywhere.
+var createSteps = []string{
+	"state directory", "plan", "clone namespaces, exec init", "first state write",
+	"init: mounts, pivot_root", "pin namespaces", "register with ip netns", "final state write",
+}
+
+var netSteps = []string{"reserve address and ports", "bridge, veth, address, route, NAT"}
+
+// livePauses counts the processes of the host running a pause image that
+// are alive, pods' and half-made ones'.
+func livePauses(t testing.TB) int {
+	t.Helper()
+	n := 0
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if exe, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil && strings.HasPrefix(exe, "/memfd:pause") {
+			b, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+			if i := strings.LastIndexByte(string(b), ')'); i > 0 && len(b) > i+2 && b[i+2] != 'Z' {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// killCreateAt starts podsb create NAME, lets it stop after step, and
+// SIGKILLs it there.
+func (e *env) killCreateAt(t *testing.T, step, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(e.bin, append(append([]string{"--root", e.root, "create"}, args...), name)...)
+	cmd.Env = append(os.Environ(), "PODSB_TEST_STOP_AFTER="+step)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	stopped := false
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "stopped after "+step) {
+			stopped = true
+			break
+		}
+	}
+	cmd.Process.Signal(unix.SIGKILL)
+	cmd.Wait()
+	if !stopped {
+		t.Fatalf("create never reached %q", step)
+	}
+}
+
+// A create killed with SIGKILL at any step: rm -f NAME, or gc, leaves
+// nothing, and a later create of the same name works.
+func TestCreateKilledAnywhere(t *testing.T) {
+	for _, network := range []bool{false, true} {
+		steps := createSteps
+		if network {
+			steps = append(append([]string{}, createSteps...), netSteps...)
+		}
+		for _, step := range steps {
+			for _, cleanup := range []string{"rm", "gc"} {
+				t.Run(fmt.Sprintf("net=%v/%s/%s", network, step, cleanup), func(t *testing.T) {
+					var e *env
+					var args []string
+					if network {
+						e, args = netEnv(t)
+					} else {
+						e, args = newEnv(t), []string{"--network", "none"}
+					}
+					before := livePauses(t)
+					name := e.name()
+					e.killCreateAt(t, step, name, args...)
+					if b, err := os.ReadFile(filepath.Join(e.root, name, "state.json")); err == nil && strings.Contains(string(b), `"pid"`) {
+						e.inspect(name) // remember pause for the leak checks
+					}
+					if cleanup == "rm" {
+						e.must("rm", "-f", name)
+					} else {
+						e.must("gc")
+						if step == createSteps[len(createSteps)-1] {
+							// Killed after its last step, the pod was
+							// made whole: gc must leave it running.
+							if st := e.inspect(name).Status; st != "running" {
+								t.Errorf("complete pod %s after gc", st)
+							}
+							e.must("rm", name)
+						}
+					}
+					deadline := time.Now().Add(3 * time.Second)
+					for livePauses(t) > before && time.Now().Before(deadline) {
+						time.Sleep(10 * time.Millisecond)
+					}
+					if n := livePauses(t); n > before {
+						t.Errorf("%d pause processes left", n-before)
+					}
+					checkNoLeaks(t, e.root, e.names, e.pids)
+					checkNoNetworkLeaks(t, e.root, e.bridge, e.names)
+					e.must(append(append([]string{"create"}, args...), name)...)
+					e.must("rm", name)
+				})
+			}
+		}
+	}
+}
+
+// After a reboot the state remains but the PID is another process's:
+// podsb reports the pod stopped and never signals that process.
+func TestRebootReusedPID(t *testing.T) {
+	e := newEnv(t)
+	name, d := e.create()
+	// An unrelated process, and the pod's state pointing at it as after a
+	// reboot (another boot ID).
+	other := exec.Command("sleep", "100")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { other.Process.Kill(); other.Wait() }()
+	path := filepath.Join(e.root, name, "state.json")
+	b, _ := os.ReadFile(path)
+	s := strings.Replace(string(b), fmt.Sprintf(`"pid": %d`, d.Pid), fmt.Sprintf(`"pid": %d`, other.Process.Pid), 1)
+	s = strings.Replace(s, d.BootID, "00000000-0000-0000-0000-000000000000", 1)
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.inspect(name).Status; st != "stopped" {
+		t.Errorf("status %s, want stopped", st)
+	}
+	wantFailure(t, e.run("exec", name, "--", "true"), "is not running")
+	e.must("rm", name)
+	if other.ProcessState != nil || unix.Kill(other.Process.Pid, 0) != nil {
+		t.Fatalf("the unrelated process was signalled")
+	}
+	// The real pause of that pod still runs (as after a reboot it would
+	// not); end it ourselves, by PID.
+	unix.Kill(d.Pid, unix.SIGKILL)
+	waitDead(d.Pid, d.StartTime, 2*time.Second)
+	delete(e.pids, d.Pid)
+}
+
+// 50 creates, 50 removes and 200 execs at once: every call succeeds or
+// fails cleanly, and nothing leaks.
+func TestConcurrencyMix(t *testing.T) {
+	e := newEnv(t)
+	var existing []string
+	for range 50 {
+		n, _ := e.create()
+		existing = append(existing, n)
+	}
+	fresh := make([]string, 50)
+	for i := range fresh {
+		fresh[i] = e.name()
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 300)
+	run := func(args ...string) {
+		defer wg.Done()
+		r := e.run(args...)
+		// An exec into a pod being removed fails cleanly (125), or its
+		// command is killed with the pod (128+9).
+		killed := args[0] == "exec" && r.code == 128+9
+		if r.code != 0 && !killed && (r.code != 125 || strings.Count(r.stderr, "\n") != 1) {
+			errs <- fmt.Sprintf("%v: %+v", args, r)
+		}
+	}
+	for i := range 50 {
+		wg.Add(2)
+		go run("create", fresh[i])
+		go run("rm", existing[i])
+	}
+	for i := range 200 {
+		wg.Add(1)
+		// Execs into pods being removed may fail, cleanly.
+		go run("exec", existing[i%50], "--", "true")
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, n := range fresh {
+		if d := e.inspect(n); d.Status != "running" {
+			t.Errorf("%s: %s", n, d.Status)
+		}
+	}
+	for _, n := range existing {
+		if _, err := os.Stat(filepath.Join(e.root, n)); err == nil {
+			t.Errorf("%s not removed", n)
+		}
+	}
+}
