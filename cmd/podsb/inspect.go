@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
@@ -37,9 +36,7 @@ func newInspectCmd(g *globals) *cobra.Command {
 				}
 				docs = append(docs, inspectDoc{State: p.State(), Mounts: m})
 			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(docs)
+			return writeJSON(cmd.OutOrStdout(), docs)
 		},
 	}
 }

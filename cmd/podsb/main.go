@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -97,4 +98,11 @@ func newRootCmd(stdout io.Writer) *cobra.Command {
 	)
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root
+}
+
+// writeJSON writes v as indented JSON, as inspect and ps --format json do.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -101,9 +100,7 @@ func printPs(w io.Writer, rows []psRow, quiet bool, format string) error {
 		}
 		return nil
 	case format == "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return writeJSON(w, rows)
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATUS\tPID\tPROCESSES\tIP\tCREATED\tROOT")
@@ -173,9 +170,7 @@ func printContainers(w io.Writer, pods []*sandbox.Pod, all, quiet bool, format s
 		}
 		return nil
 	case format == "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return writeJSON(w, rows)
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "POD\tNAME\tSTATUS\tPID\tCREATED\tROOT\tCOMMAND")
