@@ -1,7 +1,6 @@
 package main
 
 import (
-
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 
