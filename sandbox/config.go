@@ -38,6 +38,8 @@ type Config struct {
 	// Network connects the pod to the state root's bridge network; nil
 	// leaves it loopback only.
 	Network *NetworkConfig
+	// Limits are the pod's resource limits (a cgroup); none if zero.
+	Limits Limits
 	// Security sets pause's capabilities and privileges and, unless
 	// Privileged, masks the sensitive parts of /proc and /sys.
 	Security Security
@@ -86,6 +88,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Rootfs != "" {
 		c.Rootfs = filepath.Clean(c.Rootfs)
+	}
+	if err := c.Limits.check(); err != nil {
+		return c, err
 	}
 	spec := rootfs.Spec{Dir: c.Rootfs, Volumes: c.Volumes}
 	if err := spec.Check(); err != nil {

@@ -374,6 +374,9 @@ func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec roo
 		}
 		return nil, err
 	}
+	if err := p.joinCgroup(initPID); err != nil {
+		return fail(err)
+	}
 	spawned, err := pg.run(ctx, func() error { return r.pin(initPID, cc) })
 	if err != nil {
 		return fail(fmt.Errorf("container %s: %w", r.name, p.programError(c.Args[0], err)))

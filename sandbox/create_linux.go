@@ -63,6 +63,7 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 	p := &Pod{root: c.Root, name: c.Name}
 	var child *initProc
 	var lease *network.Lease
+	var cgroup string
 	ok := false
 	defer func() {
 		if ok {
@@ -73,6 +74,9 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 		}
 		if lease != nil {
 			releaseNetwork(c.Root, c.Name, lease)
+		}
+		if cgroup != "" {
+			removeCgroup(&State{Cgroup: cgroup, Limits: c.Limits})
 		}
 		teardown(dir, c.Name)
 	}()
@@ -139,6 +143,13 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 		ReadOnly:  c.ReadOnly,
 		Volumes:   c.Volumes,
 		Network:   lease,
+		Limits:    c.Limits,
+	}
+	if !c.Limits.none() {
+		// Recorded before the cgroup is made, so that rm finds it
+		// whenever this process dies.
+		cgroup = cgroupPath(c.Root, c.Name)
+		st.Cgroup = cgroup
 	}
 	// Written before the pod can be half-made, so that rm finds pause
 	// even if this process dies from here on.
@@ -146,6 +157,20 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 		return nil, err
 	}
 	step("first state write")
+	if !c.Limits.none() {
+		// pause joins its cgroup before it runs its program: everything
+		// of the pod is born in it.
+		m, err := cgroupManager(cgroup, c.Limits)
+		if err == nil {
+			if err = m.Apply(pid); err == nil {
+				err = m.Set(c.Limits.resources())
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cgroup: %w", err)
+		}
+		step("cgroup")
+	}
 	if err := child.send(); err != nil {
 		return nil, err
 	}

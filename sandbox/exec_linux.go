@@ -193,7 +193,11 @@ func (p *Pod) Exec(ctx context.Context, c ExecConfig) (*Process, error) {
 		return nil, f.err
 	}
 	defer f.pg.close()
-	if _, err := f.pg.run(ctx, nil); err != nil {
+	err = p.joinCgroup(proc.hostPID)
+	if err == nil {
+		_, err = f.pg.run(ctx, nil)
+	}
+	if err != nil {
 		unix.Kill(proc.hostPID, unix.SIGKILL)
 		waitExit(proc.hostPID)
 		close(proc.release)
@@ -437,7 +441,13 @@ func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, c ExecConfig
 	if err != nil {
 		return fail(err)
 	}
-	spawned, err := pg.run(ctx, nil)
+	err = p.joinCgroup(pid)
+	var spawned int
+	if err == nil {
+		spawned, err = pg.run(ctx, nil)
+	} else {
+		unix.Kill(pid, unix.SIGKILL)
+	}
 	waitExit(pid) // the spawner exits once the command is forked off
 	if err != nil {
 		return fail(p.programError(c.Args[0], err))

@@ -50,6 +50,9 @@ func (p *Pod) Remove(ctx context.Context, opts RemoveOptions) error {
 			return err
 		}
 	}
+	if err := removeCgroup(st); err != nil {
+		return err
+	}
 	if err := teardown(dir, p.name); err != nil {
 		return fmt.Errorf("remove pod %s: %w", p.name, err)
 	}

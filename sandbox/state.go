@@ -72,6 +72,10 @@ type State struct {
 	// NetNS is the path under /run/netns where the pod's network namespace
 	// is registered for ip netns.
 	NetNS string `json:"netns,omitempty"`
+	// Cgroup is the path of the pod's cgroup, with its Limits; empty
+	// without limits.
+	Cgroup string `json:"cgroup,omitempty"`
+	Limits Limits `json:"limits,omitzero"`
 	// Network is the pod's place on the bridge network: address, gateway,
 	// bridge, host veth, published ports. Nil without one.
 	Network *network.Lease `json:"network,omitempty"`

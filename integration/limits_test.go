@@ -1,0 +1,76 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cgroupDir returns the directory of a pod's cgroup in a v1 controller's
+// hierarchy (this machine's layout; CI runs on the same).
+func cgroupDir(t *testing.T, d inspectDoc, controller string) string {
+	t.Helper()
+	if d.Cgroup == "" {
+		t.Fatalf("pod has no cgroup")
+	}
+	return filepath.Join("/sys/fs/cgroup", controller, d.Cgroup)
+}
+
+func readInt(t *testing.T, path string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n
+}
+
+// Limits hold every process of the pod, exec's and run's included; a fork
+// bomb in a pod with --pids-limit cannot go past it; rm removes the cgroup.
+func TestResourceLimits(t *testing.T) {
+	e := newEnv(t)
+	pod, d := e.create("--pids-limit", "40", "--memory", "64m", "--cpus", "0.5")
+	if got := readInt(t, filepath.Join(cgroupDir(t, d, "pids"), "pids.max")); got != 40 {
+		t.Errorf("pids.max %d", got)
+	}
+	if got := readInt(t, filepath.Join(cgroupDir(t, d, "memory"), "memory.limit_in_bytes")); got != 64<<20 {
+		t.Errorf("memory limit %d", got)
+	}
+	if got := readInt(t, filepath.Join(cgroupDir(t, d, "cpu"), "cpu.cfs_quota_us")); got != 50000 {
+		t.Errorf("cpu quota %d", got)
+	}
+	for _, args := range [][]string{{"exec", pod}, {"run", pod}} {
+		out := e.must(append(args, "--", "cat", "/proc/self/cgroup")...)
+		if !strings.Contains(out, "pids:"+d.Cgroup+"\n") {
+			t.Errorf("%s's process is not in the pod's cgroup:\n%s", args[0], out)
+		}
+	}
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", d.Pid))
+	if !strings.Contains(string(b), "pids:"+d.Cgroup+"\n") {
+		t.Errorf("pause is not in the pod's cgroup:\n%s", b)
+	}
+	// A bounded fork bomb: 300 forks against a limit of 40.
+	e.run("exec", "-d", pod, "--", "sh", "-c", "for i in $(seq 300); do sleep 2 & done; wait")
+	time.Sleep(500 * time.Millisecond)
+	if n := readInt(t, filepath.Join(cgroupDir(t, d, "pids"), "pids.current")); n > 40 {
+		t.Errorf("pids.current %d past the limit", n)
+	}
+	if n := len(podHostPIDs(t, d)); n > 40 {
+		t.Errorf("%d processes in the pod", n)
+	}
+	dirs := []string{cgroupDir(t, d, "pids"), cgroupDir(t, d, "memory"), cgroupDir(t, d, "cpu")}
+	e.must("rm", pod)
+	for _, dir := range dirs {
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("cgroup %s left after rm", dir)
+		}
+	}
+	for _, bad := range [][]string{{"--pids-limit", "-1"}, {"--memory", "lots"}, {"--memory", "1k"}, {"--cpus", "-2"}} {
+		wantFailure(t, e.run(append([]string{"create"}, append(bad, e.name())...)...), "")
+	}
+}
