@@ -160,3 +160,35 @@ func TestEscapeClasses(t *testing.T) {
 		t.Errorf("state visible in the pod: %q", r.stdout)
 	}
 }
+
+// The default seccomp filter: a blocked syscall fails with EPERM in a pod
+// (keyctl; unshare of a user namespace), and everything else works.
+func TestSeccompDefault(t *testing.T) {
+	e := newEnv(t)
+	pod, d := e.create()
+	keyctl := `import ctypes; l = ctypes.CDLL(None, use_errno=True); r = l.syscall(250, 0, 0, 0, 0, 0); print(r, ctypes.get_errno())`
+	for _, run := range [][]string{{"exec", pod}, {"run", pod}} {
+		if out := e.must(append(run, "--", "python3", "-c", keyctl)...); out != "-1 1\n" {
+			t.Errorf("%s: keyctl: %q, want -1 EPERM", run[0], out)
+		}
+		r := e.run(append(run, "--", "unshare", "-U", "true")...)
+		if r.code == 0 || !strings.Contains(r.stderr, "Operation not permitted") {
+			t.Errorf("%s: unshare -U: %+v", run[0], r)
+		}
+		if st := e.must(append(run, "--", "cat", "/proc/self/status")...); procStatusField(st, "Seccomp") != "2" {
+			t.Errorf("%s: Seccomp %s", run[0], procStatusField(st, "Seccomp"))
+		}
+	}
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.Pid))
+	if got := procStatusField(string(b), "Seccomp"); got != "2" {
+		t.Errorf("pause: Seccomp %s", got)
+	}
+	// seccomp=unconfined and --privileged turn it off.
+	for _, flag := range [][]string{{"--security-opt", "seccomp=unconfined"}, {"--privileged"}} {
+		st := e.must(append(append([]string{"exec"}, flag...), pod, "--", "cat", "/proc/self/status")...)
+		if got := procStatusField(st, "Seccomp"); got != "0" {
+			t.Errorf("%v: Seccomp %s", flag, got)
+		}
+	}
+	wantFailure(t, e.run("exec", "--security-opt", "apparmor=x", pod, "--", "true"), "only seccomp=unconfined")
+}

@@ -212,12 +212,11 @@ func initProgram(spec *rootfs.Spec, hostname string, sec Security) ([]setup.Op, 
 	if err != nil {
 		return nil, err
 	}
-	if !all {
-		root = append(root, setup.Op{Code: setup.Caps, Num: mask}, setup.Op{Code: setup.CapSet, Num: mask})
+	priv, err := sec.privilegeOps(0, mask, all, nil)
+	if err != nil {
+		return nil, err
 	}
-	if !sec.Privileged {
-		root = append(root, setup.Op{Code: setup.NoNewPrivs})
-	}
+	root = append(root, priv...)
 	ops := []setup.Op{
 		{Code: setup.Write, Flags: setup.Optional, Str: []string{"/proc/self/oom_score_adj", pauseOOMScoreAdj}},
 		{Code: setup.Hostname, Str: []string{hostname}},

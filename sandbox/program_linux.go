@@ -107,13 +107,7 @@ func commandOps(sec Security, u execUser, spawn bool, file string, args []string
 	if err != nil {
 		return nil, err
 	}
-	// The order of runc's: bound while all capabilities are there, change
-	// user with them (the kernel empties a non-root user's sets), then set
-	// root's sets.
 	var ops []setup.Op
-	if !all {
-		ops = append(ops, setup.Op{Code: setup.Caps, Num: mask})
-	}
 	if spawn {
 		ops = append(ops, setup.Op{Code: setup.Spawn})
 	}
@@ -121,13 +115,11 @@ func commandOps(sec Security, u execUser, spawn bool, file string, args []string
 	for i, g := range u.groups {
 		groups[i] = fmt.Sprint(g)
 	}
-	ops = append(ops, setup.Op{Code: setup.SetIDs, Num: uint64(u.uid) | uint64(u.gid)<<32, Str: groups})
-	if !all && u.uid == 0 {
-		ops = append(ops, setup.Op{Code: setup.CapSet, Num: mask})
+	priv, err := sec.privilegeOps(u.uid, mask, all, []setup.Op{{Code: setup.SetIDs, Num: uint64(u.uid) | uint64(u.gid)<<32, Str: groups}})
+	if err != nil {
+		return nil, err
 	}
-	if !sec.Privileged {
-		ops = append(ops, setup.Op{Code: setup.NoNewPrivs})
-	}
+	ops = append(ops, priv...)
 	if !spawn {
 		ops = append(ops, setup.Op{Code: setup.Pdeathsig})
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"podsb/internal/setup"
 )
 
 // Security is what the processes of a pod, or one command, may do.
@@ -12,9 +14,42 @@ type Security struct {
 	// CapAdd and CapDrop change DefaultCaps, by name (CAP_ optional, any
 	// case), or "ALL".
 	CapAdd, CapDrop []string
-	// Privileged keeps every capability, and turns off no_new_privs and,
-	// for a pod, the masking of /proc.
+	// Privileged keeps every capability, and turns off no_new_privs, the
+	// seccomp filter and, for a pod, the masking of /proc.
 	Privileged bool
+	// Unconfined turns off the default seccomp filter alone
+	// (--security-opt seccomp=unconfined).
+	Unconfined bool
+}
+
+// privilegeOps are the last operations before a process of a pod runs:
+// the capability sets (bounding before, the others after the user changes,
+// as runc orders them: uid 0 keeps mask, others end with none), then
+// no_new_privs and the seccomp filter.
+func (s Security) privilegeOps(uid uint32, mask uint64, all bool, setIDs []setup.Op) ([]setup.Op, error) {
+	var ops []setup.Op
+	if !all {
+		ops = append(ops, setup.Op{Code: setup.Caps, Num: mask})
+	}
+	ops = append(ops, setIDs...)
+	if !all && uid == 0 {
+		ops = append(ops, setup.Op{Code: setup.CapSet, Num: mask})
+	}
+	if s.Privileged {
+		return ops, nil
+	}
+	ops = append(ops, setup.Op{Code: setup.NoNewPrivs})
+	if !s.Unconfined {
+		if all {
+			mask = ^uint64(0)
+		}
+		filter, err := seccompFilter(mask)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, setup.Op{Code: setup.Seccomp, Str: []string{string(filter)}})
+	}
+	return ops, nil
 }
 
 // DefaultCaps are the capabilities a pod's processes keep, as Docker's and

@@ -51,7 +51,21 @@ func (l *launch) flags(f *pflag.FlagSet) {
 func securityFlags(f *pflag.FlagSet, s *sandbox.Security) {
 	f.StringSliceVar(&s.CapAdd, "cap-add", nil, "add capabilities to the default set (`CAP,...` or ALL)")
 	f.StringSliceVar(&s.CapDrop, "cap-drop", nil, "drop capabilities from the default set (`CAP,...` or ALL)")
-	f.BoolVar(&s.Privileged, "privileged", false, "keep every capability, no no_new_privs, no masking of /proc")
+	f.BoolVar(&s.Privileged, "privileged", false, "keep every capability; no no_new_privs, seccomp filter or masking of /proc")
+	f.Var(&securityOpt{s}, "security-opt", "`seccomp=unconfined`: no seccomp filter")
+}
+
+// securityOpt is --security-opt; it knows seccomp=unconfined.
+type securityOpt struct{ s *sandbox.Security }
+
+func (o *securityOpt) String() string { return "" }
+func (o *securityOpt) Type() string   { return "string" }
+func (o *securityOpt) Set(v string) error {
+	if v != "seccomp=unconfined" {
+		return fmt.Errorf("--security-opt %q: only seccomp=unconfined is known", v)
+	}
+	o.s.Unconfined = true
+	return nil
 }
 
 // run loads the pod named by args[0], starts the command args[1:] with

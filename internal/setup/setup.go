@@ -57,6 +57,7 @@ const (
 	Caps       Code = 18 // keep only the capabilities in the mask Num in the bounding set; clear the ambient set
 	NoNewPrivs Code = 19 // prctl(PR_SET_NO_NEW_PRIVS)
 	CapSet     Code = 20 // capset: effective, permitted and inheritable become the mask Num
+	Seccomp    Code = 21 // install the seccomp filter Str[0] (raw sock_filter instructions); needs no_new_privs first
 )
 
 // Records on the status pipe that are not failures: the first word.
@@ -188,6 +189,8 @@ func (op Op) String() string {
 		return fmt.Sprintf("set capabilities %#x", op.Num)
 	case NoNewPrivs:
 		return "set no_new_privs"
+	case Seccomp:
+		return "install the seccomp filter"
 	}
 	return fmt.Sprintf("operation %d", op.Code)
 }

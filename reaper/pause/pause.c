@@ -88,6 +88,8 @@ enum {
 	PR_SET_PDEATHSIG = 1,
 	PR_CAPBSET_DROP = 24,
 	PR_SET_NO_NEW_PRIVS = 38,
+	PR_SET_SECCOMP = 22,
+	SECCOMP_MODE_FILTER = 2,
 	PR_CAP_AMBIENT = 47,
 	PR_CAP_AMBIENT_CLEAR_ALL = 4,
 	EINVAL = 22,
@@ -228,6 +230,7 @@ enum {
 	OP_CAPS = 18,
 	OP_NO_NEW_PRIVS = 19,
 	OP_CAPSET = 20,
+	OP_SECCOMP = 21,
 
 	OPT_OPTIONAL = 1,
 	MAX_STR = 64,	// Exec's command line, SetIDs's groups
@@ -554,6 +557,16 @@ static long exec_op(const struct op *o, char **envp)
 		return bound_caps(o->num);
 	case OP_CAPSET:
 		return set_caps(o->num);
+	case OP_SECCOMP: {
+		// struct sock_fprog: the number of 8-byte instructions, then
+		// a pointer to them. The kernel copies the program.
+		struct {
+			unsigned short len;
+			const void *filter;
+		} prog = { (unsigned short)((o->len[0] - 1) / 8), o->str[0] };
+
+		return sys6(SYS_prctl, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, (long)&prog, 0, 0, 0);
+	}
 	case OP_NO_NEW_PRIVS:
 		return sys6(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);	// unused arguments must be 0
 	case OP_EXEC:
