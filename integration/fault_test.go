@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,4 +204,38 @@ func TestConcurrencyMix(t *testing.T) {
 			t.Errorf("%s not removed", n)
 		}
 	}
+}
+
+// A pod whose pause was killed shows stopped, refuses exec clearly, and
+// start brings it back in its network, IPC and UTS namespaces with a fresh
+// PID namespace: same address, same published port, same hostname.
+func TestStartAfterPauseKilled(t *testing.T) {
+	e, nargs := netEnv(t)
+	port := 20000 + rand.IntN(20000)
+	name, d := e.create(append(nargs, "--hostname", "keepme", "-p", fmt.Sprintf("%d:80", port))...)
+	ip := e.podIP(name)
+	oldPid := nsIno(t, filepath.Join(e.root, name, "ns", "pid"))
+	oldNet := nsIno(t, filepath.Join(e.root, name, "ns", "net"))
+	wantFailure(t, e.run("start", name), "pod is running")
+	killPause(t, d)
+	if st := e.inspect(name).Status; st != "stopped" {
+		t.Fatalf("status %s after pause died", st)
+	}
+	wantFailure(t, e.run("exec", name, "--", "true"), "is not running")
+	e.must("start", name)
+	d2 := e.inspect(name)
+	if d2.Status != "running" || d2.Pid == d.Pid || e.podIP(name) != ip {
+		t.Fatalf("after start: %+v", d2.State)
+	}
+	if nsIno(t, filepath.Join(e.root, name, "ns", "net")) != oldNet || nsIno(t, filepath.Join(e.root, name, "ns", "pid")) == oldPid {
+		t.Errorf("namespaces: the network one must stay, the PID one be new")
+	}
+	if out := e.must("exec", name, "--", "sh", "-c", "hostname; cat /proc/1/comm"); out != "keepme\npause\n" {
+		t.Errorf("in the restarted pod: %q", out)
+	}
+	e.pyServer(name, "tcp", 80)
+	if got := dial(t, "tcp", fmt.Sprintf("127.0.0.1:%d", port)); got != "hello from "+name {
+		t.Errorf("published port after start: %q", got)
+	}
+	wantFailure(t, e.run("start", "nosuchpod"), "no such pod")
 }

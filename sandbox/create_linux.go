@@ -112,12 +112,12 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 		}
 	}
 	spec.Mask = !c.Security.Privileged
-	ops, err := initProgram(&spec, c.Hostname, c.Security)
+	ops, err := initProgram(&spec, c.Hostname, c.Security, true)
 	if err != nil {
 		return nil, err
 	}
 	step("plan")
-	child, err = startInit(ops)
+	child, err = startInit(ops, cloneFlags)
 	if err != nil {
 		return nil, err
 	}
@@ -144,6 +144,7 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 		Volumes:   c.Volumes,
 		Network:   lease,
 		Limits:    c.Limits,
+		Security:  c.Security,
 	}
 	if !c.Limits.none() {
 		// Recorded before the cgroup is made, so that rm finds it
@@ -203,7 +204,9 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 }
 
 // initProgram is what the pod's init does before it becomes pause.
-func initProgram(spec *rootfs.Spec, hostname string, sec Security) ([]setup.Op, error) {
+// With newNet, the init also names the new UTS namespace and brings up the
+// new network namespace's loopback.
+func initProgram(spec *rootfs.Spec, hostname string, sec Security, newNet bool) ([]setup.Op, error) {
 	root, err := rootfs.Plan(spec)
 	if err != nil {
 		return nil, err
@@ -217,10 +220,9 @@ func initProgram(spec *rootfs.Spec, hostname string, sec Security) ([]setup.Op, 
 		return nil, err
 	}
 	root = append(root, priv...)
-	ops := []setup.Op{
-		{Code: setup.Write, Flags: setup.Optional, Str: []string{"/proc/self/oom_score_adj", pauseOOMScoreAdj}},
-		{Code: setup.Hostname, Str: []string{hostname}},
-		{Code: setup.LoopbackUp},
+	ops := []setup.Op{{Code: setup.Write, Flags: setup.Optional, Str: []string{"/proc/self/oom_score_adj", pauseOOMScoreAdj}}}
+	if newNet {
+		ops = append(ops, setup.Op{Code: setup.Hostname, Str: []string{hostname}}, setup.Op{Code: setup.LoopbackUp})
 	}
 	return append(ops, root...), nil
 }
@@ -241,7 +243,7 @@ type initProc struct {
 // It forks with syscall.ForkExec rather than os/exec: the pod's init is not
 // a child this process waits for, and os/exec would cost a probing fork and
 // three opens of /dev/null on every create.
-func startInit(ops []setup.Op) (*initProc, error) {
+func startInit(ops []setup.Op, flags uintptr) (*initProc, error) {
 	pause, err := reaper.Memfd()
 	if err != nil {
 		return nil, err
@@ -267,7 +269,7 @@ func startInit(ops []setup.Op) (*initProc, error) {
 		Env:   []string{},
 		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), cfgR.Fd(), statusW.Fd(), pause.Fd()},
 		Sys: &syscall.SysProcAttr{
-			Cloneflags: cloneFlags,
+			Cloneflags: flags,
 			Setsid:     true,
 		},
 	})

@@ -76,6 +76,8 @@ type State struct {
 	// without limits.
 	Cgroup string `json:"cgroup,omitempty"`
 	Limits Limits `json:"limits,omitzero"`
+	// Security is what the pod's pause may do (and Start needs again).
+	Security Security `json:"security,omitzero"`
 	// Network is the pod's place on the bridge network: address, gateway,
 	// bridge, host veth, published ports. Nil without one.
 	Network *network.Lease `json:"network,omitempty"`

@@ -95,6 +95,7 @@ func newRootCmd(stdout io.Writer) *cobra.Command {
 		newRunCmd(g),
 		newKillCmd(g),
 		newGCCmd(g),
+		newStartCmd(g),
 	)
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root

@@ -1,0 +1,127 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"podsb/nsenter"
+	"podsb/rootfs"
+)
+
+// ErrRunning means the pod's pause process is alive.
+var ErrRunning = errors.New("pod is running")
+
+// Start restarts a stopped pod: a new pause, as PID 1 of a fresh PID
+// namespace with a fresh mount namespace and root, in the pod's persisted
+// network, IPC and UTS namespaces, so that its hostname, address, routes
+// and published ports stay. The pinned PID and mount handles are replaced;
+// the pod's processes and containers of before are gone with the old PID
+// namespace.
+func (p *Pod) Start(ctx context.Context) error {
+	dir := p.Dir()
+	lock, err := lockDir(ctx, dir, p.name)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	st, err := readState(dir)
+	if err != nil {
+		return fmt.Errorf("pod %s has no state: remove it: %w", p.name, err)
+	}
+	p.state = st
+	if p.alive() {
+		return fmt.Errorf("%s: %w", p.name, ErrRunning)
+	}
+	p.reapZombie()
+	// The persisted namespaces must still be there (a reboot loses them).
+	var nss []nsenter.Namespace
+	for _, t := range []struct {
+		flag int
+		ns   specs.LinuxNamespaceType
+	}{{unix.CLONE_NEWUTS, specs.UTSNamespace}, {unix.CLONE_NEWIPC, specs.IPCNamespace}, {unix.CLONE_NEWNET, specs.NetworkNamespace}} {
+		nss = append(nss, nsenter.Namespace{Type: t.flag, Path: p.NamespacePath(t.ns)})
+	}
+	h, err := nsenter.Open(nss)
+	if err != nil {
+		return fmt.Errorf("pod %s lost its namespaces (%w): remove it", p.name, err)
+	}
+	defer h.Close()
+	// The old PID and mount namespaces go: unpin them.
+	nsDir := filepath.Join(dir, "ns")
+	for _, name := range []string{"pid", "mnt"} {
+		if err := unmount(filepath.Join(nsDir, name)); err != nil {
+			return err
+		}
+	}
+
+	spec := rootfs.Spec{
+		Dir:      st.Rootfs,
+		Target:   filepath.Join(dir, "rootfs"),
+		ReadOnly: st.ReadOnly,
+		Etc:      etcFiles(st.Hostname, netipAddr(st)),
+		Volumes:  st.Volumes,
+		Mask:     !st.Security.Privileged,
+	}
+	if spec.Dir != "" {
+		spec.EtcDir = filepath.Join(dir, "etc")
+	}
+	ops, err := initProgram(&spec, st.Hostname, st.Security, false)
+	if err != nil {
+		return err
+	}
+	var child *initProc
+	err = h.Do(func() error {
+		var err error
+		child, err = startInit(ops, unix.CLONE_NEWPID|unix.CLONE_NEWNS)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			child.kill()
+		}
+	}()
+	ps, err := readStat(child.pid)
+	if err != nil {
+		return err
+	}
+	st.Pid, st.StartTime, st.BootID, st.Status = child.pid, ps.startTime, bootID(), specs.StateCreating
+	if err := writeState(dir, st); err != nil {
+		return err
+	}
+	if err := p.joinCgroup(child.pid); err != nil {
+		return err
+	}
+	if err := child.send(); err != nil {
+		return err
+	}
+	if err := child.await(ctx); err != nil {
+		return err
+	}
+	for _, name := range []string{"pid", "mnt"} {
+		if err := mount("/proc/"+strconv.Itoa(child.pid)+"/ns/"+name, filepath.Join(nsDir, name), "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("pin %s namespace: %w", name, err)
+		}
+	}
+	for i, ns := range st.Namespaces {
+		if ino, err := nsInode(ns.Path); err == nil {
+			st.Namespaces[i].Inode = ino
+		}
+	}
+	st.Status = specs.StateRunning
+	if err := writeState(dir, st); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
+
