@@ -124,4 +124,3 @@ func (p *Pod) Start(ctx context.Context) error {
 	ok = true
 	return nil
 }
-
