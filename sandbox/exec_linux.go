@@ -96,6 +96,8 @@ func (p *Process) PodPID() int {
 }
 
 // PTY returns the terminal's controlling side when ExecConfig.TTY was set.
+// The caller reads the command's output from it until it reports an error
+// (the command and its children have closed the terminal), and closes it.
 func (p *Process) PTY() *os.File { return p.pty }
 
 // LogPath returns the log file of a detached process.
@@ -140,9 +142,6 @@ func (p *Process) Wait() (int, error) {
 		p.pidfd = -1
 		p.mu.Unlock()
 		p.stdio.wait()
-		if p.pty != nil {
-			p.pty.Close()
-		}
 	})
 	return p.status, p.waitErr
 }

@@ -219,11 +219,12 @@ func attached(p *sandbox.Process, tty, interactive bool, sigs chan os.Signal) er
 	}()
 	status, err := p.Wait()
 	if output != nil {
-		// Let the terminal's last output through.
+		// Let the terminal's last output through, then let it go.
 		select {
 		case <-output:
 		case <-time.After(time.Second):
 		}
+		p.PTY().Close()
 	}
 	if err != nil {
 		return err
