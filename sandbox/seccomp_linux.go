@@ -3,6 +3,7 @@ package sandbox
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
@@ -25,6 +26,20 @@ import (
 // rewritten to ENOSYS. Syscalls the library's table does not know (newer
 // than it) are left to the default action, EPERM.
 func seccompFilter(caps uint64) ([]byte, error) {
+	// Assembling costs about half a millisecond: once per mask and process.
+	if f, ok := filters.Load(caps); ok {
+		return f.([]byte), nil
+	}
+	f, err := assembleFilter(caps)
+	if err == nil {
+		filters.Store(caps, f)
+	}
+	return f, err
+}
+
+var filters sync.Map // capability mask -> filter
+
+func assembleFilter(caps uint64) ([]byte, error) {
 	info, err := arch.GetInfo("")
 	if err != nil {
 		return nil, err
