@@ -40,12 +40,12 @@ pause: ## Rebuild the embedded pause program from reaper/pause/pause.c (needs gc
 
 demo: build ## Create a pod with the default root, look inside, remove it (needs root)
 	@set -e; root=$$(mktemp -d); p="$(BIN) --root $$root"; trap '$$p rm -f --all >/dev/null; rm -rf "$$root"' EXIT; \
-	echo '$$ podsb create demo'; $$p create demo; \
+	echo '$$ podsb create --network none demo'; $$p create --network none demo; \
+	echo '$$ podsb exec -d demo -- sleep 1000'; $$p exec -d demo -- sleep 1000; \
 	echo '$$ podsb ps'; $$p ps; \
 	echo '$$ podsb top demo'; $$p top demo; \
-	echo '$$ nsenter --net=ROOT/demo/ns/net ... -- sh -c "hostname; ls /; ip -brief addr"'; \
-	nsenter --pid=$$root/demo/ns/pid --uts=$$root/demo/ns/uts --ipc=$$root/demo/ns/ipc --net=$$root/demo/ns/net --mount=$$root/demo/ns/mnt -- \
-		/bin/sh -c 'echo "hostname: $$(hostname)"; echo "root: $$(ls / | tr "\\n" " ")"; ip -brief addr'; \
+	echo '$$ podsb exec demo -- sh -c "hostname; ls /; cat /proc/1/comm; ip -brief addr"'; \
+	$$p exec demo -- /bin/sh -c 'echo "hostname: $$(hostname)"; echo "root: $$(ls / | tr "\n" " ")"; echo "PID 1: $$(cat /proc/1/comm)"; ip -brief addr'; \
 	echo '$$ ip netns list'; ip netns list | grep demo; \
 	echo '$$ podsb rm demo'; $$p rm demo
 
