@@ -399,3 +399,33 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestExecNoHostTerminal: a command started by exec or run, attached or
+// not, has no controlling terminal of the host's, so it cannot write to it
+// through /dev/tty (or push input into it with TIOCSTI).
+func TestExecNoHostTerminal(t *testing.T) {
+	e := newEnv(t)
+	name, _ := e.create()
+	probe := "if echo leak > /dev/tty; then echo REACHED; else echo isolated; fi"
+	for _, args := range [][]string{
+		{"exec", name, "--", "sh", "-c", probe},
+		{"exec", "-i", name, "--", "sh", "-c", probe},
+		{"run", name, "--", "sh", "-c", probe},
+	} {
+		for _, fast := range []string{"1", "0"} {
+			line := fmt.Sprintf("PODSB_FASTEXEC=%s %s --root %s %s", fast, e.bin, e.root, shellQuote(args))
+			r := e.runCmd(exec.Command("script", "-qec", line, "/dev/null"))
+			if r.code != 0 || !strings.Contains(r.stdout, "isolated") || strings.Contains(r.stdout, "REACHED") {
+				t.Errorf("%s (PODSB_FASTEXEC=%s) under script: %+v", strings.Join(args, " "), fast, r)
+			}
+		}
+	}
+}
+
+func shellQuote(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
+}

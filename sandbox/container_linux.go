@@ -349,7 +349,7 @@ func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec roo
 	started := make(chan error, 1)
 	h.Go(func(err error) {
 		if err == nil {
-			proc.hostPID, err = pg.fork(env, "/", s, []*os.File{shm, pts}, &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS})
+			proc.hostPID, err = pg.fork(env, "/", s, []*os.File{shm, pts}, &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS, Setsid: true})
 		}
 		started <- err
 		if err == nil && !c.Detach {

@@ -341,7 +341,9 @@ func (p *Pod) startOnThread(proc *Process, c ExecConfig) (*program, *stdio, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	sys := &syscall.SysProcAttr{}
+	// A session of its own: the caller's controlling terminal, if any,
+	// must not be the command's (/dev/tty and TIOCSTI would reach it).
+	sys := &syscall.SysProcAttr{Setsid: true}
 	stdin, stdout, stderr := c.Stdin, c.Stdout, c.Stderr
 	if c.TTY {
 		// /dev/ptmx here is the pod's: its own devpts instance.
@@ -357,7 +359,7 @@ func (p *Pod) startOnThread(proc *Process, c ExecConfig) (*program, *stdio, erro
 			return nil, nil, err
 		}
 		stdin, stdout, stderr = tty, tty, tty
-		sys.Setsid, sys.Setctty, sys.Ctty = true, true, 0
+		sys.Setctty, sys.Ctty = true, 0
 		proc.pty = ptmx
 	}
 	s, err := newStdio(stdin, stdout, stderr)
@@ -429,7 +431,7 @@ func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, c ExecConfig
 			return err
 		}
 		defer null.Close()
-		if pid, err = pg.fork(l.env, l.dir, &stdio{files: [3]*os.File{null, logf, logf}}, nil, &syscall.SysProcAttr{}); err != nil {
+		if pid, err = pg.fork(l.env, l.dir, &stdio{files: [3]*os.File{null, logf, logf}}, nil, &syscall.SysProcAttr{Setsid: true}); err != nil {
 			return p.startError(c.Args[0], err)
 		}
 		return nil
