@@ -5,13 +5,15 @@ TESTFLAGS ?=
 BIN := bin/podsb
 # A static binary starts faster (no dynamic loader) and runs anywhere.
 CGO ?= 0
+# The entry point: podsb exec's C part before the Go runtime (nsenter/fastexec.go).
+LDFLAGS ?= -E=podsb/nsenter.fastEntry
 
 .PHONY: all build test unit integration bench lint demo pause clean help
 
 all: build
 
 build: ## Build bin/podsb
-	CGO_ENABLED=$(CGO) $(GO) build -o $(BIN) ./cmd/podsb
+	CGO_ENABLED=$(CGO) $(GO) build -ldflags=$(LDFLAGS) -o $(BIN) ./cmd/podsb
 
 test: ## Run every test: unit and root-only integration (needs root)
 	$(GO) test -count=1 -race $(TESTFLAGS) ./...

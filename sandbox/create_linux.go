@@ -194,6 +194,9 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 	}
 	step("register with ip netns")
 	st.Status = specs.StateRunning
+	if err := writeJoin(dir, st); err != nil {
+		return nil, err
+	}
 	if err := writeState(dir, st); err != nil {
 		return nil, err
 	}

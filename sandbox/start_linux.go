@@ -118,6 +118,9 @@ func (p *Pod) Start(ctx context.Context) error {
 		}
 	}
 	st.Status = specs.StateRunning
+	if err := writeJoin(dir, st); err != nil {
+		return err
+	}
 	if err := writeState(dir, st); err != nil {
 		return err
 	}

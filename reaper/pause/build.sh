@@ -1,6 +1,7 @@
 #!/bin/sh
 # build.sh compiles pause.c into the committed pause-amd64 image that package
-# reaper embeds. Run it after changing pause.c and commit both files:
+# reaper embeds. Run it after changing pause.c and commit both files (then
+# nsenter/fastexec/build.sh too: podsb exec's C part includes the image):
 #
 #	reaper/pause/build.sh            # writes reaper/pause/pause-amd64
 #	reaper/pause/build.sh OUT        # writes OUT (used by TestPauseImageUpToDate)

@@ -1,0 +1,140 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// runFast runs podsb with exec's C part on (fast) or off (PODSB_FASTEXEC=0,
+// the Go program does everything).
+func (e *env) runFast(fast bool, stdin string, args ...string) result {
+	e.t.Helper()
+	cmd := exec.Command(e.bin, append([]string{"--root", e.root}, args...)...)
+	cmd.Env = append(os.Environ(), "PODSB_FASTEXEC=1")
+	if !fast {
+		cmd.Env = append(os.Environ(), "PODSB_FASTEXEC=0")
+	}
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	return e.runCmd(cmd)
+}
+
+// TestFastExecParity runs the forms of exec that the C part takes (and some
+// it leaves to Go) both ways: the same output, errors and exit codes.
+func TestFastExecParity(t *testing.T) {
+	e := newEnv(t)
+	name, _ := e.create("--hostname", "parity")
+	stopped, d := e.create()
+	unix.Kill(d.Pid, unix.SIGKILL)
+	if err := waitDead(d.Pid, d.StartTime, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		stdin string
+		args  []string
+	}{
+		{"", []string{"exec", name, "--", "echo", "hello"}},
+		{"", []string{"exec", name, "echo", "no", "dashes"}},
+		{"", []string{"exec", name, "--", "sh", "-c", "exit 3"}},
+		{"", []string{"exec", name, "--", "sh", "-c", "kill -9 $$"}},
+		{"", []string{"exec", name, "--", "no-such-command"}},
+		{"", []string{"exec", name, "--", "/etc/hosts"}},
+		{"", []string{"exec", name, "--", "/etc"}},
+		{"", []string{"exec", name, "--", "sh", "-c", "env | sort"}},
+		{"", []string{"exec", "-e", "A=1", "--env", "HOME=/tmp", "--env=B=2=3", "-e", "A=4", name, "--", "sh", "-c", "env | sort"}},
+		{"", []string{"exec", "-w", "/etc", name, "--", "pwd"}},
+		{"", []string{"exec", "--workdir=/proc", name, "--", "pwd"}},
+		{"", []string{"exec", "-w", "/nonexistent", name, "--", "true"}},
+		{"", []string{"exec", "-w", "/etc/hosts", name, "--", "true"}},
+		{"round trip\n", []string{"exec", "-i", name, "--", "cat"}},
+		{"not read\n", []string{"exec", name, "--", "cat"}},
+		{"", []string{"exec", name, "--", "sh", "-c", "ls /proc/self/fd | wc -l; cat /proc/self/status | grep -E '^(Cap|NoNewPrivs|Seccomp:)'"}},
+		{"", []string{"exec", name, "--", "sh", "-c", "test $$ -gt 1 && cat /proc/1/comm"}},
+		{"", []string{"exec", stopped, "--", "true"}},
+		{"", []string{"exec", "nosuchpod", "--", "true"}},
+		{"", []string{"exec", "../x", "--", "true"}},
+		{"", []string{"exec", name, "--"}},
+		{"", []string{"exec", "-e", "NOEQUALS", name, "--", "true"}},
+		{"", []string{"exec", "-e", "=x", name, "--", "true"}},
+		{"", []string{"exec", "-w", "relative", name, "--", "true"}},
+		{"", []string{"--root=" + e.root, "exec", name, "--", "hostname"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			fast := e.runFast(true, tc.stdin, tc.args...)
+			slow := e.runFast(false, tc.stdin, tc.args...)
+			if fast != slow {
+				t.Errorf("C part: %+v\nGo:     %+v", fast, slow)
+			}
+		})
+	}
+}
+
+// TestFastExecTaken checks that the C part does run the common form: the
+// launcher of a running command is then a single thread, where the Go
+// program has several. After podsb start (a new pause) too.
+func TestFastExecTaken(t *testing.T) {
+	e := newEnv(t)
+	name, d := e.create()
+	if n := launcherThreads(t, e, name, true); n != 1 {
+		t.Errorf("C part: the launcher has %d threads", n)
+	}
+	if n := launcherThreads(t, e, name, false); n < 2 {
+		t.Errorf("PODSB_FASTEXEC=0: the launcher has %d threads", n)
+	}
+	unix.Kill(d.Pid, unix.SIGKILL)
+	if err := waitDead(d.Pid, d.StartTime, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	e.must("start", name)
+	e.inspect(name) // its new pause, for the leak check
+	if n := launcherThreads(t, e, name, true); n != 1 {
+		t.Errorf("after start: the launcher has %d threads", n)
+	}
+	// A pod with a cgroup has no join record: exec is Go's.
+	limited, _ := e.create("--pids-limit", "50")
+	if _, err := os.Stat(filepath.Join(e.root, limited, "join")); !os.IsNotExist(err) {
+		t.Errorf("join record of a pod with a cgroup: %v", err)
+	}
+	if n := launcherThreads(t, e, limited, true); n < 2 {
+		t.Errorf("pod with a cgroup: the launcher has %d threads", n)
+	}
+}
+
+// launcherThreads runs a command in the pod and returns how many threads
+// podsb exec has while it runs; it checks that SIGTERM is forwarded.
+func launcherThreads(t *testing.T, e *env, name string, fast bool) int {
+	t.Helper()
+	cmd := exec.Command(e.bin, "--root", e.root, "exec", name, "--", "sleep", "5")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("PODSB_FASTEXEC=%d", map[bool]int{true: 1}[fast]))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	threads := 0
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		// The child of any of its threads (Go forks from a locked one).
+		task := filepath.Join("/proc", fmt.Sprint(cmd.Process.Pid), "task")
+		ents, _ := os.ReadDir(task)
+		kids := ""
+		for _, t := range ents {
+			b, _ := os.ReadFile(filepath.Join(task, t.Name(), "children"))
+			kids += string(b)
+		}
+		if len(strings.Fields(kids)) > 0 {
+			threads = len(ents)
+			break
+		}
+	}
+	cmd.Process.Signal(unix.SIGTERM)
+	if err := cmd.Wait(); err == nil || cmd.ProcessState.ExitCode() != 128+15 {
+		t.Errorf("fast=%v: forwarded SIGTERM: %v", fast, err)
+	}
+	return threads
+}

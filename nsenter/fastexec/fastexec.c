@@ -1,0 +1,620 @@
+// fastexec: `podsb exec` before the Go runtime starts.
+//
+// podsb's ELF entry point is fast_entry (nsenter/fastexec_amd64.s, built
+// from this file by build.sh). It runs first, on the process's initial
+// stack, single-threaded, with no libc and no Go runtime. For the common
+// form of exec,
+//
+//	podsb [--root DIR] exec [-i] [-e KEY=VAL]... [-w DIR] POD [--] CMD [ARG...]
+//
+// it does the whole job itself and never returns; for anything else (other
+// commands, other flags, a pod it cannot vouch for) it returns having
+// changed nothing, and the Go program starts as if this file did not exist.
+// So every error message of podsb's own is the Go program's: this file
+// gives up rather than report, up to the point where it joins the pod.
+//
+// It executes what Go planned: at create, package sandbox writes
+// ROOT/NAME/join (see sandbox/join_linux.go) with pause's PID, start time
+// and boot ID, the pod's hostname and the program of a default exec (the
+// capability sets, no_new_privs, the seccomp filter, the death signal)
+// in internal/setup's wire format. This file adds the Exec operation, forks
+// pause's image from a sealed memfd as "pause run" in the pod's namespaces,
+// as sandbox.Pod.Exec does, forwards signals and exits with the command's
+// status.
+//
+// Rules for this file: no writable global data (it is copied into the Go
+// binary's read-only text), no libc, nothing that needs relocation.
+
+typedef unsigned long u64;
+typedef unsigned int u32;
+typedef long i64;
+
+enum {
+	SYS_read = 0, SYS_write = 1, SYS_close = 3, SYS_rt_sigprocmask = 14, SYS_getpid = 39,
+	SYS_fork = 57, SYS_exit_group = 231, SYS_wait4 = 61, SYS_kill = 62, SYS_fcntl = 72,
+	SYS_chdir = 80, SYS_geteuid = 107, SYS_setsid = 112, SYS_openat = 257, SYS_newfstatat = 262, SYS_ppoll = 271,
+	SYS_signalfd4 = 289, SYS_dup3 = 292, SYS_pipe2 = 293, SYS_setns = 308, SYS_memfd_create = 319,
+	SYS_execveat = 322, SYS_pidfd_open = 434, SYS_close_range = 436,
+};
+
+enum {
+	AT_FDCWD = -100, AT_EMPTY_PATH = 0x1000, O_RDONLY = 0, O_RDWR = 2, O_CLOEXEC = 02000000,
+	F_DUPFD_CLOEXEC = 1030, F_ADD_SEALS = 1033, MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2,
+	MFD_EXEC = 0x10, SEALS = 1 | 2 | 4 | 8, CLOSE_RANGE_CLOEXEC = 4, SIG_BLOCK = 0,
+	POLLIN = 1, S_IFMT = 0170000, S_IFDIR = 0040000,
+	ENOENT = 2, EINTR = 4, ENOMEM = 12, EACCES = 13, EINVAL = 22, EISDIR = 21, EPERM = 1, ENOEXEC = 8,
+	CLONE_NEWNS = 0x20000, CLONE_NEWUTS = 0x4000000, CLONE_NEWIPC = 0x8000000,
+	CLONE_NEWPID = 0x20000000, CLONE_NEWNET = 0x40000000,
+};
+
+// The operation codes and limits of internal/setup.
+enum { OP_EXEC = 17, MAX_STR = 64 };
+
+// The fds of "pause run" (sandbox/program_linux.go).
+enum { PROG_FD = 3, STATUS_FD = 4, GO_FD = 5, PAUSE_FD = 6 };
+
+static i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d, i64 e, i64 f)
+{
+	register i64 r10 __asm__("r10") = d;
+	register i64 r8 __asm__("r8") = e;
+	register i64 r9 __asm__("r9") = f;
+	i64 r;
+
+	__asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return r;
+}
+
+static i64 sys(i64 n, i64 a, i64 b, i64 c) { return sys6(n, a, b, c, 0, 0, 0); }
+
+static __attribute__((noreturn)) void quit(int code)
+{
+	for (;;)
+		sys(SYS_exit_group, code, 0, 0);
+}
+
+static u64 len(const char *s)
+{
+	u64 n = 0;
+
+	while (s[n])
+		n++;
+	return n;
+}
+
+static int eq(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
+static int has(const char *s, char c)
+{
+	for (; *s; s++)
+		if (*s == c)
+			return 1;
+	return 0;
+}
+
+// prefix returns the part of s after p, or 0 if s does not start with p.
+static const char *prefix(const char *s, const char *p)
+{
+	while (*p)
+		if (*s++ != *p++)
+			return 0;
+	return s;
+}
+
+// A bounded string builder on the stack.
+struct buf {
+	char *p;
+	u64 n, cap;
+	int over;
+};
+
+static void put(struct buf *b, const void *s, u64 n)
+{
+	if (b->n + n > b->cap) {
+		b->over = 1;
+		return;
+	}
+	for (u64 i = 0; i < n; i++)
+		b->p[b->n + i] = ((const char *)s)[i];
+	b->n += n;
+}
+
+static void puts_(struct buf *b, const char *s) { put(b, s, len(s)); }
+
+static void put32(struct buf *b, u32 v) { put(b, &v, 4); }
+
+static void putnum(struct buf *b, i64 v)
+{
+	char d[24];
+	int i = sizeof d;
+
+	if (v < 0) {
+		puts_(b, "-");
+		v = -v;
+	}
+	do
+		d[--i] = '0' + v % 10;
+	while (v /= 10);
+	put(b, d + i, sizeof d - i);
+}
+
+// fail reports one of podsb's own failures after the pod is joined, where
+// there is no going back to Go: one line on stderr, exit 125 (or code).
+static __attribute__((noreturn)) void fail3(int code, const char *a, const char *b, const char *c, i64 err)
+{
+	char m[512];
+	struct buf w = {m, 0, sizeof m - 1, 0};
+
+	puts_(&w, "podsb: ");
+	puts_(&w, a);
+	puts_(&w, b);
+	puts_(&w, c);
+	if (err) {
+		puts_(&w, ": errno ");
+		putnum(&w, -err);
+	}
+	if (w.over)
+		w.n = w.cap;
+	m[w.n++] = '\n';
+	sys(SYS_write, 2, (i64)m, w.n);
+	quit(code);
+}
+
+static __attribute__((noreturn)) void fail(int code, const char *a, const char *b, i64 err)
+{
+	fail3(code, a, b, "", err);
+}
+
+// readfile reads up to cap bytes of path; it returns the length or -1.
+static i64 readfile(const char *path, char *p, u64 cap)
+{
+	i64 fd = sys6(SYS_openat, AT_FDCWD, (i64)path, O_RDONLY | O_CLOEXEC, 0, 0, 0), n = 0, r;
+
+	if (fd < 0)
+		return -1;
+	while (n < (i64)cap && (r = sys(SYS_read, fd, (i64)(p + n), cap - n)) > 0)
+		n += r;
+	sys(SYS_close, fd, 0, 0);
+	return r < 0 ? -1 : n;
+}
+
+// validName is sandbox.ValidateName: 1 to 128 of [A-Za-z0-9_.-], not
+// starting with one of "_.-".
+static int validName(const char *s)
+{
+	u64 n = 0;
+
+	for (; s[n]; n++) {
+		char c = s[n];
+		int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+
+		if (!alnum && (n == 0 || (c != '_' && c != '.' && c != '-')))
+			return 0;
+	}
+	return n > 0 && n <= 128;
+}
+
+// The join record (sandbox/join_linux.go), little-endian:
+//	"podsbJ1\n" | u64 pid | u64 start time | u32 ops |
+//	u32 n, boot ID | u32 n, hostname | u32 n, program
+struct join {
+	u64 pid, start;
+	u32 ops;
+	const char *boot, *host, *prog;
+	u32 nboot, nhost, nprog;
+};
+
+static int take(const char **p, const char *end, void *v, u64 n)
+{
+	if ((u64)(end - *p) < n)
+		return 0;
+	for (u64 i = 0; i < n; i++)
+		((char *)v)[i] = (*p)[i];
+	*p += n;
+	return 1;
+}
+
+static int takestr(const char **p, const char *end, const char **s, u32 *n)
+{
+	if (!take(p, end, n, 4) || (u64)(end - *p) < *n)
+		return 0;
+	*s = *p;
+	*p += *n;
+	return 1;
+}
+
+static int parseJoin(const char *p, i64 n, struct join *j)
+{
+	const char *end = p + n;
+	char magic[8];
+
+	return n > 0 && take(&p, end, magic, 8) && prefix(magic, "podsbJ1\n") != 0 &&
+	       take(&p, end, &j->pid, 8) && take(&p, end, &j->start, 8) && take(&p, end, &j->ops, 4) &&
+	       takestr(&p, end, &j->boot, &j->nboot) && takestr(&p, end, &j->host, &j->nhost) &&
+	       takestr(&p, end, &j->prog, &j->nprog) && p == end;
+}
+
+// alive tells whether pause still runs: its PID has the recorded start time
+// (field 22 of /proc/PID/stat) in this boot.
+static int alive(const struct join *j)
+{
+	char path[64], st[1024], boot[64];
+	struct buf b = {path, 0, sizeof path - 1, 0};
+	i64 n = readfile("/proc/sys/kernel/random/boot_id", boot, sizeof boot);
+	u64 start = 0;
+	i64 i, field = 2;
+
+	if (n != j->nboot + 1 || boot[n - 1] != '\n')
+		return 0;
+	for (i = 0; i < j->nboot; i++)
+		if (boot[i] != j->boot[i])
+			return 0;
+	puts_(&b, "/proc/");
+	putnum(&b, j->pid);
+	puts_(&b, "/stat");
+	path[b.n] = 0;
+	if ((n = readfile(path, st, sizeof st - 1)) <= 0)
+		return 0;
+	for (i = n - 1; i > 0 && st[i] != ')'; i--)
+		;
+	for (i++; i < n && field < 22; i++)
+		if (st[i] == ' ')
+			field++;
+	for (; i < n && st[i] >= '0' && st[i] <= '9'; i++)
+		start = start * 10 + (st[i] - '0');
+	return field == 22 && start == j->start;
+}
+
+// setenv_ puts kv in env (n entries), replacing an entry of the same key.
+static int setenv_(const char **env, int n, const char *kv)
+{
+	u64 k = 0;
+
+	while (kv[k] != '=')
+		k++;
+	for (int i = 0; i < n; i++) {
+		u64 m = 0;
+
+		while (env[i][m] && env[i][m] != '=')
+			m++;
+		u64 same = m == k;
+
+		for (u64 c = 0; same && c < k; c++)
+			same = env[i][c] == kv[c];
+		if (same) {
+			env[i] = kv;
+			return n;
+		}
+	}
+	env[n] = kv;
+	return n + 1;
+}
+
+// moveFD gives the file fd the number to in a child about to exec.
+static void moveFD(i64 fd, int to)
+{
+	if (fd == to)
+		sys(SYS_fcntl, fd, 2 /* F_SETFD */, 0);
+	else
+		sys(SYS_dup3, fd, to, 0);
+}
+
+__attribute__((used, section(".text.entry"))) void fast_exec(i64 *sp);
+
+// pause_image to pause_end is the committed pause image
+// (reaper/pause/pause-amd64), included whole.
+extern const char pause_image[];
+extern const char pause_end[];
+__asm__(".section .rodata.pause,\"a\"\n"
+	".globl pause_image\npause_image:\n"
+	".incbin \"" PAUSE_IMAGE "\"\n"
+	".globl pause_end\npause_end:\n"
+	".previous\n");
+
+// The compiler may call these for copies and clears of its own.
+void *memcpy(void *d, const void *s, u64 n)
+{
+	for (u64 i = 0; i < n; i++)
+		((char *)d)[i] = ((const char *)s)[i];
+	return d;
+}
+
+void *memset(void *d, int c, u64 n)
+{
+	for (u64 i = 0; i < n; i++)
+		((char *)d)[i] = (char)c;
+	return d;
+}
+
+void fast_exec(i64 *sp)
+{
+	int argc = (int)sp[0];
+	char **argv = (char **)(sp + 1), **envp = argv + argc + 1;
+	const char *root = "/run/podsb", *pod = 0, *dir = "/";
+	const char *extra[MAX_STR];
+	int nextra = 0, interactive = 0, i = 1;
+
+	for (char **e = envp; *e; e++) {
+		const char *v;
+
+		if ((v = prefix(*e, "PODSB_ROOT=")) && *v)
+			root = v;
+		if ((v = prefix(*e, "PODSB_FASTEXEC=")) && eq(v, "0"))
+			return;
+	}
+	// Flags: exactly those given below, in these spellings; any other
+	// argument starting with '-' is left to Go.
+	for (; i < argc; i++) {
+		const char *v;
+
+		if (eq(argv[i], "--root") && i + 1 < argc)
+			root = argv[++i];
+		else if ((v = prefix(argv[i], "--root=")))
+			root = v;
+		else
+			break;
+	}
+	if (i >= argc || !eq(argv[i++], "exec"))
+		return;
+	for (; i < argc; i++) {
+		const char *a = argv[i], *v;
+
+		if (eq(a, "-i") || eq(a, "--interactive"))
+			interactive = 1;
+		else if ((eq(a, "-e") || eq(a, "--env")) && i + 1 < argc && nextra < MAX_STR)
+			extra[nextra++] = argv[++i];
+		else if ((v = prefix(a, "--env=")) && nextra < MAX_STR)
+			extra[nextra++] = v;
+		else if ((eq(a, "-w") || eq(a, "--workdir")) && i + 1 < argc)
+			dir = argv[++i];
+		else if ((v = prefix(a, "--workdir=")))
+			dir = v;
+		else if (eq(a, "--root") && i + 1 < argc)
+			root = argv[++i];
+		else if ((v = prefix(a, "--root=")))
+			root = v;
+		else if (eq(a, "--")) {
+			i++;
+			break;
+		} else if (a[0] == '-')
+			return;
+		else
+			break;
+	}
+	if (i >= argc)
+		return;
+	pod = argv[i++];
+	if (i < argc && eq(argv[i], "--"))
+		i++;
+	int ncmd = argc - i;
+	char **cmd = argv + i;
+	if (ncmd < 1 || ncmd > MAX_STR - 1 || !cmd[0][0] || !validName(pod) || dir[0] != '/' || !root[0])
+		return;
+	for (int k = 0; k < nextra; k++)
+		if (extra[k][0] == '=' || !has(extra[k], '='))
+			return;
+	if (sys(SYS_geteuid, 0, 0, 0) != 0)
+		return;
+
+	// The pod: its join record, pause alive, its handles.
+	char path[4200], rec[16384];
+	struct buf pb = {path, 0, 4096, 0};
+	struct join j;
+	u64 base;
+	i64 n;
+
+	puts_(&pb, root);
+	puts_(&pb, "/");
+	puts_(&pb, pod);
+	puts_(&pb, "/");
+	base = pb.n;
+	puts_(&pb, "join");
+	if (pb.over)
+		return;
+	path[pb.n] = 0;
+	if ((n = readfile(path, rec, sizeof rec)) < 0 || n == sizeof rec || !parseJoin(rec, n, &j) || !alive(&j))
+		return;
+	// Not static: an array of pointers in data would need relocating.
+	const char *names[] = {"ns/pid", "ns/uts", "ns/ipc", "ns/net", "ns/mnt"};
+	static const int types[] = {CLONE_NEWPID, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS};
+	i64 ns[5];
+	for (int k = 0; k < 5; k++) {
+		pb.n = base;
+		puts_(&pb, names[k]);
+		path[pb.n] = 0;
+		if ((ns[k] = sys6(SYS_openat, AT_FDCWD, (i64)path, O_RDONLY | O_CLOEXEC, 0, 0, 0)) < 0) {
+			while (k--)
+				sys(SYS_close, ns[k], 0, 0);
+			return;
+		}
+	}
+
+	// The program: the planned operations, then Exec of the command.
+	char prog[16384];
+	struct buf pg = {prog, 0, sizeof prog, 0};
+	put(&pg, j.prog, j.nprog);
+	put32(&pg, OP_EXEC);
+	put32(&pg, 0);
+	put(&pg, "\0\0\0\0\0\0\0\0", 8);
+	put32(&pg, ncmd + 1);
+	put32(&pg, len(cmd[0]) + 1);
+	put(&pg, cmd[0], len(cmd[0]) + 1);
+	for (int k = 0; k < ncmd; k++) {
+		put32(&pg, len(cmd[k]) + 1);
+		put(&pg, cmd[k], len(cmd[k]) + 1);
+	}
+	// The environment: sandbox's default (PATH, HOME, HOSTNAME), then -e.
+	char host[80];
+	const char *env[MAX_STR + 4];
+	int nenv = 0;
+	struct buf hb = {host, 0, sizeof host - 1, 0};
+	puts_(&hb, "HOSTNAME=");
+	put(&hb, j.host, j.nhost);
+	host[hb.n] = 0;
+	env[nenv++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	env[nenv++] = "HOME=/root";
+	env[nenv++] = host;
+	for (int k = 0; k < nextra; k++)
+		nenv = setenv_(env, nenv, extra[k]);
+	env[nenv] = 0;
+	if (pg.over || hb.over) {
+		for (int k = 0; k < 5; k++)
+			sys(SYS_close, ns[k], 0, 0);
+		return;
+	}
+
+	// Pipes and the pause memfd, made before anything is joined.
+	int fds[6]; // prog r/w, status r/w, go r/w
+	i64 memfd;
+	for (int k = 0; k < 3; k++)
+		if (sys(SYS_pipe2, (i64)&fds[2 * k], O_CLOEXEC, 0) < 0)
+			fail(125, "exec: pipe", "", -EINVAL);
+	memfd = sys(SYS_memfd_create, (i64)"pause", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC, 0);
+	if (memfd == -EINVAL)
+		memfd = sys(SYS_memfd_create, (i64)"pause", MFD_CLOEXEC | MFD_ALLOW_SEALING, 0);
+	if (memfd < 0 || sys(SYS_write, memfd, (i64)pause_image, pause_end - pause_image) != pause_end - pause_image ||
+	    sys(SYS_fcntl, memfd, F_ADD_SEALS, SEALS) < 0)
+		fail(125, "exec: pause memfd", "", memfd < 0 ? memfd : -EINVAL);
+	// The program fits the pipe: sent now, whole.
+	if (sys(SYS_write, fds[1], (i64)prog, pg.n) != (i64)pg.n)
+		fail(125, "exec: send the program", "", -EINVAL);
+	sys(SYS_close, fds[1], 0, 0);
+	// Descriptors inherited without close-on-exec must not reach the pod.
+	sys(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+
+	// The forwarded signals are blocked from here and read from a signalfd
+	// once the command runs: none is lost, and none is handled in the
+	// child (pause's Exec clears the mask it inherits).
+	u64 sigs = 0;
+	static const int fwd[] = {2, 15, 1, 3, 10, 12, 28, 14, 18, 20}; // INT TERM HUP QUIT USR1 USR2 WINCH ALRM CONT TSTP
+	for (u64 k = 0; k < sizeof fwd / sizeof fwd[0]; k++)
+		sigs |= 1UL << (fwd[k] - 1);
+	sys6(SYS_rt_sigprocmask, SIG_BLOCK, (i64)&sigs, 0, 8, 0, 0);
+	i64 sfd = sys6(SYS_signalfd4, -1, (i64)&sigs, 8, O_CLOEXEC, 0, 0);
+
+	// Join: this process is the only thread, so every namespace can be
+	// joined, the mount namespace last (it changes the root and cwd to
+	// the pod's). From here there is no going back to Go.
+	for (int k = 0; k < 5; k++) {
+		i64 r = sys(SYS_setns, ns[k], types[k], 0);
+		if (r < 0)
+			fail(125, "exec: join the pod's namespace ", names[k] + 3, r);
+		sys(SYS_close, ns[k], 0, 0);
+	}
+	char st[144];
+	i64 r = sys6(SYS_newfstatat, AT_FDCWD, (i64)dir, (i64)st, 0, 0, 0);
+	if (r < 0 || (*(u32 *)(st + 24) & S_IFMT) != S_IFDIR)
+		fail3(125, "working directory ", dir, ": not a directory in the pod", 0);
+	i64 in = 0;
+	if (!interactive && (in = sys6(SYS_openat, AT_FDCWD, (i64)"/dev/null", O_RDWR | O_CLOEXEC, 0, 0, 0)) < 0)
+		fail(125, "exec: open /dev/null in the pod", "", in);
+
+	// Fork: the child is born in the pod's PID namespace.
+	i64 pid = sys(SYS_fork, 0, 0, 0);
+	if (pid == 0) {
+		// Out of the way of 0-6 first, then into place.
+		i64 p = sys(SYS_fcntl, fds[0], F_DUPFD_CLOEXEC, 10), s = sys(SYS_fcntl, fds[3], F_DUPFD_CLOEXEC, 10);
+		i64 g = sys(SYS_fcntl, fds[4], F_DUPFD_CLOEXEC, 10), m = sys(SYS_fcntl, memfd, F_DUPFD_CLOEXEC, 10);
+		i64 i0 = interactive ? 0 : sys(SYS_fcntl, in, F_DUPFD_CLOEXEC, 10);
+		// On the stack: a constant array of pointers would need relocating.
+		char a0[] = "pause", a1[] = "run";
+		const char *pargv[] = {a0, a1, 0};
+
+		moveFD(i0, 0);
+		moveFD(p, PROG_FD);
+		moveFD(s, STATUS_FD);
+		moveFD(g, GO_FD);
+		moveFD(m, PAUSE_FD);
+		// A session of its own: podsb's controlling terminal, if any,
+		// must not be the command's (/dev/tty and TIOCSTI would reach it).
+		sys(SYS_setsid, 0, 0, 0);
+		if (sys(SYS_chdir, (i64)dir, 0, 0) == 0)
+			sys6(SYS_execveat, PAUSE_FD, (i64)"", (i64)pargv, (i64)env, AT_EMPTY_PATH, 0);
+		quit(125);
+	}
+	if (pid < 0) {
+		if (pid == -ENOMEM)
+			fail(125, pod, ": pod is not running", 0);
+		fail(125, "exec: fork", "", pid);
+	}
+	sys(SYS_close, fds[0], 0, 0);
+	sys(SYS_close, fds[3], 0, 0);
+	sys(SYS_close, fds[4], 0, 0);
+	sys(SYS_close, memfd, 0, 0);
+
+	// The status pipe: end of file once the command is executed, or a
+	// failed operation's index and errno.
+	u32 status[2];
+	i64 got = 0;
+	while (got < 8 && (r = sys(SYS_read, fds[2], (i64)status + got, 8 - got)) != 0) {
+		if (r == -EINTR)
+			continue;
+		if (r < 0)
+			break;
+		got += r;
+	}
+	int code = -1;
+	if (got == 8) {
+		i64 err = -(i64)(int)status[1];
+		if (status[0] == j.ops && err == -ENOENT)
+			code = 127;
+		else if (status[0] == j.ops && (err == -EACCES || err == -ENOEXEC || err == -EISDIR || err == -EPERM))
+			code = 126;
+		char m[512];
+		struct buf w = {m, 0, sizeof m - 1, 0};
+		puts_(&w, "podsb: ");
+		puts_(&w, cmd[0]);
+		if (code == 127)
+			puts_(&w, ": command not found");
+		else if (code == 126)
+			puts_(&w, ": permission denied: not executable");
+		else {
+			puts_(&w, ": operation ");
+			putnum(&w, status[0]);
+			puts_(&w, " of the exec program: errno ");
+			putnum(&w, -err);
+			code = 125;
+		}
+		if (w.over)
+			w.n = w.cap;
+		m[w.n++] = '\n';
+		sys(SYS_write, 2, (i64)m, w.n);
+	} else if (got != 0)
+		code = 125;
+
+	// Wait, forwarding signals.
+	i64 pidfd = sys(SYS_pidfd_open, pid, 0, 0);
+	int ws = 0;
+	for (;;) {
+		struct {
+			int fd;
+			short events, revents;
+		} pfd[2] = {{(int)pidfd, POLLIN, 0}, {(int)sfd, POLLIN, 0}};
+		if (pidfd < 0 || sfd < 0 || code >= 0)
+			break;
+		r = sys6(SYS_ppoll, (i64)pfd, 2, 0, 0, 8, 0);
+		if (r < 0 && r != -EINTR)
+			break;
+		if (pfd[1].revents & POLLIN) {
+			u32 info[32];
+			if (sys(SYS_read, sfd, (i64)info, sizeof info) == sizeof info)
+				sys(SYS_kill, pid, info[0], 0);
+		}
+		if (pfd[0].revents & POLLIN)
+			break;
+	}
+	while ((r = sys6(SYS_wait4, pid, (i64)&ws, 0, 0, 0, 0)) == -EINTR)
+		;
+	if (code >= 0)
+		quit(code);
+	if (r < 0)
+		fail(125, "exec: wait", "", r);
+	if ((ws & 0x7f) == 0)
+		quit((ws >> 8) & 0xff);
+	quit(128 + (ws & 0x7f));
+}
