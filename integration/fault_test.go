@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"bufio"
 	"fmt"
 	"math/rand/v2"
@@ -137,6 +138,16 @@ func TestRebootReusedPID(t *testing.T) {
 	s := strings.Replace(string(b), fmt.Sprintf(`"pid": %d`, d.Pid), fmt.Sprintf(`"pid": %d`, other.Process.Pid), 1)
 	s = strings.Replace(s, d.BootID, "00000000-0000-0000-0000-000000000000", 1)
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The join record of exec's C part names the same boot.
+	jpath := filepath.Join(e.root, name, "join")
+	j, err := os.ReadFile(jpath)
+	if err != nil || !bytes.Contains(j, []byte(d.BootID)) {
+		t.Fatalf("join record: %v", err)
+	}
+	j = bytes.Replace(j, []byte(d.BootID), []byte("00000000-0000-0000-0000-000000000000"), 1)
+	if err := os.WriteFile(jpath, j, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if st := e.inspect(name).Status; st != "stopped" {
