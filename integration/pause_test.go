@@ -63,21 +63,21 @@ func TestPauseHoldsNoHostFD(t *testing.T) {
 	if len(ents) != 3 {
 		t.Errorf("pause has fds %v, want 0 1 2", ents)
 	}
-	var podNull unix.Stat_t
-	if r := e.inPod(name, "stat", "-c", "%d %i", "/dev/null"); r.code != 0 {
-		t.Fatal(r.stderr)
-	} else {
-		fmt.Sscan(r.stdout, &podNull.Dev, &podNull.Ino)
+	// The pod's /dev/null is a bind mount of the host's node: the same
+	// inode, on a mount of the pod's own.
+	r := e.inPod(name, "sh", "-c", "grep '^[0-9]* [0-9]* [0-9:]* [^ ]* /dev/null ' /proc/self/mountinfo | cut -d' ' -f1")
+	podNull := strings.TrimSpace(r.stdout)
+	if r.code != 0 || podNull == "" {
+		t.Fatalf("the pod's /dev/null mount: %+v", r)
 	}
-	var hostNull unix.Stat_t
-	unix.Stat("/dev/null", &hostNull)
 	for fd := 0; fd < 3; fd++ {
-		var st unix.Stat_t
-		if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", d.Pid, fd), &st); err != nil {
+		info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", d.Pid, fd))
+		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Ino != podNull.Ino || (st.Dev == hostNull.Dev && st.Ino == hostNull.Ino) {
-			t.Errorf("pause fd %d is not the pod's /dev/null (dev %d ino %d)", fd, st.Dev, st.Ino)
+		link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", d.Pid, fd))
+		if !strings.Contains(string(info), "\nmnt_id:\t"+podNull+"\n") || link != "/dev/null" {
+			t.Errorf("pause fd %d is not the pod's /dev/null (mount %s): %s %q", fd, podNull, link, info)
 		}
 	}
 	// cwd and root: the pod's root, which is not the host's.

@@ -192,3 +192,60 @@ func TestSeccompDefault(t *testing.T) {
 	}
 	wantFailure(t, e.run("exec", "--security-opt", "apparmor=x", pod, "--", "true"), "only seccomp=unconfined")
 }
+
+// A device node made in a pod cannot be opened: CAP_MKNOD is in the default
+// set (as Docker's), so the root, /dev, /tmp and the volumes are nodev and
+// /dev's own nodes are bind mounts of the host's. Without that, a pod's
+// root could make and open the host's disks or consoles. Privileged pods
+// keep devices.
+func TestDeviceNodes(t *testing.T) {
+	e := newEnv(t)
+	vol := t.TempDir()
+	dir := dirRoot(t)
+	usable := "echo x > /dev/null && head -c1 /dev/zero | wc -c && head -c1 /dev/urandom | wc -c && head -c1 /dev/random | wc -c && " +
+		"if echo x > /dev/full; then echo full-took-it; fi; test -c /dev/tty && echo tty"
+	// mknod succeeds (CAP_MKNOD); opening the node must not. c 1 3 is a
+	// null device: harmless if it opened.
+	made := func(paths ...string) string {
+		s := ""
+		for _, p := range paths {
+			s += fmt.Sprintf("mknod %s c 1 3 && if echo x > %s 2>/dev/null; then echo %s opened; else echo %s denied; fi; rm -f %s; ", p, p, p, p, p)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		what   string
+		create []string
+		paths  []string
+	}{
+		{"default root", []string{"-v", vol + ":/vol"}, []string{"/dev/n", "/tmp/n", "/n", "/vol/n", "/dev/shm/n"}},
+		{"directory root", []string{"--rootfs", dir, "-v", "/usr:/usr:ro", "-v", vol + ":/vol"}, []string{"/dev/n", "/tmp/n", "/data/n", "/vol/n"}},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			pod, _ := e.create(tc.create...)
+			want := "1\n1\n1\ntty\n"
+			if r := e.run("exec", pod, "--", "sh", "-c", usable); r.code != 0 || r.stdout != want {
+				t.Errorf("the pod's devices: %+v, want %q", r, want)
+			}
+			r := e.run("exec", pod, "--", "sh", "-c", made(tc.paths...))
+			for _, p := range tc.paths {
+				if !strings.Contains(r.stdout, p+" denied") {
+					t.Errorf("a node made at %s: %+v", p, r)
+				}
+			}
+		})
+	}
+	t.Run("container", func(t *testing.T) {
+		pod, _ := e.create()
+		r := e.run("run", pod, "--", "sh", "-c", usable+"; "+made("/dev/n", "/tmp/n"))
+		if r.code != 0 || !strings.Contains(r.stdout, "1\n1\n1\ntty\n") || !strings.Contains(r.stdout, "/dev/n denied") || !strings.Contains(r.stdout, "/tmp/n denied") {
+			t.Errorf("in a container: %+v", r)
+		}
+	})
+	t.Run("privileged", func(t *testing.T) {
+		pod, _ := e.create("--privileged")
+		if r := e.run("exec", "--privileged", pod, "--", "sh", "-c", made("/dev/n")); !strings.Contains(r.stdout, "/dev/n opened") {
+			t.Errorf("privileged: %+v", r)
+		}
+	})
+}

@@ -31,13 +31,16 @@ func Plan(s *Spec) ([]setup.Op, error) {
 	} else {
 		// pivot_root needs the new root to be a mount point.
 		p.mount(s.Dir, p.t, "", unix.MS_BIND|unix.MS_REC, "")
+		if s.NoDev {
+			p.noDev(p.t)
+		}
 	}
 	for _, d := range []string{"proc", "sys", "dev", "tmp"} {
 		p.mkdir(p.path(d), 0o755)
 	}
 	p.mount("proc", p.path("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 	p.mount("sysfs", p.path("sys"), "sysfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
-	p.devices(p.path("dev"), s.Shared)
+	p.devices(p.path("dev"), s.NoDev, s.Shared)
 	p.mount("tmpfs", p.path("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
 	if s.Mask {
 		p.mask()
@@ -81,6 +84,11 @@ func (p *planner) mkdir(path string, mode uint32) {
 func (p *planner) bindReadOnly(source, target string) {
 	p.mount(source, target, "", unix.MS_BIND|unix.MS_REC, "")
 	p.add(setup.Op{Code: setup.RemountRO, Num: setup.Recursive, Str: []string{target}})
+}
+
+// noDev makes the mount at target, and those below it, nodev.
+func (p *planner) noDev(target string) {
+	p.add(setup.Op{Code: setup.NoDev, Str: []string{target}})
 }
 
 // defaultRoot mounts a tmpfs with read-only binds of the host's system
@@ -173,12 +181,24 @@ var devLinks = [][2]string{
 
 // devices mounts a small tmpfs at dev with the pod's device nodes, a private
 // devpts instance (so the pod's ptys are its own), /dev/shm, and the
-// message-queue filesystem of the pod's IPC namespace.
-func (p *planner) devices(dev string, shared map[string]int) {
-	p.mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID, "mode=0755,size=65536k")
-	for _, n := range devNodes {
-		mode := uint64(unix.S_IFCHR | 0o666)
-		p.add(setup.Op{Code: setup.Mknod, Num: mode | uint64(unix.Mkdev(n.major, n.minor))<<32, Str: []string{filepath.Join(dev, n.name)}})
+// message-queue filesystem of the pod's IPC namespace. With noDev the tmpfs
+// is nodev, and the nodes are the host's, bind-mounted (a bind mount keeps
+// the flags of the host's /dev): a node made later in /dev cannot be
+// opened.
+func (p *planner) devices(dev string, noDev bool, shared map[string]int) {
+	if noDev {
+		p.mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=65536k")
+		for _, n := range devNodes {
+			node := filepath.Join(dev, n.name)
+			p.add(setup.Op{Code: setup.Touch, Num: 0o666, Str: []string{node}})
+			p.mount(filepath.Join("/dev", n.name), node, "", unix.MS_BIND, "")
+		}
+	} else {
+		p.mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID, "mode=0755,size=65536k")
+		for _, n := range devNodes {
+			mode := uint64(unix.S_IFCHR | 0o666)
+			p.add(setup.Op{Code: setup.Mknod, Num: mode | uint64(unix.Mkdev(n.major, n.minor))<<32, Str: []string{filepath.Join(dev, n.name)}})
+		}
 	}
 	for _, l := range devLinks {
 		p.add(setup.Op{Code: setup.Symlink, Str: []string{l[0], filepath.Join(dev, l[1])}})
@@ -276,6 +296,9 @@ func (p *planner) volume(s *Spec, v Volume) error {
 		p.bindReadOnly(v.Source, dst)
 	} else {
 		p.mount(v.Source, dst, "", unix.MS_BIND|unix.MS_REC, "")
+	}
+	if s.NoDev {
+		p.noDev(dst)
 	}
 	return nil
 }

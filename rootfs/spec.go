@@ -32,6 +32,11 @@ type Spec struct {
 	// Mask hides the sensitive parts of /proc and /sys (MaskedPaths) and
 	// makes others read-only (ReadOnlyPaths), as runc does by default.
 	Mask bool `json:"mask,omitempty"`
+	// NoDev lets device nodes work only where the plan puts them, in /dev:
+	// the root (a directory root's bind), the volumes and /dev itself are
+	// nodev, and /dev's nodes are bind mounts of the host's. Without it a
+	// process with CAP_MKNOD could make and open any device of the host.
+	NoDev bool `json:"noDev,omitempty"`
 	// Shared are mounts taken from elsewhere (a pod's /dev/shm and
 	// /dev/pts, for a container): destination relative to the root, such
 	// as "dev/shm", to the number of the fd, in the process that executes

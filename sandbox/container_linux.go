@@ -155,7 +155,7 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
-	spec := rootfs.Spec{Dir: cc.Rootfs, ReadOnly: cc.ReadOnly, Volumes: cc.Volumes, Mask: !cc.Security.Privileged}
+	spec := rootfs.Spec{Dir: cc.Rootfs, ReadOnly: cc.ReadOnly, Volumes: cc.Volumes, Mask: !cc.Security.Privileged, NoDev: !cc.Security.Privileged}
 	if spec.Dir != "" {
 		spec.Dir = filepath.Clean(spec.Dir)
 	}

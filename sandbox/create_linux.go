@@ -112,6 +112,7 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 		}
 	}
 	spec.Mask = !c.Security.Privileged
+	spec.NoDev = !c.Security.Privileged
 	ops, err := initProgram(&spec, c.Hostname, c.Security, true)
 	if err != nil {
 		return nil, err

@@ -67,6 +67,7 @@ func (p *Pod) Start(ctx context.Context) error {
 		Etc:      etcFiles(st.Hostname, netipAddr(st)),
 		Volumes:  st.Volumes,
 		Mask:     !st.Security.Privileged,
+		NoDev:    !st.Security.Privileged,
 	}
 	if spec.Dir != "" {
 		spec.EtcDir = filepath.Join(dir, "etc")

@@ -58,6 +58,7 @@ const (
 	NoNewPrivs Code = 19 // prctl(PR_SET_NO_NEW_PRIVS)
 	CapSet     Code = 20 // capset: effective, permitted and inheritable become the mask Num
 	Seccomp    Code = 21 // install the seccomp filter Str[0] (raw sock_filter instructions); needs no_new_privs first
+	NoDev      Code = 22 // make the mount at Str[0], and the mounts below it, nodev
 )
 
 // Records on the status pipe that are not failures: the first word.
@@ -163,6 +164,8 @@ func (op Op) String() string {
 		return "create " + s(0)
 	case RemountRO:
 		return "remount " + s(0) + " read-only"
+	case NoDev:
+		return "remount " + s(0) + " nodev"
 	case Hostname:
 		return "sethostname " + s(0)
 	case LoopbackUp:

@@ -101,6 +101,7 @@ enum {
 	AT_FDCWD = -100,
 	AT_RECURSIVE = 0x8000,
 	MOUNT_ATTR_RDONLY = 1,
+	MOUNT_ATTR_NODEV = 4,
 	O_RDWR = 2,
 	ENOSYS = 38,
 	O_RDONLY = 0,
@@ -231,6 +232,7 @@ enum {
 	OP_NO_NEW_PRIVS = 19,
 	OP_CAPSET = 20,
 	OP_SECCOMP = 21,
+	OP_NO_DEV = 22,
 
 	OPT_OPTIONAL = 1,
 	MAX_STR = 64,	// Exec's command line, SetIDs's groups
@@ -339,18 +341,19 @@ static long loopback_up(void)
 	return r;
 }
 
-// remount_ro makes the mount at path read-only, with every mount below it
-// if recursive (mount_setattr, Linux 5.12; before, only the top one). A
-// bind remount replaces the per-mount flags, so nosuid, nodev and noexec
-// are read back (statfs reports them in the same bits as mount takes) and
-// kept.
-static long remount_ro(const char *path, unsigned long recursive)
+// remount_attr adds a flag (MOUNT_ATTR_RDONLY and MS_RDONLY, or
+// MOUNT_ATTR_NODEV and MS_NODEV) to the mount at path, and to every mount
+// below it if recursive (mount_setattr, Linux 5.12; before, only the top
+// one). A bind remount replaces the per-mount flags, so read-only, nosuid,
+// nodev and noexec are read back (statfs reports them in the same bits as
+// mount takes) and kept.
+static long remount_attr(const char *path, unsigned long recursive, unsigned long attr_set, unsigned long ms_flag)
 {
 	unsigned long st[15];	// struct statfs; f_flags is word 10
 	long r;
 
 	if (recursive) {
-		unsigned long attr[4] = { MOUNT_ATTR_RDONLY, 0, 0, 0 };	// struct mount_attr
+		unsigned long attr[4] = { attr_set, 0, 0, 0 };	// struct mount_attr
 
 		r = sys6(SYS_mount_setattr, AT_FDCWD, (long)path, AT_RECURSIVE, (long)attr, sizeof attr, 0);
 		if (r != -ENOSYS)
@@ -359,7 +362,7 @@ static long remount_ro(const char *path, unsigned long recursive)
 	if ((r = sys(SYS_statfs, (long)path, (long)st, 0, 0)) < 0)
 		return r;
 	return sys6(SYS_mount, 0, (long)path, 0,
-		    MS_BIND | MS_REMOUNT | MS_RDONLY | (st[10] & (MS_NOSUID | MS_NODEV | MS_NOEXEC)), 0, 0);
+		    MS_BIND | MS_REMOUNT | ms_flag | (st[10] & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)), 0, 0);
 }
 
 // pivot makes dir the root: pivot_root(".", ".") stacks the old root under
@@ -521,7 +524,9 @@ static long exec_op(const struct op *o, char **envp)
 		r = sys(SYS_openat, AT_FDCWD, (long)arg(o, 0), O_WRONLY | O_CREAT | O_CLOEXEC, o->num);
 		return r < 0 ? r : sys(SYS_close, r, 0, 0, 0);
 	case OP_REMOUNT_RO:
-		return remount_ro(arg(o, 0), o->num);
+		return remount_attr(arg(o, 0), o->num, MOUNT_ATTR_RDONLY, MS_RDONLY);
+	case OP_NO_DEV:
+		return remount_attr(arg(o, 0), 1, MOUNT_ATTR_NODEV, MS_NODEV);
 	case OP_HOSTNAME:
 		return sys(SYS_sethostname, (long)arg(o, 0), o->len[0] - 1, 0, 0);
 	case OP_LOOPBACK_UP:
