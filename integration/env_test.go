@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -181,6 +182,16 @@ func checkNoLeaks(t testing.TB, root string, names map[string]bool, pids map[int
 	if entries, err := os.ReadDir(root); err == nil && len(entries) > 0 {
 		for _, en := range entries {
 			t.Errorf("leaked state %s", filepath.Join(root, en.Name()))
+		}
+	}
+	// Cgroups of the state root's pods: /podsb-HASH-NAME in every
+	// hierarchy (v1) or at the top of the unified one.
+	sum := sha256.Sum256([]byte(root))
+	pattern := "podsb-" + hex.EncodeToString(sum[:4]) + "-*"
+	for _, glob := range []string{"/sys/fs/cgroup/*/" + pattern, "/sys/fs/cgroup/" + pattern} {
+		leaked, _ := filepath.Glob(glob)
+		for _, cg := range leaked {
+			t.Errorf("leaked cgroup %s", cg)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/opencontainers/cgroups"
@@ -57,7 +56,9 @@ func (l Limits) resources() *cgroups.Resources {
 // cgroupPath is a pod's cgroup: unique to its state root and name.
 func cgroupPath(root, name string) string {
 	sum := sha256.Sum256([]byte(root))
-	return filepath.Join("/podsb", hex.EncodeToString(sum[:4])+"-"+name)
+	// At the top, with no parent of podsb's own: a shared parent would be
+	// left empty after the last pod, or, removed then, race a create.
+	return "/podsb-" + hex.EncodeToString(sum[:4]) + "-" + name
 }
 
 // cgroupManager manages a pod's cgroup on this machine's layout: cgroup v1
@@ -97,14 +98,8 @@ func removeCgroup(st *State) error {
 	if err != nil {
 		return err
 	}
-	paths := m.GetPaths()
 	if err := m.Destroy(); err != nil {
 		return fmt.Errorf("remove cgroup %s: %w", st.Cgroup, err)
-	}
-	// The parent, /podsb, goes with its last pod (an rmdir that fails
-	// while another pod's cgroup is there).
-	for _, p := range paths {
-		os.Remove(filepath.Dir(p))
 	}
 	return nil
 }
