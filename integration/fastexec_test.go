@@ -138,3 +138,71 @@ func launcherThreads(t *testing.T, e *env, name string, fast bool) int {
 	}
 	return threads
 }
+
+// TestFastRmParity removes pods with rm's C part and with Go
+// (PODSB_FASTEXEC=0): the same output, errors and exit codes, and nothing
+// left (the env's leak checks).
+func TestFastRmParity(t *testing.T) {
+	e := newEnv(t)
+	for _, fast := range []bool{true, false} {
+		// A running pod with a container and a detached command.
+		busy, _ := e.create()
+		e.must("run", "-d", "--name", "c1", busy, "--", "sleep", "100")
+		e.must("exec", "-d", busy, "--", "sleep", "100")
+		// A pod whose pause was killed.
+		stopped, d := e.create()
+		unix.Kill(d.Pid, unix.SIGKILL)
+		if err := waitDead(d.Pid, d.StartTime, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		plain, _ := e.create()
+		limited, _ := e.create("--pids-limit", "50")
+		for _, args := range [][]string{
+			{"rm", busy}, {"rm", stopped}, {"rm", "-f", plain}, {"rm", limited},
+			{"rm", "nosuchpod"}, {"rm", "-f", "nosuchpod"}, {"rm", "../x"}, {"rm", busy},
+		} {
+			r := e.runFast(fast, "", args...)
+			want := result{stdout: args[len(args)-1] + "\n"}
+			switch args[len(args)-1] {
+			case "nosuchpod":
+				want = result{stderr: "podsb: no such pod: nosuchpod\n", code: 125}
+				if args[1] == "-f" {
+					want = result{}
+				}
+			case "../x":
+				want = result{stderr: "podsb: pod name \"../x\": must match [A-Za-z0-9][A-Za-z0-9_.-]*\n", code: 125}
+			}
+			if args[1] == busy && r.code == 125 { // the second rm of busy
+				want = result{stderr: "podsb: no such pod: " + busy + "\n", code: 125}
+			}
+			if r != want {
+				t.Errorf("fast=%v %v: %+v, want %+v", fast, args, r, want)
+			}
+		}
+		checkNoLeaks(t, e.root, e.names, e.pids)
+	}
+}
+
+// TestFastRmTaken checks that rm's C part runs: while it waits for a
+// stopped pause to take its SIGTERM, podsb rm is a single thread.
+func TestFastRmTaken(t *testing.T) {
+	e := newEnv(t)
+	for _, fast := range []bool{true, false} {
+		name, d := e.create()
+		unix.Kill(d.Pid, unix.SIGSTOP)
+		cmd := exec.Command(e.bin, "--root", e.root, "rm", name)
+		cmd.Env = append(os.Environ(), fmt.Sprintf("PODSB_FASTEXEC=%d", map[bool]int{true: 1}[fast]))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", cmd.Process.Pid))
+		unix.Kill(d.Pid, unix.SIGCONT)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("fast=%v: rm: %v", fast, err)
+		}
+		if fast && len(ents) != 1 || !fast && len(ents) < 2 {
+			t.Errorf("fast=%v: podsb rm had %d threads", fast, len(ents))
+		}
+	}
+}

@@ -1,26 +1,29 @@
-// fastexec: `podsb exec` before the Go runtime starts.
+// fastexec: `podsb exec` and `podsb rm` before the Go runtime starts.
 //
 // podsb's ELF entry point is fast_entry (nsenter/fastexec_amd64.s, built
 // from this file by build.sh). It runs first, on the process's initial
 // stack, single-threaded, with no libc and no Go runtime. For the common
-// form of exec,
+// forms
 //
 //	podsb [--root DIR] exec [-i] [-e KEY=VAL]... [-w DIR] POD [--] CMD [ARG...]
+//	podsb [--root DIR] rm [-f] POD
 //
-// it does the whole job itself and never returns; for anything else (other
-// commands, other flags, a pod it cannot vouch for) it returns having
-// changed nothing, and the Go program starts as if this file did not exist.
-// So every error message of podsb's own is the Go program's: this file
-// gives up rather than report, up to the point where it joins the pod.
+// it does the whole job itself and exits; for anything else (other
+// commands, other flags, a pod it cannot vouch for) it returns, and the Go
+// program starts as if this file did not exist. So every error message of
+// podsb's own is the Go program's: exec gives up rather than report, up to
+// the point where it joins the pod, and rm at any failed step (rm is
+// idempotent: Go finishes what was begun).
 //
 // It executes what Go planned: at create, package sandbox writes
 // ROOT/NAME/join (see sandbox/join_linux.go) with pause's PID, start time
-// and boot ID, the pod's hostname and the program of a default exec (the
-// capability sets, no_new_privs, the seccomp filter, the death signal)
-// in internal/setup's wire format. This file adds the Exec operation, forks
-// pause's image from a sealed memfd as "pause run" in the pod's namespaces,
-// as sandbox.Pod.Exec does, forwards signals and exits with the command's
-// status.
+// and boot ID, the pod's hostname, whether it is on the bridge network, and
+// the program of a default exec (the capability sets, no_new_privs, the
+// seccomp filter, the death signal) in internal/setup's wire format. exec
+// adds the Exec operation, forks pause's image from a sealed memfd as
+// "pause run" in the pod's namespaces, as sandbox.Pod.Exec does, forwards
+// signals and exits with the command's status. rm does what
+// sandbox.Pod.Remove does for a pod without network or cgroup.
 //
 // Rules for this file: no writable global data (it is copied into the Go
 // binary's read-only text), no libc, nothing that needs relocation.
@@ -35,6 +38,8 @@ enum {
 	SYS_chdir = 80, SYS_geteuid = 107, SYS_setsid = 112, SYS_openat = 257, SYS_newfstatat = 262, SYS_ppoll = 271,
 	SYS_signalfd4 = 289, SYS_dup3 = 292, SYS_pipe2 = 293, SYS_setns = 308, SYS_memfd_create = 319,
 	SYS_execveat = 322, SYS_pidfd_open = 434, SYS_close_range = 436,
+	SYS_flock = 73, SYS_fstat = 5, SYS_umount2 = 166, SYS_getdents64 = 217, SYS_unlinkat = 263,
+	SYS_readlinkat = 267, SYS_pidfd_send_signal = 424, SYS_waitid = 247,
 };
 
 enum {
@@ -45,6 +50,8 @@ enum {
 	ENOENT = 2, EINTR = 4, ENOMEM = 12, EACCES = 13, EINVAL = 22, EISDIR = 21, EPERM = 1, ENOEXEC = 8,
 	CLONE_NEWNS = 0x20000, CLONE_NEWUTS = 0x4000000, CLONE_NEWIPC = 0x8000000,
 	CLONE_NEWPID = 0x20000000, CLONE_NEWNET = 0x40000000,
+	O_DIRECTORY = 0200000, O_NOFOLLOW = 0400000, LOCK_EX = 2, LOCK_NB = 4, MNT_DETACH = 2,
+	AT_REMOVEDIR = 0x200, EBUSY = 16, ESRCH = 3, SIGTERM = 15, SIGKILL = 9,
 };
 
 // The operation codes and limits of internal/setup.
@@ -200,11 +207,13 @@ static int validName(const char *s)
 }
 
 // The join record (sandbox/join_linux.go), little-endian:
-//	"podsbJ1\n" | u64 pid | u64 start time | u32 ops |
+//	"podsbJ2\n" | u64 pid | u64 start time | u32 ops | u32 flags |
 //	u32 n, boot ID | u32 n, hostname | u32 n, program
+// flags: JOIN_NETWORK, the pod holds an address of the bridge network.
+enum { JOIN_NETWORK = 1 };
 struct join {
 	u64 pid, start;
-	u32 ops;
+	u32 ops, flags;
 	const char *boot, *host, *prog;
 	u32 nboot, nhost, nprog;
 };
@@ -233,8 +242,9 @@ static int parseJoin(const char *p, i64 n, struct join *j)
 	const char *end = p + n;
 	char magic[8];
 
-	return n > 0 && take(&p, end, magic, 8) && prefix(magic, "podsbJ1\n") != 0 &&
+	return n > 0 && take(&p, end, magic, 8) && prefix(magic, "podsbJ2\n") != 0 &&
 	       take(&p, end, &j->pid, 8) && take(&p, end, &j->start, 8) && take(&p, end, &j->ops, 4) &&
+	       take(&p, end, &j->flags, 4) &&
 	       takestr(&p, end, &j->boot, &j->nboot) && takestr(&p, end, &j->host, &j->nhost) &&
 	       takestr(&p, end, &j->prog, &j->nprog) && p == end;
 }
@@ -331,6 +341,223 @@ void *memset(void *d, int c, u64 n)
 	return d;
 }
 
+// clean tells whether a path is as filepath.Clean leaves an absolute one:
+// Go wrote the paths that rm compares with.
+static int clean(const char *p)
+{
+	if (p[0] != '/')
+		return 0;
+	for (u64 i = 0; p[i]; i++)
+		if (p[i] == '/' && (p[i + 1] == '/' || (p[i + 1] == '.' && (p[i + 2] == '/' || !p[i + 2] ||
+			(p[i + 2] == '.' && (p[i + 3] == '/' || !p[i + 3]))))))
+			return 0;
+	return len(p) == 1 || p[len(p) - 1] != '/';
+}
+
+// rmtree removes name in the directory dfd, with everything below it,
+// without following symlinks; 0 or -errno.
+static i64 rmtree(i64 dfd, const char *name, int depth)
+{
+	char buf[4096];
+	i64 r = sys(SYS_unlinkat, dfd, (i64)name, 0), fd, n;
+
+	if (r != -EISDIR || depth > 8)
+		return r;
+	fd = sys6(SYS_openat, dfd, (i64)name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0);
+	if (fd < 0)
+		return fd;
+	while ((n = sys(SYS_getdents64, fd, (i64)buf, sizeof buf)) > 0)
+		for (i64 off = 0; off < n;) {
+			const char *e = buf + off + 19;	// struct linux_dirent64: d_name
+
+			off += *(unsigned short *)(buf + off + 16);
+			if (!(e[0] == '.' && (!e[1] || (e[1] == '.' && !e[2]))) && (r = rmtree(fd, e, depth + 1)) < 0) {
+				sys(SYS_close, fd, 0, 0);
+				return r;
+			}
+		}
+	sys(SYS_close, fd, 0, 0);
+	return n < 0 ? n : sys(SYS_unlinkat, dfd, (i64)name, AT_REMOVEDIR);
+}
+
+// exited waits up to ms for the process behind pidfd to exit.
+static int exited(i64 pidfd, i64 ms)
+{
+	struct {
+		i64 sec, nsec;
+	} t = {ms / 1000, ms % 1000 * 1000000};
+	struct {
+		int fd;
+		short events, revents;
+	} pfd = {(int)pidfd, POLLIN, 0};
+	i64 r;
+
+	while ((r = sys6(SYS_ppoll, (i64)&pfd, 1, (i64)&t, 0, 8, 0)) == -EINTR)
+		;
+	return r > 0;
+}
+
+// fast_rm removes the pod of `podsb [--root DIR] rm [-f] POD` as
+// sandbox.Pod.Remove does, for a pod with a join record and no network
+// (and so no cgroup). It returns, for Go to do the job, on anything else,
+// and whenever a step fails: rm is idempotent, and Go finishes what was
+// begun (a stopped pod, handles already gone). Exit 0 and POD on stdout
+// once the pod is gone.
+static void fast_rm(const char *root, int argc, char **argv, int i)
+{
+	int force = 0;
+
+	if (i < argc && (eq(argv[i], "-f") || eq(argv[i], "--force")))
+		force = 1, i++;
+	if (i + 1 != argc)
+		return;
+	const char *pod = argv[i];
+	if (!validName(pod) || !clean(root) || sys(SYS_geteuid, 0, 0, 0) != 0)
+		return;
+
+	char path[4200], rec[16384], st1[144], st2[144];
+	struct buf pb = {path, 0, 4096, 0};
+	struct join j;
+	i64 n, dfd, rfd;
+	puts_(&pb, root);
+	if (len(root) > 1)
+		puts_(&pb, "/");
+	puts_(&pb, pod);
+	if (pb.over)
+		return;
+	path[pb.n] = 0;
+	u64 dirlen = pb.n;
+	// The lock, as sandbox.lockDir takes it: on the directory, which must
+	// still be the one at the path. Busy: Go waits for it.
+	if ((dfd = sys6(SYS_openat, AT_FDCWD, (i64)path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0)) < 0)
+		return;
+	if (sys(SYS_flock, dfd, LOCK_EX | LOCK_NB, 0) < 0 || sys(SYS_fstat, dfd, (i64)st1, 0) < 0 ||
+	    sys6(SYS_newfstatat, AT_FDCWD, (i64)path, (i64)st2, 0, 0, 0) < 0 ||
+	    *(u64 *)st1 != *(u64 *)st2 || *(u64 *)(st1 + 8) != *(u64 *)(st2 + 8)) {
+		sys(SYS_close, dfd, 0, 0);
+		return;
+	}
+	n = sys6(SYS_openat, dfd, (i64)"join", O_RDONLY | O_CLOEXEC, 0, 0, 0);
+	i64 got = 0, r;
+	while (n >= 0 && got < (i64)sizeof rec && (r = sys(SYS_read, n, (i64)rec + got, sizeof rec - got)) > 0)
+		got += r;
+	if (n >= 0)
+		sys(SYS_close, n, 0, 0);
+	if (n < 0 || got == sizeof rec || !parseJoin(rec, got, &j) || (j.flags & JOIN_NETWORK)) {
+		sys(SYS_close, dfd, 0, 0);
+		return;
+	}
+
+	// Stop pause: signals go through a pidfd opened before the identity
+	// check, so a PID reused after it is never signalled.
+	i64 pidfd = sys(SYS_pidfd_open, j.pid, 0, 0);
+	if (pidfd >= 0 && alive(&j)) {
+		int sig = force ? SIGKILL : SIGTERM;
+		for (int k = 0; k < 2; k++, sig = SIGKILL) {
+			r = sys6(SYS_pidfd_send_signal, pidfd, sig, 0, 0, 0, 0);
+			if ((r < 0 && r != -ESRCH) || exited(pidfd, 10000))
+				break;
+		}
+		if (!exited(pidfd, 0)) {
+			sys(SYS_close, pidfd, 0, 0);
+			sys(SYS_close, dfd, 0, 0);
+			return;
+		}
+	}
+	if (pidfd >= 0)
+		sys(SYS_close, pidfd, 0, 0);
+	else if (pidfd != -ESRCH) {
+		sys(SYS_close, dfd, 0, 0);
+		return;
+	}
+
+	// The ip netns entry, if it is this pod's link.
+	char link[4200], target[4200];
+	struct buf lb = {link, 0, 4096, 0}, tb = {target, 0, 4096, 0};
+	puts_(&lb, "/run/netns/");
+	puts_(&lb, pod);
+	link[lb.n] = 0;
+	put(&tb, path, dirlen);
+	puts_(&tb, "/ns/net");
+	target[tb.n] = 0;
+	char got_target[4200];
+	r = sys6(SYS_readlinkat, AT_FDCWD, (i64)link, (i64)got_target, sizeof got_target - 1, 0, 0);
+	if (r > 0) {
+		got_target[r] = 0;
+		if (eq(got_target, target) && (r = sys(SYS_unlinkat, AT_FDCWD, (i64)link, 0)) < 0 && r != -ENOENT) {
+			sys(SYS_close, dfd, 0, 0);
+			return;
+		}
+	}
+	// The handles, the containers' pins, and ns/ itself.
+	char nsbuf[4096];
+	pb.n = dirlen;
+	puts_(&pb, "/ns");
+	path[pb.n] = 0;
+	u64 nslen = pb.n;
+	i64 nsfd = sys6(SYS_openat, AT_FDCWD, (i64)path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0);
+	while (nsfd >= 0 && (n = sys(SYS_getdents64, nsfd, (i64)nsbuf, sizeof nsbuf)) > 0)
+		for (i64 off = 0; off < n;) {
+			const char *e = nsbuf + off + 19;
+
+			off += *(unsigned short *)(nsbuf + off + 16);
+			if (e[0] == '.' && (!e[1] || (e[1] == '.' && !e[2])))
+				continue;
+			pb.n = nslen;
+			puts_(&pb, "/");
+			puts_(&pb, e);
+			path[pb.n] = 0;
+			r = sys(SYS_umount2, (i64)path, 0, 0);
+			if (r == -EBUSY)
+				r = sys(SYS_umount2, (i64)path, MNT_DETACH, 0);
+			if (r < 0 && r != -EINVAL && r != -ENOENT) {
+				sys(SYS_close, nsfd, 0, 0);
+				sys(SYS_close, dfd, 0, 0);
+				return;
+			}
+		}
+	if (nsfd >= 0)
+		sys(SYS_close, nsfd, 0, 0);
+	pb.n = nslen;
+	path[pb.n] = 0;
+	r = sys(SYS_umount2, (i64)path, 0, 0);
+	if (r == -EBUSY)
+		r = sys(SYS_umount2, (i64)path, MNT_DETACH, 0);
+	if (r < 0 && r != -EINVAL && r != -ENOENT) {
+		sys(SYS_close, dfd, 0, 0);
+		return;
+	}
+	// The directory: state.json last, so that a failure leaves a pod Go
+	// can load and finish.
+	char dbuf[4096];
+	while ((n = sys(SYS_getdents64, dfd, (i64)dbuf, sizeof dbuf)) > 0)
+		for (i64 off = 0; off < n;) {
+			const char *e = dbuf + off + 19;
+
+			off += *(unsigned short *)(dbuf + off + 16);
+			if ((e[0] == '.' && (!e[1] || (e[1] == '.' && !e[2]))) || eq(e, "state.json"))
+				continue;
+			if (rmtree(dfd, e, 0) < 0) {
+				sys(SYS_close, dfd, 0, 0);
+				return;
+			}
+		}
+	rfd = sys6(SYS_openat, AT_FDCWD, (i64)root, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0);
+	if (n < 0 || rfd < 0 || sys(SYS_unlinkat, dfd, (i64)"state.json", 0) < 0 ||
+	    sys(SYS_unlinkat, rfd, (i64)pod, AT_REMOVEDIR) < 0) {
+		if (rfd >= 0)
+			sys(SYS_close, rfd, 0, 0);
+		sys(SYS_close, dfd, 0, 0);
+		return;
+	}
+	char out[160];
+	struct buf ob = {out, 0, sizeof out - 1, 0};
+	puts_(&ob, pod);
+	out[ob.n++] = '\n';
+	sys(SYS_write, 1, (i64)out, ob.n);
+	quit(0);
+}
+
 void fast_exec(i64 *sp)
 {
 	int argc = (int)sp[0];
@@ -358,6 +585,10 @@ void fast_exec(i64 *sp)
 			root = v;
 		else
 			break;
+	}
+	if (i < argc && eq(argv[i], "rm")) {
+		fast_rm(root, argc, argv, i + 1);
+		return;
 	}
 	if (i >= argc || !eq(argv[i++], "exec"))
 		return;
