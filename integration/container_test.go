@@ -173,7 +173,9 @@ func TestContainerErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"run", "--name", "one", pod, "--", "true"}, "already exists"},
-		{[]string{"run", "--name", "../x", pod, "--", "true"}, "must match"},
+		{[]string{"run", "--name", "../x", pod, "--", "true"}, "container name \"../x\": must match"},
+		{[]string{"run", "--name", "5", pod, "--", "true"}, "container name \"5\": must not be a number"},
+		{[]string{"exec", "--container", "5", pod, "--", "true"}, "must not be a number"},
 		{[]string{"run", "--rootfs", "/nonexistent", pod, "--", "true"}, "no such file or directory"},
 		{[]string{"run", "nosuchpod", "--", "true"}, "no such pod"},
 		{[]string{"run", pod}, "requires at least 2 arg"},
@@ -189,6 +191,13 @@ func TestContainerErrors(t *testing.T) {
 				t.Errorf("containers now %v, were %v", after, before)
 			}
 		})
+	}
+	// podsb logs POD counts detached commands' logs only: with one
+	// container's log and one command's, it is the command's.
+	pid := strings.TrimSpace(e.must("exec", "-d", pod, "--", "echo", "from-exec"))
+	time.Sleep(100 * time.Millisecond)
+	if out := e.must("logs", pod); out != "from-exec\n" {
+		t.Errorf("logs %s (PID %s): %q", pod, pid, out)
 	}
 	// A stopped pod runs nothing.
 	killPause(t, d)

@@ -61,6 +61,7 @@ func TestFastExecParity(t *testing.T) {
 		{"", []string{"exec", stopped, "--", "true"}},
 		{"", []string{"exec", "nosuchpod", "--", "true"}},
 		{"", []string{"exec", "../x", "--", "true"}},
+		{"", []string{"exec", strings.Repeat("a", 64), "--", "true"}},
 		{"", []string{"exec", name, "--"}},
 		{"", []string{"exec", "-e", "NOEQUALS", name, "--", "true"}},
 		{"", []string{"exec", "-e", "=x", name, "--", "true"}},
@@ -144,6 +145,7 @@ func launcherThreads(t *testing.T, e *env, name string, fast bool) int {
 // left (the env's leak checks).
 func TestFastRmParity(t *testing.T) {
 	e := newEnv(t)
+	long := strings.Repeat("a", 64)
 	for _, fast := range []bool{true, false} {
 		// A running pod with a container and a detached command.
 		busy, _ := e.create()
@@ -159,7 +161,7 @@ func TestFastRmParity(t *testing.T) {
 		limited, _ := e.create("--pids-limit", "50")
 		for _, args := range [][]string{
 			{"rm", busy}, {"rm", stopped}, {"rm", "-f", plain}, {"rm", limited},
-			{"rm", "nosuchpod"}, {"rm", "-f", "nosuchpod"}, {"rm", "../x"}, {"rm", busy},
+			{"rm", "nosuchpod"}, {"rm", "-f", "nosuchpod"}, {"rm", "../x"}, {"rm", long}, {"rm", busy},
 		} {
 			r := e.runFast(fast, "", args...)
 			want := result{stdout: args[len(args)-1] + "\n"}
@@ -171,6 +173,8 @@ func TestFastRmParity(t *testing.T) {
 				}
 			case "../x":
 				want = result{stderr: "podsb: pod name \"../x\": must match [A-Za-z0-9][A-Za-z0-9_.-]*\n", code: 125}
+			case long:
+				want = result{stderr: fmt.Sprintf("podsb: pod name %.20q...: longer than 63 characters\n", long), code: 125}
 			}
 			if args[1] == busy && r.code == 125 { // the second rm of busy
 				want = result{stderr: "podsb: no such pod: " + busy + "\n", code: 125}

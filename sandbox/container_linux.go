@@ -95,7 +95,7 @@ func (p *Pod) Containers() ([]ContainerState, error) {
 // Container returns the state of one container, with live status.
 func (p *Pod) Container(name string) (ContainerState, error) {
 	var cs ContainerState
-	if err := ValidateName(name); err != nil {
+	if err := validateContainerName(name); err != nil {
 		return cs, err
 	}
 	b, err := os.ReadFile(filepath.Join(p.containerDir(name), stateFile))
@@ -152,7 +152,7 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 	if name == "" {
 		name = newID()
 	}
-	if err := ValidateName(name); err != nil {
+	if err := validateContainerName(name); err != nil {
 		return nil, err
 	}
 	spec := rootfs.Spec{Dir: cc.Rootfs, ReadOnly: cc.ReadOnly, Volumes: cc.Volumes, Mask: !cc.Security.Privileged, NoDev: !cc.Security.Privileged}

@@ -254,7 +254,7 @@ func (p *Pod) checkLaunch(c ExecConfig) error {
 func (p *Pod) openHandles(container string) (*nsenter.Handles, error) {
 	mnt := p.NamespacePath(specs.MountNamespace)
 	if container != "" {
-		if err := ValidateName(container); err != nil {
+		if err := validateContainerName(container); err != nil {
 			return nil, err
 		}
 		mnt = p.containerMountNS(container)

@@ -22,7 +22,8 @@ func (p *Pod) LogPath(pid int) (string, error) {
 	ents, _ := os.ReadDir(dir)
 	var pids []string
 	for _, e := range ents {
-		if n, ok := strings.CutSuffix(e.Name(), ".log"); ok && !strings.HasPrefix(n, ".") {
+		// Detached commands' logs only: a container's is NAME.log.
+		if n, ok := strings.CutSuffix(e.Name(), ".log"); ok && isNumber(n) {
 			pids = append(pids, n)
 		}
 	}

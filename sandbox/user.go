@@ -5,6 +5,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"podsb/internal/setup"
 )
 
 // execUser is who a command in a pod runs as.
@@ -74,6 +76,10 @@ func resolveUser(spec string, passwd, group io.Reader) (execUser, error) {
 				}
 			}
 		}
+	}
+	// The SetIDs operation carries at most MaxStrings groups.
+	if len(u.groups) > setup.MaxStrings {
+		return u, invalidf("user %q: in %d groups of /etc/group, at most %d are supported", name, len(u.groups), setup.MaxStrings)
 	}
 	return u, nil
 }

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -49,5 +50,37 @@ func TestResolveUser(t *testing.T) {
 				t.Fatalf("got %+v %v, want %+v", got, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestResolveUserTooManyGroups(t *testing.T) {
+	var group strings.Builder
+	for i := range 66 { // 65 supplementary: g0 is the primary group
+		fmt.Fprintf(&group, "g%d:x:%d:alice\n", i, 1000+i)
+	}
+	_, err := resolveUser("alice", strings.NewReader("alice:x:1000:1000::/home/alice:/bin/sh\n"), strings.NewReader(group.String()))
+	if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "in 65 groups") {
+		t.Fatalf("65 groups: %v", err)
+	}
+}
+
+func TestNames(t *testing.T) {
+	for _, n := range []string{"web", "a1", "5a"} {
+		if err := validateContainerName(n); err != nil {
+			t.Errorf("container name %q: %v", n, err)
+		}
+	}
+	for _, n := range []string{"5", "0123", "", "-x", "a/b"} {
+		if err := validateContainerName(n); err == nil {
+			t.Errorf("container name %q accepted", n)
+		}
+	}
+	if err := validateContainerName("x y"); err == nil || !strings.Contains(err.Error(), "container name") {
+		t.Errorf("container name error: %v", err)
+	}
+	for range 2000 {
+		if id := NewName(); isNumber(id) || validateContainerName(id) != nil {
+			t.Fatalf("generated name %q", id)
+		}
 	}
 }

@@ -190,7 +190,7 @@ static i64 readfile(const char *path, char *p, u64 cap)
 	return r < 0 ? -1 : n;
 }
 
-// validName is sandbox.ValidateName: 1 to 128 of [A-Za-z0-9_.-], not
+// validName is sandbox.ValidateName: 1 to 63 (MaxNameLen) of [A-Za-z0-9_.-], not
 // starting with one of "_.-".
 static int validName(const char *s)
 {
@@ -203,7 +203,7 @@ static int validName(const char *s)
 		if (!alnum && (n == 0 || (c != '_' && c != '.' && c != '-')))
 			return 0;
 	}
-	return n > 0 && n <= 128;
+	return n > 0 && n <= 63;
 }
 
 // The join record (sandbox/join_linux.go), little-endian:
