@@ -51,7 +51,7 @@ func (l *launch) flags(f *pflag.FlagSet) {
 func securityFlags(f *pflag.FlagSet, s *sandbox.Security) {
 	f.StringSliceVar(&s.CapAdd, "cap-add", nil, "add capabilities to the default set (`CAP,...` or ALL)")
 	f.StringSliceVar(&s.CapDrop, "cap-drop", nil, "drop capabilities from the default set (`CAP,...` or ALL)")
-	f.BoolVar(&s.Privileged, "privileged", false, "keep every capability; no no_new_privs, seccomp filter or masking of /proc")
+	f.BoolVar(&s.Privileged, "privileged", false, "keep every capability; no no_new_privs or seccomp filter (and, for create and run, no masking of /proc and no nodev)")
 	f.Var(&securityOpt{s}, "security-opt", "`seccomp=unconfined`: no seccomp filter")
 }
 
