@@ -153,9 +153,10 @@ func (p *Process) Wait() (int, error) {
 // The command is forked from a thread that joined the pod's namespaces
 // (package nsenter), so it is born in the pod's PID namespace. Its parent is
 // the caller, outside the pod, which waits for it; if the caller dies, the
-// kernel kills the command (PR_SET_PDEATHSIG, set by pause's program (its Pdeathsig operation) just
-// before it executes the command), and the command's own orphans go to
-// pause. Only fds 0, 1 and 2 are open in the command.
+// kernel kills the command (PR_SET_PDEATHSIG, set by the Pdeathsig operation
+// of pause's program just before it executes the command), and the
+// command's own orphans go to pause. Only fds 0, 1 and 2 are open in the
+// command.
 func (p *Pod) Exec(ctx context.Context, c ExecConfig) (*Process, error) {
 	if err := p.checkLaunch(c); err != nil {
 		return nil, err
