@@ -402,6 +402,17 @@ func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec roo
 	}
 	r.state.Status = specs.StateRunning
 	if err := r.writeState(); err != nil {
+		// Run fails, and undoes the container: its command must not run
+		// on unrecorded.
+		if !c.Detach {
+			unix.Close(proc.pidfd)
+			return fail(err)
+		}
+		if proc.hostPID > 0 {
+			// pause's child, alive a moment ago: it is not reaped
+			// before pause hears of its death, so the PID is its own.
+			unix.Kill(proc.hostPID, unix.SIGKILL)
+		}
 		return nil, err
 	}
 	return proc, nil

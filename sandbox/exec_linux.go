@@ -255,8 +255,14 @@ func (p *Pod) checkLaunch(c ExecConfig) error {
 func (p *Pod) openHandles(container string) (*nsenter.Handles, error) {
 	mnt := p.NamespacePath(specs.MountNamespace)
 	if container != "" {
-		if err := validateContainerName(container); err != nil {
+		// A stopped container's mount namespace may still be pinned
+		// (until rm; after start, of a pause of before): not joined.
+		cs, err := p.Container(container)
+		if err != nil {
 			return nil, err
+		}
+		if cs.Status != specs.StateRunning {
+			return nil, fmt.Errorf("container %s in pod %s: %w", container, p.name, ErrNotRunning)
 		}
 		mnt = p.containerMountNS(container)
 		if _, err := os.Stat(mnt); err != nil {
