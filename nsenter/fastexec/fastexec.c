@@ -380,6 +380,17 @@ static i64 rmtree(i64 dfd, const char *name, int depth)
 	return n < 0 ? n : sys(SYS_unlinkat, dfd, (i64)name, AT_REMOVEDIR);
 }
 
+// unmount unmounts path, lazily if it is busy, as sandbox's unmount does;
+// not mounted or missing is success.
+static int unmount(const char *path)
+{
+	i64 r = sys(SYS_umount2, (i64)path, 0, 0);
+
+	if (r == -EBUSY)
+		r = sys(SYS_umount2, (i64)path, MNT_DETACH, 0);
+	return r == 0 || r == -EINVAL || r == -ENOENT;
+}
+
 // exited waits up to ms for the process behind pidfd to exit.
 static int exited(i64 pidfd, i64 ms)
 {
@@ -507,10 +518,7 @@ static void fast_rm(const char *root, int argc, char **argv, int i)
 			puts_(&pb, "/");
 			puts_(&pb, e);
 			path[pb.n] = 0;
-			r = sys(SYS_umount2, (i64)path, 0, 0);
-			if (r == -EBUSY)
-				r = sys(SYS_umount2, (i64)path, MNT_DETACH, 0);
-			if (r < 0 && r != -EINVAL && r != -ENOENT) {
+			if (!unmount(path)) {
 				sys(SYS_close, nsfd, 0, 0);
 				sys(SYS_close, dfd, 0, 0);
 				return;
@@ -520,10 +528,7 @@ static void fast_rm(const char *root, int argc, char **argv, int i)
 		sys(SYS_close, nsfd, 0, 0);
 	pb.n = nslen;
 	path[pb.n] = 0;
-	r = sys(SYS_umount2, (i64)path, 0, 0);
-	if (r == -EBUSY)
-		r = sys(SYS_umount2, (i64)path, MNT_DETACH, 0);
-	if (r < 0 && r != -EINVAL && r != -ENOENT) {
+	if (!unmount(path)) {
 		sys(SYS_close, dfd, 0, 0);
 		return;
 	}
