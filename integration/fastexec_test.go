@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -209,4 +210,110 @@ func TestFastRmTaken(t *testing.T) {
 			t.Errorf("fast=%v: podsb rm had %d threads", fast, len(ents))
 		}
 	}
+}
+
+// TestFastCreateParity makes pods with create's C part and with Go: the
+// same state (but for PIDs, times and inodes), join record, root, mounts
+// and devices in the pod, output and errors.
+func TestFastCreateParity(t *testing.T) {
+	e := newEnv(t)
+	// The first create of a state root is Go's, and writes the record.
+	first := e.name()
+	if r := e.runFast(true, "", "create", "--network", "none", first); r.code != 0 {
+		t.Fatal(r)
+	}
+	record := filepath.Join(e.root, ".create")
+	fi, err := os.Stat(record)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("create record: %v %v", fi, err)
+	}
+	look := "hostname; cat /etc/hostname /etc/hosts /etc/resolv.conf /etc/passwd; ls -l /dev | cut -c1-10,35-; " +
+		"cut -d' ' -f5,6 /proc/self/mountinfo | sort; grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/1/status; " +
+		"ps -o pid,comm 2>/dev/null | head -3; ip -o link"
+	norm := func(name string) (string, string) {
+		b, err := os.ReadFile(filepath.Join(e.root, name, "state.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		d := e.inspect(name)
+		for _, v := range []string{fmt.Sprint(d.Pid), fmt.Sprint(d.StartTime), d.Created.Format(time.RFC3339Nano)} {
+			s = strings.ReplaceAll(s, v, "X")
+		}
+		for _, ns := range d.Namespaces {
+			s = strings.ReplaceAll(s, fmt.Sprint(ns.Inode), "INO")
+		}
+		s = strings.ReplaceAll(s, name, "NAME")
+		r := e.run("exec", name, "--", "sh", "-c", look)
+		if r.code != 0 {
+			t.Fatalf("in %s: %+v", name, r)
+		}
+		return s, strings.ReplaceAll(r.stdout, name, "NAME")
+	}
+	fast, slow := e.name(), e.name()
+	for _, c := range []struct {
+		fast bool
+		name string
+	}{{true, fast}, {false, slow}} {
+		if r := e.runFast(c.fast, "", "create", "--network", "none", c.name); r != (result{stdout: c.name + "\n"}) {
+			t.Fatalf("fast=%v create: %+v", c.fast, r)
+		}
+		// The C part only reads the record; Go's create writes it anew
+		// (a new file): so the C part made the first pod.
+		fi2, _ := os.Stat(record)
+		if os.SameFile(fi, fi2) != c.fast {
+			t.Errorf("fast=%v: the record was rewritten: %v", c.fast, !os.SameFile(fi, fi2))
+		}
+		fi = fi2
+	}
+	fs, fp := norm(fast)
+	ss, sp := norm(slow)
+	if fs != ss {
+		t.Errorf("state.json: C part:\n%s\nGo:\n%s", fs, ss)
+	}
+	if fp != sp {
+		t.Errorf("in the pod: C part:\n%s\nGo:\n%s", fp, sp)
+	}
+	jf, _ := os.ReadFile(filepath.Join(e.root, fast, "join"))
+	js, _ := os.ReadFile(filepath.Join(e.root, slow, "join"))
+	jf = bytes.ReplaceAll(jf, []byte(fast), []byte("NAME"))
+	js = bytes.ReplaceAll(js, []byte(slow), []byte("NAME"))
+	if len(jf) != len(js) || len(jf) < 24 || !bytes.Equal(jf[24:], js[24:]) { // past magic, PID and start time
+		t.Errorf("join records differ: %d and %d bytes", len(jf), len(js))
+	}
+	// Errors, and a generated name.
+	for _, args := range [][]string{
+		{"create", "--network", "none", fast}, {"create", "--network", "none", "../x"},
+		{"create", "--network", "none", strings.Repeat("a", 64)},
+	} {
+		a, b := e.runFast(true, "", args...), e.runFast(false, "", args...)
+		if a != b || a.code != 125 {
+			t.Errorf("%v: C part %+v, Go %+v", args, a, b)
+		}
+	}
+	r := e.runFast(true, "", "create", "--network", "none")
+	gen := strings.TrimSpace(r.stdout)
+	if r.code != 0 || len(gen) != 12 || strings.Trim(gen, "0123456789abcdef") != "" {
+		t.Fatalf("generated name: %+v", r)
+	}
+	e.use(gen)
+	e.inspect(gen)
+	// A record that no longer holds (another boot, a corrupt one) leaves
+	// the create to Go, which writes it again.
+	b, _ := os.ReadFile(record)
+	d := e.inspect(fast)
+	os.WriteFile(record, bytes.Replace(b, []byte(d.BootID), []byte("00000000-0000-0000-0000-000000000000"), 1), 0o600)
+	stale, _ := os.Stat(record)
+	if r := e.runFast(true, "", "create", "--network", "none", e.name()); r.code != 0 {
+		t.Fatal(r)
+	}
+	if now, _ := os.Stat(record); os.SameFile(stale, now) {
+		t.Errorf("a stale record was used, or not rewritten")
+	}
+	os.WriteFile(record, []byte("podsbC1\ngarbage"), 0o600)
+	if r := e.runFast(true, "", "create", "--network", "none", e.name()); r.code != 0 {
+		t.Fatal(r)
+	}
+	// Nothing but the record is left once the pods are gone (the env's
+	// leak check).
 }

@@ -1,29 +1,37 @@
-// fastexec: `podsb exec` and `podsb rm` before the Go runtime starts.
+// fastexec: `podsb create`, `podsb exec` and `podsb rm` before the Go
+// runtime starts.
 //
 // podsb's ELF entry point is fast_entry (nsenter/fastexec_amd64.s, built
 // from this file by build.sh). It runs first, on the process's initial
 // stack, single-threaded, with no libc and no Go runtime. For the common
 // forms
 //
+//	podsb [--root DIR] create --network none [NAME]
 //	podsb [--root DIR] exec [-i] [-e KEY=VAL]... [-w DIR] POD [--] CMD [ARG...]
 //	podsb [--root DIR] rm [-f] POD
 //
 // it does the whole job itself and exits; for anything else (other
-// commands, other flags, a pod it cannot vouch for) it returns, and the Go
-// program starts as if this file did not exist. So every error message of
-// podsb's own is the Go program's: exec gives up rather than report, up to
-// the point where it joins the pod, and rm at any failed step (rm is
-// idempotent: Go finishes what was begun).
+// commands, other flags, a pod or a record it cannot vouch for) it returns,
+// and the Go program starts as if this file did not exist. So every error
+// message of podsb's own is the Go program's: exec gives up rather than
+// report, up to the point where it joins the pod; create and rm at any
+// failed step, create undoing what it made first (rm is idempotent: Go
+// finishes what was begun).
 //
-// It executes what Go planned: at create, package sandbox writes
+// It executes what Go planned. At create, package sandbox writes
 // ROOT/NAME/join (see sandbox/join_linux.go) with pause's PID, start time
 // and boot ID, the pod's hostname, whether it is on the bridge network, and
 // the program of a default exec (the capability sets, no_new_privs, the
-// seccomp filter, the death signal) in internal/setup's wire format. exec
+// seccomp filter, the death signal) in internal/setup's wire format; exec
 // adds the Exec operation, forks pause's image from a sealed memfd as
 // "pause run" in the pod's namespaces, as sandbox.Pod.Exec does, forwards
-// signals and exits with the command's status. rm does what
-// sandbox.Pod.Remove does for a pod without network or cgroup.
+// signals and exits with the command's status; rm does what
+// sandbox.Pod.Remove does for a pod without network or cgroup. After a
+// create in Go, the CLI has sandbox write ROOT/.create
+// (sandbox/template_linux.go): the init's program for a default pod, made
+// for a stand-in name, with what it depends on (the boot, the binary, the
+// host files and paths it read); create checks all of it, puts the name in
+// and does what sandbox.Create does.
 //
 // Rules for this file: no writable global data (it is copied into the Go
 // binary's read-only text), no libc, nothing that needs relocation.
@@ -40,6 +48,8 @@ enum {
 	SYS_execveat = 322, SYS_pidfd_open = 434, SYS_close_range = 436,
 	SYS_flock = 73, SYS_fstat = 5, SYS_umount2 = 166, SYS_getdents64 = 217, SYS_unlinkat = 263,
 	SYS_readlinkat = 267, SYS_pidfd_send_signal = 424, SYS_waitid = 247,
+	SYS_clone = 56, SYS_mount = 165, SYS_mkdirat = 258, SYS_symlinkat = 266, SYS_renameat = 264,
+	SYS_clock_gettime = 228, SYS_getrandom = 318,
 };
 
 enum {
@@ -52,6 +62,8 @@ enum {
 	CLONE_NEWPID = 0x20000000, CLONE_NEWNET = 0x40000000,
 	O_DIRECTORY = 0200000, O_NOFOLLOW = 0400000, LOCK_EX = 2, LOCK_NB = 4, MNT_DETACH = 2,
 	AT_REMOVEDIR = 0x200, EBUSY = 16, ESRCH = 3, SIGTERM = 15, SIGKILL = 9,
+	AT_SYMLINK_NOFOLLOW = 0x100, O_WRONLY = 1, O_CREAT = 0100, O_TRUNC = 01000, EEXIST = 17,
+	MS_BIND = 4096, MS_PRIVATE = 1 << 18, SIG_SETMASK = 2, SIGCHLD = 17,
 };
 
 // The operation codes and limits of internal/setup.
@@ -251,21 +263,17 @@ static int parseJoin(const char *p, i64 n, struct join *j)
 
 // alive tells whether pause still runs: its PID has the recorded start time
 // (field 22 of /proc/PID/stat) in this boot.
-static int alive(const struct join *j)
+// starttime returns field 22 of /proc/PID/stat, the process's start time
+// in clock ticks after boot, or 0.
+static u64 starttime(i64 pid)
 {
-	char path[64], st[1024], boot[64];
+	char path[64], st[1024];
 	struct buf b = {path, 0, sizeof path - 1, 0};
-	i64 n = readfile("/proc/sys/kernel/random/boot_id", boot, sizeof boot);
 	u64 start = 0;
-	i64 i, field = 2;
+	i64 n, i, field = 2;
 
-	if (n != j->nboot + 1 || boot[n - 1] != '\n')
-		return 0;
-	for (i = 0; i < j->nboot; i++)
-		if (boot[i] != j->boot[i])
-			return 0;
 	puts_(&b, "/proc/");
-	putnum(&b, j->pid);
+	putnum(&b, pid);
 	puts_(&b, "/stat");
 	path[b.n] = 0;
 	if ((n = readfile(path, st, sizeof st - 1)) <= 0)
@@ -277,7 +285,26 @@ static int alive(const struct join *j)
 			field++;
 	for (; i < n && st[i] >= '0' && st[i] <= '9'; i++)
 		start = start * 10 + (st[i] - '0');
-	return field == 22 && start == j->start;
+	return field == 22 ? start : 0;
+}
+
+// sameboot tells whether the boot ID of n bytes at id is this boot's.
+static int sameboot(const char *id, u64 n)
+{
+	char boot[64];
+	i64 r = readfile("/proc/sys/kernel/random/boot_id", boot, sizeof boot);
+
+	if (r != (i64)n + 1 || boot[r - 1] != '\n')
+		return 0;
+	for (u64 i = 0; i < n; i++)
+		if (boot[i] != id[i])
+			return 0;
+	return 1;
+}
+
+static int alive(const struct join *j)
+{
+	return sameboot(j->boot, j->nboot) && starttime(j->pid) == j->start && j->start != 0;
 }
 
 // setenv_ puts kv in env (n entries), replacing an entry of the same key.
@@ -563,6 +590,547 @@ static void fast_rm(const char *root, int argc, char **argv, int i)
 	quit(0);
 }
 
+// putjson writes a JSON string: the caller has checked that s needs no
+// escaping (safe()).
+static void putjson(struct buf *b, const char *s, u64 n)
+{
+	put(b, "\"", 1);
+	put(b, s, n);
+	put(b, "\"", 1);
+}
+
+// safe tells whether s is made of [A-Za-z0-9/_.-] only: a path or name
+// that JSON (and Go's encoder, which escapes <, > and &) writes as it is.
+static int safe(const char *s)
+{
+	for (; *s; s++) {
+		char c = *s;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' ||
+		      c == '_' || c == '.' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+// putzero writes v with at least w digits.
+static void putzero(struct buf *b, u64 v, int w)
+{
+	char d[24];
+	int i = sizeof d;
+
+	do
+		d[--i] = '0' + v % 10, w--;
+	while ((v /= 10) || w > 0);
+	put(b, d + i, sizeof d - i);
+}
+
+// puttime writes a UTC time as Go's time.Time marshals it (RFC 3339 with
+// nanoseconds, trailing zeros dropped).
+static void puttime(struct buf *b, i64 sec, i64 nsec)
+{
+	i64 days = sec / 86400, rem = sec % 86400;
+	i64 z = days + 719468, era = z / 146097, doe = z - era * 146097;
+	i64 yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	i64 doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+	i64 d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9, y = yoe + era * 400 + (m <= 2);
+	char frac[10];
+	int n = 9;
+
+	put(b, "\"", 1);
+	putzero(b, y, 4);
+	put(b, "-", 1);
+	putzero(b, m, 2);
+	put(b, "-", 1);
+	putzero(b, d, 2);
+	put(b, "T", 1);
+	putzero(b, rem / 3600, 2);
+	put(b, ":", 1);
+	putzero(b, rem / 60 % 60, 2);
+	put(b, ":", 1);
+	putzero(b, rem % 60, 2);
+	for (int i = 8; i >= 0; i--, nsec /= 10)
+		frac[i] = '0' + nsec % 10;
+	while (n > 0 && frac[n - 1] == '0')
+		n--;
+	if (n > 0) {
+		put(b, ".", 1);
+		put(b, frac, n);
+	}
+	put(b, "Z\"", 2);
+}
+
+// writeat writes a file in the directory dfd atomically: name.tmp, then
+// renamed.
+static int writeat(i64 dfd, const char *name, const char *tmp, const char *p, u64 n)
+{
+	i64 fd = sys6(SYS_openat, dfd, (i64)tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600, 0, 0);
+
+	if (fd < 0)
+		return 0;
+	i64 w = sys(SYS_write, fd, (i64)p, n);
+	sys(SYS_close, fd, 0, 0);
+	return w == (i64)n && sys6(SYS_renameat, dfd, (i64)tmp, dfd, (i64)name, 0, 0) == 0;
+}
+
+// fingerprint computes what sandbox.fingerprint records for path: 9 words.
+static int fingerprint(const char *path, u32 kind, u64 *v)
+{
+	char st[144];
+	i64 r = sys6(SYS_newfstatat, AT_FDCWD, (i64)path, (i64)st, kind == 2 ? AT_SYMLINK_NOFOLLOW : 0, 0, 0);
+
+	for (int i = 0; i < 9; i++)
+		v[i] = 0;
+	if (r == -ENOENT)
+		return 1;
+	if (r < 0)
+		return 0;
+	v[0] = 1;
+	v[1] = *(u32 *)(st + 24) & S_IFMT;
+	if (kind >= 2) {
+		v[2] = *(u64 *)st;
+		v[3] = *(u64 *)(st + 8);
+	}
+	if (kind == 3) {
+		v[4] = *(u64 *)(st + 48);
+		v[5] = *(u64 *)(st + 88);
+		v[6] = *(u64 *)(st + 96);
+		v[7] = *(u64 *)(st + 104);
+		v[8] = *(u64 *)(st + 112);
+	}
+	return 1;
+}
+
+// same tells whether the 9 recorded words at p are v.
+static int same(const char *p, const u64 *v)
+{
+	for (int i = 0; i < 9; i++)
+		for (int k = 0; k < 8; k++)
+			if ((unsigned char)p[8 * i + k] != ((v[i] >> (8 * k)) & 0xff))
+				return 0;
+	return 1;
+}
+
+// substitute copies the program at p (n bytes, internal/setup's wire
+// format) into out, with every from in its strings replaced by to.
+static int substitute(const char *p, u64 n, const char *from, u64 nfrom, const char *to, struct buf *out)
+{
+	const char *end = p + n;
+	u64 nto = len(to);
+
+	while (p < end) {
+		u32 nstr, slen;
+
+		if ((u64)(end - p) < 20)
+			return 0;
+		put(out, p, 16);	// op, flags, num
+		for (int i = 0; i < 4; i++)
+			((char *)&nstr)[i] = p[16 + i];
+		put32(out, nstr);
+		p += 20;
+		for (u32 k = 0; k < nstr; k++) {
+			if (!take(&p, end, &slen, 4) || (u64)(end - p) < slen)
+				return 0;
+			u64 at = out->n, m = 0;
+			put32(out, 0);
+			for (u32 c = 0; c < slen;) {
+				int hit = slen - c >= nfrom;
+				for (u64 f = 0; hit && f < nfrom; f++)
+					hit = p[c + f] == from[f];
+				if (hit) {
+					put(out, to, nto);
+					m += nto, c += nfrom;
+				} else {
+					put(out, p + c, 1);
+					m++, c++;
+				}
+			}
+			if (!out->over)
+				for (int i = 0; i < 4; i++)
+					out->p[at + i] = (char)(m >> (8 * i));
+			p += slen;
+		}
+	}
+	return !out->over;
+}
+
+// The state of a create in progress, for undo.
+struct making {
+	const char *root, *pod;
+	i64 rootfd, dfd, child;
+	int dir, pinned, linked;
+	char link[300];
+	u64 mask;
+};
+
+// undo removes what a create made, and lets Go start over.
+static void undo(struct making *mk)
+{
+	if (mk->child > 0) {
+		int ws;
+		sys(SYS_kill, mk->child, SIGKILL, 0);
+		sys6(SYS_wait4, mk->child, (i64)&ws, 0, 0, 0, 0);
+	}
+	if (mk->linked)
+		sys(SYS_unlinkat, AT_FDCWD, (i64)mk->link, 0);
+	if (mk->pinned) {
+		const char *kinds = "pid\0uts\0ipc\0mnt\0net\0";
+		char path[4200];
+		struct buf pb = {path, 0, 4096, 0};
+		puts_(&pb, mk->root);
+		puts_(&pb, "/");
+		puts_(&pb, mk->pod);
+		puts_(&pb, "/ns/");
+		u64 base = pb.n;
+		for (int k = 0; k < 5; k++) {
+			pb.n = base;
+			puts_(&pb, kinds + 4 * k);
+			path[pb.n] = 0;
+			unmount(path);
+		}
+		path[base - 1] = 0;
+		unmount(path);
+	}
+	if (mk->dfd >= 0)
+		sys(SYS_close, mk->dfd, 0, 0);
+	if (mk->dir)
+		rmtree(mk->rootfd, mk->pod, 0);
+	sys(SYS_close, mk->rootfd, 0, 0);
+	sys6(SYS_rt_sigprocmask, SIG_SETMASK, (i64)&mk->mask, 0, 8, 0, 0);
+}
+
+// putstate writes the pod's state.json as sandbox.writeState does.
+static void putstate(struct buf *b, const char *oci, u32 noci, const char *root, const char *pod, const char *status,
+		     i64 pid, i64 sec, i64 nsec, u64 start, const char *boot, u32 nboot, const u64 *inodes)
+{
+	const char *kinds = "pid\0uts\0ipc\0mnt\0net\0";
+	const char *types = "pid\0\0\0\0\0uts\0\0\0\0\0ipc\0\0\0\0\0mount\0\0\0network\0";
+
+	puts_(b, "{\n  \"ociVersion\": ");
+	putjson(b, oci, noci);
+	puts_(b, ",\n  \"id\": ");
+	putjson(b, pod, len(pod));
+	puts_(b, ",\n  \"status\": ");
+	putjson(b, status, len(status));
+	puts_(b, ",\n  \"pid\": ");
+	putnum(b, pid);
+	puts_(b, ",\n  \"bundle\": \"");
+	puts_(b, root);
+	puts_(b, "/");
+	puts_(b, pod);
+	puts_(b, "\",\n  \"created\": ");
+	puttime(b, sec, nsec);
+	puts_(b, ",\n  \"pauseStartTime\": ");
+	putnum(b, start);
+	puts_(b, ",\n  \"bootID\": ");
+	putjson(b, boot, nboot);
+	puts_(b, ",\n  \"hostname\": ");
+	putjson(b, pod, len(pod));
+	if (inodes) {
+		puts_(b, ",\n  \"namespaces\": [");
+		for (int k = 0; k < 5; k++) {
+			puts_(b, k ? ",\n    {\n      \"type\": \"" : "\n    {\n      \"type\": \"");
+			puts_(b, types + 8 * k);
+			puts_(b, "\",\n      \"path\": \"");
+			puts_(b, root);
+			puts_(b, "/");
+			puts_(b, pod);
+			puts_(b, "/ns/");
+			puts_(b, kinds + 4 * k);
+			puts_(b, "\",\n      \"inode\": ");
+			putnum(b, inodes[k]);
+			puts_(b, "\n    }");
+		}
+		puts_(b, "\n  ],\n  \"netns\": \"/run/netns/");
+		puts_(b, pod);
+		puts_(b, "\"");
+	}
+	puts_(b, "\n}");
+}
+
+// fast_create makes the pod of `podsb [--root DIR] create --network none
+// [NAME]` as sandbox.Create does, from the plan Go recorded in ROOT/.create
+// (sandbox/template_linux.go), if the record still holds. It returns, for
+// Go to do the job, on anything else; a failure after the pod's directory
+// is made undoes everything first, so that Go starts over and reports.
+static void fast_create(const char *root, int argc, char **argv, int i)
+{
+	const char *pod = 0;
+	char gen[16];
+	int none = 0;
+
+	for (; i < argc; i++) {
+		if (eq(argv[i], "--network") && i + 1 < argc && eq(argv[i + 1], "none"))
+			none = 1, i++;
+		else if (eq(argv[i], "--network=none"))
+			none = 1;
+		else if (argv[i][0] == '-' || pod)
+			return;
+		else
+			pod = argv[i];
+	}
+	if (!none || !clean(root) || !safe(root) || len(root) > 200 || sys(SYS_geteuid, 0, 0, 0) != 0)
+		return;
+	if (!pod) {
+		// As sandbox.newID: 12 hex digits, not all of them digits.
+		unsigned char r[6];
+		int digits;
+		do {
+			if (sys(SYS_getrandom, (i64)r, 6, 0) != 6)
+				return;
+			digits = 1;
+			for (int k = 0; k < 6; k++) {
+				gen[2 * k] = "0123456789abcdef"[r[k] >> 4];
+				gen[2 * k + 1] = "0123456789abcdef"[r[k] & 15];
+			}
+			for (int k = 0; k < 12; k++)
+				digits &= gen[k] <= '9';
+		} while (digits);
+		gen[12] = 0;
+		pod = gen;
+	}
+	if (!validName(pod))
+		return;
+
+	// The record, and whether it still holds.
+	char tpl[1 << 16];
+	char path[4200];
+	struct buf pb = {path, 0, 4096, 0};
+	puts_(&pb, root);
+	puts_(&pb, "/.create");
+	path[pb.n] = 0;
+	// The record says what runs as root: only if root alone can have
+	// written it (the state root and the file root's, not writable by
+	// group or others).
+	char rst[144], tst[144];
+	if (sys6(SYS_newfstatat, AT_FDCWD, (i64)root, (i64)rst, 0, 0, 0) < 0 ||
+	    sys6(SYS_newfstatat, AT_FDCWD, (i64)path, (i64)tst, AT_SYMLINK_NOFOLLOW, 0, 0) < 0 ||
+	    *(u32 *)(rst + 28) != 0 || (*(u32 *)(rst + 24) & 022) || *(u32 *)(tst + 28) != 0 ||
+	    (*(u32 *)(tst + 24) & (S_IFMT | 022)) != 0100000)
+		return;
+	i64 n = readfile(path, tpl, sizeof tpl);
+	if (n <= 8 || n == sizeof tpl || !prefix(tpl, "podsbC1\n"))
+		return;
+	const char *p = tpl + 8, *end = tpl + n, *boot, *tname, *prog, *eprog, *oci, *troot;
+	u32 nboot, ninputs, ntname, nprog, eops, neprog, noci, ntroot;
+	u64 v[9];
+	if (!takestr(&p, end, &boot, &nboot) || !sameboot(boot, nboot) || !takestr(&p, end, &oci, &noci) ||
+	    !takestr(&p, end, &troot, &ntroot) || ntroot != len(root) || end - p < 72 ||
+	    !fingerprint("/proc/self/exe", 3, v) || !same(p, v))
+		return;
+	for (u32 k = 0; k < ntroot; k++)
+		if (troot[k] != root[k])
+			return;
+	p += 72;
+	if (!take(&p, end, &ninputs, 4))
+		return;
+	for (u32 k = 0; k < ninputs; k++) {
+		u32 kind, np;
+		const char *ip;
+		char ipath[512];
+		if (!take(&p, end, &kind, 4) || !takestr(&p, end, &ip, &np) || np >= sizeof ipath || end - p < 72)
+			return;
+		for (u32 c = 0; c < np; c++)
+			ipath[c] = ip[c];
+		ipath[np] = 0;
+		if (!fingerprint(ipath, kind, v) || !same(p, v))
+			return;
+		p += 72;
+	}
+	if (!takestr(&p, end, &tname, &ntname) || !takestr(&p, end, &prog, &nprog) || !take(&p, end, &eops, 4) ||
+	    !takestr(&p, end, &eprog, &neprog) || p != end)
+		return;
+	char program[1 << 17];
+	struct buf pg = {program, 0, sizeof program, 0};
+	if (!substitute(prog, nprog, tname, ntname, pod, &pg))
+		return;
+
+	// Nothing may be in the way: Go reports it.
+	char link[300];
+	struct buf lb = {link, 0, sizeof link - 1, 0};
+	puts_(&lb, "/run/netns/");
+	puts_(&lb, pod);
+	link[lb.n] = 0;
+	char st[144];
+	if (sys6(SYS_newfstatat, AT_FDCWD, (i64)link, (i64)st, AT_SYMLINK_NOFOLLOW, 0, 0) != -ENOENT)
+		return;
+
+	struct making mk = {.root = root, .pod = pod, .dfd = -1};
+	for (u64 k = 0; k <= lb.n; k++)
+		mk.link[k] = link[k];
+	u64 block = (1UL << 1) | (1UL << 0) | (1UL << 14) | (1UL << 2); // HUP INT TERM QUIT, as create ignores them
+	if ((mk.rootfd = sys6(SYS_openat, AT_FDCWD, (i64)root, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0)) < 0)
+		return;
+	sys6(SYS_rt_sigprocmask, SIG_BLOCK, (i64)&block, (i64)&mk.mask, 8, 0, 0);
+	if (sys(SYS_mkdirat, mk.rootfd, (i64)pod, 0700) < 0) {
+		undo(&mk);
+		return;
+	}
+	mk.dir = 1;
+	char st1[144], st2[144];
+	if ((mk.dfd = sys6(SYS_openat, mk.rootfd, (i64)pod, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0)) < 0 ||
+	    sys(SYS_flock, mk.dfd, LOCK_EX | LOCK_NB, 0) < 0 || sys(SYS_fstat, mk.dfd, (i64)st1, 0) < 0 ||
+	    sys6(SYS_newfstatat, mk.rootfd, (i64)pod, (i64)st2, 0, 0, 0) < 0 ||
+	    *(u64 *)(st1 + 8) != *(u64 *)(st2 + 8) || sys(SYS_mkdirat, mk.dfd, (i64)"ns", 0700) < 0 ||
+	    sys(SYS_mkdirat, mk.dfd, (i64)"rootfs", 0700) < 0) {
+		undo(&mk);
+		return;
+	}
+
+	// The init: pause in setup mode, from a sealed memfd, in five new
+	// namespaces and a session of its own; fds 0-2 /dev/null, 3 the
+	// program, 4 the status pipe, 5 the memfd.
+	int cfg[2], status[2];
+	i64 null = sys6(SYS_openat, AT_FDCWD, (i64)"/dev/null", O_RDWR | O_CLOEXEC, 0, 0, 0);
+	i64 memfd = sys(SYS_memfd_create, (i64)"pause", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC, 0);
+	if (memfd == -EINVAL)
+		memfd = sys(SYS_memfd_create, (i64)"pause", MFD_CLOEXEC | MFD_ALLOW_SEALING, 0);
+	if (null < 0 || memfd < 0 || sys(SYS_pipe2, (i64)cfg, O_CLOEXEC, 0) < 0 || sys(SYS_pipe2, (i64)status, O_CLOEXEC, 0) < 0 ||
+	    sys(SYS_write, memfd, (i64)pause_image, pause_end - pause_image) != pause_end - pause_image ||
+	    sys(SYS_fcntl, memfd, F_ADD_SEALS, SEALS) < 0) {
+		undo(&mk);
+		return;
+	}
+	i64 pid = sys6(SYS_clone, CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0, 0);
+	if (pid == 0) {
+		char a0[] = "pause", a1[] = "setup";
+		const char *pargv[] = {a0, a1, 0}, *penv[] = {0};
+		i64 c = sys(SYS_fcntl, cfg[0], F_DUPFD_CLOEXEC, 10), s2 = sys(SYS_fcntl, status[1], F_DUPFD_CLOEXEC, 10);
+		i64 m = sys(SYS_fcntl, memfd, F_DUPFD_CLOEXEC, 10);
+
+		sys(SYS_setsid, 0, 0, 0);
+		moveFD(null, 0);
+		moveFD(null, 1);
+		moveFD(null, 2);
+		moveFD(c, 3);
+		moveFD(s2, 4);
+		moveFD(m, 5);
+		sys6(SYS_rt_sigprocmask, SIG_SETMASK, (i64)&mk.mask, 0, 8, 0, 0);
+		if (sys(SYS_chdir, (i64)"/", 0, 0) == 0)
+			sys6(SYS_execveat, 5, (i64)"", (i64)pargv, (i64)penv, AT_EMPTY_PATH, 0);
+		quit(127);
+	}
+	sys(SYS_close, cfg[0], 0, 0);
+	sys(SYS_close, status[1], 0, 0);
+	sys(SYS_close, memfd, 0, 0);
+	sys(SYS_close, null, 0, 0);
+	if (pid < 0) {
+		sys(SYS_close, cfg[1], 0, 0);
+		sys(SYS_close, status[0], 0, 0);
+		undo(&mk);
+		return;
+	}
+	mk.child = pid;
+
+	// The first state (creating), then the program, then the init's
+	// report: end of file, or the failed operation (Go reports it).
+	char sbuf[8192];
+	struct buf sb = {sbuf, 0, sizeof sbuf, 0};
+	struct {
+		i64 sec, nsec;
+	} now;
+	u64 start = starttime(pid), inodes[5];
+	sys(SYS_clock_gettime, 0, (i64)&now, 0);
+	putstate(&sb, oci, noci, root, pod, "creating", pid, now.sec, now.nsec, start, boot, nboot, 0);
+	i64 got = 0, r = 1;
+	char rep[8];
+	if (start == 0 || sb.over || !writeat(mk.dfd, "state.json", "state.json.tmp", sbuf, sb.n) ||
+	    sys(SYS_write, cfg[1], (i64)program, pg.n) != (i64)pg.n) {
+		sys(SYS_close, cfg[1], 0, 0);
+		sys(SYS_close, status[0], 0, 0);
+		undo(&mk);
+		return;
+	}
+	sys(SYS_close, cfg[1], 0, 0);
+	while (got < 8 && (r = sys(SYS_read, status[0], (i64)rep + got, 8 - got)) != 0)
+		if (r > 0)
+			got += r;
+		else if (r != -EINTR)
+			break;
+	sys(SYS_close, status[0], 0, 0);
+	if (got != 0 || r < 0) {
+		undo(&mk);
+		return;
+	}
+
+	// Pin the namespaces: ns/ a private bind mount of itself, each
+	// handle a bind mount of /proc/PID/ns/*.
+	const char *kinds = "pid\0uts\0ipc\0mnt\0net\0";
+	pb.n = 0;
+	puts_(&pb, root);
+	puts_(&pb, "/");
+	puts_(&pb, pod);
+	puts_(&pb, "/ns");
+	path[pb.n] = 0;
+	mk.pinned = 1;
+	if (sys6(SYS_mount, (i64)path, (i64)path, 0, MS_BIND, 0, 0) < 0 ||
+	    sys6(SYS_mount, (i64)"", (i64)path, 0, MS_PRIVATE, 0, 0) < 0) {
+		undo(&mk);
+		return;
+	}
+	puts_(&pb, "/");
+	u64 base = pb.n;
+	for (int k = 0; k < 5; k++) {
+		char src[64];
+		struct buf sbf = {src, 0, sizeof src - 1, 0};
+		puts_(&sbf, "/proc/");
+		putnum(&sbf, pid);
+		puts_(&sbf, "/ns/");
+		puts_(&sbf, kinds + 4 * k);
+		src[sbf.n] = 0;
+		pb.n = base;
+		puts_(&pb, kinds + 4 * k);
+		path[pb.n] = 0;
+		i64 fd = sys6(SYS_openat, AT_FDCWD, (i64)path, O_RDONLY | O_CREAT | O_CLOEXEC, 0444, 0, 0);
+		if (fd < 0 || sys(SYS_close, fd, 0, 0) < 0 || sys6(SYS_mount, (i64)src, (i64)path, 0, MS_BIND, 0, 0) < 0 ||
+		    sys6(SYS_newfstatat, AT_FDCWD, (i64)path, (i64)st, 0, 0, 0) < 0) {
+			undo(&mk);
+			return;
+		}
+		inodes[k] = *(u64 *)(st + 8);
+	}
+
+	// ip netns: a symbolic link to the pinned handle.
+	sys(SYS_mkdirat, AT_FDCWD, (i64)"/run/netns", 0755);
+	pb.n = base;
+	puts_(&pb, "net");
+	path[pb.n] = 0;
+	if (sys(SYS_symlinkat, (i64)path, AT_FDCWD, (i64)link) < 0) {
+		undo(&mk);
+		return;
+	}
+	mk.linked = 1;
+
+	// The join record (sandbox/join_linux.go), then the final state.
+	char jbuf[16384];
+	struct buf jb = {jbuf, 0, sizeof jbuf, 0};
+	u64 pid64 = pid;
+	u32 flags = 0, npod = len(pod);
+	put(&jb, "podsbJ2\n", 8);
+	put(&jb, &pid64, 8);
+	put(&jb, &start, 8);
+	put32(&jb, eops);
+	put32(&jb, flags);
+	put32(&jb, nboot);
+	put(&jb, boot, nboot);
+	put32(&jb, npod);
+	put(&jb, pod, npod);
+	put32(&jb, neprog);
+	put(&jb, eprog, neprog);
+	sb.n = 0;
+	putstate(&sb, oci, noci, root, pod, "running", pid, now.sec, now.nsec, start, boot, nboot, inodes);
+	if (jb.over || sb.over || !writeat(mk.dfd, "join", "join.tmp", jbuf, jb.n) ||
+	    !writeat(mk.dfd, "state.json", "state.json.tmp", sbuf, sb.n)) {
+		undo(&mk);
+		return;
+	}
+	char out[80];
+	struct buf ob = {out, 0, sizeof out - 1, 0};
+	puts_(&ob, pod);
+	out[ob.n++] = '\n';
+	sys(SYS_write, 1, (i64)out, ob.n);
+	quit(0);
+}
+
 void fast_exec(i64 *sp)
 {
 	int argc = (int)sp[0];
@@ -593,6 +1161,13 @@ void fast_exec(i64 *sp)
 	}
 	if (i < argc && eq(argv[i], "rm")) {
 		fast_rm(root, argc, argv, i + 1);
+		return;
+	}
+	if (i < argc && eq(argv[i], "create")) {
+		for (char **e = envp; *e; e++)
+			if (prefix(*e, "PODSB_TEST_STOP_AFTER="))
+				return;
+		fast_create(root, argc, argv, i + 1);
 		return;
 	}
 	if (i >= argc || !eq(argv[i++], "exec"))
