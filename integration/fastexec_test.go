@@ -317,3 +317,34 @@ func TestFastCreateParity(t *testing.T) {
 	// Nothing but the record is left once the pods are gone (the env's
 	// leak check).
 }
+
+// TestFastCreateKilled kills podsb create, run by its C part, at 40 points
+// from its start to its end: rm -f then removes whatever it left, and
+// nothing remains (no process, mount, link or file).
+func TestFastCreateKilled(t *testing.T) {
+	e := newEnv(t)
+	first, _ := e.create() // in Go: writes the create record
+	before := livePauses(t)
+	for i := range 40 {
+		name := e.name()
+		cmd := exec.Command(e.bin, "--root", e.root, "create", "--network", "none", name)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i) * 100 * time.Microsecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+		if r := e.run("rm", "-f", name); r.code != 0 {
+			t.Errorf("rm -f after a create killed at %d µs: %+v", i*100, r)
+		}
+	}
+	e.must("rm", first)
+	deadline := time.Now().Add(3 * time.Second)
+	for livePauses(t) > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := livePauses(t); n > before {
+		t.Errorf("%d pause processes left", n-before)
+	}
+	checkNoLeaks(t, e.root, e.names, e.pids)
+}
