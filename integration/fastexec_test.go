@@ -314,6 +314,15 @@ func TestFastCreateParity(t *testing.T) {
 	if r := e.runFast(true, "", "create", "--network", "none", e.name()); r.code != 0 {
 		t.Fatal(r)
 	}
+	// A record others could have written is not used either.
+	os.Chmod(record, 0o666)
+	open, _ := os.Stat(record)
+	if r := e.runFast(true, "", "create", "--network", "none", e.name()); r.code != 0 {
+		t.Fatal(r)
+	}
+	if now, _ := os.Stat(record); os.SameFile(open, now) || now.Mode().Perm() != 0o600 {
+		t.Errorf("a world-writable record was used, or not rewritten: %v", now.Mode())
+	}
 	// Nothing but the record is left once the pods are gone (the env's
 	// leak check).
 }
