@@ -348,12 +348,6 @@ func TestFastCreateKilled(t *testing.T) {
 		}
 	}
 	e.must("rm", first)
-	deadline := time.Now().Add(3 * time.Second)
-	for livePauses(t) > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := livePauses(t); n > before {
-		t.Errorf("%d pause processes left", n-before)
-	}
+	checkPausesBack(t, before)
 	checkNoLeaks(t, e.root, e.names, e.pids)
 }

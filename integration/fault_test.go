@@ -42,6 +42,19 @@ func livePauses(t testing.TB) int {
 	return n
 }
 
+// checkPausesBack fails t unless, within 3 s, no more pause processes live
+// than before.
+func checkPausesBack(t testing.TB, before int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for livePauses(t) > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := livePauses(t); n > before {
+		t.Errorf("%d pause processes left", n-before)
+	}
+}
+
 // killCreateAt starts podsb create NAME, lets it stop after step, and
 // SIGKILLs it there.
 func (e *env) killCreateAt(t *testing.T, step, name string, args ...string) {
@@ -104,13 +117,7 @@ func TestCreateKilledAnywhere(t *testing.T) {
 							e.must("rm", name)
 						}
 					}
-					deadline := time.Now().Add(3 * time.Second)
-					for livePauses(t) > before && time.Now().Before(deadline) {
-						time.Sleep(10 * time.Millisecond)
-					}
-					if n := livePauses(t); n > before {
-						t.Errorf("%d pause processes left", n-before)
-					}
+					checkPausesBack(t, before)
 					checkNoLeaks(t, e.root, e.names, e.pids)
 					checkNoNetworkLeaks(t, e.root, e.bridge, e.names)
 					e.must(append(append([]string{"create"}, args...), name)...)

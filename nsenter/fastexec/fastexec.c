@@ -418,6 +418,18 @@ static int unmount(const char *path)
 	return r == 0 || r == -EINVAL || r == -ENOENT;
 }
 
+// done prints the pod's name, as create and rm do, and exits 0.
+static __attribute__((noreturn)) void done(const char *pod)
+{
+	char out[80];
+	struct buf ob = {out, 0, sizeof out - 1, 0};
+
+	puts_(&ob, pod);
+	out[ob.n++] = '\n';
+	sys(SYS_write, 1, (i64)out, ob.n);
+	quit(0);
+}
+
 // exited waits up to ms for the process behind pidfd to exit.
 static int exited(i64 pidfd, i64 ms)
 {
@@ -582,12 +594,7 @@ static void fast_rm(const char *root, int argc, char **argv, int i)
 		sys(SYS_close, dfd, 0, 0);
 		return;
 	}
-	char out[160];
-	struct buf ob = {out, 0, sizeof out - 1, 0};
-	puts_(&ob, pod);
-	out[ob.n++] = '\n';
-	sys(SYS_write, 1, (i64)out, ob.n);
-	quit(0);
+	done(pod);
 }
 
 // putjson writes a JSON string: the caller has checked that s needs no
@@ -1123,12 +1130,7 @@ static void fast_create(const char *root, int argc, char **argv, int i)
 		undo(&mk);
 		return;
 	}
-	char out[80];
-	struct buf ob = {out, 0, sizeof out - 1, 0};
-	puts_(&ob, pod);
-	out[ob.n++] = '\n';
-	sys(SYS_write, 1, (i64)out, ob.n);
-	quit(0);
+	done(pod);
 }
 
 void fast_exec(i64 *sp)
