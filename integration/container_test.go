@@ -194,7 +194,7 @@ func TestContainerErrors(t *testing.T) {
 	}
 	// A container whose command exited is not joined.
 	e.must("run", "--name", "done", pod, "--", "true")
-	wantFailure(t, e.run("exec", "--container", "done", pod, "--", "true"), "container done in pod "+pod+": pod is not running")
+	wantFailure(t, e.run("exec", "--container", "done", pod, "--", "true"), "container done in pod "+pod+" is not running")
 	// podsb logs POD counts detached commands' logs only: with one
 	// container's log and one command's, it is the command's.
 	pid := strings.TrimSpace(e.must("exec", "-d", pod, "--", "echo", "from-exec"))

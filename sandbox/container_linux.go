@@ -120,15 +120,15 @@ func (p *Pod) SignalContainer(name string, sig unix.Signal) error {
 		return err
 	}
 	if cs.Status != specs.StateRunning {
-		return fmt.Errorf("container %s in pod %s: %w", name, p.name, ErrNotRunning)
+		return errclass.New(ErrNotRunning, "container %s in pod %s is not running", name, p.name)
 	}
 	fd, err := unix.PidfdOpen(cs.Pid, 0)
 	if err != nil {
-		return fmt.Errorf("container %s in pod %s: %w", name, p.name, ErrNotRunning)
+		return errclass.New(ErrNotRunning, "container %s in pod %s is not running", name, p.name)
 	}
 	defer unix.Close(fd)
 	if cs, err = p.Container(name); err != nil || cs.Status != specs.StateRunning {
-		return fmt.Errorf("container %s in pod %s: %w", name, p.name, ErrNotRunning)
+		return errclass.New(ErrNotRunning, "container %s in pod %s is not running", name, p.name)
 	}
 	return unix.PidfdSendSignal(fd, sig, nil, 0)
 }

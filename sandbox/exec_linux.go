@@ -262,7 +262,7 @@ func (p *Pod) openHandles(container string) (*nsenter.Handles, error) {
 			return nil, err
 		}
 		if cs.Status != specs.StateRunning {
-			return nil, fmt.Errorf("container %s in pod %s: %w", container, p.name, ErrNotRunning)
+			return nil, errclass.New(ErrNotRunning, "container %s in pod %s is not running", container, p.name)
 		}
 		mnt = p.containerMountNS(container)
 		if _, err := os.Stat(mnt); err != nil {
