@@ -71,15 +71,8 @@ func TestBadInput(t *testing.T) {
 			if after := mountsUnder(t, e.root); len(after) != len(before) {
 				t.Errorf("mounts changed: %v -> %v", before, after)
 			}
-			ents, _ := os.ReadDir(e.root)
-			var names []string
-			for _, en := range ents {
-				if en.Name() != ".create" { // the create record, no pod's
-					names = append(names, en.Name())
-				}
-			}
-			if len(names) != 1 || names[0] != existing {
-				t.Errorf("state root holds %v, want only %s", names, existing)
+			if names := stateEntries(e.root); len(names) != 1 || names[0] != existing {
+				t.Errorf("state root holds %v, want only %s", stateEntries(e.root), existing)
 			}
 			if _, err := os.Lstat(outside); err == nil {
 				t.Errorf("%s was created outside the state root", outside)

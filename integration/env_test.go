@@ -179,13 +179,8 @@ func checkNoLeaks(t testing.TB, root string, names map[string]bool, pids map[int
 			t.Errorf("leaked process %d", pid)
 		}
 	}
-	if entries, err := os.ReadDir(root); err == nil && len(entries) > 0 {
-		for _, en := range entries {
-			// The state root's create record (.create) is no pod's.
-			if en.Name() != ".create" {
-				t.Errorf("leaked state %s", filepath.Join(root, en.Name()))
-			}
-		}
+	for _, n := range stateEntries(root) {
+		t.Errorf("leaked state %s", filepath.Join(root, n))
 	}
 	// Cgroups of the state root's pods: /podsb-HASH-NAME in every
 	// hierarchy (v1) or at the top of the unified one.
@@ -197,6 +192,19 @@ func checkNoLeaks(t testing.TB, root string, names map[string]bool, pids map[int
 			t.Errorf("leaked cgroup %s", cg)
 		}
 	}
+}
+
+// stateEntries lists what the state root holds but its create record
+// (.create, a cache that is no pod's).
+func stateEntries(root string) []string {
+	ents, _ := os.ReadDir(root)
+	var names []string
+	for _, en := range ents {
+		if en.Name() != ".create" {
+			names = append(names, en.Name())
+		}
+	}
+	return names
 }
 
 // mountsUnder lists the host's mount points at or below dir.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -215,38 +214,18 @@ func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec roo
 	}
 	// The container's user, from its own /etc (a copy of the host's in
 	// the default root).
-	u := execUser{home: "/root"}
-	if c.User != "" {
-		etc := "/etc"
-		if spec.Dir != "" {
-			var err error
-			if etc, err = securejoin.SecureJoin(spec.Dir, "etc"); err != nil {
-				return nil, err
-			}
-		}
-		var passwd, group io.Reader
-		if f, err := os.Open(filepath.Join(etc, "passwd")); err == nil {
-			defer f.Close()
-			passwd = f
-		}
-		if f, err := os.Open(filepath.Join(etc, "group")); err == nil {
-			defer f.Close()
-			group = f
-		}
+	etc := "/etc"
+	if spec.Dir != "" && c.User != "" {
 		var err error
-		if u, err = resolveUser(c.User, passwd, group); err != nil {
+		if etc, err = securejoin.SecureJoin(spec.Dir, "etc"); err != nil {
 			return nil, err
 		}
 	}
-	env := []string{"PATH=" + DefaultPath, "HOME=" + u.home, "HOSTNAME=" + st.Hostname}
-	if c.TTY {
-		env = append(env, "TERM=xterm")
+	u, err := userIn(etc, c.User)
+	if err != nil {
+		return nil, err
 	}
-	env = mergeEnv(env, c.Env)
-	dir := c.Dir
-	if dir == "" {
-		dir = "/"
-	}
+	env, dir := commandEnv(c, u, st.Hostname)
 
 	// From the pod's mount namespace: detached copies of its /dev/shm and
 	// /dev/pts, its /dev/null, and a pty of its devpts for -t.
@@ -444,9 +423,5 @@ func (r *containerStart) writeState() error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(r.dir, stateFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(r.dir, stateFile))
+	return writeFileAtomic(filepath.Join(r.dir, stateFile), b)
 }

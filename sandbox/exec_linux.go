@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -285,8 +284,6 @@ func (p *Pod) openHandles(container string) (*nsenter.Handles, error) {
 	return nsenter.Open(nss)
 }
 
-// prepare resolves, inside the pod (on the joined thread), the user, the
-// environment and the command's path.
 // launch is what prepare resolves for a command.
 type launch struct {
 	path string   // the command's path in the pod
@@ -295,30 +292,14 @@ type launch struct {
 	user execUser
 }
 
+// prepare resolves, inside the pod (on the joined thread), the user, the
+// environment and the command's path.
 func (p *Pod) prepare(c ExecConfig) (*launch, error) {
-	u := execUser{home: "/root"} // root, without reading a file
-	if c.User != "" {
-		var passwd, group io.Reader
-		if b, err := os.ReadFile("/etc/passwd"); err == nil {
-			passwd = bytes.NewReader(b)
-		}
-		if b, err := os.ReadFile("/etc/group"); err == nil {
-			group = bytes.NewReader(b)
-		}
-		var err error
-		if u, err = resolveUser(c.User, passwd, group); err != nil {
-			return nil, err
-		}
+	u, err := userIn("/etc", c.User)
+	if err != nil {
+		return nil, err
 	}
-	env := []string{"PATH=" + DefaultPath, "HOME=" + u.home, "HOSTNAME=" + p.state.Hostname}
-	if c.TTY {
-		env = append(env, "TERM=xterm")
-	}
-	env = mergeEnv(env, c.Env)
-	dir := c.Dir
-	if dir == "" {
-		dir = "/"
-	}
+	env, dir := commandEnv(c, u, p.state.Hostname)
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil, invalidf("working directory %s: not a directory in the pod", dir)
 	}
@@ -517,6 +498,20 @@ func lookPath(file, path, dir string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s: %w", file, found)
+}
+
+// commandEnv returns a command's environment, the default (PATH, HOME,
+// HOSTNAME, TERM with a pty) with c.Env over it, and its working directory.
+func commandEnv(c ExecConfig, u execUser, hostname string) (env []string, dir string) {
+	env = []string{"PATH=" + DefaultPath, "HOME=" + u.home, "HOSTNAME=" + hostname}
+	if c.TTY {
+		env = append(env, "TERM=xterm")
+	}
+	dir = c.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	return mergeEnv(env, c.Env), dir
 }
 
 // mergeEnv returns base with the KEY=VAL of extra added, a later key

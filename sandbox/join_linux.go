@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"podsb/internal/setup"
 )
@@ -38,27 +39,40 @@ func writeJoin(dir string, st *State) error {
 		}
 		return nil
 	}
-	ops, err := commandOps(Security{}, execUser{home: "/root"}, false, "", nil)
+	exec, err := defaultExec()
 	if err != nil {
 		return err
 	}
-	ops = ops[:len(ops)-1] // the C part adds the Exec
 	b := append([]byte{}, "podsbJ2\n"...)
 	b = binary.LittleEndian.AppendUint64(b, uint64(st.Pid))
 	b = binary.LittleEndian.AppendUint64(b, st.StartTime)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(ops)))
+	b = binary.LittleEndian.AppendUint32(b, exec.ops)
 	var flags uint32
 	if st.Network != nil {
 		flags |= joinNetwork
 	}
 	b = binary.LittleEndian.AppendUint32(b, flags)
-	for _, s := range []string{st.BootID, st.Hostname, string(setup.Encode(ops))} {
+	for _, s := range []string{st.BootID, st.Hostname, exec.program} {
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(s)))
 		b = append(b, s...)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return writeFileAtomic(path, b)
 }
+
+// execProgram is an encoded program and its number of operations.
+type execProgram struct {
+	ops     uint32
+	program string
+}
+
+// defaultExec is the program of a command run as root with the default
+// Security, without its Exec (the C part adds it), as the join and create
+// records hold it. It is the same for every pod: made once per process.
+var defaultExec = sync.OnceValues(func() (execProgram, error) {
+	ops, err := commandOps(Security{}, execUser{home: "/root"}, false, "", nil)
+	if err != nil {
+		return execProgram{}, err
+	}
+	ops = ops[:len(ops)-1]
+	return execProgram{uint32(len(ops)), string(setup.Encode(ops))}, nil
+})

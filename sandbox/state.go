@@ -90,11 +90,17 @@ func writeState(dir string, st *State) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, stateFile+".tmp")
+	return writeFileAtomic(filepath.Join(dir, stateFile), b)
+}
+
+// writeFileAtomic writes b to path (mode 0600) so that readers see the old
+// or the new file, never a part: to path.tmp, then renamed.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(dir, stateFile))
+	return os.Rename(tmp, path)
 }
 
 // readState reads dir/state.json. A missing file is reported as

@@ -117,12 +117,11 @@ func writeTemplate(root string) error {
 	if err != nil {
 		return err
 	}
-	execOps, err := commandOps(Security{}, execUser{home: "/root"}, false, "", nil)
+	exec, err := defaultExec()
 	if err != nil {
 		return err
 	}
-	execOps = execOps[:len(execOps)-1]
-	for _, op := range append(ops, execOps...) {
+	for _, op := range ops {
 		for _, s := range op.Str {
 			if strings.Contains(s, templateName) && !strings.Contains(s, filepath.Join(root, templateName)+"/") &&
 				op.Code != setup.Hostname && op.Code != setup.Write {
@@ -147,13 +146,9 @@ func writeTemplate(root string) error {
 	}
 	b = str(b, templateName)
 	b = str(b, string(setup.Encode(ops)))
-	b = le.AppendUint32(b, uint32(len(execOps)))
-	b = str(b, string(setup.Encode(execOps)))
-	tmp := filepath.Join(root, templateFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(root, templateFile))
+	b = le.AppendUint32(b, exec.ops)
+	b = str(b, exec.program)
+	return writeFileAtomic(filepath.Join(root, templateFile), b)
 }
 
 // fingerprint is what the C part compares (see templateFile).

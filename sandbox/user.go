@@ -2,7 +2,10 @@ package sandbox
 
 import (
 	"bufio"
+	"bytes"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -14,6 +17,22 @@ type execUser struct {
 	uid, gid uint32
 	groups   []uint32 // supplementary groups
 	home     string
+}
+
+// userIn resolves spec (see resolveUser) against etc/passwd and etc/group;
+// an empty spec is root, and no file is read.
+func userIn(etc, spec string) (execUser, error) {
+	if spec == "" {
+		return execUser{home: "/root"}, nil
+	}
+	var passwd, group io.Reader
+	if b, err := os.ReadFile(filepath.Join(etc, "passwd")); err == nil {
+		passwd = bytes.NewReader(b)
+	}
+	if b, err := os.ReadFile(filepath.Join(etc, "group")); err == nil {
+		group = bytes.NewReader(b)
+	}
+	return resolveUser(spec, passwd, group)
 }
 
 // resolveUser resolves "USER[:GROUP]" (names or numbers) against a pod's

@@ -66,6 +66,10 @@ enum {
 	MS_BIND = 4096, MS_PRIVATE = 1 << 18, SIG_SETMASK = 2, SIGCHLD = 17,
 };
 
+// The files of a pod's handles under ns/, in sandbox.NamespaceTypes'
+// order, 4 bytes apart.
+#define NS_FILES "pid\0uts\0ipc\0mnt\0net\0"
+
 // The operation codes and limits of internal/setup.
 enum { OP_EXEC = 17, MAX_STR = 64 };
 
@@ -418,6 +422,54 @@ static int unmount(const char *path)
 	return r == 0 || r == -EINVAL || r == -ENOENT;
 }
 
+// unpin unmounts every entry of the directory nsdir (a pod's handles and
+// its containers' pins), then nsdir itself, as sandbox's teardown does. It
+// tells whether all of them are gone.
+static int unpin(const char *nsdir)
+{
+	char path[4200], buf[4096];
+	struct buf pb = {path, 0, 4096, 0};
+	i64 fd = sys6(SYS_openat, AT_FDCWD, (i64)nsdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0), n = 0;
+	int ok = 1;
+
+	puts_(&pb, nsdir);
+	puts_(&pb, "/");
+	u64 base = pb.n;
+	while (fd >= 0 && ok && (n = sys(SYS_getdents64, fd, (i64)buf, sizeof buf)) > 0)
+		for (i64 off = 0; off < n && ok;) {
+			const char *e = buf + off + 19;	// struct linux_dirent64: d_name
+
+			off += *(unsigned short *)(buf + off + 16);
+			if (e[0] == '.' && (!e[1] || (e[1] == '.' && !e[2])))
+				continue;
+			pb.n = base;
+			puts_(&pb, e);
+			path[pb.n] = 0;
+			ok = !pb.over && unmount(path);
+		}
+	if (fd >= 0)
+		sys(SYS_close, fd, 0, 0);
+	return ok && unmount(nsdir);
+}
+
+// pause_memfd returns a sealed memfd holding the pause image, as
+// reaper.Memfd makes it, or -errno.
+static i64 pause_memfd(void)
+{
+	i64 fd = sys(SYS_memfd_create, (i64)"pause", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC, 0);
+
+	if (fd == -EINVAL) // before Linux 6.3, every memfd is executable
+		fd = sys(SYS_memfd_create, (i64)"pause", MFD_CLOEXEC | MFD_ALLOW_SEALING, 0);
+	if (fd < 0)
+		return fd;
+	if (sys(SYS_write, fd, (i64)pause_image, pause_end - pause_image) != pause_end - pause_image ||
+	    sys(SYS_fcntl, fd, F_ADD_SEALS, SEALS) < 0) {
+		sys(SYS_close, fd, 0, 0);
+		return -EINVAL;
+	}
+	return fd;
+}
+
 // done prints the pod's name, as create and rm do, and exits 0.
 static __attribute__((noreturn)) void done(const char *pod)
 {
@@ -540,34 +592,10 @@ static void fast_rm(const char *root, int argc, char **argv, int i)
 		}
 	}
 	// The handles, the containers' pins, and ns/ itself.
-	char nsbuf[4096];
 	pb.n = dirlen;
 	puts_(&pb, "/ns");
 	path[pb.n] = 0;
-	u64 nslen = pb.n;
-	i64 nsfd = sys6(SYS_openat, AT_FDCWD, (i64)path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0);
-	while (nsfd >= 0 && (n = sys(SYS_getdents64, nsfd, (i64)nsbuf, sizeof nsbuf)) > 0)
-		for (i64 off = 0; off < n;) {
-			const char *e = nsbuf + off + 19;
-
-			off += *(unsigned short *)(nsbuf + off + 16);
-			if (e[0] == '.' && (!e[1] || (e[1] == '.' && !e[2])))
-				continue;
-			pb.n = nslen;
-			puts_(&pb, "/");
-			puts_(&pb, e);
-			path[pb.n] = 0;
-			if (!unmount(path)) {
-				sys(SYS_close, nsfd, 0, 0);
-				sys(SYS_close, dfd, 0, 0);
-				return;
-			}
-		}
-	if (nsfd >= 0)
-		sys(SYS_close, nsfd, 0, 0);
-	pb.n = nslen;
-	path[pb.n] = 0;
-	if (!unmount(path)) {
+	if (!unpin(path)) {
 		sys(SYS_close, dfd, 0, 0);
 		return;
 	}
@@ -780,22 +808,14 @@ static void undo(struct making *mk)
 	if (mk->linked)
 		sys(SYS_unlinkat, AT_FDCWD, (i64)mk->link, 0);
 	if (mk->pinned) {
-		const char *kinds = "pid\0uts\0ipc\0mnt\0net\0";
 		char path[4200];
 		struct buf pb = {path, 0, 4096, 0};
 		puts_(&pb, mk->root);
 		puts_(&pb, "/");
 		puts_(&pb, mk->pod);
-		puts_(&pb, "/ns/");
-		u64 base = pb.n;
-		for (int k = 0; k < 5; k++) {
-			pb.n = base;
-			puts_(&pb, kinds + 4 * k);
-			path[pb.n] = 0;
-			unmount(path);
-		}
-		path[base - 1] = 0;
-		unmount(path);
+		puts_(&pb, "/ns");
+		path[pb.n] = 0;
+		unpin(path);
 	}
 	if (mk->dfd >= 0)
 		sys(SYS_close, mk->dfd, 0, 0);
@@ -809,7 +829,7 @@ static void undo(struct making *mk)
 static void putstate(struct buf *b, const char *oci, u32 noci, const char *root, const char *pod, const char *status,
 		     i64 pid, i64 sec, i64 nsec, u64 start, const char *boot, u32 nboot, const u64 *inodes)
 {
-	const char *kinds = "pid\0uts\0ipc\0mnt\0net\0";
+	const char *kinds = NS_FILES;
 	const char *types = "pid\0\0\0\0\0uts\0\0\0\0\0ipc\0\0\0\0\0mount\0\0\0network\0";
 
 	puts_(b, "{\n  \"ociVersion\": ");
@@ -988,12 +1008,8 @@ static void fast_create(const char *root, int argc, char **argv, int i)
 	// program, 4 the status pipe, 5 the memfd.
 	int cfg[2], status[2];
 	i64 null = sys6(SYS_openat, AT_FDCWD, (i64)"/dev/null", O_RDWR | O_CLOEXEC, 0, 0, 0);
-	i64 memfd = sys(SYS_memfd_create, (i64)"pause", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC, 0);
-	if (memfd == -EINVAL)
-		memfd = sys(SYS_memfd_create, (i64)"pause", MFD_CLOEXEC | MFD_ALLOW_SEALING, 0);
-	if (null < 0 || memfd < 0 || sys(SYS_pipe2, (i64)cfg, O_CLOEXEC, 0) < 0 || sys(SYS_pipe2, (i64)status, O_CLOEXEC, 0) < 0 ||
-	    sys(SYS_write, memfd, (i64)pause_image, pause_end - pause_image) != pause_end - pause_image ||
-	    sys(SYS_fcntl, memfd, F_ADD_SEALS, SEALS) < 0) {
+	i64 memfd = pause_memfd();
+	if (null < 0 || memfd < 0 || sys(SYS_pipe2, (i64)cfg, O_CLOEXEC, 0) < 0 || sys(SYS_pipe2, (i64)status, O_CLOEXEC, 0) < 0) {
 		undo(&mk);
 		return;
 	}
@@ -1061,7 +1077,7 @@ static void fast_create(const char *root, int argc, char **argv, int i)
 
 	// Pin the namespaces: ns/ a private bind mount of itself, each
 	// handle a bind mount of /proc/PID/ns/*.
-	const char *kinds = "pid\0uts\0ipc\0mnt\0net\0";
+	const char *kinds = NS_FILES;
 	pb.n = 0;
 	puts_(&pb, root);
 	puts_(&pb, "/");
@@ -1287,12 +1303,8 @@ void fast_exec(i64 *sp)
 	for (int k = 0; k < 3; k++)
 		if (sys(SYS_pipe2, (i64)&fds[2 * k], O_CLOEXEC, 0) < 0)
 			fail(125, "exec: pipe", "", -EINVAL);
-	memfd = sys(SYS_memfd_create, (i64)"pause", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC, 0);
-	if (memfd == -EINVAL)
-		memfd = sys(SYS_memfd_create, (i64)"pause", MFD_CLOEXEC | MFD_ALLOW_SEALING, 0);
-	if (memfd < 0 || sys(SYS_write, memfd, (i64)pause_image, pause_end - pause_image) != pause_end - pause_image ||
-	    sys(SYS_fcntl, memfd, F_ADD_SEALS, SEALS) < 0)
-		fail(125, "exec: pause memfd", "", memfd < 0 ? memfd : -EINVAL);
+	if ((memfd = pause_memfd()) < 0)
+		fail(125, "exec: pause memfd", "", memfd);
 	// The program fits the pipe: sent now, whole.
 	if (sys(SYS_write, fds[1], (i64)prog, pg.n) != (i64)pg.n)
 		fail(125, "exec: send the program", "", -EINVAL);
