@@ -323,6 +323,35 @@ func TestFastCreateParity(t *testing.T) {
 	if now, _ := os.Stat(record); os.SameFile(open, now) || now.Mode().Perm() != 0o600 {
 		t.Errorf("a world-writable record was used, or not rewritten: %v", now.Mode())
 	}
+	// A name another state root's pod holds in /run/netns: declined by
+	// the C part, refused by Go, nothing made in this state root.
+	other := newEnv(t)
+	other.create() // in Go: writes other's record
+	for _, c := range []bool{true, false} {
+		r := other.runFast(c, "", "create", "--network", "none", fast)
+		if r.code != 125 || !strings.Contains(r.stderr, "exists in /run/netns") {
+			t.Errorf("C part %v: the name of another root's pod: %+v", c, r)
+		}
+		if ents := stateEntries(other.root); len(ents) != 1 {
+			t.Errorf("C part %v: %s holds %v", c, other.root, ents)
+		}
+	}
+	// A record whose program fails in the init (sysfs misspelled, its
+	// lengths intact): the C part's attempt is undone, and Go makes the
+	// pod from its own plan.
+	b, _ = os.ReadFile(record)
+	os.WriteFile(record, bytes.ReplaceAll(b, []byte("sysfs\x00"), []byte("sysfz\x00")), 0o600)
+	bad, _ := os.Stat(record)
+	name := e.name()
+	if r := e.runFast(true, "", "create", "--network", "none", name); r != (result{stdout: name + "\n"}) {
+		t.Fatalf("after a failed init: %+v", r)
+	}
+	if now, _ := os.Stat(record); os.SameFile(bad, now) {
+		t.Errorf("the failing record was not rewritten")
+	}
+	if r := e.run("exec", name, "--", "sh", "-c", "grep -c ' /sys sysfs ' /proc/self/mounts"); r.stdout != "1\n" {
+		t.Errorf("the pod made after a failed init: %+v", r)
+	}
 	// Nothing but the record is left once the pods are gone (the env's
 	// leak check).
 }
