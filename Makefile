@@ -8,20 +8,23 @@ CGO ?= 0
 # The entry point: podsb exec's C part before the Go runtime (nsenter/fastexec.go).
 LDFLAGS ?= -E=podsb/nsenter.fastEntry
 
-.PHONY: all build test unit integration bench lint demo pause clean help
+.PHONY: all build deps test unit integration bench lint demo pause clean help
 
 all: build
 
 build: ## Build bin/podsb
 	CGO_ENABLED=$(CGO) $(GO) build -ldflags=$(LDFLAGS) -o $(BIN) ./cmd/podsb
 
-test: ## Run every test: unit and root-only integration (needs root)
+deps: ## Install the Debian packages the tests drive, if missing (scripts/deps.sh; needs root)
+	sh scripts/deps.sh
+
+test: deps ## Run every test: unit and root-only integration (needs root); installs missing packages first
 	$(GO) test -count=1 -race $(TESTFLAGS) ./...
 
 unit: ## Run the tests that need no root
 	$(GO) test -count=1 -race $(TESTFLAGS) ./cmd/... ./sandbox/... ./rootfs/... ./reaper/... ./nsenter/... ./network/... ./internal/...
 
-integration: ## Run the root-only end-to-end tests of the built binary and the library
+integration: deps ## Run the root-only end-to-end tests of the built binary and the library
 	$(GO) test -count=1 $(TESTFLAGS) ./integration/...
 
 # The benchmarks' state roots are temporary directories: on a tmpfs, as

@@ -71,7 +71,7 @@ func newRootCmd(stdout io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			if os.Geteuid() != 0 && cmd.Name() != "help" {
+			if os.Geteuid() != 0 && !needsNoRoot(cmd) {
 				return errors.New("must be run as root")
 			}
 			return nil
@@ -96,8 +96,15 @@ func newRootCmd(stdout io.Writer) *cobra.Command {
 		newKillCmd(g),
 		newGCCmd(g),
 		newStartCmd(g),
+		newVersionCmd(),
+		newCompletionCmd(),
 	)
+	// Our own completion command offers bash, zsh and fish only.
 	root.CompletionOptions.DisableDefaultCmd = true
+	// A Version makes cobra add --version; its template prints versionInfo.
+	root.Version = "-"
+	cobra.AddTemplateFunc("versionInfo", versionInfo)
+	root.SetVersionTemplate("{{versionInfo}}")
 	return root
 }
 

@@ -1,0 +1,36 @@
+#!/bin/sh
+# deps.sh installs the Debian packages that podsb's tests drive, when they
+# are missing. It is the one list of them: `make test` runs it first, and
+# so does CI (.ci/run runs `make test`). Without root it only says what is
+# missing (the root-only tests that need them skip without root anyway).
+#
+#	util-linux, bsdutils  nsenter, unshare, setpriv, script
+#	iproute2              ip (the tests check links, addresses, netns)
+#	iputils-ping          ping between pods and the host
+#	python3               servers and raw-socket probes inside pods
+#	nginx-light           the proxy of the two-container example
+#	gcc                   building the exec fast path and reproducing pause
+#	runc, crun            peers of the benchmarks and escape tests
+#	catatonit, tini       peers of pause (footprint, reaping)
+set -eu
+
+pkgs="util-linux bsdutils iproute2 iputils-ping python3 nginx-light gcc runc crun catatonit tini"
+
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: not root, not installing:$missing" >&2
+	exit 0
+fi
+if ! command -v apt-get >/dev/null; then
+	echo "deps: no apt-get to install:$missing (install them by hand)" >&2
+	exit 0
+fi
+echo "deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
