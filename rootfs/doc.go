@@ -11,7 +11,10 @@
 // Plan runs on the host and only decides: it reads what the root needs (the
 // host's layout, files to copy, where a volume's destination resolves inside
 // a directory root) and returns the operations (package internal/setup) that
-// the pod's init executes inside the pod's new namespaces. Check validates a
+// the pod's init executes inside the pod's new namespaces. Every host read a
+// plan makes goes through a Host (OS in production), so a plan depends on
+// its Spec and its Host alone and is unit-tested against a fake host,
+// without root (plan_test.go). Check validates a
 // spec before anything is made. Neither needs privileges; executing the plan
 // needs CAP_SYS_ADMIN and CAP_MKNOD, in a process alone in a new mount
 // namespace and inside the pod's PID namespace (for /proc).

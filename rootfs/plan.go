@@ -19,8 +19,12 @@ import (
 //
 // The operations must run in a process alone in a new mount namespace and
 // inside the pod's PID namespace (for /proc).
-func Plan(s *Spec) ([]setup.Op, error) {
-	p := &planner{t: s.Target}
+func Plan(s *Spec) ([]setup.Op, error) { return plan(OS, s) }
+
+// plan is Plan with the host's file system given: all it reads goes
+// through h.
+func plan(h Host, s *Spec) ([]setup.Op, error) {
+	p := &planner{t: s.Target, host: h}
 	// Nothing mounted from here on may propagate back to the host; host
 	// unmounts still reach the pod (as runc's default rslave).
 	p.mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, "")
@@ -61,8 +65,9 @@ func Plan(s *Spec) ([]setup.Op, error) {
 }
 
 type planner struct {
-	t   string // target
-	ops []setup.Op
+	t    string // target
+	host Host
+	ops  []setup.Op
 }
 
 func (p *planner) add(op setup.Op) { p.ops = append(p.ops, op) }
@@ -96,7 +101,7 @@ func (p *planner) noDev(target string) {
 func (p *planner) defaultRoot() error {
 	p.mount("tmpfs", p.t, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755")
 	for _, d := range hostSystemDirs {
-		fi, err := os.Lstat(d)
+		fi, err := p.host.Lstat(d)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -105,7 +110,7 @@ func (p *planner) defaultRoot() error {
 		}
 		switch {
 		case fi.Mode()&os.ModeSymlink != 0:
-			link, err := os.Readlink(d)
+			link, err := p.host.Readlink(d)
 			if err != nil {
 				return err
 			}
@@ -122,7 +127,7 @@ func (p *planner) defaultRoot() error {
 		p.mkdir(p.path(d.name), d.mode)
 	}
 	for _, f := range hostEtcCopies {
-		b, err := os.ReadFile(filepath.Join("/etc", f))
+		b, err := p.host.ReadFile(filepath.Join("/etc", f))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -139,7 +144,7 @@ func (p *planner) defaultRoot() error {
 // same kernel).
 func (p *planner) mask() {
 	for _, m := range MaskedPaths {
-		fi, err := os.Stat(m)
+		fi, err := p.host.Stat(m)
 		if err != nil {
 			continue
 		}
@@ -150,7 +155,7 @@ func (p *planner) mask() {
 		}
 	}
 	for _, r := range ReadOnlyPaths {
-		if _, err := os.Stat(r); err != nil {
+		if _, err := p.host.Stat(r); err != nil {
 			continue
 		}
 		p.mount(p.path(r), p.path(r), "", unix.MS_BIND|unix.MS_REC, "")
@@ -229,12 +234,15 @@ func (p *planner) etc(s *Spec) error {
 		}
 		return nil
 	}
-	etc, err := securejoin.SecureJoin(s.Dir, "etc")
-	if err != nil || !isDir(etc) {
+	etc, err := securejoin.SecureJoinVFS(s.Dir, "etc", p.host)
+	if err != nil {
+		return nil // a root without /etc gets none
+	}
+	if fi, err := p.host.Stat(etc); err != nil || !fi.IsDir() {
 		return nil // a root without /etc gets none
 	}
 	for _, f := range EtcFiles {
-		fi, err := os.Lstat(filepath.Join(etc, f))
+		fi, err := p.host.Lstat(filepath.Join(etc, f))
 		if err == nil && !fi.Mode().IsRegular() {
 			// A symlink (resolv.conf often is one) would be followed in
 			// the host's tree by mount(2): leave it as the root has it.
@@ -244,7 +252,7 @@ func (p *planner) etc(s *Spec) error {
 		if err != nil {
 			// Missing: make a mount point if the root is writable, or
 			// leave the root without the file.
-			if unix.Access(etc, unix.W_OK) != nil {
+			if !p.host.Writable(etc) {
 				continue
 			}
 			p.add(setup.Op{Code: setup.Touch, Num: 0o644, Str: []string{dst}})
@@ -265,13 +273,13 @@ func (p *planner) etc(s *Spec) error {
 func (p *planner) volume(s *Spec, v Volume) error {
 	dst := p.path(v.Destination)
 	if s.Dir != "" {
-		real, err := securejoin.SecureJoin(s.Dir, v.Destination)
+		real, err := securejoin.SecureJoinVFS(s.Dir, v.Destination, p.host)
 		if err != nil {
 			return err
 		}
 		dst = p.path(strings.TrimPrefix(real, s.Dir))
 	}
-	fi, err := os.Stat(v.Source)
+	fi, err := p.host.Stat(v.Source)
 	if err != nil {
 		return err
 	}

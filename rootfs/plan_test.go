@@ -1,0 +1,240 @@
+package rootfs
+
+import (
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"golang.org/x/sys/unix"
+
+	"podsb/internal/setup"
+)
+
+// fakeHost is a Host made of an fstest.MapFS (paths without the leading
+// slash) and a set of writable directories.
+type fakeHost struct {
+	fs       fstest.MapFS
+	writable map[string]bool
+}
+
+func rel(p string) string { return strings.TrimPrefix(path.Clean(p), "/") }
+
+func (h fakeHost) Lstat(p string) (fs.FileInfo, error) { return h.fs.Lstat(rel(p)) }
+func (h fakeHost) Stat(p string) (fs.FileInfo, error)  { return fs.Stat(h.fs, rel(p)) }
+func (h fakeHost) Readlink(p string) (string, error)   { return h.fs.ReadLink(rel(p)) }
+func (h fakeHost) ReadFile(p string) ([]byte, error)   { return fs.ReadFile(h.fs, rel(p)) }
+func (h fakeHost) Writable(p string) bool              { return h.writable[p] }
+
+func dir() *fstest.MapFile          { return &fstest.MapFile{Mode: fs.ModeDir | 0o755} }
+func file(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s), Mode: 0o644} }
+func link(to string) *fstest.MapFile {
+	return &fstest.MapFile{Data: []byte(to), Mode: fs.ModeSymlink | 0o777}
+}
+
+// merged is a host with a merged /usr, as Debian's.
+func merged() fakeHost {
+	return fakeHost{fs: fstest.MapFS{
+		"usr":                      dir(),
+		"usr/bin":                  dir(),
+		"usr/lib":                  dir(),
+		"bin":                      link("usr/bin"),
+		"lib":                      link("usr/lib"),
+		"sbin":                     dir(),
+		"etc/passwd":               file("root:x:0:0::/root:/bin/sh\n"),
+		"etc/group":                file("root:x:0:\n"),
+		"etc/shadow":               file("root:secret:::::::\n"),
+		"proc/keys":                file(""),
+		"proc/acpi":                dir(),
+		"proc/sys":                 dir(),
+		"srv/data":                 dir(),
+		"srv/conf.txt":             file("x"),
+		"srv/root/bin":             dir(),
+		"srv/root/etc":             dir(),
+		"srv/root/etc/hosts":       file("127.0.0.1 localhost\n"),
+		"srv/root/etc/resolv.conf": link("../run/resolv.conf"),
+		"srv/root/evil":            link("/srv/outside"),
+		"srv/outside":              dir(),
+	}}
+}
+
+// find returns the operations with code c whose first string is s0 (any
+// when empty).
+func find(ops []setup.Op, c setup.Code, s0 string) []setup.Op {
+	var out []setup.Op
+	for _, op := range ops {
+		if op.Code == c && (s0 == "" || (len(op.Str) > 0 && op.Str[0] == s0)) {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
+// mountsAt returns the Mount operations whose target is t.
+func mountsAt(ops []setup.Op, t string) []setup.Op {
+	var out []setup.Op
+	for _, op := range ops {
+		if op.Code == setup.Mount && op.Str[1] == t {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
+func TestPlanDefaultRoot(t *testing.T) {
+	s := &Spec{Target: "/t", Mask: true, Etc: map[string]string{"hostname": "pod\n", "hosts": "h\n", "resolv.conf": "r\n"}}
+	ops, err := plan(merged(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first := ops[0]; first.Code != setup.Mount || first.Num != unix.MS_REC|unix.MS_SLAVE || first.Str[1] != "/" {
+		t.Errorf("first op %+v: want the rslave of /", first)
+	}
+	if last := ops[len(ops)-1]; last.Code != setup.Pivot || last.Str[0] != "/t" {
+		t.Errorf("last op %+v: want pivot to /t", last)
+	}
+	if m := mountsAt(ops, "/t"); len(m) != 1 || m[0].Str[2] != "tmpfs" {
+		t.Errorf("root mounts %+v: want one tmpfs", m)
+	}
+	// Real directories are bound read-only; symlinks are recreated; what
+	// the host lacks is left out.
+	if m := mountsAt(ops, "/t/usr"); len(m) != 1 || m[0].Str[0] != "/usr" || m[0].Num&unix.MS_BIND == 0 {
+		t.Errorf("/usr mounts %+v: want a bind of the host's /usr", m)
+	}
+	if ro := find(ops, setup.RemountRO, "/t/usr"); len(ro) != 1 || ro[0].Num != setup.Recursive {
+		t.Errorf("/usr read-only ops %+v: want one recursive", ro)
+	}
+	if l := find(ops, setup.Symlink, "usr/bin"); len(l) != 1 || l[0].Str[1] != "/t/bin" {
+		t.Errorf("/bin symlink ops %+v", l)
+	}
+	if m := mountsAt(ops, "/t/lib32"); len(m) != 0 {
+		t.Errorf("/lib32 is not on the host, but %+v", m)
+	}
+	// /etc: copies of passwd and group, never shadow; the pod's own files.
+	writes := map[string]string{}
+	for _, op := range find(ops, setup.Write, "") {
+		writes[op.Str[0]] = op.Str[1]
+	}
+	if writes["/t/etc/passwd"] != "root:x:0:0::/root:/bin/sh\n" || writes["/t/etc/group"] != "root:x:0:\n" {
+		t.Errorf("etc copies: %q", writes)
+	}
+	if _, ok := writes["/t/etc/shadow"]; ok {
+		t.Error("shadow copied into the pod")
+	}
+	if writes["/t/etc/hostname"] != "pod\n" || writes["/t/etc/resolv.conf"] != "r\n" {
+		t.Errorf("etc files: %q", writes)
+	}
+	// Masking: a file under /dev/null, a directory under an empty tmpfs,
+	// paths the host lacks skipped, read-only paths bound onto themselves.
+	if m := mountsAt(ops, "/t/proc/keys"); len(m) != 1 || m[0].Str[0] != "/dev/null" {
+		t.Errorf("/proc/keys mounts %+v", m)
+	}
+	if m := mountsAt(ops, "/t/proc/acpi"); len(m) != 1 || m[0].Str[2] != "tmpfs" || m[0].Num&unix.MS_RDONLY == 0 {
+		t.Errorf("/proc/acpi mounts %+v", m)
+	}
+	if m := mountsAt(ops, "/t/proc/kcore"); len(m) != 0 {
+		t.Errorf("/proc/kcore is not on the host, but %+v", m)
+	}
+	if ro := find(ops, setup.RemountRO, "/t/proc/sys"); len(ro) != 1 {
+		t.Errorf("/proc/sys read-only ops %+v", ro)
+	}
+	// The pseudo file systems.
+	for target, fstype := range map[string]string{"/t/proc": "proc", "/t/sys": "sysfs", "/t/dev": "tmpfs", "/t/dev/pts": "devpts", "/t/tmp": "tmpfs"} {
+		if m := mountsAt(ops, target); len(m) != 1 || m[0].Str[2] != fstype {
+			t.Errorf("%s mounts %+v: want %s", target, m, fstype)
+		}
+	}
+	if m := mountsAt(ops, "/t/sys"); m[0].Num&unix.MS_RDONLY == 0 {
+		t.Error("/sys is not read-only")
+	}
+}
+
+func TestPlanUnmasked(t *testing.T) {
+	ops, err := plan(merged(), &Spec{Target: "/t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := mountsAt(ops, "/t/proc/keys"); len(m) != 0 {
+		t.Errorf("unmasked plan masks /proc/keys: %+v", m)
+	}
+}
+
+func TestPlanDeviceNodes(t *testing.T) {
+	for _, noDev := range []bool{false, true} {
+		ops, err := plan(merged(), &Spec{Target: "/t", NoDev: noDev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev := mountsAt(ops, "/t/dev")[0]
+		if got := dev.Num&unix.MS_NODEV != 0; got != noDev {
+			t.Errorf("NoDev %v: /dev nodev %v", noDev, got)
+		}
+		binds, nodes := len(mountsAt(ops, "/t/dev/null")), len(find(ops, setup.Mknod, "/t/dev/null"))
+		if noDev && (binds != 1 || nodes != 0) || !noDev && (binds != 0 || nodes != 1) {
+			t.Errorf("NoDev %v: /dev/null: %d binds, %d mknods", noDev, binds, nodes)
+		}
+	}
+}
+
+func TestPlanDirectoryRoot(t *testing.T) {
+	h := merged()
+	h.writable = map[string]bool{"/srv/root/etc": true}
+	s := &Spec{
+		Dir: "/srv/root", Target: "/t", EtcDir: "/state/etc", ReadOnly: true, NoDev: true,
+		Volumes: []Volume{
+			{Source: "/srv/data", Destination: "/evil/mnt"},
+			{Source: "/srv/conf.txt", Destination: "/etc/app/conf.txt", ReadOnly: true},
+		},
+	}
+	ops, err := plan(h, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := mountsAt(ops, "/t"); len(m) != 1 || m[0].Str[0] != "/srv/root" || m[0].Num != unix.MS_BIND|unix.MS_REC {
+		t.Errorf("root mounts %+v: want a recursive bind of /srv/root", m)
+	}
+	if nd := find(ops, setup.NoDev, "/t"); len(nd) != 1 {
+		t.Errorf("root nodev ops %+v", nd)
+	}
+	// hosts is a regular file: bound read-only from EtcDir. resolv.conf is
+	// a symlink: left alone. hostname is missing in a writable /etc: made.
+	if m := mountsAt(ops, "/t/etc/hosts"); len(m) != 1 || m[0].Str[0] != "/state/etc/hosts" {
+		t.Errorf("/etc/hosts mounts %+v", m)
+	}
+	if m := mountsAt(ops, "/t/etc/resolv.conf"); len(m) != 0 {
+		t.Errorf("a symlinked resolv.conf got %+v", m)
+	}
+	if tc := find(ops, setup.Touch, "/t/etc/hostname"); len(tc) != 1 {
+		t.Errorf("/etc/hostname touch ops %+v", tc)
+	}
+	// A symlink in the root cannot send a volume outside: /evil -> /srv/outside
+	// resolves inside the root.
+	if m := mountsAt(ops, "/t/srv/outside/mnt"); len(m) != 1 || m[0].Str[0] != "/srv/data" {
+		t.Errorf("volume through a symlink: %+v (ops %v)", m, ops)
+	}
+	for _, op := range ops {
+		if op.Code == setup.Mount && len(op.Str) > 1 && !strings.HasPrefix(op.Str[1], "/t") && op.Str[1] != "/" {
+			t.Errorf("mount outside the target: %+v", op)
+		}
+	}
+	// A file volume gets its parent directories and a mount point; ro.
+	if tc := find(ops, setup.Touch, "/t/etc/app/conf.txt"); len(tc) != 1 {
+		t.Errorf("file volume touch ops %+v", tc)
+	}
+	if ro := find(ops, setup.RemountRO, "/t/etc/app/conf.txt"); len(ro) != 1 {
+		t.Errorf("read-only volume ops %+v", ro)
+	}
+	// The read-only root comes after the volumes, right before the pivot.
+	i := slices.IndexFunc(ops, func(op setup.Op) bool { return op.Code == setup.RemountRO && op.Str[0] == "/t" && op.Num == 0 })
+	if i != len(ops)-2 {
+		t.Errorf("read-only root at op %d of %d", i, len(ops))
+	}
+}
+
+func TestPlanErrors(t *testing.T) {
+	if _, err := plan(merged(), &Spec{Target: "/t", Volumes: []Volume{{Source: "/nonexistent", Destination: "/x"}}}); err == nil {
+		t.Error("volume with a missing source planned")
+	}
+}
