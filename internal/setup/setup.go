@@ -109,6 +109,12 @@ type OpHeader struct {
 	NStr  uint32
 }
 
+// StringHeader is the length before each of an operation's strings, which
+// counts the string's NUL.
+type StringHeader struct {
+	Len uint32
+}
+
 // Report is a record on the status pipe: a failed operation's index and
 // errno, or a record that is not a failure (Synced, Spawned and its PID).
 type Report struct {
@@ -132,7 +138,7 @@ func appendOp(b []byte, op Op) []byte {
 	h := OpHeader{Code: uint32(op.Code), Flags: op.Flags, Num: op.Num, NStr: uint32(len(op.Str))}
 	b = appendStruct(b, &h)
 	for _, s := range op.Str {
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(s)+1))
+		b = appendStruct(b, &StringHeader{Len: uint32(len(s) + 1)})
 		b = append(b, s...)
 		b = append(b, 0)
 	}
@@ -151,11 +157,13 @@ func Decode(b []byte) ([]Op, error) {
 		b = b[n:]
 		op := Op{Code: Code(h.Code), Flags: h.Flags, Num: h.Num}
 		for range h.NStr {
-			if len(b) < 4 {
+			var sh StringHeader
+			n, err := binary.Decode(b, binary.LittleEndian, &sh)
+			if err != nil {
 				return nil, fmt.Errorf("operation %d: malformed", len(ops))
 			}
-			l := binary.LittleEndian.Uint32(b)
-			b = b[4:]
+			l := sh.Len
+			b = b[n:]
 			if l == 0 || uint64(l) > uint64(len(b)) || b[l-1] != 0 {
 				return nil, fmt.Errorf("operation %d: malformed string", len(ops))
 			}

@@ -215,6 +215,12 @@ _Static_assert(__builtin_offsetof(struct op_header, flags) == 4, "struct op_head
 _Static_assert(__builtin_offsetof(struct op_header, num) == 8, "struct op_header");
 _Static_assert(__builtin_offsetof(struct op_header, n_str) == 16, "struct op_header");
 
+struct string_header {
+	unsigned int len;
+} __attribute__((packed));
+_Static_assert(sizeof(struct string_header) == 4, "struct string_header");
+_Static_assert(__builtin_offsetof(struct string_header, len) == 0, "struct string_header");
+
 struct report {
 	unsigned int index;
 	int errno;

@@ -136,7 +136,7 @@ var kernel = []constant{
 // records are setup's wire structs; kernelStructs the kernel's.
 var (
 	records = []cstruct{
-		{"op_header", setup.OpHeader{}}, {"report", setup.Report{}}, {"join_header", setup.JoinHeader{}},
+		{"op_header", setup.OpHeader{}}, {"string_header", setup.StringHeader{}}, {"report", setup.Report{}}, {"join_header", setup.JoinHeader{}},
 	}
 	kernelStructs = []cstruct{
 		{"k_timespec", unix.Timespec{}}, {"k_stat", unix.Stat_t{}}, {"k_fsid", unix.Fsid{}},
