@@ -138,6 +138,7 @@
 #define FD_CLOEXEC 1
 #define F_DUPFD_CLOEXEC 0x406
 #define F_ADD_SEALS 0x409
+#define F_GETPIPE_SZ 0x408
 #define F_SEAL_SEAL 1
 #define F_SEAL_SHRINK 2
 #define F_SEAL_GROW 4
