@@ -25,12 +25,13 @@ all: build
 # from source and is the binary's entry point; without one, the same podsb
 # without it.
 build: ## Build bin/podsb (with exec's fast path if there is a C compiler)
-	@if [ "$$($(GO) env GOARCH)" = amd64 ] && sh fastexec/c/build.sh; then \
+	@rc=2; if [ "$$($(GO) env GOARCH)" = amd64 ]; then sh fastexec/c/build.sh && rc=0 || rc=$$?; fi; \
+	if [ $$rc = 0 ]; then \
 		set -x; CGO_ENABLED=$(CGO) $(GO) build -tags fastexec -ldflags=-E=podsb/fastexec.entry -o $(BIN) ./cmd/podsb; \
-	else \
+	elif [ $$rc = 2 ]; then \
 		echo "make build: no C compiler for amd64: $(BIN) without exec's fast path (podsb exec starts in Go)"; \
 		set -x; CGO_ENABLED=$(CGO) $(GO) build -o $(BIN) ./cmd/podsb; \
-	fi
+	else exit $$rc; fi
 
 test: ## Run every test: unit and root-only integration (needs root)
 	$(GO) test -count=1 -race $(TESTFLAGS) ./...
