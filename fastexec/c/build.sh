@@ -40,7 +40,10 @@ trap 'rm -rf "$tmp"' EXIT
 
 # -fpie and -fno-jump-tables: only PC-relative references; no libc, no
 # stack protector (its canary lives in TLS), no CET notes, no unwind tables.
-# gcc would turn the copying loops into calls of memcpy itself.
+# gcc would turn the copying loops into calls of memcpy itself. Linked as a
+# static PIE, so that a reference that needs an absolute address becomes a
+# dynamic relocation, which blob.ld refuses, rather than an address fixed at
+# link time.
 extra=
 if $CC --version | grep -qi gcc; then
 	extra=-fno-tree-loop-distribute-patterns
@@ -51,7 +54,7 @@ fi
 	-fno-asynchronous-unwind-tables -fno-unwind-tables -fno-ident \
 	-DPAUSE_IMAGE="\"../../reaper/pause/pause-amd64\"" \
 	-c -o "$tmp/fastexec.o" fastexec.c
-"$CC" -nostdlib -static -Wl,-T,blob.ld -Wl,--oformat=binary -Wl,--build-id=none \
+"$CC" -nostdlib -static-pie -Wl,-T,blob.ld -Wl,--oformat=binary -Wl,--build-id=none \
 	-o "$tmp/fastexec.bin" "$tmp/fastexec.o"
 
 # Whole 8-byte words: pad with zeros after the end.

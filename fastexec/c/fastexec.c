@@ -323,8 +323,10 @@ static void moveFD(i64 fd, int to)
 
 // pause_image to pause_end is the committed pause image
 // (reaper/pause/pause-amd64), included whole.
-extern const char pause_image[];
-extern const char pause_end[];
+// Hidden: addressed relative to the code, not through a GOT, which would
+// need relocating.
+extern const char pause_image[] __attribute__((visibility("hidden")));
+extern const char pause_end[] __attribute__((visibility("hidden")));
 __asm__(".section .rodata.pause,\"a\"\n"
 	".globl pause_image\npause_image:\n"
 	".incbin \"" PAUSE_IMAGE "\"\n"
