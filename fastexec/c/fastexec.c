@@ -162,13 +162,14 @@ static __attribute__((noreturn)) void fail(const char *what, i64 err)
 static i64 readfd(i64 fd, char *p, u64 cap)
 {
 	i64 n = 0, r;
+	char more;
 
 	while ((u64)n < cap && (r = sys(SYS_READ, fd, (i64)(p + n), cap - n)) != 0)
 		if (r > 0)
 			n += r;
 		else if (r != -EINTR)
 			return -1;
-	if ((u64)n == cap && sys(SYS_READ, fd, (i64)p, 1) != 0)
+	if ((u64)n == cap && sys(SYS_READ, fd, (i64)&more, 1) != 0)
 		return -1;
 	return n;
 }
@@ -447,7 +448,7 @@ static __attribute__((noreturn)) void child(struct attempt *a, const struct join
 // returns, having undone everything, to let Go do it.
 static void try(struct attempt *a, const char *root, const char *pod, int ncmd, char **cmd, int interactive)
 {
-	char rec[MAX_JOIN + 1];
+	char rec[MAX_JOIN];
 	struct join j;
 	i64 n, pidns = -1;
 

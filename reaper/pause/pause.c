@@ -285,7 +285,7 @@ static long run_command(const struct op *o, char **envp)
 {
 	static const sigset64 none = 0;
 	const char *argv[MAX_STRINGS + 1];
-	const char *file = o->str[0], *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	const char *file = o->str[0], *path = DEFAULT_PATH;	// sandbox.DefaultPath
 	char buf[4096];
 	long err = -ENOENT;
 
