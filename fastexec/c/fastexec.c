@@ -444,8 +444,8 @@ static __attribute__((noreturn)) void child(struct attempt *a, const struct join
 	quit(125);
 }
 
-// try runs the command as the join record of root/pod says, and exits; it
-// returns, having undone everything, to let Go do it.
+// try runs the command as the join record of root/pod says, and exits. It
+// returns to let Go do it; what it opened is in a, for undo.
 static void try(struct attempt *a, const char *root, const char *pod, int ncmd, char **cmd, int interactive)
 {
 	char rec[MAX_JOIN];
