@@ -5,15 +5,33 @@ TESTFLAGS ?=
 BIN := bin/podsb
 # A static binary starts faster (no dynamic loader) and runs anywhere.
 CGO ?= 0
-# The entry point: podsb exec's C part before the Go runtime (nsenter/fastexec.go).
-LDFLAGS ?= -E=podsb/nsenter.fastEntry
+
+# Who imports whom: each package with the podsb packages it may import
+# (go list's Imports, checked by lint). The C parts have edges go list
+# cannot see: CEDGES, checked from their #include lines. Besides those,
+# fastexec's C includes reaper's pause image (fastexec/c/build.sh) and
+# reads sandbox's files at run time: the join record and the namespace
+# handles (fastexec/doc.go names them).
+EDGES := cmd/podsb:sandbox,fastexec sandbox:rootfs,network,reaper,nsenter,internal/setup,internal/errclass \
+	rootfs:internal/setup,internal/errclass network:internal/errclass nsenter: reaper: fastexec: \
+	internal/setup: internal/setup/gen:internal/setup,sandbox internal/errclass: internal/testenv: integration:
+CEDGES := fastexec:internal/setup reaper:internal/setup
 
 .PHONY: all build deps test unit integration bench lint demo pause clean help
 
 all: build
 
-build: ## Build bin/podsb
-	CGO_ENABLED=$(CGO) $(GO) build -ldflags=$(LDFLAGS) -o $(BIN) ./cmd/podsb
+# With a C compiler, podsb exec's fast path (package fastexec) is built
+# from source and is the binary's entry point; without one, the same podsb
+# without it.
+build: ## Build bin/podsb (with exec's fast path if there is a C compiler)
+	@rc=2; if [ "$$($(GO) env GOARCH)" = amd64 ]; then sh fastexec/c/build.sh && rc=0 || rc=$$?; fi; \
+	if [ $$rc = 0 ]; then \
+		set -x; CGO_ENABLED=$(CGO) $(GO) build -tags fastexec -ldflags=-E=podsb/fastexec.entry -o $(BIN) ./cmd/podsb; \
+	elif [ $$rc = 2 ]; then \
+		echo "make build: no C compiler for amd64: $(BIN) without exec's fast path (podsb exec starts in Go)"; \
+		set -x; CGO_ENABLED=$(CGO) $(GO) build -o $(BIN) ./cmd/podsb; \
+	else exit $$rc; fi
 
 deps: ## Install the Debian packages the tests drive, if missing (scripts/deps.sh; needs root)
 	sh scripts/deps.sh
@@ -22,7 +40,7 @@ test: deps ## Run every test: unit and root-only integration (needs root); insta
 	$(GO) test -count=1 -race $(TESTFLAGS) ./...
 
 unit: ## Run the tests that need no root
-	$(GO) test -count=1 -race $(TESTFLAGS) ./cmd/... ./sandbox/... ./rootfs/... ./reaper/... ./nsenter/... ./network/... ./internal/...
+	$(GO) test -count=1 -race $(TESTFLAGS) ./cmd/... ./sandbox/... ./rootfs/... ./reaper/... ./nsenter/... ./network/... ./internal/... ./fastexec/...
 
 integration: deps ## Run the root-only end-to-end tests of the built binary and the library
 	$(GO) test -count=1 $(TESTFLAGS) ./integration/...
@@ -39,13 +57,22 @@ lint: ## gofmt, go vet, staticcheck, and the package dependency rules
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
-	@for leaf in $$($(GO) list ./... | grep -E '^podsb/(nsenter|reaper|rootfs|network)$$'); do \
-		bad=$$($(GO) list -deps $$leaf | grep -E '^podsb/(sandbox|cmd|nsenter|reaper|rootfs|network)' | grep -vx "$$leaf"); \
-		if [ -n "$$bad" ]; then echo "leaf package $$leaf imports $$bad"; exit 1; fi; \
+	$(GO) vet -tags fastexec ./fastexec
+	@$(GO) list -f '{{.ImportPath}} {{join .Imports " "}}' ./... | awk -v edges="$(EDGES)" ' \
+		BEGIN { n = split(edges, e, " "); for (i = 1; i <= n; i++) { split(e[i], kv, ":"); p = "podsb/" kv[1]; known[p] = 1; \
+			m = split(kv[2], d, ","); for (j = 1; j <= m; j++) ok[p " podsb/" d[j]] = 1 } } \
+		!known[$$1] { print "lint: package " $$1 " has no entry in the Makefile'"'"'s EDGES"; bad = 1 } \
+		{ for (i = 2; i <= NF; i++) if ($$i ~ /^podsb\// && !ok[$$1 " " $$i]) { print "lint: " $$1 " imports " $$i ": not in EDGES"; bad = 1 } } \
+		END { exit bad }'
+	@for f in $$(git ls-files '*.c'); do pkg=$$(dirname $$(dirname $$f)); \
+		for inc in $$(sed -n 's/^#include "\([^"]*\)".*/\1/p' $$f); do \
+			dep=$$(dirname $$(realpath --relative-to=. $$(dirname $$f)/$$inc)); \
+			echo " $(CEDGES) " | tr ' ' '\n' | grep -qx "$$pkg:\(.*,\)*$$dep\(,.*\)*" || \
+				{ echo "lint: $$f includes $$inc: $$pkg -> $$dep is not in CEDGES"; exit 1; }; \
+		done; \
 	done
-	@if $(GO) list -deps ./sandbox | grep -q '^podsb/cmd'; then echo "sandbox imports cmd"; exit 1; fi
 
-pause: ## Rebuild the embedded pause program from reaper/pause/pause.c (needs gcc)
+pause: ## Rebuild the embedded pause image from reaper/pause/pause.c (with the compiler in reaper/pause/COMPILER)
 	sh reaper/pause/build.sh
 
 demo: build ## Create a pod with the default root, look inside, remove it (needs root)
@@ -60,7 +87,7 @@ demo: build ## Create a pod with the default root, look inside, remove it (needs
 	echo '$$ podsb rm demo'; $$p rm demo
 
 clean: ## Remove built files
-	rm -rf bin
+	rm -rf bin fastexec/blob_amd64.s
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'

@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"debug/buildinfo"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -14,11 +16,13 @@ var (
 	buildOnce sync.Once
 	buildDir  string
 	buildErr  error
+	buildFast bool // the binary has exec's fast path (package fastexec)
 )
 
-// podsbBinary builds cmd/podsb once per test binary and returns its path. The
-// directory is world-readable so tests can run the binary as an unprivileged
-// user.
+// podsbBinary builds cmd/podsb once per test binary, with make build, so
+// that the tests run what make build gives (with exec's fast path when
+// there is a C compiler), and returns its path. The directory is
+// world-readable so tests can run the binary as an unprivileged user.
 func podsbBinary(tb testing.TB) string {
 	tb.Helper()
 	testenv.RequireRoot(tb)
@@ -30,19 +34,38 @@ func podsbBinary(tb testing.TB) string {
 		if buildErr = os.Chmod(buildDir, 0o755); buildErr != nil {
 			return
 		}
-		// As the Makefile builds it: static, with exec's C part as the
-		// entry point (nsenter/fastexec.go).
-		cmd := exec.Command("go", "build", "-ldflags=-E=podsb/nsenter.fastEntry", "-o", filepath.Join(buildDir, "podsb"), "podsb/cmd/podsb")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		bin := filepath.Join(buildDir, "podsb")
+		cmd := exec.Command("make", "-s", "-C", "..", "build", "BIN="+bin)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = &buildError{err: err, out: string(out)}
+			return
+		}
+		info, err := buildinfo.ReadFile(bin)
+		if err != nil {
+			buildErr = err
+			return
+		}
+		for _, s := range info.Settings {
+			if s.Key == "-tags" && strings.Contains(","+s.Value+",", ",fastexec,") {
+				buildFast = true
+			}
 		}
 	})
 	if buildErr != nil {
 		tb.Fatalf("build podsb: %v", buildErr)
 	}
 	return filepath.Join(buildDir, "podsb")
+}
+
+// requireFastPath skips tb unless the built podsb has exec's fast path,
+// which make build leaves out without a C compiler.
+func requireFastPath(tb testing.TB) {
+	tb.Helper()
+	podsbBinary(tb)
+	if !buildFast {
+		tb.Skip("podsb was built without exec's fast path: make build found no C compiler")
+	}
 }
 
 type buildError struct {

@@ -194,15 +194,12 @@ func checkNoLeaks(t testing.TB, root string, names map[string]bool, pids map[int
 	}
 }
 
-// stateEntries lists what the state root holds but its create record
-// (.create, a cache that is no pod's).
+// stateEntries lists what the state root holds.
 func stateEntries(root string) []string {
 	ents, _ := os.ReadDir(root)
 	var names []string
 	for _, en := range ents {
-		if en.Name() != ".create" {
-			names = append(names, en.Name())
-		}
+		names = append(names, en.Name())
 	}
 	return names
 }

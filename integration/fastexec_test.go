@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"podsb/internal/setup"
 )
 
 // runFast runs podsb with exec's C part on (fast) or off (PODSB_FASTEXEC=0,
@@ -31,6 +32,7 @@ func (e *env) runFast(fast bool, stdin string, args ...string) result {
 // TestFastExecParity runs the forms of exec that the C part takes (and some
 // it leaves to Go) both ways: the same output, errors and exit codes.
 func TestFastExecParity(t *testing.T) {
+	requireFastPath(t)
 	e := newEnv(t)
 	name, _ := e.create("--hostname", "parity")
 	stopped, d := e.create()
@@ -68,6 +70,8 @@ func TestFastExecParity(t *testing.T) {
 		{"", []string{"exec", "-e", "=x", name, "--", "true"}},
 		{"", []string{"exec", "-w", "relative", name, "--", "true"}},
 		{"", []string{"--root=" + e.root, "exec", name, "--", "hostname"}},
+		{"", []string{"exec", "--interactive", name, "--", "sh", "-c", "echo $HOSTNAME $HOME; pwd"}},
+		{"", []string{"exec", name, "--", "sh", "-c", "cat /proc/self/status | grep -E '^(Uid|Gid|Groups):'"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			fast := e.runFast(true, tc.stdin, tc.args...)
@@ -83,6 +87,7 @@ func TestFastExecParity(t *testing.T) {
 // launcher of a running command is then a single thread, where the Go
 // program has several. After podsb start (a new pause) too.
 func TestFastExecTaken(t *testing.T) {
+	requireFastPath(t)
 	e := newEnv(t)
 	name, d := e.create()
 	if n := launcherThreads(t, e, name, true); n != 1 {
@@ -141,242 +146,191 @@ func launcherThreads(t *testing.T, e *env, name string, fast bool) int {
 	return threads
 }
 
-// TestFastRmParity removes pods with rm's C part and with Go
-// (PODSB_FASTEXEC=0): the same output, errors and exit codes, and nothing
-// left (the env's leak checks).
-func TestFastRmParity(t *testing.T) {
-	e := newEnv(t)
-	long := strings.Repeat("a", 64)
-	for _, fast := range []bool{true, false} {
-		// A running pod with a container and a detached command.
-		busy, _ := e.create()
-		e.must("run", "-d", "--name", "c1", busy, "--", "sleep", "100")
-		e.must("exec", "-d", busy, "--", "sleep", "100")
-		// A pod whose pause was killed.
-		stopped, d := e.create()
-		unix.Kill(d.Pid, unix.SIGKILL)
-		if err := waitDead(d.Pid, d.StartTime, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		plain, _ := e.create()
-		limited, _ := e.create("--pids-limit", "50")
-		for _, args := range [][]string{
-			{"rm", busy}, {"rm", stopped}, {"rm", "-f", plain}, {"rm", limited},
-			{"rm", "nosuchpod"}, {"rm", "-f", "nosuchpod"}, {"rm", "../x"}, {"rm", long}, {"rm", busy},
-		} {
-			r := e.runFast(fast, "", args...)
-			want := result{stdout: args[len(args)-1] + "\n"}
-			switch args[len(args)-1] {
-			case "nosuchpod":
-				want = result{stderr: "podsb: no such pod: nosuchpod\n", code: 125}
-				if args[1] == "-f" {
-					want = result{}
-				}
-			case "../x":
-				want = result{stderr: "podsb: pod name \"../x\": must match [A-Za-z0-9][A-Za-z0-9_.-]*\n", code: 125}
-			case long:
-				want = result{stderr: fmt.Sprintf("podsb: pod name %.20q...: longer than 63 characters\n", long), code: 125}
-			}
-			if args[1] == busy && r.code == 125 { // the second rm of busy
-				want = result{stderr: "podsb: no such pod: " + busy + "\n", code: 125}
-			}
-			if r != want {
-				t.Errorf("fast=%v %v: %+v, want %+v", fast, args, r, want)
-			}
-		}
-		checkNoLeaks(t, e.root, e.names, e.pids)
+// fastRan tells whether exec's C part ran the command: the launcher of a
+// running command is then one thread, where Go's has several.
+func fastRan(t *testing.T, e *env, name string) bool {
+	t.Helper()
+	return launcherThreads(t, e, name, true) == 1
+}
+
+// joinOf reads and decodes a pod's join record.
+func joinOf(t *testing.T, e *env, name string) *setup.Join {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.root, name, setup.JoinFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := setup.DecodeJoin(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// writeJoin writes a join record to path as podsb would (root's, 0600).
+func writeJoin(t *testing.T, path string, j *setup.Join) {
+	t.Helper()
+	b, err := j.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
-// TestFastRmTaken checks that rm's C part runs: while it waits for a
-// stopped pause to take its SIGTERM, podsb rm is a single thread.
-func TestFastRmTaken(t *testing.T) {
-	e := newEnv(t)
-	for _, fast := range []bool{true, false} {
-		name, d := e.create()
-		unix.Kill(d.Pid, unix.SIGSTOP)
-		cmd := exec.Command(e.bin, "--root", e.root, "rm", name)
-		cmd.Env = append(os.Environ(), fmt.Sprintf("PODSB_FASTEXEC=%d", map[bool]int{true: 1}[fast]))
-		if err := cmd.Start(); err != nil {
+// TestFastExecRefusesRecords gives exec's C part records it must not run:
+// each time it leaves the exec to Go (the launcher is Go's), and the
+// outcome is Go's (the same with PODSB_FASTEXEC=0).
+func TestFastExecRefusesRecords(t *testing.T) {
+	requireFastPath(t)
+	both := func(t *testing.T, e *env, args ...string) result {
+		t.Helper()
+		fast, slow := e.runFast(true, "", args...), e.runFast(false, "", args...)
+		if fast != slow {
+			t.Errorf("%v: C part %+v, Go %+v", args, fast, slow)
+		}
+		return fast
+	}
+	t.Run("a join that is a symlink", func(t *testing.T) {
+		e := newEnv(t)
+		name, _ := e.create()
+		// To the record itself, renamed: only the symlink is wrong.
+		rec := filepath.Join(e.root, name, setup.JoinFile)
+		if err := os.Rename(rec, rec+".real"); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond)
-		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", cmd.Process.Pid))
-		unix.Kill(d.Pid, unix.SIGCONT)
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("fast=%v: rm: %v", fast, err)
+		if err := os.Symlink(setup.JoinFile+".real", rec); err != nil {
+			t.Fatal(err)
 		}
-		if fast && len(ents) != 1 || !fast && len(ents) < 2 {
-			t.Errorf("fast=%v: podsb rm had %d threads", fast, len(ents))
+		if fastRan(t, e, name) {
+			t.Error("the C part ran a join record that is a symlink")
 		}
-	}
+		both(t, e, "exec", name, "--", "hostname")
+	})
+	t.Run("a group-writable join", func(t *testing.T) {
+		e := newEnv(t)
+		name, _ := e.create()
+		if err := os.Chmod(filepath.Join(e.root, name, setup.JoinFile), 0o620); err != nil {
+			t.Fatal(err)
+		}
+		if fastRan(t, e, name) {
+			t.Error("the C part ran a group-writable join record")
+		}
+		both(t, e, "exec", name, "--", "hostname")
+	})
+	t.Run("a join not root's", func(t *testing.T) {
+		e := newEnv(t)
+		name, _ := e.create()
+		if err := os.Chown(filepath.Join(e.root, name, setup.JoinFile), 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if fastRan(t, e, name) {
+			t.Error("the C part ran a join record owned by nobody")
+		}
+		both(t, e, "exec", name, "--", "hostname")
+	})
+	t.Run("a join copied from another pod", func(t *testing.T) {
+		e := newEnv(t)
+		a, _ := e.create()
+		b, _ := e.create()
+		rec := filepath.Join(e.root, b, setup.JoinFile)
+		ja := joinOf(t, e, a)
+		// As it is: another pod's name.
+		writeJoin(t, rec, ja)
+		if fastRan(t, e, b) {
+			t.Error("the C part ran another pod's join record")
+		}
+		if r := both(t, e, "exec", b, "--", "hostname"); r != (result{stdout: b + "\n"}) {
+			t.Errorf("exec in %s: %+v", b, r)
+		}
+		// Renamed: its pause is not in the PID namespace pinned in ns/pid.
+		ja.Name = b
+		writeJoin(t, rec, ja)
+		if fastRan(t, e, b) {
+			t.Error("the C part ran a join record whose pause is another pod's")
+		}
+		if r := both(t, e, "exec", b, "--", "hostname"); r != (result{stdout: b + "\n"}) {
+			t.Errorf("exec in %s: %+v", b, r)
+		}
+	})
+	t.Run("a pod's directory under another name", func(t *testing.T) {
+		// ROOT/ALIAS, a bind mount of ROOT/NAME: its record is NAME's.
+		e := newEnv(t)
+		name, _ := e.create()
+		alias := e.name()
+		dir := filepath.Join(e.root, alias)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount(filepath.Join(e.root, name), dir, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			unix.Unmount(dir, unix.MNT_DETACH)
+			os.Remove(dir)
+		})
+		if fastRan(t, e, alias) {
+			t.Error("the C part ran the record of a pod of another name")
+		}
+		both(t, e, "exec", alias, "--", "hostname")
+	})
+	t.Run("a state root others may write", func(t *testing.T) {
+		// A 1777 state root: anyone could have planted a pod directory and
+		// a record. Go's own refusal of such a root is another change;
+		// here: the C part does not act, and the outcome is Go's.
+		e := newEnv(t)
+		name, _ := e.create()
+		planted := e.name()
+		if err := os.Mkdir(filepath.Join(e.root, planted), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		j := joinOf(t, e, name)
+		j.Name = planted
+		for i := range j.Namespaces {
+			j.Namespaces[i].Path = filepath.Join("..", name, j.Namespaces[i].Path)
+		}
+		writeJoin(t, filepath.Join(e.root, planted, setup.JoinFile), j)
+		t.Cleanup(func() { os.RemoveAll(filepath.Join(e.root, planted)) })
+		if err := os.Chmod(e.root, 0o1777); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(e.root, 0o755) })
+		// Where Go refuses such a root, the same refusal both ways shows
+		// that the C part did not run the command; where Go accepts it,
+		// the launcher must be Go's.
+		if r := both(t, e, "exec", name, "--", "hostname"); r.code == 0 && fastRan(t, e, name) {
+			t.Error("the C part acted in a state root writable by others")
+		}
+		// The planted pod has no state: Go's error, either way.
+		if r := both(t, e, "exec", planted, "--", "hostname"); r.code != 125 || r.stdout != "" {
+			t.Errorf("exec in a planted pod: %+v", r)
+		}
+	})
 }
 
-// TestFastCreateParity makes pods with create's C part and with Go: the
-// same state (but for PIDs, times and inodes), join record, root, mounts
-// and devices in the pod, output and errors.
-func TestFastCreateParity(t *testing.T) {
+// TestFastExecLongCommand runs commands with very long names that are not
+// found: stderr is one clean line, Go's, however long the name.
+func TestFastExecLongCommand(t *testing.T) {
+	requireFastPath(t)
 	e := newEnv(t)
-	// The first create of a state root is Go's, and writes the record.
-	first := e.name()
-	if r := e.runFast(true, "", "create", "--network", "none", first); r.code != 0 {
-		t.Fatal(r)
-	}
-	record := filepath.Join(e.root, ".create")
-	fi, err := os.Stat(record)
-	if err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("create record: %v %v", fi, err)
-	}
-	look := "hostname; cat /etc/hostname /etc/hosts /etc/resolv.conf /etc/passwd; ls -l /dev | cut -c1-10,35-; " +
-		"cut -d' ' -f5,6 /proc/self/mountinfo | sort; grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/1/status; " +
-		"ps -o pid,comm 2>/dev/null | head -3; ip -o link"
-	norm := func(name string) (string, string) {
-		b, err := os.ReadFile(filepath.Join(e.root, name, "state.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := string(b)
-		d := e.inspect(name)
-		for _, v := range []string{fmt.Sprint(d.Pid), fmt.Sprint(d.StartTime), d.Created.Format(time.RFC3339Nano)} {
-			s = strings.ReplaceAll(s, v, "X")
-		}
-		for _, ns := range d.Namespaces {
-			s = strings.ReplaceAll(s, fmt.Sprint(ns.Inode), "INO")
-		}
-		s = strings.ReplaceAll(s, name, "NAME")
-		r := e.run("exec", name, "--", "sh", "-c", look)
-		if r.code != 0 {
-			t.Fatalf("in %s: %+v", name, r)
-		}
-		return s, strings.ReplaceAll(r.stdout, name, "NAME")
-	}
-	fast, slow := e.name(), e.name()
-	for _, c := range []struct {
-		fast bool
-		name string
-	}{{true, fast}, {false, slow}} {
-		if r := e.runFast(c.fast, "", "create", "--network", "none", c.name); r != (result{stdout: c.name + "\n"}) {
-			t.Fatalf("fast=%v create: %+v", c.fast, r)
-		}
-		// The C part only reads the record; Go's create writes it anew
-		// (a new file): so the C part made the first pod.
-		fi2, _ := os.Stat(record)
-		if os.SameFile(fi, fi2) != c.fast {
-			t.Errorf("fast=%v: the record was rewritten: %v", c.fast, !os.SameFile(fi, fi2))
-		}
-		fi = fi2
-	}
-	fs, fp := norm(fast)
-	ss, sp := norm(slow)
-	if fs != ss {
-		t.Errorf("state.json: C part:\n%s\nGo:\n%s", fs, ss)
-	}
-	if fp != sp {
-		t.Errorf("in the pod: C part:\n%s\nGo:\n%s", fp, sp)
-	}
-	jf, _ := os.ReadFile(filepath.Join(e.root, fast, "join"))
-	js, _ := os.ReadFile(filepath.Join(e.root, slow, "join"))
-	jf = bytes.ReplaceAll(jf, []byte(fast), []byte("NAME"))
-	js = bytes.ReplaceAll(js, []byte(slow), []byte("NAME"))
-	if len(jf) != len(js) || len(jf) < 24 || !bytes.Equal(jf[24:], js[24:]) { // past magic, PID and start time
-		t.Errorf("join records differ: %d and %d bytes", len(jf), len(js))
-	}
-	// Errors, and a generated name.
-	for _, args := range [][]string{
-		{"create", "--network", "none", fast}, {"create", "--network", "none", "../x"},
-		{"create", "--network", "none", strings.Repeat("a", 64)},
+	name, _ := e.create()
+	for _, cmd := range []string{
+		strings.Repeat("a", 300),                           // longer than NAME_MAX
+		"/" + strings.Repeat("b", 600),                     // a path longer than 512 bytes
+		"/tmp/" + strings.Repeat("c/", 2100) + "nosuch",    // longer than PATH_MAX
+		strings.Repeat("\u00e9", 200) + " with \"quotes\"", // not ASCII
 	} {
-		a, b := e.runFast(true, "", args...), e.runFast(false, "", args...)
-		if a != b || a.code != 125 {
-			t.Errorf("%v: C part %+v, Go %+v", args, a, b)
+		want := result{stderr: "podsb: " + cmd + ": command not found\n", code: 127}
+		for _, fast := range []bool{true, false} {
+			r := e.runFast(fast, "", "exec", name, "--", cmd)
+			if r != want {
+				t.Errorf("fast=%v: exec of a %d-byte name: %.200q (code %d), want one line", fast, len(cmd), r.stderr, r.code)
+			}
+			if strings.ContainsRune(r.stderr, 0) {
+				t.Errorf("fast=%v: NUL bytes on stderr", fast)
+			}
 		}
 	}
-	r := e.runFast(true, "", "create", "--network", "none")
-	gen := strings.TrimSpace(r.stdout)
-	if r.code != 0 || len(gen) != 12 || strings.Trim(gen, "0123456789abcdef") != "" {
-		t.Fatalf("generated name: %+v", r)
-	}
-	e.use(gen)
-	e.inspect(gen)
-	// A record that no longer holds (another boot, a corrupt one) leaves
-	// the create to Go, which writes it again.
-	b, _ := os.ReadFile(record)
-	d := e.inspect(fast)
-	os.WriteFile(record, bytes.Replace(b, []byte(d.BootID), []byte("00000000-0000-0000-0000-000000000000"), 1), 0o600)
-	stale, _ := os.Stat(record)
-	if r := e.runFast(true, "", "create", "--network", "none", e.name()); r.code != 0 {
-		t.Fatal(r)
-	}
-	if now, _ := os.Stat(record); os.SameFile(stale, now) {
-		t.Errorf("a stale record was used, or not rewritten")
-	}
-	os.WriteFile(record, []byte("podsbC1\ngarbage"), 0o600)
-	if r := e.runFast(true, "", "create", "--network", "none", e.name()); r.code != 0 {
-		t.Fatal(r)
-	}
-	// A record others could have written is not used either.
-	os.Chmod(record, 0o666)
-	open, _ := os.Stat(record)
-	if r := e.runFast(true, "", "create", "--network", "none", e.name()); r.code != 0 {
-		t.Fatal(r)
-	}
-	if now, _ := os.Stat(record); os.SameFile(open, now) || now.Mode().Perm() != 0o600 {
-		t.Errorf("a world-writable record was used, or not rewritten: %v", now.Mode())
-	}
-	// A name another state root's pod holds in /run/netns: declined by
-	// the C part, refused by Go, nothing made in this state root.
-	other := newEnv(t)
-	other.create() // in Go: writes other's record
-	for _, c := range []bool{true, false} {
-		r := other.runFast(c, "", "create", "--network", "none", fast)
-		if r.code != 125 || !strings.Contains(r.stderr, "exists in /run/netns") {
-			t.Errorf("C part %v: the name of another root's pod: %+v", c, r)
-		}
-		if ents := stateEntries(other.root); len(ents) != 1 {
-			t.Errorf("C part %v: %s holds %v", c, other.root, ents)
-		}
-	}
-	// A record whose program fails in the init (sysfs misspelled, its
-	// lengths intact): the C part's attempt is undone, and Go makes the
-	// pod from its own plan.
-	b, _ = os.ReadFile(record)
-	os.WriteFile(record, bytes.ReplaceAll(b, []byte("sysfs\x00"), []byte("sysfz\x00")), 0o600)
-	bad, _ := os.Stat(record)
-	name := e.name()
-	if r := e.runFast(true, "", "create", "--network", "none", name); r != (result{stdout: name + "\n"}) {
-		t.Fatalf("after a failed init: %+v", r)
-	}
-	if now, _ := os.Stat(record); os.SameFile(bad, now) {
-		t.Errorf("the failing record was not rewritten")
-	}
-	if r := e.run("exec", name, "--", "sh", "-c", "grep -c ' /sys sysfs ' /proc/self/mounts"); r.stdout != "1\n" {
-		t.Errorf("the pod made after a failed init: %+v", r)
-	}
-	// Nothing but the record is left once the pods are gone (the env's
-	// leak check).
-}
-
-// TestFastCreateKilled kills podsb create, run by its C part, at 40 points
-// from its start to its end: rm -f then removes whatever it left, and
-// nothing remains (no process, mount, link or file).
-func TestFastCreateKilled(t *testing.T) {
-	e := newEnv(t)
-	first, _ := e.create() // in Go: writes the create record
-	before := livePauses(t)
-	for i := range 40 {
-		name := e.name()
-		cmd := exec.Command(e.bin, "--root", e.root, "create", "--network", "none", name)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(i) * 100 * time.Microsecond)
-		cmd.Process.Kill()
-		cmd.Wait()
-		if r := e.run("rm", "-f", name); r.code != 0 {
-			t.Errorf("rm -f after a create killed at %d µs: %+v", i*100, r)
-		}
-	}
-	e.must("rm", first)
-	checkPausesBack(t, before)
-	checkNoLeaks(t, e.root, e.names, e.pids)
 }

@@ -249,6 +249,9 @@ func podHostPIDs(t *testing.T, d inspectDoc) []hostPID {
 		}
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) < 20 { // gone since
+			continue
+		}
 		var start uint64
 		fmt.Sscan(f[19], &start)
 		out = append(out, hostPID{pid, start})

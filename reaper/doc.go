@@ -10,7 +10,11 @@
 // argv and auxv to (catatonit -P: about 700 KiB). Its image,
 // pause/pause-amd64, is built by pause/build.sh and committed, so building
 // podsb needs no C compiler; TestPauseImageUpToDate checks the committed
-// image against its source when gcc is present.
+// image against its source, byte for byte, with the compiler and linker
+// recorded in pause/COMPILER; with another compiler, this package's tests
+// run a fresh build of pause.c instead. pause.c includes
+// internal/setup/setup.h, the contract generated from Go. pause makes
+// itself non-dumpable, so that a pod's processes cannot ptrace it.
 //
 // The image is embedded in the podsb binary and executed from a sealed memfd
 // (Memfd, then Exec), so nothing has to exist inside the pod's root

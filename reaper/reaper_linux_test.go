@@ -29,9 +29,17 @@ const helperEnv = "PODSB_REAPER_TEST_HELPER"
 const orphanScript = `read x <&3; exec 3<&-; sleep 60 & echo $!`
 
 func TestMain(m *testing.M) {
+	dir, err := useFreshPause()
+	if err != nil {
+		fail(err)
+	}
 	switch os.Getenv(helperEnv) {
 	case "":
-		os.Exit(m.Run())
+		code := m.Run()
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
+		os.Exit(code)
 	case "pause":
 		execPause()
 	case "orphan":

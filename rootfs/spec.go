@@ -70,25 +70,6 @@ var MaskedPaths = []string{
 // ReadOnlyPaths are read-only in every pod (unless privileged).
 var ReadOnlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 
-// Inputs are the host paths a plan of the default root reads: Layout with
-// lstat (which system directories exist, and which are symlinks), Copied
-// with their contents, Probed for whether they exist (masked and
-// read-only paths).
-type Inputs struct {
-	Layout, Copied, Probed []string
-}
-
-// DefaultRootInputs returns the host paths Plan reads for a default root
-// (Dir empty, no volumes) with Mask.
-func DefaultRootInputs() Inputs {
-	in := Inputs{Layout: append([]string{}, hostSystemDirs...)}
-	for _, f := range hostEtcCopies {
-		in.Copied = append(in.Copied, "/etc/"+f)
-	}
-	in.Probed = append(append([]string{}, MaskedPaths...), ReadOnlyPaths...)
-	return in
-}
-
 // hostEtcCopies are copied from the host's /etc into the default root's /etc.
 // Nothing secret (shadow, gshadow, keys) is ever copied.
 var hostEtcCopies = []string{"passwd", "group", "nsswitch.conf"}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -25,7 +26,7 @@ type program struct {
 }
 
 // programExtraFD is the child's fd of the first extra file.
-const programExtraFD = 7
+const programExtraFD = setup.ExtraFD
 
 func newProgram(ops []setup.Op) (*program, error) {
 	pg := &program{ops: ops}
@@ -46,7 +47,7 @@ func newProgram(ops []setup.Op) (*program, error) {
 // root, with the stdio of s. It returns the child's PID.
 func (pg *program) fork(env []string, dir string, s *stdio, extra []*os.File, sys *syscall.SysProcAttr) (int, error) {
 	files := append([]*os.File{pg.progR, pg.statusW, pg.goR, pg.pause}, extra...)
-	pid, err := fork("/proc/self/fd/6", []string{"pause", "run"}, env, dir, s, files, sys)
+	pid, err := fork("/proc/self/fd/"+strconv.Itoa(setup.PauseFD), []string{"pause", "run"}, env, dir, s, files, sys)
 	// The child has its ends, or there is no child.
 	for _, f := range []*os.File{pg.progR, pg.statusW, pg.goR} {
 		f.Close()

@@ -9,14 +9,26 @@
 // pod costs one exec of a tiny static program instead of a second Go
 // process.
 //
-// Wire format (little-endian), one record per operation:
+// Wire format (little-endian), one record per operation: an OpHeader
 //
-//	u32 op | u32 flags | u64 num | u32 nstr | nstr × (u32 len | len bytes)
+//	u32 op | u32 flags | u64 num | u32 nstr
 //
-// Each string ends in a NUL that len counts; an empty string (len 1) stands
-// for a NULL pointer where the system call takes one. On failure the init
-// writes u32 index | i32 errno to its status pipe and exits 1.
+// then nstr strings, each u32 len | len bytes. Each string ends in a NUL
+// that len counts; an empty string (len 1) stands for a NULL pointer where
+// the system call takes one. On failure the init writes a Report (u32
+// index | i32 errno) to its status pipe and exits 1.
+//
+// This package is also the rest of the contract between podsb's Go and its
+// C (reaper/pause/pause.c and the fast path, package fastexec): the fds of
+// pause's modes, the limits, and the join record (Join). Every record is the
+// encoding/binary little-endian layout of a Go struct here; setup.h, which
+// both C programs include, is generated from this package by go generate
+// (gen/main.go) and declares the same structs, packed, with their sizes and
+// offsets checked by the compiler. TestHeaderUpToDate fails when setup.h is
+// stale.
 package setup
+
+//go:generate go run ./gen -o setup.h
 
 import (
 	"encoding/binary"
@@ -26,7 +38,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Code is an operation's code. The values are shared with pause.c.
+// Code is an operation's code. The values are shared with pause.c (setup.h
+// names them OP_ and the name in upper case with underscores: OP_REMOUNT_RO).
 type Code uint32
 
 const (
@@ -71,6 +84,9 @@ const (
 // with the program, a SetIDs's groups).
 const MaxStrings = 64
 
+// MaxProgram is the largest program, in bytes, that pause reads.
+const MaxProgram = 1 << 20
+
 // Optional marks an operation whose failure is ignored.
 const Optional uint32 = 1
 
@@ -85,19 +101,86 @@ type Op struct {
 	Str   []string
 }
 
+// OpHeader is an operation's fixed part on the wire; its strings follow.
+type OpHeader struct {
+	Code  uint32
+	Flags uint32
+	Num   uint64
+	NStr  uint32
+}
+
+// StringHeader is the length before each of an operation's strings, which
+// counts the string's NUL.
+type StringHeader struct {
+	Len uint32
+}
+
+// Report is a record on the status pipe: a failed operation's index and
+// errno, or a record that is not a failure (Synced, Spawned and its PID).
+type Report struct {
+	Index uint32
+	Errno int32
+}
+
+// ReportSize is a Report's size on the wire.
+const ReportSize = 8
+
 // Encode serializes ops for the init.
 func Encode(ops []Op) []byte {
 	var b []byte
 	for _, op := range ops {
-		b = binary.LittleEndian.AppendUint32(b, uint32(op.Code))
-		b = binary.LittleEndian.AppendUint32(b, op.Flags)
-		b = binary.LittleEndian.AppendUint64(b, op.Num)
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(op.Str)))
-		for _, s := range op.Str {
-			b = binary.LittleEndian.AppendUint32(b, uint32(len(s)+1))
-			b = append(b, s...)
-			b = append(b, 0)
+		b = appendOp(b, op)
+	}
+	return b
+}
+
+func appendOp(b []byte, op Op) []byte {
+	h := OpHeader{Code: uint32(op.Code), Flags: op.Flags, Num: op.Num, NStr: uint32(len(op.Str))}
+	b = appendStruct(b, &h)
+	for _, s := range op.Str {
+		b = appendStruct(b, &StringHeader{Len: uint32(len(s) + 1)})
+		b = append(b, s...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+// Decode parses a program as Encode writes it, and as pause reads it.
+func Decode(b []byte) ([]Op, error) {
+	var ops []Op
+	for len(b) > 0 {
+		var h OpHeader
+		n, err := binary.Decode(b, binary.LittleEndian, &h)
+		if err != nil || h.NStr > MaxStrings {
+			return nil, fmt.Errorf("operation %d: malformed", len(ops))
 		}
+		b = b[n:]
+		op := Op{Code: Code(h.Code), Flags: h.Flags, Num: h.Num}
+		for range h.NStr {
+			var sh StringHeader
+			n, err := binary.Decode(b, binary.LittleEndian, &sh)
+			if err != nil {
+				return nil, fmt.Errorf("operation %d: malformed", len(ops))
+			}
+			l := sh.Len
+			b = b[n:]
+			if l == 0 || uint64(l) > uint64(len(b)) || b[l-1] != 0 {
+				return nil, fmt.Errorf("operation %d: malformed string", len(ops))
+			}
+			op.Str = append(op.Str, string(b[:l-1]))
+			b = b[l:]
+		}
+		ops = append(ops, op)
+	}
+	return ops, nil
+}
+
+// appendStruct appends v, a pointer to a struct of fixed-size fields, in
+// its wire layout (encoding/binary, little-endian, no padding).
+func appendStruct(b []byte, v any) []byte {
+	b, err := binary.Append(b, binary.LittleEndian, v)
+	if err != nil {
+		panic(err) // only fixed-size structs of this package come here
 	}
 	return b
 }
@@ -105,15 +188,18 @@ func Encode(ops []Op) []byte {
 // Failure decodes the init's report of a failed operation: index and errno.
 // It returns an error that names the operation and unwraps to the errno.
 func Failure(ops []Op, report []byte) error {
-	if len(report) != 8 {
+	var r Report
+	if len(report) != ReportSize {
 		return fmt.Errorf("malformed report %q", report)
 	}
-	i := int(binary.LittleEndian.Uint32(report))
-	errno := unix.Errno(int32(binary.LittleEndian.Uint32(report[4:])))
-	if i < 0 || i >= len(ops) {
-		return fmt.Errorf("operation %d: %w", i, errno)
+	if _, err := binary.Decode(report, binary.LittleEndian, &r); err != nil {
+		return fmt.Errorf("malformed report %q", report)
 	}
-	return &OpError{Op: ops[i], Err: errno}
+	errno := unix.Errno(r.Errno)
+	if int64(r.Index) >= int64(len(ops)) {
+		return fmt.Errorf("operation %d: %w", r.Index, errno)
+	}
+	return &OpError{Op: ops[r.Index], Err: errno}
 }
 
 // OpError is an operation that failed inside the pod.

@@ -1,19 +1,21 @@
 #!/bin/sh
 # build.sh compiles pause.c into the committed pause-amd64 image that package
-# reaper embeds. Run it after changing pause.c and commit both files (then
-# nsenter/fastexec/build.sh too: podsb exec's C part includes the image):
+# reaper embeds, and records the compiler and linker that built it in
+# COMPILER. Run it after changing pause.c (or the generated setup.h it
+# includes) and commit the three files:
 #
-#	reaper/pause/build.sh            # writes reaper/pause/pause-amd64
-#	reaper/pause/build.sh OUT        # writes OUT (used by TestPauseImageUpToDate)
+#	reaper/pause/build.sh            # writes reaper/pause/pause-amd64 and COMPILER
+#	reaper/pause/build.sh OUT        # writes OUT only (the reaper tests)
 #
-# The output is byte-for-byte reproducible with a given compiler: no build-id,
-# no debug info, no symbols, no .comment, and the source is compiled by a
-# fixed relative name. The committed image was built with
-# gcc (Debian 12.2.0-14+deb12u1) 12.2.0; another gcc version may emit other
-# bytes, which TestPauseImageUpToDate then reports.
+# The output is byte-for-byte reproducible with a given compiler and linker:
+# no build-id, no debug info, no symbols, no .comment, and the source is
+# compiled by a fixed relative name. Another compiler (another gcc version,
+# clang) builds a working pause with other bytes; TestPauseImageUpToDate
+# compares bytes only when the compiler is the one in COMPILER, and
+# otherwise the reaper tests run against a fresh build.
 #
-# CC may name another compiler, e.g. CC=x86_64-linux-gnu-gcc on a non-amd64
-# host.
+# CC names the compiler (default: gcc, else clang, else cc), e.g.
+# CC=x86_64-linux-gnu-gcc on a non-amd64 host.
 set -eu
 
 out=${1:-$(dirname "$0")/pause-amd64}
@@ -22,7 +24,13 @@ case $out in
 *) out=$(pwd)/$out ;;
 esac
 cd "$(dirname "$0")"
-CC=${CC:-gcc}
+if [ -z "${CC:-}" ]; then
+	CC=$(command -v gcc || command -v clang || command -v cc || true)
+fi
+if [ -z "$CC" ]; then
+	echo "build.sh: no C compiler (gcc, clang or cc); set CC" >&2
+	exit 1
+fi
 
 case $($CC -dumpmachine) in
 x86_64-*) ;;
@@ -38,7 +46,7 @@ trap 'rm -f "$tmp"' EXIT
 
 # Compiler:
 #   -ffreestanding -nostdlib   no libc, no crt files: pause.c has its own _start
-#   -static -fno-pie -no-pie   fixed addresses, no dynamic loader, no relocations
+#   -static -fno-pie           fixed addresses, no dynamic loader, no relocations
 #   -fno-stack-protector       the canary lives in TLS, which does not exist here
 #   -fcf-protection=none       no endbr64 and no .note.gnu.property
 #   -fno-*unwind-tables        no .eh_frame
@@ -50,7 +58,7 @@ trap 'rm -f "$tmp"' EXIT
 #   -z norelro -z noexecstack  no RELRO segment; a non-executable stack
 #   -s                         strip symbols
 "$CC" -std=c11 -Os -Wall -Wextra -Werror \
-	-ffreestanding -nostdlib -static -fno-pie -no-pie \
+	-ffreestanding -nostdlib -static -fno-pie \
 	-fno-stack-protector -fcf-protection=none \
 	-fno-asynchronous-unwind-tables -fno-unwind-tables -fno-ident \
 	-ffunction-sections -fdata-sections \
@@ -61,3 +69,6 @@ trap 'rm -f "$tmp"' EXIT
 chmod 0755 "$tmp"
 mv "$tmp" "$out"
 trap - EXIT
+if [ $# -eq 0 ]; then
+	sh ./compiler.sh "$CC" > COMPILER
+fi

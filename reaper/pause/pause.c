@@ -32,116 +32,9 @@
 //   - When the init of a PID namespace exits, the kernel SIGKILLs every other
 //     process in it, so exiting on SIGTERM tears the whole pod down.
 
+#include "../../internal/setup/setup.h"	// generated from Go: go generate ./internal/setup
+
 typedef unsigned long sigset64;	// the kernel's sigset_t on amd64: 64 bits
-
-enum {
-	SYS_read = 0,
-	SYS_write = 1,
-	SYS_close = 3,
-	SYS_mmap = 9,
-	SYS_munmap = 11,
-	SYS_ioctl = 16,
-	SYS_socket = 41,
-	SYS_fork = 57,
-	SYS_execve = 59,
-	SYS_fcntl = 72,
-	SYS_setsid = 112,
-	SYS_pipe2 = 293,
-	SYS_fchdir = 81,
-	SYS_symlink = 88,
-	SYS_umask = 95,
-	SYS_mknod = 133,
-	SYS_statfs = 137,
-	SYS_pivot_root = 155,
-	SYS_mount = 165,
-	SYS_umount2 = 166,
-	SYS_sethostname = 170,
-	SYS_openat = 257,
-	SYS_mkdirat = 258,
-	SYS_rt_sigprocmask = 14,
-	SYS_getpid = 39,
-	SYS_wait4 = 61,
-	SYS_chdir = 80,
-	SYS_rt_sigtimedwait = 128,
-	SYS_prctl = 157,
-	SYS_exit_group = 231,
-	SYS_close_range = 436,
-	SYS_mount_setattr = 442,
-	SYS_dup3 = 292,
-	SYS_move_mount = 429,
-	SYS_setgroups = 116,
-	SYS_setgid = 106,
-	SYS_setuid = 105,
-	SYS_capset = 126,
-
-	SIG_BLOCK = 0,
-	SIG_SETMASK = 2,
-	F_SETFD = 2,
-	FD_CLOEXEC = 1,
-	SIGINT = 2,
-	SIGTERM = 15,
-	SIGCHLD = 17,
-
-	WNOHANG = 1,
-	WALL = 0x40000000,	// __WALL: also clone children with another exit signal
-
-	PR_SET_PDEATHSIG = 1,
-	PR_CAPBSET_DROP = 24,
-	PR_SET_NO_NEW_PRIVS = 38,
-	PR_SET_SECCOMP = 22,
-	SECCOMP_MODE_FILTER = 2,
-	PR_CAP_AMBIENT = 47,
-	PR_CAP_AMBIENT_CLEAR_ALL = 4,
-	EINVAL = 22,
-	SIGKILL = 9,
-	ENOENT = 2,
-	PR_SET_NAME = 15,
-	PR_SET_CHILD_SUBREAPER = 36,
-
-	AT_FDCWD = -100,
-	AT_RECURSIVE = 0x8000,
-	MOUNT_ATTR_RDONLY = 1,
-	MOUNT_ATTR_NODEV = 4,
-	O_RDWR = 2,
-	ENOSYS = 38,
-	O_RDONLY = 0,
-	O_WRONLY = 1,
-	O_CREAT = 0100,
-	O_EXCL = 0200,
-	O_TRUNC = 01000,
-	O_DIRECTORY = 0200000,
-	O_CLOEXEC = 02000000,
-	EEXIST = 17,
-	EINTR = 4,
-	EACCES = 13,
-
-	MS_RDONLY = 1,
-	MS_NOSUID = 2,
-	MS_NODEV = 4,
-	MS_NOEXEC = 8,
-	MS_REMOUNT = 32,
-	MS_BIND = 4096,
-	MS_REC = 16384,
-	MS_SLAVE = 1 << 19,
-	MNT_DETACH = 2,
-
-	AF_INET = 2,
-	SOCK_DGRAM = 2,
-	SIOCGIFFLAGS = 0x8913,
-	SIOCSIFFLAGS = 0x8914,
-	IFF_UP = 1,
-
-	PROT_READ = 1,
-	PROT_WRITE = 2,
-	MAP_PRIVATE = 2,
-	MAP_ANONYMOUS = 0x20,
-
-	// The fds of setup mode (see internal/setup).
-	CONFIG_FD = 3,
-	STATUS_FD = 4,
-	// The largest setup program accepted.
-	CONFIG_MAX = 1 << 20,
-};
 
 // Every signal. The kernel silently leaves SIGKILL and SIGSTOP out of both
 // the blocked mask and the wait set.
@@ -184,7 +77,7 @@ sys6(long nr, long a, long b, long c, long d, long e, long f)
 // (ECHILD: no children at all).
 static inline __attribute__((always_inline)) void reap(void)
 {
-	while (sys(SYS_wait4, -1, 0, WNOHANG | WALL, 0) > 0)
+	while (sys(SYS_WAIT4, -1, 0, WNOHANG | WALL, 0) > 0)
 		;
 }
 
@@ -194,10 +87,10 @@ static inline __attribute__((always_inline)) void reap(void)
 // kernel's age.
 static void close_from(unsigned first)
 {
-	if (sys(SYS_close_range, first, ~0U, 0, 0) == 0)
+	if (sys(SYS_CLOSE_RANGE, first, ~0U, 0, 0) == 0)
 		return;
 	for (unsigned fd = first; fd < 4096; fd++)
-		sys(SYS_close, fd, 0, 0, 0);
+		sys(SYS_CLOSE, fd, 0, 0, 0);
 }
 
 // ---- Setup mode -------------------------------------------------------
@@ -210,76 +103,40 @@ static void close_from(unsigned first)
 // success it says nothing: closing fd 4 (below, with every fd above 2) is
 // the launcher's signal that the pod is ready.
 
-enum {
-	OP_MOUNT = 1,
-	OP_MKDIR = 2,
-	OP_MKNOD = 3,
-	OP_SYMLINK = 4,
-	OP_WRITE = 5,
-	OP_TOUCH = 6,
-	OP_REMOUNT_RO = 7,
-	OP_HOSTNAME = 8,
-	OP_LOOPBACK_UP = 9,
-	OP_PIVOT = 10,
-	OP_MOVE_MOUNT = 11,
-	OP_SYNC = 12,
-	OP_SPAWN = 13,
-	OP_SET_IDS = 14,
-	OP_CHDIR = 15,
-	OP_PDEATHSIG = 16,
-	OP_EXEC = 17,
-	OP_CAPS = 18,
-	OP_NO_NEW_PRIVS = 19,
-	OP_CAPSET = 20,
-	OP_SECCOMP = 21,
-	OP_NO_DEV = 22,
-
-	OPT_OPTIONAL = 1,
-	MAX_STR = 64,	// Exec's command line, SetIDs's groups
-
-	// Records on the status fd that are not failures.
-	REPORT_SYNC = 0xffffffff,	// set up: waiting for the go-ahead on GO_FD
-	REPORT_SPAWNED = 0xfffffffe,	// the second word is the spawned PID
-	GO_FD = 5,
-	MOVE_MOUNT_F_EMPTY_PATH = 4,
-};
 
 struct op {
 	unsigned code, flags;
 	unsigned long num;
 	unsigned nstr;
-	const char *str[MAX_STR];
-	unsigned len[MAX_STR];	// including the NUL
+	const char *str[MAX_STRINGS];
+	unsigned len[MAX_STRINGS];	// including the NUL
 };
-
-static unsigned get32(const unsigned char *p)
-{
-	return p[0] | p[1] << 8 | p[2] << 16 | (unsigned)p[3] << 24;
-}
 
 // parse reads one operation at *pp (before end) into o; 0 on success.
 static int parse(const unsigned char **pp, const unsigned char *end, struct op *o)
 {
 	const unsigned char *p = *pp;
 
-	if (end - p < 20)
+	const struct op_header *h = (const void *)p;
+
+	if ((unsigned long)(end - p) < sizeof *h)
 		return -1;
-	o->code = get32(p);
-	o->flags = get32(p + 4);
-	o->num = get32(p + 8) | (unsigned long)get32(p + 12) << 32;
-	o->nstr = get32(p + 16);
-	p += 20;
-	if (o->nstr > MAX_STR)
+	o->code = h->code;
+	o->flags = h->flags;
+	o->num = h->num;
+	o->nstr = h->n_str;
+	p += sizeof *h;
+	if (o->nstr > MAX_STRINGS)
 		return -1;
-	for (unsigned i = 0; i < MAX_STR; i++)
+	for (unsigned i = 0; i < MAX_STRINGS; i++)
 		o->str[i] = 0, o->len[i] = 0;
 	for (unsigned i = 0; i < o->nstr; i++) {
 		unsigned n;
 
-		if (end - p < 4)
+		if ((unsigned long)(end - p) < sizeof(struct string_header))
 			return -1;
-		n = get32(p);
-		p += 4;
+		n = ((const struct string_header *)p)->len;
+		p += sizeof(struct string_header);
 		if (n == 0 || (unsigned long)(end - p) < n || p[n - 1] != 0)
 			return -1;
 		o->str[i] = (const char *)p;
@@ -298,23 +155,23 @@ static const char *arg(const struct op *o, unsigned i)
 
 static long write_file(const char *path, const char *data, unsigned long n, long mode)
 {
-	long fd = sys(SYS_openat, AT_FDCWD, (long)path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	long fd = sys(SYS_OPENAT, AT_FDCWD, (long)path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 
 	if (fd < 0)
 		return fd;
 	while (n > 0) {
-		long w = sys(SYS_write, fd, (long)data, n, 0);
+		long w = sys(SYS_WRITE, fd, (long)data, n, 0);
 
 		if (w == -EINTR)
 			continue;
 		if (w < 0) {
-			sys(SYS_close, fd, 0, 0, 0);
+			sys(SYS_CLOSE, fd, 0, 0, 0);
 			return w;
 		}
 		data += w;
 		n -= w;
 	}
-	return sys(SYS_close, fd, 0, 0, 0);
+	return sys(SYS_CLOSE, fd, 0, 0, 0);
 }
 
 // struct ifreq of the SIOC[GS]IFFLAGS ioctls: a name, then the flags.
@@ -327,17 +184,17 @@ struct ifreq_flags {
 static long loopback_up(void)
 {
 	struct ifreq_flags ifr = { .name = "lo" };
-	long fd = sys(SYS_socket, AF_INET, SOCK_DGRAM | O_CLOEXEC, 0, 0);
+	long fd = sys(SYS_SOCKET, AF_INET, SOCK_DGRAM | O_CLOEXEC, 0, 0);
 	long r;
 
 	if (fd < 0)
 		return fd;
-	r = sys(SYS_ioctl, fd, SIOCGIFFLAGS, (long)&ifr, 0);
+	r = sys(SYS_IOCTL, fd, SIOCGIFFLAGS, (long)&ifr, 0);
 	if (r == 0) {
 		ifr.flags |= IFF_UP;
-		r = sys(SYS_ioctl, fd, SIOCSIFFLAGS, (long)&ifr, 0);
+		r = sys(SYS_IOCTL, fd, SIOCSIFFLAGS, (long)&ifr, 0);
 	}
-	sys(SYS_close, fd, 0, 0, 0);
+	sys(SYS_CLOSE, fd, 0, 0, 0);
 	return r;
 }
 
@@ -349,20 +206,20 @@ static long loopback_up(void)
 // mount takes) and kept.
 static long remount_attr(const char *path, unsigned long recursive, unsigned long attr_set, unsigned long ms_flag)
 {
-	unsigned long st[15];	// struct statfs; f_flags is word 10
+	struct k_statfs st;
 	long r;
 
 	if (recursive) {
-		unsigned long attr[4] = { attr_set, 0, 0, 0 };	// struct mount_attr
+		struct k_mount_attr attr = { .attr_set = attr_set };
 
-		r = sys6(SYS_mount_setattr, AT_FDCWD, (long)path, AT_RECURSIVE, (long)attr, sizeof attr, 0);
+		r = sys6(SYS_MOUNT_SETATTR, AT_FDCWD, (long)path, AT_RECURSIVE, (long)&attr, sizeof attr, 0);
 		if (r != -ENOSYS)
 			return r;
 	}
-	if ((r = sys(SYS_statfs, (long)path, (long)st, 0, 0)) < 0)
+	if ((r = sys(SYS_STATFS, (long)path, (long)&st, 0, 0)) < 0)
 		return r;
-	return sys6(SYS_mount, 0, (long)path, 0,
-		    MS_BIND | MS_REMOUNT | ms_flag | (st[10] & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)), 0, 0);
+	return sys6(SYS_MOUNT, 0, (long)path, 0,
+		    MS_BIND | MS_REMOUNT | ms_flag | (st.flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)), 0, 0);
 }
 
 // pivot makes dir the root: pivot_root(".", ".") stacks the old root under
@@ -371,33 +228,29 @@ static long remount_attr(const char *path, unsigned long recursive, unsigned lon
 // detached, so nothing of the host stays reachable.
 static long pivot(const char *dir)
 {
-	long old = sys(SYS_openat, AT_FDCWD, (long)"/", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	long old = sys(SYS_OPENAT, AT_FDCWD, (long)"/", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	long r;
 
 	if (old < 0)
 		return old;
-	if ((r = sys(SYS_chdir, (long)dir, 0, 0, 0)) < 0 ||
-	    (r = sys(SYS_pivot_root, (long)".", (long)".", 0, 0)) < 0 ||
-	    (r = sys(SYS_fchdir, old, 0, 0, 0)) < 0 ||
-	    (r = sys6(SYS_mount, 0, (long)".", 0, MS_SLAVE | MS_REC, 0, 0)) < 0 ||
-	    (r = sys(SYS_umount2, (long)".", MNT_DETACH, 0, 0)) < 0)
+	if ((r = sys(SYS_CHDIR, (long)dir, 0, 0, 0)) < 0 ||
+	    (r = sys(SYS_PIVOT_ROOT, (long)".", (long)".", 0, 0)) < 0 ||
+	    (r = sys(SYS_FCHDIR, old, 0, 0, 0)) < 0 ||
+	    (r = sys6(SYS_MOUNT, 0, (long)".", 0, MS_SLAVE | MS_REC, 0, 0)) < 0 ||
+	    (r = sys(SYS_UMOUNT2, (long)".", MNT_DETACH, 0, 0)) < 0)
 		goto out;
-	r = sys(SYS_chdir, (long)"/", 0, 0, 0);
+	r = sys(SYS_CHDIR, (long)"/", 0, 0, 0);
 out:
-	sys(SYS_close, old, 0, 0, 0);
+	sys(SYS_CLOSE, old, 0, 0, 0);
 	return r;
 }
 
-// report writes a record of two 32-bit words to the status fd.
-static void report(unsigned a, unsigned b)
+// report writes a record to the status fd.
+static void report(unsigned index, int err)
 {
-	unsigned char rep[8];
+	struct report r = { index, err };
 
-	for (int i = 0; i < 4; i++) {
-		rep[i] = a >> (8 * i);
-		rep[4 + i] = b >> (8 * i);
-	}
-	sys(SYS_write, STATUS_FD, (long)rep, sizeof rep, 0);
+	sys(SYS_WRITE, STATUS_FD, (long)&r, sizeof r, 0);
 }
 
 // atou parses a decimal number.
@@ -413,15 +266,15 @@ static unsigned long atou(const char *s)
 // set_ids drops to the command's user: supplementary groups, group, user.
 static long set_ids(const struct op *o)
 {
-	unsigned groups[MAX_STR];
+	unsigned groups[MAX_STRINGS];
 	long r;
 
 	for (unsigned i = 0; i < o->nstr; i++)
 		groups[i] = atou(o->str[i]);
-	if ((r = sys(SYS_setgroups, o->nstr, (long)groups, 0, 0)) < 0 ||
-	    (r = sys(SYS_setgid, o->num >> 32, 0, 0, 0)) < 0)
+	if ((r = sys(SYS_SETGROUPS, o->nstr, (long)groups, 0, 0)) < 0 ||
+	    (r = sys(SYS_SETGID, o->num >> 32, 0, 0, 0)) < 0)
 		return r;
-	return sys(SYS_setuid, o->num & 0xffffffff, 0, 0, 0);
+	return sys(SYS_SETUID, o->num & 0xffffffff, 0, 0, 0);
 }
 
 // run_command executes the command of an Exec operation: str[0] is the
@@ -431,21 +284,21 @@ static long set_ids(const struct op *o)
 static long run_command(const struct op *o, char **envp)
 {
 	static const sigset64 none = 0;
-	const char *argv[MAX_STR + 1];
-	const char *file = o->str[0], *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	const char *argv[MAX_STRINGS + 1];
+	const char *file = o->str[0], *path = DEFAULT_PATH;	// sandbox.DefaultPath
 	char buf[4096];
 	long err = -ENOENT;
 
 	for (unsigned i = 1; i < o->nstr; i++)
 		argv[i - 1] = o->str[i];
 	argv[o->nstr - 1] = 0;
-	sys(SYS_fcntl, STATUS_FD, F_SETFD, FD_CLOEXEC, 0);
-	sys(SYS_close, CONFIG_FD, 0, 0, 0);
+	sys(SYS_FCNTL, STATUS_FD, F_SETFD, FD_CLOEXEC, 0);
+	sys(SYS_CLOSE, PROGRAM_FD, 0, 0, 0);
 	close_from(GO_FD);
-	sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof none);
+	sys(SYS_RT_SIGPROCMASK, SIG_SETMASK, (long)&none, 0, sizeof none);
 	for (const char *c = file; *c; c++)
 		if (*c == '/')
-			return sys(SYS_execve, (long)file, (long)argv, (long)envp, 0);
+			return sys(SYS_EXECVE, (long)file, (long)argv, (long)envp, 0);
 	for (char **e = envp; *e; e++)
 		if (e[0][0] == 'P' && e[0][1] == 'A' && e[0][2] == 'T' && e[0][3] == 'H' && e[0][4] == '=')
 			path = *e + 5;
@@ -462,7 +315,7 @@ static long run_command(const struct op *o, char **envp)
 		while (file[f] && n < sizeof buf - 1)
 			buf[n++] = file[f++];
 		buf[n] = 0;
-		r = sys(SYS_execve, (long)buf, (long)argv, (long)envp, 0);
+		r = sys(SYS_EXECVE, (long)buf, (long)argv, (long)envp, 0);
 		if (r == -EACCES)
 			err = r;
 		while (*path && *path != ':')
@@ -480,28 +333,25 @@ static long bound_caps(unsigned long keep)
 	for (int c = 0; c < 64; c++) {
 		if (keep >> c & 1)
 			continue;
-		long r = sys(SYS_prctl, PR_CAPBSET_DROP, c, 0, 0);
+		long r = sys(SYS_PRCTL, PR_CAPBSET_DROP, c, 0, 0);
 
 		if (r < 0 && r != -EINVAL)	// EINVAL: past the kernel's last cap
 			return r;
 	}
-	return sys6(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0);
+	return sys6(SYS_PRCTL, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0);
 }
 
 // set_caps makes keep the effective, permitted and inheritable sets. (A
 // setuid to a non-root user has already emptied them, as the kernel does.)
 static long set_caps(unsigned long keep)
 {
-	struct {
-		unsigned version;
-		int pid;
-	} head = { 0x20080522, 0 };	// _LINUX_CAPABILITY_VERSION_3
-	unsigned data[6] = {
-		(unsigned)keep, (unsigned)keep, 0,	// effective, permitted, inheritable: caps 0-31
-		(unsigned)(keep >> 32), (unsigned)(keep >> 32), 0,	// caps 32-63
+	struct k_cap_header head = { .version = LINUX_CAPABILITY_VERSION_3 };
+	struct k_cap_data data[2] = {	// caps 0-31, then 32-63
+		{ .effective = (unsigned)keep, .permitted = (unsigned)keep },
+		{ .effective = (unsigned)(keep >> 32), .permitted = (unsigned)(keep >> 32) },
 	};
 
-	return sys(SYS_capset, (long)&head, (long)data, 0, 0);
+	return sys(SYS_CAPSET, (long)&head, (long)data, 0, 0);
 }
 
 static long exec_op(const struct op *o, char **envp)
@@ -510,87 +360,84 @@ static long exec_op(const struct op *o, char **envp)
 
 	switch (o->code) {
 	case OP_MOUNT:
-		return sys6(SYS_mount, (long)arg(o, 0), (long)arg(o, 1), (long)arg(o, 2), o->num, (long)arg(o, 3), 0);
+		return sys6(SYS_MOUNT, (long)arg(o, 0), (long)arg(o, 1), (long)arg(o, 2), o->num, (long)arg(o, 3), 0);
 	case OP_MKDIR:
-		r = sys(SYS_mkdirat, AT_FDCWD, (long)arg(o, 0), o->num, 0);
+		r = sys(SYS_MKDIRAT, AT_FDCWD, (long)arg(o, 0), o->num, 0);
 		return r == -EEXIST ? 0 : r;
 	case OP_MKNOD:
-		return sys(SYS_mknod, (long)arg(o, 0), o->num & 0xffffffff, o->num >> 32, 0);
+		return sys(SYS_MKNOD, (long)arg(o, 0), o->num & 0xffffffff, o->num >> 32, 0);
 	case OP_SYMLINK:
-		return sys(SYS_symlink, (long)arg(o, 0), (long)arg(o, 1), 0, 0);
+		return sys(SYS_SYMLINK, (long)arg(o, 0), (long)arg(o, 1), 0, 0);
 	case OP_WRITE:
 		return write_file(arg(o, 0), o->str[1], o->nstr > 1 ? o->len[1] - 1 : 0, o->num);
 	case OP_TOUCH:
-		r = sys(SYS_openat, AT_FDCWD, (long)arg(o, 0), O_WRONLY | O_CREAT | O_CLOEXEC, o->num);
-		return r < 0 ? r : sys(SYS_close, r, 0, 0, 0);
+		r = sys(SYS_OPENAT, AT_FDCWD, (long)arg(o, 0), O_WRONLY | O_CREAT | O_CLOEXEC, o->num);
+		return r < 0 ? r : sys(SYS_CLOSE, r, 0, 0, 0);
 	case OP_REMOUNT_RO:
 		return remount_attr(arg(o, 0), o->num, MOUNT_ATTR_RDONLY, MS_RDONLY);
 	case OP_NO_DEV:
 		return remount_attr(arg(o, 0), 1, MOUNT_ATTR_NODEV, MS_NODEV);
 	case OP_HOSTNAME:
-		return sys(SYS_sethostname, (long)arg(o, 0), o->len[0] - 1, 0, 0);
+		return sys(SYS_SETHOSTNAME, (long)arg(o, 0), o->len[0] - 1, 0, 0);
 	case OP_LOOPBACK_UP:
 		return loopback_up();
 	case OP_PIVOT:
 		return pivot(arg(o, 0));
 	case OP_MOVE_MOUNT:
-		return sys6(SYS_move_mount, o->num, (long)"", AT_FDCWD, (long)arg(o, 0), MOVE_MOUNT_F_EMPTY_PATH, 0);
+		return sys6(SYS_MOVE_MOUNT, o->num, (long)"", AT_FDCWD, (long)arg(o, 0), MOVE_MOUNT_F_EMPTY_PATH, 0);
 	case OP_SYNC: {
 		char c;
 
-		report(REPORT_SYNC, 0);
-		while ((r = sys(SYS_read, GO_FD, (long)&c, 1, 0)) == -EINTR)
+		report(REPORT_SYNCED, 0);
+		while ((r = sys(SYS_READ, GO_FD, (long)&c, 1, 0)) == -EINTR)
 			;
 		return r < 0 ? r : 0;
 	}
 	case OP_SPAWN:
-		r = sys(SYS_fork, 0, 0, 0, 0);
+		r = sys(SYS_FORK, 0, 0, 0, 0);
 		if (r > 0) {
 			report(REPORT_SPAWNED, r);
-			sys(SYS_exit_group, 0, 0, 0, 0);
+			sys(SYS_EXIT_GROUP, 0, 0, 0, 0);
 		}
 		if (r == 0)
-			sys(SYS_setsid, 0, 0, 0, 0);
+			sys(SYS_SETSID, 0, 0, 0, 0);
 		return r < 0 ? r : 0;
 	case OP_SET_IDS:
 		return set_ids(o);
 	case OP_CHDIR:
-		return sys(SYS_chdir, (long)arg(o, 0), 0, 0, 0);
+		return sys(SYS_CHDIR, (long)arg(o, 0), 0, 0, 0);
 	case OP_PDEATHSIG:
-		return sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
+		return sys(SYS_PRCTL, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
 	case OP_CAPS:
 		return bound_caps(o->num);
-	case OP_CAPSET:
+	case OP_CAP_SET:
 		return set_caps(o->num);
 	case OP_SECCOMP: {
-		// struct sock_fprog: the number of 8-byte instructions, then
-		// a pointer to them. The kernel copies the program.
-		struct {
-			unsigned short len;
-			const void *filter;
-		} prog = { (unsigned short)((o->len[0] - 1) / 8), o->str[0] };
+		// The number of 8-byte instructions, and where they are. The
+		// kernel copies the program.
+		struct k_sock_fprog prog = { .len = (unsigned short)((o->len[0] - 1) / 8), .filter = o->str[0] };
 
-		return sys6(SYS_prctl, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, (long)&prog, 0, 0, 0);
+		return sys6(SYS_PRCTL, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, (long)&prog, 0, 0, 0);
 	}
 	case OP_NO_NEW_PRIVS:
-		return sys6(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);	// unused arguments must be 0
+		return sys6(SYS_PRCTL, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);	// unused arguments must be 0
 	case OP_EXEC:
-		return o->nstr < 2 ? -22 : run_command(o, envp);
+		return o->nstr < 2 ? -EINVAL : run_command(o, envp);
 	}
-	return -22;	// EINVAL: an operation this init does not know
+	return -EINVAL;	// an operation this init does not know
 }
 
 __attribute__((noreturn)) static void fail(unsigned index, long err)
 {
 	report(index, -err);
-	sys(SYS_exit_group, 1, 0, 0, 0);
+	sys(SYS_EXIT_GROUP, 1, 0, 0, 0);
 	__builtin_unreachable();
 }
 
-// setup reads the program from CONFIG_FD and executes it.
+// setup reads the program from PROGRAM_FD and executes it.
 static void setup(char **envp)
 {
-	unsigned char *buf = (unsigned char *)sys6(SYS_mmap, 0, CONFIG_MAX, PROT_READ | PROT_WRITE,
+	unsigned char *buf = (unsigned char *)sys6(SYS_MMAP, 0, MAX_PROGRAM, PROT_READ | PROT_WRITE,
 						    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	const unsigned char *p, *end;
 	unsigned long n = 0;
@@ -599,7 +446,7 @@ static void setup(char **envp)
 	if ((long)buf < 0 && (long)buf > -4096)
 		fail(0, (long)buf);
 	for (;;) {
-		long r = sys(SYS_read, CONFIG_FD, (long)(buf + n), CONFIG_MAX - n, 0);
+		long r = sys(SYS_READ, PROGRAM_FD, (long)(buf + n), MAX_PROGRAM - n, 0);
 
 		if (r == -EINTR)
 			continue;
@@ -608,33 +455,33 @@ static void setup(char **envp)
 		if (r == 0)
 			break;
 		n += r;
-		if (n == CONFIG_MAX)
-			fail(0, -7);	// E2BIG
+		if (n == MAX_PROGRAM)
+			fail(0, -E2BIG);
 	}
 	// No program: the launcher died before it sent one. Nothing is
 	// set up and nothing refers to this process: go.
 	if (n == 0)
-		sys(SYS_exit_group, 1, 0, 0, 0);
+		sys(SYS_EXIT_GROUP, 1, 0, 0, 0);
 	// Modes in the program are exact.
-	sys(SYS_umask, 0, 0, 0, 0);
+	sys(SYS_UMASK, 0, 0, 0, 0);
 	for (p = buf, end = buf + n; p < end; index++) {
 		struct op o;
 		long r;
 
 		if (parse(&p, end, &o) < 0)
-			fail(index, -22);	// EINVAL
+			fail(index, -EINVAL);
 		r = exec_op(&o, envp);
-		if (r < 0 && !(o.flags & OPT_OPTIONAL))
+		if (r < 0 && !(o.flags & OP_OPTIONAL))
 			fail(index, r);
 	}
-	sys(SYS_munmap, (long)buf, CONFIG_MAX, 0, 0);
+	sys(SYS_MUNMAP, (long)buf, MAX_PROGRAM, 0, 0);
 
 	// Stdio came from the host (its /dev/null): trade it for the pod's.
-	long null = sys(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDWR | O_CLOEXEC, 0);
+	long null = sys(SYS_OPENAT, AT_FDCWD, (long)"/dev/null", O_RDWR | O_CLOEXEC, 0);
 	if (null >= 0) {
 		for (int fd = 0; fd < 3; fd++)
-			sys(SYS_dup3, null, fd, 0, 0);
-		sys(SYS_close, null, 0, 0, 0);
+			sys(SYS_DUP3, null, fd, 0, 0);
+		sys(SYS_CLOSE, null, 0, 0, 0);
 	}
 }
 
@@ -654,13 +501,21 @@ __attribute__((noreturn, used)) static void run(long *sp)
 	char **argv = (char **)(sp + 1);
 
 	// Block first, so that nothing sent while pause starts up is lost.
-	sys(SYS_rt_sigprocmask, SIG_BLOCK, (long)&all, 0, sizeof all);
+	sys(SYS_RT_SIGPROCMASK, SIG_BLOCK, (long)&all, 0, sizeof all);
+
+	// Not dumpable: a process of the pod runs as root with the same
+	// capabilities as pause, which would let it ptrace pause (and so run
+	// code as the pod's PID 1, or read the program of "pause run" before
+	// it drops its privileges). A process that is not dumpable can be
+	// traced only with CAP_SYS_PTRACE, which a pod does not have by
+	// default. execve makes the command of "pause run" dumpable again.
+	sys(SYS_PRCTL, PR_SET_DUMPABLE, 0, 0, 0);
 
 	if (argc > 1 && is(argv[1], "run")) {
 		// A container's init: the program ends by executing the
 		// command; one that does not simply ends.
 		setup(argv + argc + 1);
-		sys(SYS_exit_group, 0, 0, 0, 0);
+		sys(SYS_EXIT_GROUP, 0, 0, 0, 0);
 	}
 	if (argc > 1) {
 		setup(argv + argc + 1);
@@ -672,19 +527,19 @@ __attribute__((noreturn, used)) static void run(long *sp)
 	// Outside a new PID namespace, orphans would go to the host's init: as a
 	// subreaper pause still adopts (and reaps) its descendants' orphans. Set
 	// it before anything else can let a descendant go on and exit.
-	if (sys(SYS_getpid, 0, 0, 0, 0) != 1)
-		sys(SYS_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0);
+	if (sys(SYS_GETPID, 0, 0, 0, 0) != 1)
+		sys(SYS_PRCTL, PR_SET_CHILD_SUBREAPER, 1, 0, 0);
 
 	// A cwd inside the pod's filesystem would pin that directory and make
 	// unmounting it fail with EBUSY.
-	sys(SYS_chdir, (long)"/", 0, 0, 0);
+	sys(SYS_CHDIR, (long)"/", 0, 0, 0);
 
 	// Nothing but stdio may leak in from the launcher: an inherited fd could
 	// keep a host file, a namespace or a pipe alive for the pod's lifetime.
 	close_from(3);
 
 	// Executed from a memfd, comm would be the fd number or "memfd:pause".
-	sys(SYS_prctl, PR_SET_NAME, (long)"pause", 0, 0);
+	sys(SYS_PRCTL, PR_SET_NAME, (long)"pause", 0, 0);
 
 	// Zombies inherited across execve whose SIGCHLD the previous program
 	// already consumed would otherwise wait for the next child to die.
@@ -697,10 +552,10 @@ __attribute__((noreturn, used)) static void run(long *sp)
 	// uses no CPU while nothing happens. An error (EINTR after SIGSTOP and
 	// SIGCONT) just goes round the loop again.
 	for (;;) {
-		long sig = sys(SYS_rt_sigtimedwait, (long)&all, 0, 0, sizeof all);
+		long sig = sys(SYS_RT_SIGTIMEDWAIT, (long)&all, 0, 0, sizeof all);
 
 		if (sig == SIGTERM || sig == SIGINT)
-			sys(SYS_exit_group, 0, 0, 0, 0);
+			sys(SYS_EXIT_GROUP, 0, 0, 0, 0);
 		if (sig == SIGCHLD)
 			reap();
 		// Any other signal has been dequeued, and so ignored.
