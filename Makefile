@@ -5,6 +5,9 @@ TESTFLAGS ?=
 BIN := bin/podsb
 # A static binary starts faster (no dynamic loader) and runs anywhere.
 CGO ?= 0
+# What podsb version prints: the commit, and whether the fast path is linked.
+COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+VERSION_LDFLAGS := -X main.commit=$(COMMIT)
 
 # Who imports whom: each package with the podsb packages it may import
 # (go list's Imports, checked by lint). The C parts have edges go list
@@ -27,10 +30,10 @@ all: build
 build: ## Build bin/podsb (with exec's fast path if there is a C compiler)
 	@rc=2; if [ "$$($(GO) env GOARCH)" = amd64 ]; then sh fastexec/c/build.sh && rc=0 || rc=$$?; fi; \
 	if [ $$rc = 0 ]; then \
-		set -x; CGO_ENABLED=$(CGO) $(GO) build -tags fastexec -ldflags=-E=podsb/fastexec.entry -o $(BIN) ./cmd/podsb; \
+		set -x; CGO_ENABLED=$(CGO) $(GO) build -tags fastexec -ldflags="-E=podsb/fastexec.entry -X main.fastPath=linked $(VERSION_LDFLAGS)" -o $(BIN) ./cmd/podsb; \
 	elif [ $$rc = 2 ]; then \
 		echo "make build: no C compiler for amd64: $(BIN) without exec's fast path (podsb exec starts in Go)"; \
-		set -x; CGO_ENABLED=$(CGO) $(GO) build -o $(BIN) ./cmd/podsb; \
+		set -x; CGO_ENABLED=$(CGO) $(GO) build -ldflags="$(VERSION_LDFLAGS)" -o $(BIN) ./cmd/podsb; \
 	else exit $$rc; fi
 
 deps: ## Install the Debian packages the tests drive, if missing (scripts/deps.sh; needs root)

@@ -19,9 +19,10 @@ var version = ""
 // (-X main.commit=...), or else read from the build's VCS stamp.
 var commit = ""
 
-// fastPathLinked reports whether exec's pre-runtime C part is the binary's
-// entry point.
-var fastPathLinked = func() bool { return false }
+// fastPath is "linked" when the binary's entry point is exec's fast path
+// (package fastexec): the Makefile sets it with the same link flags that
+// make it the entry point.
+var fastPath = ""
 
 // versionInfo is what `podsb version` and `podsb --version` print.
 func versionInfo() string {
@@ -52,7 +53,7 @@ func versionInfo() string {
 		v = "devel"
 	}
 	fast := "not linked (built without the C part: plain go build, or no C compiler)"
-	if fastPathLinked() {
+	if fastPath == "linked" {
 		fast = "linked"
 	}
 	var b strings.Builder
