@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -97,5 +99,42 @@ func TestPodCannotReachHostLoopback(t *testing.T) {
 	e.pyServer(name, "tcp", 80)
 	if got := dial(t, "tcp", fmt.Sprintf("127.0.0.1:%d", pubPort)); got != "hello from "+name {
 		t.Errorf("published port via 127.0.0.1:%d: %q", pubPort, got)
+	}
+}
+
+// -p 0.0.0.0:H:C publishes H on every local address, as -p H:C does;
+// broadcast and multicast host addresses are refused with nothing left:
+// no pod, no address lease, no port reservation.
+func TestPublishHostAddress(t *testing.T) {
+	e, nargs := netEnv(t)
+	port := 20000 + rand.IntN(20000)
+	name, d := e.create(append(nargs, "-p", fmt.Sprintf("0.0.0.0:%d:80", port))...)
+	if len(d.Network.Ports) != 1 || d.Network.Ports[0].HostIP.IsValid() {
+		t.Errorf("ports %+v: want one, on any address", d.Network.Ports)
+	}
+	e.pyServer(name, "tcp", 80)
+	for _, host := range []string{"127.0.0.1", d.Network.Gateway.String()} {
+		if got := dial(t, "tcp", fmt.Sprintf("%s:%d", host, port)); got != "hello from "+name {
+			t.Errorf("-p 0.0.0.0:%d:80 via %s: %q", port, host, got)
+		}
+	}
+	for addr, want := range map[string]string{
+		"255.255.255.255": "is a broadcast address",
+		"224.0.0.1":       "is a multicast address",
+	} {
+		t.Run(addr, func(t *testing.T) {
+			other := e.name()
+			p := 20000 + rand.IntN(20000)
+			r := e.run(append(append([]string{"create"}, nargs...), "-p", fmt.Sprintf("%s:%d:80", addr, p), other)...)
+			wantFailure(t, r, want)
+			if _, err := os.Stat(filepath.Join(e.root, other)); err == nil {
+				t.Errorf("refused pod %s left its state", other)
+			}
+			for _, sub := range []string{"leases", "ports"} {
+				if ents, _ := os.ReadDir(filepath.Join(e.root, ".network", sub)); len(ents) != 1 {
+					t.Errorf("%s after the refusal: %d entries, want the first pod's one", sub, len(ents))
+				}
+			}
+		})
 	}
 }
