@@ -51,8 +51,8 @@ func checkSubnetFree(subnet netip.Prefix, bridge string) error {
 // tmpBridge is the name a state root's bridge is made under, unique to
 // the root: the kernel ignores an alias given at creation
 // (IFLA_IFALIAS in RTM_NEWLINK), so a bridge is recognisable as the root's
-// by its alias only once a second message set it. Until then, and until it
-// has its address and guard, it carries this name, which marks a link left
+// by its alias only once a second message has set it. Until then, and until
+// it has its address and guard, it carries this name, which marks a link left
 // by a create killed on the way as this root's own, to delete.
 func tmpBridge(root string) string {
 	sum := sha256.Sum256([]byte(root))
