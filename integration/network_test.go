@@ -285,8 +285,9 @@ func TestNetworkBadInput(t *testing.T) {
 	}
 }
 
-// checkNoNetworkLeaks fails t if the test's bridge, a veth of its pods, its
-// NAT table or the network state is left.
+// checkNoNetworkLeaks fails t if the test's bridge (or its root's half-made
+// one), a veth of its pods, its nftables table or the network state is
+// left.
 func checkNoNetworkLeaks(t testing.TB, root, bridge string, names map[string]bool) {
 	t.Helper()
 	if bridge != "" {
@@ -301,6 +302,12 @@ func checkNoNetworkLeaks(t testing.TB, root, bridge string, names map[string]boo
 				}
 			}
 		}
+	}
+	// A bridge half made, under the root's temporary name.
+	rootSum := sha256.Sum256([]byte(root))
+	tmp := "pb" + hex.EncodeToString(rootSum[:])[:12]
+	if _, err := netlink.LinkByName(tmp); err == nil {
+		t.Errorf("leaked half-made bridge %s", tmp)
 	}
 	for n := range names {
 		sum := sha256.Sum256([]byte(root + "\x00" + n))

@@ -7,7 +7,11 @@
 // and port reservations (likewise). A flock on that directory serializes
 // changes, so concurrent creates never share an address or a port, and
 // everything survives podsb exiting. The bridge carries an alias naming its
-// state root, so two roots never share one.
+// state root, so two roots never share one. The kernel ignores an alias
+// given when a link is made, so the bridge is made under a name of its
+// root's own (pb and a hash of the root), given its alias and address, and
+// only then renamed: a create killed half-way leaves a link that the root
+// recognises, and deletes or completes.
 //
 // Per pod: a veth pair whose pod end is eth0, created directly in the pod's
 // network namespace, an address from the subnet, a default route through the
@@ -17,8 +21,12 @@
 // (prerouting) and sent by the host itself (output); connections from the
 // host's own 127.0.0.1 work because the bridge allows loopback-sourced
 // routing (route_localnet) and a masquerade rule rewrites the source of
-// NATed traffic into the bridge. The last pod to leave removes the bridge,
-// the table and the network directory.
+// NATed traffic into the bridge. route_localnet would also let a pod's
+// hand-made packets reach the host's services bound to 127.0.0.1; a filter
+// rule of the same table (input chain) drops what arrives from the bridge
+// for 127.0.0.0/8 unless it belongs to a NATed or established connection.
+// The last pod to leave removes the bridge, the table and the network
+// directory.
 //
 // Nothing else of the host is touched: no other link, route, rule or
 // global sysctl (net.ipv4.ip_forward is left as it is; published ports are

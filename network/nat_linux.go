@@ -10,11 +10,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The NAT table of a network: ip podsb_BRIDGE, with three chains.
+// The table of a network: ip podsb_BRIDGE, with three NAT chains and the
+// guard of the host's loopback addresses.
 const (
 	chainPre  = "prerouting"  // DNAT of traffic arriving for a local address
 	chainOut  = "output"      // DNAT of traffic the host sends to a local address
 	chainPost = "postrouting" // masquerade of NATed traffic into the bridge
+	chainIn   = "input"       // the localnet guard
 )
 
 // ipsDstNAT is the conntrack status bit of a destination-NATed connection.
@@ -22,6 +24,58 @@ const ipsDstNAT = 1 << 5
 
 func (n *Network) nftTable() *nftables.Table {
 	return &nftables.Table{Name: n.table(), Family: nftables.TableFamilyIPv4}
+}
+
+// guardLocalnet makes sure the network's table drops what pods send to the
+// host's 127.0.0.0/8, creating the table on first use:
+//
+//	iifname BRIDGE ip daddr 127.0.0.0/8 ip saddr != 127.0.0.0/8
+//	ct state != established,related ct status != dnat counter drop
+//
+// The bridge has route_localnet on, so that the host's own connections to
+// 127.0.0.1 can be NATed into it; with it alone, the kernel would also
+// deliver a pod's hand-made packets for 127.0.0.1 to the host's services
+// bound there (CVE-2020-8558). The rule is kube-proxy's: what remains is
+// the replies of the host's NATed connections.
+func (n *Network) guardLocalnet() error {
+	c, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	t := n.nftTable()
+	rules, err := c.GetRules(t, &nftables.Chain{Name: chainIn, Table: t})
+	switch {
+	case err == nil && len(rules) > 0:
+		return nil
+	case err != nil && !errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("nftables: list %s: %w", chainIn, err)
+	}
+	t = c.AddTable(t)
+	in := c.AddChain(&nftables.Chain{Name: chainIn, Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter})
+	loopNet := []byte{127, 0, 0, 0}
+	loopMask := []byte{255, 0, 0, 0}
+	c.AddRule(&nftables.Rule{Table: t, Chain: in, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(n.cfg.Bridge)},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: loopMask, Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: loopNet},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: loopMask, Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: loopNet},
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: ne32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: ne32(0)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ne32(0)},
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: ne32(ipsDstNAT), Xor: ne32(0)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ne32(0)},
+		&expr.Counter{},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}})
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("nftables: guard 127.0.0.0/8 from %s: %w", n.cfg.Bridge, err)
+	}
+	return nil
 }
 
 // publish adds the DNAT rules of the pod's ports, tagged with its name,

@@ -69,7 +69,9 @@ func (p Port) String() string {
 	return fmt.Sprintf("%s%d:%d/%s", s, p.HostPort, p.PodPort, p.Proto)
 }
 
-// ParsePort parses [HOSTIP:]HOSTPORT:PODPORT[/tcp|/udp].
+// ParsePort parses [HOSTIP:]HOSTPORT:PODPORT[/tcp|/udp]. A HOSTIP of
+// 0.0.0.0 means every local address, as no HOSTIP does; a broadcast or
+// multicast one is refused.
 func ParsePort(s string) (Port, error) {
 	spec, proto, hasProto := strings.Cut(s, "/")
 	p := Port{Proto: "tcp"}
@@ -86,6 +88,16 @@ func ParsePort(s string) (Port, error) {
 		a, err := netip.ParseAddr(parts[0])
 		if err != nil || !a.Is4() {
 			return Port{}, invalidf("publish %q: host address %q is not an IPv4 address", s, parts[0])
+		}
+		// The DNAT rule matches the destination address: one that no
+		// packet for this host carries would publish nothing.
+		switch {
+		case a == netip.IPv4Unspecified():
+			a = netip.Addr{} // every address, as Docker reads it
+		case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+			return Port{}, invalidf("publish %q: host address %s is a broadcast address", s, a)
+		case a.IsMulticast():
+			return Port{}, invalidf("publish %q: host address %s is a multicast address", s, a)
 		}
 		p.HostIP = a
 		parts = parts[1:]

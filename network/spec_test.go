@@ -15,6 +15,10 @@ func TestParsePort(t *testing.T) {
 		{"8080:80", Port{HostPort: 8080, PodPort: 80, Proto: "tcp"}, false},
 		{"8080:80/udp", Port{HostPort: 8080, PodPort: 80, Proto: "udp"}, false},
 		{"127.0.0.1:8080:80/tcp", Port{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 8080, PodPort: 80, Proto: "tcp"}, false},
+		{"0.0.0.0:8080:80", Port{HostPort: 8080, PodPort: 80, Proto: "tcp"}, false}, // any address, as without one
+		{"255.255.255.255:8080:80", Port{}, true},
+		{"224.0.0.1:8080:80", Port{}, true},
+		{"239.255.255.250:1900:1900/udp", Port{}, true},
 		{"80", Port{}, true},
 		{"0:80", Port{}, true},
 		{"65536:80", Port{}, true},

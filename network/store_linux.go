@@ -25,6 +25,16 @@ type Network struct {
 	dir  string // ROOT/.network
 	cfg  config
 	lock *os.File
+
+	// Trace, if set, is called after each step of Attach that changes the
+	// host or the pod, with the step's name.
+	Trace func(step string)
+}
+
+func (n *Network) step(name string) {
+	if n.Trace != nil {
+		n.Trace(name)
+	}
 }
 
 // Options choose a network's bridge and subnet on its first use; zero

@@ -185,7 +185,7 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 	}
 	step("pin namespaces")
 	if lease != nil {
-		if err := attachNetwork(c.Root, c.Name, lease, filepath.Join(dir, "ns", "net")); err != nil {
+		if err := attachNetwork(c.Root, c.Name, lease, filepath.Join(dir, "ns", "net"), step); err != nil {
 			return nil, err
 		}
 		step("bridge, veth, address, route, NAT")

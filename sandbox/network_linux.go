@@ -76,8 +76,8 @@ func reserveNetwork(root, name string, nc *NetworkConfig) (*network.Lease, error
 }
 
 // attachNetwork wires the pod, through its pinned network namespace, to the
-// bridge.
-func attachNetwork(root, name string, l *network.Lease, netns string) error {
+// bridge. step is called after each of its steps (Config.Trace).
+func attachNetwork(root, name string, l *network.Lease, netns string, step func(string)) error {
 	fd, err := unix.Open(netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: netns, Err: err}
@@ -87,6 +87,7 @@ func attachNetwork(root, name string, l *network.Lease, netns string) error {
 	if err != nil {
 		return err
 	}
+	n.Trace = step
 	err = n.Attach(l, name, fd)
 	if cerr := n.Close(); err == nil {
 		err = cerr
