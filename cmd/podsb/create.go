@@ -93,9 +93,6 @@ short unique ID. Returns once the pod is ready.`,
 			if err != nil {
 				return err
 			}
-			// The next create of such a pod can be the C part's
-			// (nsenter/fastexec): best effort.
-			_ = sandbox.PrepareFastCreate(cfg)
 			fmt.Fprintln(cmd.OutOrStdout(), pod.Name())
 			return nil
 		},
