@@ -134,12 +134,12 @@ func load(rf *os.File, root, name string) (*Pod, error) {
 		return nil, err
 	}
 	defer d.Close()
+	// A state that cannot be read (or is not a regular file) is taken as
+	// none, as a create that died before its first write leaves: the pod
+	// shows creating, and rm removes it.
 	st, err := readState(d)
-	if isNotExist(err) {
-		return &Pod{root: root, name: name}, nil
-	}
 	if err != nil {
-		return nil, err
+		return &Pod{root: root, name: name}, nil
 	}
 	return &Pod{root: root, name: name, state: st}, nil
 }
