@@ -107,7 +107,7 @@ func teardown(d *podDir) error {
 		return errors.Join(errs...)
 	}
 	defer doneWork(d.root)
-	for range 10 {
+	for range 100 {
 		work, err := openWork(d.root)
 		if err != nil {
 			return err

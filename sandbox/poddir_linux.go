@@ -101,7 +101,7 @@ func doneWork(root *os.File) { unix.Unlinkat(int(root.Fd()), workDir, unix.AT_RE
 // The pod is never seen without its marker or its lock.
 func makePodDir(root *os.File, rootPath, name string) (*podDir, error) {
 	defer doneWork(root)
-	for range 10 {
+	for range 100 {
 		d, err := tryMakePodDir(root, rootPath, name)
 		if !errors.Is(err, errRetry) {
 			return d, err
