@@ -144,9 +144,7 @@ func tidy(d *podDir) error {
 	return errors.Join(errs...)
 }
 
-// gcWork removes the entries of the work directory whose maker died: a
-// create that never renamed its pod's directory into place, an rm that
-// never finished removing one. Each entry's maker holds its lock.
+// gcWork removes the entries of the work directory whose maker died.
 func gcWork(rf *os.File) error {
 	work, err := openAt(rf, workDir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
@@ -154,6 +152,13 @@ func gcWork(rf *os.File) error {
 	}
 	defer work.Close()
 	defer doneWork(rf)
+	return sweepWork(work)
+}
+
+// sweepWork removes the entries of the work directory work whose maker
+// died: a create that never renamed its pod's directory into place, an rm
+// that never finished removing one. Each entry's maker holds its lock.
+func sweepWork(work *os.File) error {
 	names, _ := work.Readdirnames(-1)
 	var errs []error
 	for _, n := range names {

@@ -116,6 +116,8 @@ func teardown(d *podDir) error {
 		err = unix.Renameat(int(d.root.Fd()), d.name, int(work.Fd()), tomb)
 		if err == nil {
 			err = removeTree(work, tomb, d.dir)
+			// And what a killed create or rm left there.
+			sweepWork(work)
 			work.Close()
 			return err
 		}

@@ -160,6 +160,8 @@ func tryMakePodDir(root *os.File, rootPath, name string) (*podDir, error) {
 		f.Close()
 		return nil, err
 	}
+	// What a killed create or rm left in the work directory.
+	sweepWork(work)
 	return &podDir{root: root, dir: f, name: name, path: filepath.Join(rootPath, name)}, nil
 }
 
