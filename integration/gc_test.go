@@ -111,7 +111,7 @@ func TestGCRaces(t *testing.T) {
 
 // A pod whose records (state and join) are copies of another pod's: rm
 // stops the pod's own pause, found through its pinned PID namespace, and
-// never the other's, and gc keeps both while both run.
+// never the other's; gc keeps both while both run, and start refuses.
 func TestCopiedRecordsDoNotKillOtherPod(t *testing.T) {
 	e := newEnv(t)
 	a, da := e.create()
@@ -131,6 +131,8 @@ func TestCopiedRecordsDoNotKillOtherPod(t *testing.T) {
 	if !alive(db.Pid, db.StartTime) {
 		t.Fatalf("gc stopped the pause of %s", b)
 	}
+	// Its pause runs, whatever the record says.
+	wantFailure(t, e.run("start", b), "pod is running")
 	if r := e.goRun("rm", b); r.code != 0 {
 		t.Errorf("rm %s: %+v", b, r)
 	}

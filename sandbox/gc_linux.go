@@ -93,11 +93,8 @@ func gcPod(ctx context.Context, rf *os.File, root, name string) (bool, error) {
 		return false, fmt.Errorf("pod %s: %w", name, err)
 	}
 	p := &Pod{root: root, name: name, state: st}
-	if st != nil && st.Status == specs.StateRunning {
-		if _, pidfd := p.findPause(d); pidfd >= 0 {
-			unix.Close(pidfd)
-			return false, tidy(d)
-		}
+	if st != nil && st.Status == specs.StateRunning && p.pauseLives(d) {
+		return false, tidy(d)
 	}
 	if err := p.removeLocked(d, RemoveOptions{Force: true}); err != nil {
 		return false, err

@@ -123,10 +123,12 @@ func isPause(dir *os.File, pid int, start uint64, boot string) bool {
 	return err == nil && ps.startTime == start && ps.state != 'Z' && ps.state != 'X'
 }
 
-// isInit tells whether pid is PID 1 of a PID namespace below the caller's.
+// isInit tells whether pid is a live PID 1 of a PID namespace below the
+// caller's. A zombie is dead, though /proc still shows its namespace.
 func isInit(pid string) bool {
 	s, err := readStatus(pid)
-	return err == nil && len(s.nspid) >= 2 && s.nspid[len(s.nspid)-1] == 1
+	return err == nil && len(s.nspid) >= 2 && s.nspid[len(s.nspid)-1] == 1 &&
+		!strings.HasPrefix(s.state, "Z") && !strings.HasPrefix(s.state, "X")
 }
 
 // procStatus is what podsb reads from /proc/PID/status.

@@ -151,6 +151,17 @@ func (p *Pod) findPause(d *podDir) (pid, pidfd int) {
 	return 0, -1
 }
 
+// pauseLives tells whether the pod has a live pause (findPause): the one
+// its state names, or PID 1 of its pinned PID namespace.
+func (p *Pod) pauseLives(d *podDir) bool {
+	_, pidfd := p.findPause(d)
+	if pidfd < 0 {
+		return false
+	}
+	unix.Close(pidfd)
+	return true
+}
+
 // stopped tells whether pid is stopped (by a signal, or by a tracer).
 func stopped(pid int) bool {
 	ps, err := readStat(pid)

@@ -35,7 +35,7 @@ func (p *Pod) Start(ctx context.Context) error {
 		return fmt.Errorf("pod %s has no state: remove it: %w", p.name, err)
 	}
 	p.state = st
-	if p.alive() {
+	if p.pauseLives(lock) {
 		return fmt.Errorf("%s: %w", p.name, ErrRunning)
 	}
 	p.reapZombie()
