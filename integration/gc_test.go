@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,34 +148,66 @@ func TestCopiedRecordsDoNotKillOtherPod(t *testing.T) {
 	}
 }
 
-// rm of a pod whose pause is stopped (SIGSTOP, as a tracer can leave it)
-// does not wait out its grace period: a stopped pause cannot act on
-// SIGTERM, so it gets SIGKILL at once.
+// rm of a pod whose pause is stopped (SIGSTOP) or traced (as a pod's root
+// can leave it with ptrace) does not wait out its grace period: a stopped
+// pause cannot act on SIGTERM, so it gets SIGKILL at once.
 func TestRmStoppedPause(t *testing.T) {
 	e := newEnv(t)
-	name, d := e.create()
-	if err := unix.Kill(d.Pid, unix.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(2 * time.Second); procState(d.Pid) != 'T'; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("pause never stopped: state %c", procState(d.Pid))
+	rm := func(t *testing.T, name string) {
+		// The grace period is 10 s: 5 s bounds an rm that does not wait it.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, e.bin, "--root", e.root, "rm", name)
+		cmd.Env = append(os.Environ(), "PODSB_FASTEXEC=0")
+		out, err := cmd.CombinedOutput()
+		if ctx.Err() != nil {
+			t.Fatalf("rm of a pod with a stopped pause still runs after 5 s")
+		}
+		if err != nil || string(out) != name+"\n" {
+			t.Errorf("rm: %v: %s", err, out)
 		}
 	}
-	// The grace period is 10 s: 5 s bounds an rm that does not wait it.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, e.bin, "--root", e.root, "rm", name)
-	cmd.Env = append(os.Environ(), "PODSB_FASTEXEC=0")
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		t.Fatalf("rm of a pod with a stopped pause still runs after 5 s")
-	}
-	if err != nil || string(out) != name+"\n" {
-		t.Errorf("rm: %v: %s", err, out)
-	}
-	if err := waitDead(d.Pid, d.StartTime, 2*time.Second); err != nil {
-		t.Errorf("pause survived rm")
+	t.Run("SIGSTOP", func(t *testing.T) {
+		name, d := e.create()
+		if err := unix.Kill(d.Pid, unix.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, d.Pid, 'T')
+		rm(t, name)
+		if err := waitDead(d.Pid, d.StartTime, 2*time.Second); err != nil {
+			t.Errorf("pause survived rm")
+		}
+	})
+	t.Run("traced", func(t *testing.T) {
+		name, d := e.create()
+		attached, detach := make(chan error), make(chan struct{})
+		go func() {
+			// The tracer is this thread: it stays locked, and the
+			// tracee is detached when the thread ends with the
+			// goroutine.
+			runtime.LockOSThread()
+			attached <- unix.PtraceAttach(d.Pid)
+			<-detach
+		}()
+		if err := <-attached; err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, d.Pid, 't')
+		rm(t, name)
+		close(detach)
+		if err := waitDead(d.Pid, d.StartTime, 2*time.Second); err != nil {
+			t.Errorf("pause survived rm")
+		}
+	})
+}
+
+// waitState waits until pid is in state s.
+func waitState(t *testing.T, pid int, s byte) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Second); procState(pid) != s; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d never reached state %c: %c", pid, s, procState(pid))
+		}
 	}
 }
 
