@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -128,6 +130,13 @@ ln -s /proc/%d/ns/pid victim/ns/pid; ln -s /proc/%d/ns/net victim/ns/net; ln -s 
 			if r.code != 125 || r.stderr != want || r.stdout != "" {
 				t.Errorf("%s: %+v, want exit 125 and %q", strings.Join(args, " "), r, want)
 			}
+		}
+		// The library's error class.
+		if _, err := sandbox.List(root); !errors.Is(err, sandbox.ErrUntrustedRoot) {
+			t.Errorf("sandbox.List: %v, want ErrUntrustedRoot", err)
+		}
+		if _, err := sandbox.GC(context.Background(), root); !errors.Is(err, sandbox.ErrUntrustedRoot) {
+			t.Errorf("sandbox.GC: %v, want ErrUntrustedRoot", err)
 		}
 		if !alive(pid, start) {
 			t.Fatalf("the process named by the planted state was signalled")
@@ -351,6 +360,9 @@ func TestUnmarkedDirsNotPods(t *testing.T) {
 	}()
 	if out := e.must("ps", "-a", "-q"); out != pod+"\n" {
 		t.Errorf("ps -a: %q, want only %s", out, pod)
+	}
+	if _, err := sandbox.Load(e.root, "data"); !errors.Is(err, sandbox.ErrNotPod) {
+		t.Errorf("sandbox.Load of data: %v, want ErrNotPod", err)
 	}
 	wantFailure(t, e.goRun("ps", "data"), "data is not a pod")
 	wantFailure(t, e.goRun("rm", "data"), "data is not a pod")
