@@ -279,8 +279,8 @@ func TestSymlinksInRootNotFollowed(t *testing.T) {
 		if r := e.goRun("rm", name); r.code != 0 {
 			t.Errorf("rm: %+v", r)
 		}
-		if len(mountsUnder(t, mnt)) != 1 {
-			t.Errorf("rm unmounted %s through a link among the handles", mnt)
+		if m := mountsUnder(t, mnt); len(m) != 1 {
+			t.Errorf("rm unmounted %s through a link among the handles: %q", mnt, m)
 		}
 	})
 
@@ -377,8 +377,8 @@ func TestUnmarkedDirsNotPods(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "keep")); err != nil {
 		t.Errorf("data lost its file: %v", err)
 	}
-	if len(mountsUnder(t, filepath.Join(data, "mnt"))) != 1 {
-		t.Errorf("the mount below data is gone")
+	if m := mountsUnder(t, filepath.Join(data, "mnt")); len(m) != 1 {
+		t.Errorf("the mount below data is gone: %q", m)
 	}
 
 	// A root full of directories podsb did not make: the host's.
