@@ -161,6 +161,12 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 	if err := spec.Check(); err != nil {
 		return nil, invalid(err)
 	}
+	// gc leaves the container's directory alone while it is being made.
+	lock, err := p.lockShared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
 	if err := os.MkdirAll(filepath.Join(p.Dir(), "containers"), 0o700); err != nil {
 		return nil, err
 	}
@@ -229,7 +235,7 @@ func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec roo
 
 	// From the pod's mount namespace: detached copies of its /dev/shm and
 	// /dev/pts, its /dev/null, and a pty of its devpts for -t.
-	mh, err := nsenter.Open([]nsenter.Namespace{{Type: unix.CLONE_NEWNS, Path: p.NamespacePath(specs.MountNamespace)}})
+	mh, err := p.openNS([]nsenter.Namespace{{Type: unix.CLONE_NEWNS, Path: p.NamespacePath(specs.MountNamespace)}})
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +325,7 @@ func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec roo
 	}{{unix.CLONE_NEWPID, specs.PIDNamespace}, {unix.CLONE_NEWUTS, specs.UTSNamespace}, {unix.CLONE_NEWIPC, specs.IPCNamespace}, {unix.CLONE_NEWNET, specs.NetworkNamespace}} {
 		nss = append(nss, nsenter.Namespace{Type: t.flag, Path: p.NamespacePath(t.ns)})
 	}
-	h, err := nsenter.Open(nss)
+	h, err := p.openNS(nss)
 	if err != nil {
 		return nil, err
 	}

@@ -43,22 +43,21 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 		return nil, err
 	}
 	step := c.tracer()
-	if err := os.MkdirAll(c.Root, 0o700); err != nil {
+	root, err := makeRoot(c.Root)
+	if err != nil {
+		if errors.Is(err, ErrUntrustedRoot) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("state root: %w", err)
 	}
-	dir := filepath.Join(c.Root, c.Name)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("pod %s: %w", c.Name, ErrExists)
-		}
-		return nil, fmt.Errorf("state directory: %w", err)
-	}
-	lock, err := lockDir(ctx, dir, c.Name)
+	defer root.Close()
+	// The pod's directory, marked and locked from its first moment.
+	lock, err := makePodDir(root, c.Root, c.Name)
 	if err != nil {
-		os.Remove(dir)
 		return nil, err
 	}
 	defer lock.Close()
+	dir := lock.path
 	step("state directory")
 	p := &Pod{root: c.Root, name: c.Name}
 	var child *initProc
@@ -78,7 +77,7 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 		if cgroup != "" {
 			removeCgroup(&State{Cgroup: cgroup, Limits: c.Limits})
 		}
-		teardown(dir, c.Name)
+		teardown(lock)
 	}()
 
 	if _, err := os.Lstat(filepath.Join(NetNSDir, c.Name)); err == nil {
@@ -155,7 +154,7 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 	}
 	// Written before the pod can be half-made, so that rm finds pause
 	// even if this process dies from here on.
-	if err := writeState(dir, st); err != nil {
+	if err := writeState(lock, st); err != nil {
 		return nil, err
 	}
 	step("first state write")
@@ -198,7 +197,7 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 	if err := writeJoin(dir, st); err != nil {
 		return nil, err
 	}
-	if err := writeState(dir, st); err != nil {
+	if err := writeState(lock, st); err != nil {
 		return nil, err
 	}
 	step("final state write")

@@ -10,6 +10,10 @@
 // State lives under a state root (DefaultRoot, or Config.Root): one directory
 // per pod holding state.json, written atomically, and the namespace handles.
 // Operations on one pod are serialized with flock(2) on its directory.
+// Only root may be able to change the state root: every function that
+// opens one refuses it otherwise (ErrUntrustedRoot). Only directories that
+// Create made, which hold its marker, are pods; records and handles are
+// opened below the root through no symbolic link.
 //
 // Privileges: root (CAP_SYS_ADMIN for mounts and namespaces, CAP_KILL).
 //

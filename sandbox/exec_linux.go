@@ -281,7 +281,7 @@ func (p *Pod) openHandles(container string) (*nsenter.Handles, error) {
 	}
 	// The mount namespace last: host paths no longer resolve after it.
 	nss = append(nss, nsenter.Namespace{Type: unix.CLONE_NEWNS, Path: mnt})
-	return nsenter.Open(nss)
+	return p.openNS(nss)
 }
 
 // launch is what prepare resolves for a command.
@@ -385,6 +385,12 @@ func (p *Pod) startError(name string, err error) error {
 // execDetached starts the command through a program that spawns it: a
 // process inside the pod forks the command and exits, so pause adopts it.
 func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, c ExecConfig) (*Process, error) {
+	// gc leaves the log alone while it is being made.
+	lock, err := p.lockShared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
 	logs := filepath.Join(p.Dir(), "logs")
 	if err := os.MkdirAll(logs, 0o700); err != nil {
 		return nil, err

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"podsb/nsenter"
 )
 
 // NetNSDir is where ip netns finds named network namespaces.
@@ -70,50 +72,131 @@ func registerNetNS(name, handle string) (string, error) {
 }
 
 // teardown removes everything a pod has on the host: its ip netns entry (if
-// it is the pod's), its namespace handles and its state directory. It works
-// on a pod in any state, a half-made one included, and is idempotent.
-func teardown(dir, name string) error {
-	nsDir := filepath.Join(dir, "ns")
+// it is the pod's), its namespace handles and its state directory d, whose
+// lock the caller holds. It works on a pod in any state, a half-made one
+// included, and is idempotent. Every path is taken below d, through no
+// symbolic link.
+//
+// The directory first leaves its name for the work directory, and its
+// files are removed there: a crash from then on leaves ROOT/.tmp/rm-ID,
+// which gc removes, and never a directory without its marker at the pod's
+// name.
+func teardown(d *podDir) error {
 	var errs []error
 	// The ip netns entry, if it is ours: a link to our handle.
-	entry := filepath.Join(NetNSDir, name)
-	if target, err := os.Readlink(entry); err == nil && target == filepath.Join(nsDir, "net") {
+	entry := filepath.Join(NetNSDir, d.name)
+	if target, err := os.Readlink(entry); err == nil && target == filepath.Join(d.path, "ns", "net") {
 		if err := os.Remove(entry); err != nil && !isNotExist(err) {
 			errs = append(errs, err)
 		}
 	}
 	// The pod's handles and its containers' (mnt-NAME).
-	ents, _ := os.ReadDir(nsDir)
-	for _, e := range ents {
-		if err := unmount(filepath.Join(nsDir, e.Name())); err != nil {
-			errs = append(errs, err)
+	if ns, err := openAt(d.dir, "ns", unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
+		names, _ := ns.Readdirnames(-1)
+		for _, n := range names {
+			if err := unmountAt(ns, n); err != nil {
+				errs = append(errs, err)
+			}
 		}
+		ns.Close()
 	}
-	if err := unmount(nsDir); err != nil {
+	if err := unmountAt(d.dir, "ns"); err != nil {
 		errs = append(errs, err)
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		// Something else is mounted below dir (a crash between two
-		// steps): find it in mountinfo and try once more.
-		if uerr := unmountBelow(dir); uerr != nil {
-			errs = append(errs, uerr)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	defer doneWork(d.root)
+	for range 100 {
+		work, err := openWork(d.root)
+		if err != nil {
+			return err
 		}
-		if err := os.RemoveAll(dir); err != nil {
+		tomb := "rm-" + newID()
+		err = unix.Renameat(int(d.root.Fd()), d.name, int(work.Fd()), tomb)
+		if err == nil {
+			err = removeTree(work, tomb, d.dir)
+			// And what a killed create or rm left there.
+			sweepWork(work)
+			work.Close()
+			return err
+		}
+		// ENOENT: the work directory was removed under us (by another's
+		// doneWork), or the pod's directory is no longer at its name.
+		retry := errors.Is(err, unix.ENOENT) && !sameEntry(d.root, workDir, work) && sameEntry(d.root, d.name, d.dir)
+		work.Close()
+		if !retry {
+			return &os.LinkError{Op: "rename", Old: d.path, New: filepath.Join(d.root.Name(), workDir, tomb), Err: err}
+		}
+	}
+	return fmt.Errorf("cannot move %s to %s", d.path, filepath.Join(d.root.Name(), workDir))
+}
+
+// removeTree removes the directory name of parent, open as dir, and
+// everything below it: what is mounted below it too (a crash between two
+// steps of create or rm may leave such a mount).
+func removeTree(parent *os.File, name string, dir *os.File) error {
+	if err := removeEntries(dir); err != nil {
+		real, rerr := os.Readlink(fdPath(dir))
+		if rerr != nil {
+			return err
+		}
+		if err := unmountBelow(real); err != nil {
+			return err
+		}
+		if err := removeEntries(dir); err != nil {
+			return err
+		}
+	}
+	if err := unix.Unlinkat(int(parent.Fd()), name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+		return &os.PathError{Op: "remove", Path: filepath.Join(parent.Name(), name), Err: err}
+	}
+	return nil
+}
+
+// removeEntries removes everything in the directory dir. os.RemoveAll
+// follows no symbolic link below the path it is given, here the directory
+// itself through /proc/self/fd.
+func removeEntries(dir *os.File) error {
+	f, err := os.Open(fdPath(dir))
+	if err != nil {
+		return err
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		if err := os.RemoveAll(fdPath(dir) + "/" + n); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// unmount unmounts p. Not mounted or missing is success. A busy mount is
-// detached lazily instead.
+// unmountAt unmounts name in the directory dir, not following a symbolic
+// link in its place.
+func unmountAt(dir *os.File, name string) error {
+	err := unmount(fdPath(dir) + "/" + name)
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		pe.Path = filepath.Join(dir.Name(), name)
+	}
+	return err
+}
+
+// unmount unmounts p; a symbolic link at p is not followed (and not a
+// mount). Not mounted or missing is success. A busy mount is detached
+// lazily instead.
 func unmount(p string) error {
-	err := unix.Unmount(p, 0)
+	err := unix.Unmount(p, unix.UMOUNT_NOFOLLOW)
 	switch {
 	case err == nil, errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
 		return nil
 	case errors.Is(err, unix.EBUSY):
-		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+		if err := unix.Unmount(p, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) {
 			return &os.PathError{Op: "umount", Path: p, Err: err}
 		}
 		return nil
@@ -121,7 +204,8 @@ func unmount(p string) error {
 	return &os.PathError{Op: "umount", Path: p, Err: err}
 }
 
-// unmountBelow unmounts every mount at or below dir, deepest first.
+// unmountBelow unmounts every mount at or below dir (a path with no
+// symbolic link, as the mount table gives), deepest first.
 func unmountBelow(dir string) error {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
@@ -140,11 +224,40 @@ func unmountBelow(dir string) error {
 	}
 	var errs []error
 	for i := len(targets) - 1; i >= 0; i-- {
-		if err := unix.Unmount(targets[i], unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		if err := unix.Unmount(targets[i], unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, &os.PathError{Op: "umount", Path: targets[i], Err: err})
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// openNS opens the pod's namespace handles nss, in order (paths in the
+// pod's directory, as NamespacePath gives them), as nsenter.Open does, but
+// through no symbolic link, and only namespace files.
+func (p *Pod) openNS(nss []nsenter.Namespace) (*nsenter.Handles, error) {
+	d, err := p.open()
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	safe := make([]nsenter.Namespace, len(nss))
+	for i, ns := range nss {
+		rel, err := filepath.Rel(d.path, ns.Path)
+		if err != nil || !filepath.IsLocal(rel) {
+			return nil, fmt.Errorf("namespace handle %s: not in the directory of pod %s", ns.Path, p.name)
+		}
+		f, err := openAt(d.dir, rel, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		var fs unix.Statfs_t
+		if err := unix.Fstatfs(int(f.Fd()), &fs); err != nil || fs.Type != unix.NSFS_MAGIC {
+			return nil, &os.PathError{Op: "open", Path: ns.Path, Err: errors.New("not a namespace handle")}
+		}
+		safe[i] = nsenter.Namespace{Type: ns.Type, Path: fdPath(f)}
+	}
+	return nsenter.Open(safe)
 }
 
 func touch(p string) error {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Pod is a pod found under a state root. Its State is what was persisted;
@@ -71,76 +72,121 @@ func (p *Pod) Status() specs.ContainerState {
 	return p.state.Status
 }
 
-// alive tells whether the pause process recorded in the state still runs.
-// A PID reused by another process (or after a reboot) does not count.
+// alive tells whether the pause process recorded in the state still runs
+// as the pod's pause (isPause): a PID reused by another process, after a
+// reboot or not, or a record that names another pod's pause, does not
+// count.
 func (p *Pod) alive() bool {
 	st := p.state
-	if st == nil || st.Pid <= 0 || st.BootID != bootID() {
+	if st == nil || st.Pid <= 0 {
 		return false
 	}
-	ps, err := readStat(st.Pid)
-	if err != nil || ps.startTime != st.StartTime {
+	d, err := p.open()
+	if err != nil {
 		return false
 	}
-	return ps.state != 'Z' && ps.state != 'X'
+	defer d.Close()
+	return isPause(d.dir, st.Pid, st.StartTime, st.BootID)
 }
 
-// Load finds the pod name under the state root (DefaultRoot if empty).
+// open opens the pod's state root and directory, without its lock.
+func (p *Pod) open() (*podDir, error) {
+	root, err := openRoot(p.root)
+	if isNotExist(err) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, p.name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d, err := openPodDir(root, p.root, p.name)
+	if err != nil {
+		root.Close()
+		return nil, err
+	}
+	d.ownRoot = true
+	return d, nil
+}
+
+// Load finds the pod name under the state root (DefaultRoot if empty). A
+// directory of the root that podsb did not make is not a pod (ErrNotPod).
 func Load(root, name string) (*Pod, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
-	root, err := absRoot(root)
+	root, err := rootPath(root)
 	if err != nil {
 		return nil, err
 	}
-	return load(root, name)
+	rf, err := openRoot(root)
+	if isNotExist(err) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer rf.Close()
+	return load(rf, root, name)
 }
 
-func load(root, name string) (*Pod, error) {
-	dir := filepath.Join(root, name)
-	st, err := readState(dir)
-	if isNotExist(err) {
-		if _, serr := os.Stat(dir); serr != nil {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
-		}
-		return &Pod{root: root, name: name}, nil
-	}
+func load(rf *os.File, root, name string) (*Pod, error) {
+	d, err := openPodDir(rf, root, name)
 	if err != nil {
 		return nil, err
+	}
+	defer d.Close()
+	// A state that cannot be read (or is not a regular file) is taken as
+	// none, as a create that died before its first write leaves: the pod
+	// shows creating, and rm removes it.
+	st, err := readState(d)
+	if err != nil {
+		return &Pod{root: root, name: name}, nil
 	}
 	return &Pod{root: root, name: name, state: st}, nil
 }
 
-func absRoot(root string) (string, error) {
+// rootPath returns the absolute path of a state root.
+func rootPath(root string) (string, error) {
 	if root == "" {
 		return DefaultRoot, nil
 	}
 	return filepath.Abs(root)
 }
 
+// absRoot returns the absolute path of a state root, checked as openRoot
+// checks it; a root that does not exist passes.
+func absRoot(root string) (string, error) {
+	root, err := rootPath(root)
+	if err != nil {
+		return "", err
+	}
+	return root, checkRoot(root)
+}
+
 // List returns every pod under the state root, sorted by name. A root that
-// does not exist holds no pods.
+// does not exist holds no pods; entries of the root that podsb did not make
+// are not pods, and are left out.
 func List(root string) ([]*Pod, error) {
-	root, err := absRoot(root)
+	root, err := rootPath(root)
 	if err != nil {
 		return nil, err
 	}
-	entries, err := os.ReadDir(root)
+	rf, err := openRoot(root)
 	if isNotExist(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	pods := make([]*Pod, 0, len(entries))
-	for _, e := range entries {
-		if !e.IsDir() || ValidateName(e.Name()) != nil {
-			continue
-		}
-		p, err := load(root, e.Name())
-		if errors.Is(err, ErrNotFound) {
-			continue // removed while we listed
+	defer rf.Close()
+	names, err := podNames(rf)
+	if err != nil {
+		return nil, err
+	}
+	pods := make([]*Pod, 0, len(names))
+	for _, n := range names {
+		p, err := load(rf, root, n)
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotPod) {
+			continue // removed while we listed, or not podsb's
 		}
 		if err != nil {
 			return nil, err
@@ -148,6 +194,23 @@ func List(root string) ([]*Pod, error) {
 		pods = append(pods, p)
 	}
 	return pods, nil
+}
+
+// podNames lists the directories of the state root whose names are pod
+// names, sorted: the candidates, each still to be checked for its marker.
+func podNames(root *os.File) ([]string, error) {
+	ents, err := root.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range ents {
+		if e.IsDir() && ValidateName(e.Name()) == nil {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
 }
 
 // ProcessInfo describes a process of a pod.
@@ -173,23 +236,30 @@ func (p *Pod) Processes() ([]ProcessInfo, error) {
 	if p.Status() == specs.StateStopped || p.state == nil {
 		return nil, nil
 	}
-	ino, err := nsInode(p.NamespacePath(specs.PIDNamespace))
+	d, err := p.open()
 	if err != nil {
 		return nil, err
+	}
+	defer d.Close()
+	ino, ok := pinnedInode(d.dir, "ns/pid")
+	if !ok {
+		return nil, fmt.Errorf("pod %s has no PID namespace handle", p.name)
 	}
 	pids, err := listPIDs()
 	if err != nil {
 		return nil, err
 	}
 	containers := map[uint64]string{}
-	if ents, err := os.ReadDir(filepath.Join(p.Dir(), "ns")); err == nil {
-		for _, e := range ents {
-			if name, ok := strings.CutPrefix(e.Name(), "mnt-"); ok {
-				if ino, err := nsInode(filepath.Join(p.Dir(), "ns", e.Name())); err == nil {
+	if ns, err := openAt(d.dir, "ns", unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
+		names, _ := ns.Readdirnames(-1)
+		for _, n := range names {
+			if name, ok := strings.CutPrefix(n, "mnt-"); ok {
+				if ino, ok := pinnedInode(ns, n); ok {
 					containers[ino] = name
 				}
 			}
 		}
+		ns.Close()
 	}
 	var procs []ProcessInfo
 	hostToPod := map[int]int{}

@@ -79,6 +79,58 @@ func pidNSInode(pid string) (uint64, bool) {
 	return ino, err == nil
 }
 
+// pinnedInode returns the inode of the namespace handle rel below dir
+// (opened through no symbolic link), if it is a namespace file: a pinned
+// handle, a bind mount of /proc/PID/ns/*, which no file written in the
+// state directory can forge.
+func pinnedInode(dir *os.File, rel string) (uint64, bool) {
+	f, err := openAt(dir, rel, unix.O_PATH, 0)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	var fs unix.Statfs_t
+	var st unix.Stat_t
+	if unix.Fstatfs(int(f.Fd()), &fs) != nil || fs.Type != unix.NSFS_MAGIC || unix.Fstat(int(f.Fd()), &st) != nil {
+		return 0, false
+	}
+	return st.Ino, true
+}
+
+// isPause tells whether pid is the pause of the pod whose directory is
+// dir: PID 1 of a PID namespace of its own, of the pod's pinned one
+// (ns/pid) if it is pinned, and the process that started at start in the
+// boot boot. A record that names anything else (another pod's pause, a
+// process that reused the PID) fails. The namespace is read before the
+// start time, so a process that died in between and whose PID was reused
+// fails too.
+func isPause(dir *os.File, pid int, start uint64, boot string) bool {
+	if pid <= 0 || boot != bootID() {
+		return false
+	}
+	s := strconv.Itoa(pid)
+	ino, ok := pidNSInode(s)
+	if !ok {
+		return false
+	}
+	if pinned, ok := pinnedInode(dir, "ns/pid"); ok && pinned != ino {
+		return false
+	}
+	if !isInit(s) {
+		return false
+	}
+	ps, err := readStat(pid)
+	return err == nil && ps.startTime == start && ps.state != 'Z' && ps.state != 'X'
+}
+
+// isInit tells whether pid is a live PID 1 of a PID namespace below the
+// caller's. A zombie is dead, though /proc still shows its namespace.
+func isInit(pid string) bool {
+	s, err := readStatus(pid)
+	return err == nil && len(s.nspid) >= 2 && s.nspid[len(s.nspid)-1] == 1 &&
+		!strings.HasPrefix(s.state, "Z") && !strings.HasPrefix(s.state, "X")
+}
+
 // procStatus is what podsb reads from /proc/PID/status.
 type procStatus struct {
 	name  string

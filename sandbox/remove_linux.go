@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,19 +29,26 @@ type RemoveOptions struct {
 // directory. It works on running pods, pods whose pause died, and pods left
 // half-made by a crash.
 func (p *Pod) Remove(ctx context.Context, opts RemoveOptions) error {
-	dir := p.Dir()
-	lock, err := lockDir(ctx, dir, p.name)
+	d, err := p.lock(ctx)
 	if err != nil {
 		return err
 	}
-	defer lock.Close()
+	defer d.Close()
 	// What we loaded may be stale: the lock's holder may have changed it.
-	st, err := readState(dir)
-	if err != nil && !isNotExist(err) {
-		return err
+	// A state that cannot be read does not keep the pod: its pause is
+	// then found through the pinned PID namespace.
+	st, err := readState(d)
+	if err != nil {
+		st = nil
 	}
 	p.state = st
-	if err := p.stop(opts); err != nil {
+	return p.removeLocked(d, opts)
+}
+
+// removeLocked removes the pod, whose lock d is.
+func (p *Pod) removeLocked(d *podDir, opts RemoveOptions) error {
+	st := p.state
+	if err := p.stop(d, opts); err != nil {
 		return err
 	}
 	if st != nil && st.Network != nil {
@@ -53,7 +59,7 @@ func (p *Pod) Remove(ctx context.Context, opts RemoveOptions) error {
 	if err := removeCgroup(st); err != nil {
 		return err
 	}
-	if err := teardown(dir, p.name); err != nil {
+	if err := teardown(d); err != nil {
 		return fmt.Errorf("remove pod %s: %w", p.name, err)
 	}
 	if st == nil {
@@ -67,25 +73,16 @@ func (p *Pod) Remove(ctx context.Context, opts RemoveOptions) error {
 }
 
 // stop ends the pod's pause process and waits until it is dead. Signals go
-// through a pidfd opened before the identity check, so a PID reused after
-// the check is never signalled.
-func (p *Pod) stop(opts RemoveOptions) error {
-	pid, same := p.pause()
-	if pid == 0 {
+// through a pidfd opened before the identity check (findPause), so a PID
+// reused after the check is never signalled. A pause that is stopped or
+// traced cannot act on SIGTERM: it gets SIGKILL at once.
+func (p *Pod) stop(d *podDir, opts RemoveOptions) error {
+	pid, pidfd := p.findPause(d)
+	if pidfd < 0 {
 		p.reapZombie()
 		return nil
 	}
-	pidfd, err := unix.PidfdOpen(pid, 0)
-	if errors.Is(err, unix.ESRCH) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("pidfd_open %d: %w", pid, err)
-	}
 	defer unix.Close(pidfd)
-	if !same() {
-		return nil
-	}
 	timeout := opts.Timeout
 	switch {
 	case timeout == 0:
@@ -94,14 +91,14 @@ func (p *Pod) stop(opts RemoveOptions) error {
 		timeout = 0
 	}
 	sig := unix.SIGTERM
-	if opts.Force {
+	if opts.Force || stopped(pid) {
 		sig = unix.SIGKILL
 	}
 	for _, s := range []unix.Signal{sig, unix.SIGKILL} {
 		if err := unix.PidfdSendSignal(pidfd, s, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 			return fmt.Errorf("signal pause of %s: %w", p.name, err)
 		}
-		if exited(pidfd, timeout) {
+		if awaitExit(pidfd, pid, timeout, s != unix.SIGKILL) {
 			// Reap pause if it is our child (a pod made by this process);
 			// otherwise its parent does.
 			var info unix.Siginfo
@@ -111,6 +108,64 @@ func (p *Pod) stop(opts RemoveOptions) error {
 		timeout = DefaultStopTimeout
 	}
 	return fmt.Errorf("pause of %s (pid %d) did not exit after SIGKILL", p.name, pid)
+}
+
+// findPause finds the pod's live pause and opens a pidfd to it before it
+// checks its identity: the process the state names if it is the pod's
+// pause (isPause), else PID 1 of the pinned PID namespace (for a create
+// that died before it wrote any state, or a state that names another
+// process). It returns a pidfd of -1 if there is none.
+func (p *Pod) findPause(d *podDir) (pid, pidfd int) {
+	if st := p.state; st != nil && st.Pid > 0 {
+		if fd, err := unix.PidfdOpen(st.Pid, 0); err == nil {
+			if isPause(d.dir, st.Pid, st.StartTime, st.BootID) {
+				return st.Pid, fd
+			}
+			unix.Close(fd)
+		}
+	}
+	ino, ok := pinnedInode(d.dir, "ns/pid")
+	if !ok {
+		return 0, -1 // never pinned, or unpinned
+	}
+	pids, err := listPIDs()
+	if err != nil {
+		return 0, -1
+	}
+	for _, s := range pids {
+		if i, ok := pidNSInode(s); !ok || i != ino || !isInit(s) {
+			continue
+		}
+		n, _ := strconv.Atoi(s)
+		fd, err := unix.PidfdOpen(n, 0)
+		if err != nil {
+			continue
+		}
+		// Checked again with the pidfd open: once the namespace's init
+		// is dead, no process can be PID 1 of it.
+		if i, ok := pidNSInode(s); ok && i == ino && isInit(s) {
+			return n, fd
+		}
+		unix.Close(fd)
+	}
+	return 0, -1
+}
+
+// pauseLives tells whether the pod has a live pause (findPause): the one
+// its state names, or PID 1 of its pinned PID namespace.
+func (p *Pod) pauseLives(d *podDir) bool {
+	_, pidfd := p.findPause(d)
+	if pidfd < 0 {
+		return false
+	}
+	unix.Close(pidfd)
+	return true
+}
+
+// stopped tells whether pid is stopped (by a signal, or by a tracer).
+func stopped(pid int) bool {
+	ps, err := readStat(pid)
+	return err == nil && (ps.state == 'T' || ps.state == 't')
 }
 
 // reapZombie reaps a pause that died on its own while this process, which
@@ -126,91 +181,25 @@ func (p *Pod) reapZombie() {
 	}
 }
 
-// pause finds the pod's live pause process: from the state, or, for a pod
-// whose create died before it wrote any, as PID 1 of the pinned PID
-// namespace. It returns 0 if there is none, and a check that the PID still
-// is that process.
-func (p *Pod) pause() (int, func() bool) {
-	if p.state != nil {
-		if !p.alive() {
-			return 0, nil
-		}
-		return p.state.Pid, p.alive
-	}
-	handle := p.NamespacePath("pid")
-	var fs unix.Statfs_t
-	if err := unix.Statfs(handle, &fs); err != nil || fs.Type != unix.NSFS_MAGIC {
-		return 0, nil // never pinned
-	}
-	ino, err := nsInode(handle)
-	if err != nil {
-		return 0, nil
-	}
-	pids, err := listPIDs()
-	if err != nil {
-		return 0, nil
-	}
-	for _, pid := range pids {
-		if i, ok := pidNSInode(pid); !ok || i != ino {
-			continue
-		}
-		if s, err := readStatus(pid); err == nil && len(s.nspid) > 0 && s.nspid[len(s.nspid)-1] == 1 {
-			same := func() bool { i, ok := pidNSInode(pid); return ok && i == ino }
-			n, _ := strconv.Atoi(pid)
-			return n, same
-		}
-	}
-	return 0, nil
-}
-
-// exited waits up to d for the process behind pidfd to exit.
-func exited(pidfd int, d time.Duration) bool {
+// awaitExit waits up to d for the process behind pidfd (pid) to exit. With
+// early, it gives up as soon as the process is stopped: a pending signal
+// other than SIGKILL waits until it is continued.
+func awaitExit(pidfd, pid int, d time.Duration, early bool) bool {
 	deadline := time.Now().Add(d)
 	for {
-		ms := int(time.Until(deadline).Milliseconds())
+		ms := min(int(time.Until(deadline).Milliseconds()), 100)
 		if ms < 0 {
 			ms = 0
 		}
 		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
 		n, err := unix.Poll(fds, ms)
-		if err == nil {
-			return n > 0
-		}
-		if !errors.Is(err, unix.EINTR) {
+		switch {
+		case err == nil && n > 0:
+			return true
+		case err != nil && !errors.Is(err, unix.EINTR):
+			return false
+		case time.Now().After(deadline), early && stopped(pid):
 			return false
 		}
 	}
-}
-
-// GC removes, under a state root, every pod that is not running (stopped,
-// or left half-made by a create that died) and that nobody is working on,
-// then frees what the network holds for pods that are gone. It returns the
-// names of the pods it removed.
-func GC(ctx context.Context, root string) ([]string, error) {
-	pods, err := List(root)
-	if err != nil {
-		return nil, err
-	}
-	var removed []string
-	var errs []error
-	for _, p := range pods {
-		if p.Status() == specs.StateRunning {
-			continue
-		}
-		// A create or rm in progress holds the lock: leave its pod be.
-		busy, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-		err := p.Remove(busy, RemoveOptions{Force: true})
-		cancel()
-		switch {
-		case err == nil:
-			removed = append(removed, p.Name())
-		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrNotFound):
-		default:
-			errs = append(errs, err)
-		}
-	}
-	if err := PruneNetwork(root); err != nil {
-		errs = append(errs, err)
-	}
-	return removed, errors.Join(errs...)
 }

@@ -25,17 +25,17 @@ var ErrRunning = errors.New("pod is running")
 // namespace.
 func (p *Pod) Start(ctx context.Context) error {
 	dir := p.Dir()
-	lock, err := lockDir(ctx, dir, p.name)
+	lock, err := p.lock(ctx)
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
-	st, err := readState(dir)
+	st, err := readState(lock)
 	if err != nil {
 		return fmt.Errorf("pod %s has no state: remove it: %w", p.name, err)
 	}
 	p.state = st
-	if p.alive() {
+	if p.pauseLives(lock) {
 		return fmt.Errorf("%s: %w", p.name, ErrRunning)
 	}
 	p.reapZombie()
@@ -47,7 +47,7 @@ func (p *Pod) Start(ctx context.Context) error {
 	}{{unix.CLONE_NEWUTS, specs.UTSNamespace}, {unix.CLONE_NEWIPC, specs.IPCNamespace}, {unix.CLONE_NEWNET, specs.NetworkNamespace}} {
 		nss = append(nss, nsenter.Namespace{Type: t.flag, Path: p.NamespacePath(t.ns)})
 	}
-	h, err := nsenter.Open(nss)
+	h, err := p.openNS(nss)
 	if err != nil {
 		return fmt.Errorf("pod %s lost its namespaces (%w): remove it", p.name, err)
 	}
@@ -96,7 +96,7 @@ func (p *Pod) Start(ctx context.Context) error {
 		return err
 	}
 	st.Pid, st.StartTime, st.BootID, st.Status = child.pid, ps.startTime, bootID(), specs.StateCreating
-	if err := writeState(dir, st); err != nil {
+	if err := writeState(lock, st); err != nil {
 		return err
 	}
 	if err := p.joinCgroup(child.pid); err != nil {
@@ -122,7 +122,7 @@ func (p *Pod) Start(ctx context.Context) error {
 	if err := writeJoin(dir, st); err != nil {
 		return err
 	}
-	if err := writeState(dir, st); err != nil {
+	if err := writeState(lock, st); err != nil {
 		return err
 	}
 	ok = true

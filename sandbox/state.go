@@ -1,14 +1,12 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"podsb/network"
 	"podsb/rootfs"
@@ -83,38 +81,27 @@ type State struct {
 	Network *network.Lease `json:"network,omitempty"`
 }
 
-// writeState writes st to dir/state.json atomically: readers see the old or
-// the new file, never a part.
-func writeState(dir string, st *State) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(dir, stateFile), b)
-}
-
 // writeFileAtomic writes b to path (mode 0600) so that readers see the old
-// or the new file, never a part: to path.tmp, then renamed.
+// or the new file, never a part: to path.tmp, then renamed. Neither is
+// opened through a symbolic link in its place, and a failed write removes
+// path.tmp.
 func writeFileAtomic(path string, b []byte) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
-}
-
-// readState reads dir/state.json. A missing file is reported as
-// os.ErrNotExist.
-func readState(dir string) (*State, error) {
-	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
 	if err != nil {
-		return nil, err
+		os.Remove(tmp)
 	}
-	st := new(State)
-	if err := json.Unmarshal(b, st); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, stateFile), err)
-	}
-	return st, nil
+	return err
 }
 
 func isNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }
