@@ -149,7 +149,16 @@ func TestPeersWork(t *testing.T) {
 			if !sameRoot(st.Pid, rt.rootfs()) {
 				t.Errorf("root of %s is not %s", id, rt.rootfs())
 			}
-			if cmdline, _ := os.ReadFile("/proc/" + pid + "/cmdline"); string(cmdline) != "/catatonit\x00-P\x00" {
+			// crun's run -d may return before its child has executed the
+			// container's process: give it until a deadline.
+			var cmdline []byte
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				cmdline, _ = os.ReadFile("/proc/" + pid + "/cmdline")
+				if string(cmdline) == "/catatonit\x00-P\x00" || time.Now().After(deadline) {
+					break
+				}
+			}
+			if string(cmdline) != "/catatonit\x00-P\x00" {
 				t.Errorf("cmdline of %s = %q, want /catatonit -P", id, cmdline)
 			}
 			for _, ns := range pauseNamespaces {

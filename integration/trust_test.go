@@ -33,20 +33,17 @@ func asNobody(t *testing.T, script string) {
 	}
 }
 
-// runAt runs podsb with another state root than the env's, with Go's
-// exec and rm: PODSB_FASTEXEC=0 keeps the C part at podsb's entry point
-// out, which is not what these tests check.
+// runAt runs podsb with another state root than the env's. exec's fast
+// path runs as in any command: it must leave what these tests plant to Go.
 func (e *env) runAt(root string, args ...string) result {
 	e.t.Helper()
 	if len(args) > 0 && args[0] == "create" && !hasNetworkFlag(args) {
 		args = append([]string{"create", "--network", "none"}, args[1:]...)
 	}
-	cmd := exec.Command(e.bin, append([]string{"--root", root}, args...)...)
-	cmd.Env = append(os.Environ(), "PODSB_FASTEXEC=0")
-	return e.runCmd(cmd)
+	return e.runCmd(exec.Command(e.bin, append([]string{"--root", root}, args...)...))
 }
 
-// goRun runs podsb in the env's root with Go's exec and rm, as runAt.
+// goRun runs podsb in the env's root, as runAt does.
 func (e *env) goRun(args ...string) result {
 	e.t.Helper()
 	return e.runAt(e.root, args...)
