@@ -37,12 +37,17 @@ const pauseOOMScoreAdj = "-998"
 //
 // The pause process is started as a child of the caller in a session of its
 // own; a caller that exits leaves it to be adopted by the host's init.
+//
+// Create runs createSteps in order. Each step that made something the pod
+// must not keep on failure says how to undo it; a failed create undoes the
+// steps done, last first. What survives this process's death (the init,
+// the cgroup, the lease) is found from the state record by rm and gc, so
+// the first state write comes before any of it can be half-made.
 func Create(ctx context.Context, c Config) (*Pod, error) {
 	c, err := c.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	step := c.tracer()
 	root, err := makeRoot(c.Root)
 	if err != nil {
 		if errors.Is(err, ErrUntrustedRoot) {
@@ -57,83 +62,150 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 		return nil, err
 	}
 	defer lock.Close()
-	dir := lock.path
-	step("state directory")
-	p := &Pod{root: c.Root, name: c.Name}
-	var child *initProc
-	var lease *network.Lease
-	var cgroup string
-	ok := false
-	defer func() {
-		if ok {
-			return
-		}
-		if child != nil {
-			child.kill()
-		}
-		if lease != nil {
-			releaseNetwork(c.Root, c.Name, lease)
-		}
-		if cgroup != "" {
-			removeCgroup(&State{Cgroup: cgroup, Limits: c.Limits})
-		}
-		teardown(lock)
-	}()
+	r := &podCreate{c: c, lock: lock, dir: lock.path, trace: c.tracer()}
+	r.trace("state directory")
+	if err := r.run(ctx); err != nil {
+		return nil, err
+	}
+	return &Pod{root: c.Root, name: c.Name, state: r.st}, nil
+}
 
+// podCreate is one Create in progress: what its steps made so far.
+type podCreate struct {
+	c     Config
+	lock  *podDir
+	dir   string
+	trace func(step string)
+	undos []func()
+
+	lease  *network.Lease
+	podIP  netip.Addr
+	spec   rootfs.Spec
+	ops    []setup.Op
+	child  *initProc
+	cgroup string
+	st     *State
+}
+
+// createStep is one named step of Create. skip, if set, says the step does
+// not apply to this pod; do returns the step's undo, or nil.
+type createStep struct {
+	name string
+	skip func(*podCreate) bool
+	do   func(*podCreate, context.Context) (undo func(), err error)
+}
+
+// createSteps are Create's steps in order. Their names are the trace points
+// (Config.Trace) that the fault tests kill a create after.
+var createSteps = []createStep{
+	{name: "reserve address and ports", skip: noNetwork, do: (*podCreate).reserveNetwork},
+	{name: "plan", do: (*podCreate).plan},
+	{name: "clone namespaces, exec init", do: (*podCreate).startInit},
+	{name: "first state write", do: (*podCreate).firstStateWrite},
+	{name: "cgroup", skip: noLimits, do: (*podCreate).joinCgroup},
+	{name: "init: mounts, pivot_root", do: (*podCreate).runInit},
+	{name: "pin namespaces", do: (*podCreate).pin},
+	{name: "bridge, veth, address, route, NAT", skip: noNetwork, do: (*podCreate).attachNetwork},
+	{name: "register with ip netns", do: (*podCreate).registerNetNS},
+	{name: "final state write", do: (*podCreate).finalStateWrite},
+}
+
+func noNetwork(r *podCreate) bool { return r.c.Network == nil }
+func noLimits(r *podCreate) bool  { return r.c.Limits.none() }
+
+// run runs the steps; on failure it undoes what they made, and removes the
+// pod's directory with whatever is still mounted or pinned below it.
+func (r *podCreate) run(ctx context.Context) error {
+	for _, s := range createSteps {
+		if s.skip != nil && s.skip(r) {
+			continue
+		}
+		undo, err := s.do(r, ctx)
+		if undo != nil {
+			r.undos = append(r.undos, undo)
+		}
+		if err != nil {
+			for i := len(r.undos) - 1; i >= 0; i-- {
+				r.undos[i]()
+			}
+			teardown(r.lock)
+			return err
+		}
+		r.trace(s.name)
+	}
+	return nil
+}
+
+// reserveNetwork takes the pod's address and published ports from the
+// network's store.
+func (r *podCreate) reserveNetwork(context.Context) (func(), error) {
+	lease, err := reserveNetwork(r.c.Root, r.c.Name, r.c.Network)
+	if err != nil {
+		return nil, err
+	}
+	r.lease, r.podIP = lease, lease.Addr.Addr()
+	return func() { releaseNetwork(r.c.Root, r.c.Name, lease) }, nil
+}
+
+// plan decides the pod's root and init program. Its files live in the
+// pod's directory, which teardown removes.
+func (r *podCreate) plan(context.Context) (func(), error) {
+	c := r.c
 	if _, err := os.Lstat(filepath.Join(NetNSDir, c.Name)); err == nil {
 		return nil, fmt.Errorf("network namespace %q: %w in %s", c.Name, ErrExists, NetNSDir)
 	}
-	var podIP netip.Addr
-	if c.Network != nil {
-		if lease, err = reserveNetwork(c.Root, c.Name, c.Network); err != nil {
-			return nil, err
-		}
-		podIP = lease.Addr.Addr()
-		step("reserve address and ports")
-	}
-	spec := rootfs.Spec{
+	r.spec = rootfs.Spec{
 		Dir:      c.Rootfs,
-		Target:   filepath.Join(dir, "rootfs"),
+		Target:   filepath.Join(r.dir, "rootfs"),
 		ReadOnly: c.ReadOnly,
-		Etc:      etcFiles(c.Hostname, podIP),
+		Etc:      etcFiles(c.Hostname, r.podIP),
 		Volumes:  c.Volumes,
+		Mask:     !c.Security.Privileged,
+		NoDev:    !c.Security.Privileged,
 	}
 	for _, d := range []string{"ns", "rootfs"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+		if err := os.Mkdir(filepath.Join(r.dir, d), 0o700); err != nil {
 			return nil, err
 		}
 	}
-	if spec.Dir != "" {
+	if r.spec.Dir != "" {
 		// A directory root gets the files by bind mounts from here.
-		spec.EtcDir = filepath.Join(dir, "etc")
-		if err := writeEtc(spec.EtcDir, spec.Etc); err != nil {
+		r.spec.EtcDir = filepath.Join(r.dir, "etc")
+		if err := writeEtc(r.spec.EtcDir, r.spec.Etc); err != nil {
 			return nil, err
 		}
 	}
-	spec.Mask = !c.Security.Privileged
-	spec.NoDev = !c.Security.Privileged
-	ops, err := initProgram(&spec, c.Hostname, c.Security, true)
+	var err error
+	r.ops, err = initProgram(&r.spec, c.Hostname, c.Security, true)
+	return nil, err
+}
+
+// startInit starts the pod's init in new namespaces, waiting for its
+// program.
+func (r *podCreate) startInit(context.Context) (func(), error) {
+	child, err := startInit(r.ops, cloneFlags)
 	if err != nil {
 		return nil, err
 	}
-	step("plan")
-	child, err = startInit(ops, cloneFlags)
-	if err != nil {
-		return nil, err
-	}
-	step("clone namespaces, exec init")
-	pid := child.pid
+	r.child = child
+	return child.kill, nil
+}
+
+// firstStateWrite records the init, so that rm finds it even if this
+// process dies from here on. The cgroup is recorded before it is made.
+func (r *podCreate) firstStateWrite(context.Context) (func(), error) {
+	c, pid := r.c, r.child.pid
 	ps, err := readStat(pid)
 	if err != nil {
 		return nil, fmt.Errorf("pod init: %w", err)
 	}
-	st := &State{
+	r.st = &State{
 		State: specs.State{
 			Version: specs.Version,
 			ID:      c.Name,
 			Status:  specs.StateCreating,
 			Pid:     pid,
-			Bundle:  dir,
+			Bundle:  r.dir,
 		},
 		Created:   time.Now().UTC(),
 		StartTime: ps.startTime,
@@ -142,68 +214,78 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 		Rootfs:    c.Rootfs,
 		ReadOnly:  c.ReadOnly,
 		Volumes:   c.Volumes,
-		Network:   lease,
+		Network:   r.lease,
 		Limits:    c.Limits,
 		Security:  c.Security,
 	}
 	if !c.Limits.none() {
-		// Recorded before the cgroup is made, so that rm finds it
-		// whenever this process dies.
-		cgroup = cgroupPath(c.Root, c.Name)
-		st.Cgroup = cgroup
+		r.cgroup = cgroupPath(c.Root, c.Name)
+		r.st.Cgroup = r.cgroup
 	}
-	// Written before the pod can be half-made, so that rm finds pause
-	// even if this process dies from here on.
-	if err := writeState(lock, st); err != nil {
-		return nil, err
+	return nil, writeState(r.lock, r.st)
+}
+
+// joinCgroup makes the pod's cgroup and puts pause in it before it runs its
+// program: everything of the pod is born in it.
+func (r *podCreate) joinCgroup(context.Context) (func(), error) {
+	// A cgroup with a process in it cannot be removed: the init goes first.
+	undo := func() {
+		r.child.kill()
+		removeCgroup(&State{Cgroup: r.cgroup, Limits: r.c.Limits})
 	}
-	step("first state write")
-	if !c.Limits.none() {
-		// pause joins its cgroup before it runs its program: everything
-		// of the pod is born in it.
-		m, err := cgroupManager(cgroup, c.Limits)
-		if err == nil {
-			if err = m.Apply(pid); err == nil {
-				err = m.Set(c.Limits.resources())
-			}
+	m, err := cgroupManager(r.cgroup, r.c.Limits)
+	if err == nil {
+		if err = m.Apply(r.child.pid); err == nil {
+			err = m.Set(r.c.Limits.resources())
 		}
-		if err != nil {
-			return nil, fmt.Errorf("cgroup: %w", err)
-		}
-		step("cgroup")
 	}
-	if err := child.send(); err != nil {
+	if err != nil {
+		return undo, fmt.Errorf("cgroup: %w", err)
+	}
+	return undo, nil
+}
+
+// runInit sends the init its program (mounts, pivot_root, privileges) and
+// waits until it has become pause.
+func (r *podCreate) runInit(ctx context.Context) (func(), error) {
+	if err := r.child.send(); err != nil {
 		return nil, err
 	}
-	if err := child.await(ctx); err != nil {
-		return nil, err
-	}
-	step("init: mounts, pivot_root")
-	if st.Namespaces, err = pinNamespaces(pid, filepath.Join(dir, "ns")); err != nil {
+	return nil, r.child.await(ctx)
+}
+
+// pin bind-mounts pause's namespaces under the pod's ns directory; teardown
+// unmounts them.
+func (r *podCreate) pin(context.Context) (func(), error) {
+	var err error
+	if r.st.Namespaces, err = pinNamespaces(r.child.pid, filepath.Join(r.dir, "ns")); err != nil {
 		return nil, fmt.Errorf("pin namespaces: %w", err)
 	}
-	step("pin namespaces")
-	if lease != nil {
-		if err := attachNetwork(c.Root, c.Name, lease, filepath.Join(dir, "ns", "net"), step); err != nil {
-			return nil, err
-		}
-		step("bridge, veth, address, route, NAT")
-	}
-	if st.NetNS, err = registerNetNS(c.Name, filepath.Join(dir, "ns", "net")); err != nil {
+	return nil, nil
+}
+
+// attachNetwork connects the pod to the bridge; the lease's undo removes
+// what it made.
+func (r *podCreate) attachNetwork(context.Context) (func(), error) {
+	return nil, attachNetwork(r.c.Root, r.c.Name, r.lease, filepath.Join(r.dir, "ns", "net"), r.trace)
+}
+
+// registerNetNS makes the pod's network namespace visible to ip netns;
+// teardown removes the registration.
+func (r *podCreate) registerNetNS(context.Context) (func(), error) {
+	var err error
+	r.st.NetNS, err = registerNetNS(r.c.Name, filepath.Join(r.dir, "ns", "net"))
+	return nil, err
+}
+
+// finalStateWrite writes the join record exec uses and marks the pod
+// running.
+func (r *podCreate) finalStateWrite(context.Context) (func(), error) {
+	r.st.Status = specs.StateRunning
+	if err := writeJoin(r.dir, r.st); err != nil {
 		return nil, err
 	}
-	step("register with ip netns")
-	st.Status = specs.StateRunning
-	if err := writeJoin(dir, st); err != nil {
-		return nil, err
-	}
-	if err := writeState(lock, st); err != nil {
-		return nil, err
-	}
-	step("final state write")
-	ok = true
-	p.state = st
-	return p, nil
+	return nil, writeState(r.lock, r.st)
 }
 
 // initProgram is what the pod's init does before it becomes pause.
@@ -236,6 +318,7 @@ type initProc struct {
 	ops    []setup.Op
 	config *os.File // write end of the program pipe, until send
 	status *os.File // read end of the status pipe
+	killed bool
 }
 
 // startInit starts the pod's init in new namespaces: the pause program, from
@@ -318,8 +401,13 @@ func (p *initProc) await(ctx context.Context) error {
 	return nil
 }
 
-// kill ends an init that did not make it, and reaps it.
+// kill ends an init that did not make it, and reaps it. Once: the PID is
+// free for reuse after that.
 func (p *initProc) kill() {
+	if p.killed {
+		return
+	}
+	p.killed = true
 	p.config.Close()
 	p.status.Close()
 	unix.Kill(p.pid, unix.SIGKILL)
