@@ -18,4 +18,33 @@
 // spec before anything is made. Neither needs privileges; executing the plan
 // needs CAP_SYS_ADMIN and CAP_MKNOD, in a process alone in a new mount
 // namespace and inside the pod's PID namespace (for /proc).
+//
+// The operations of a plan, in order, with T the target directory:
+//
+//   - make / rslave: nothing mounted from here on propagates to the host;
+//   - the root: for the default root a tmpfs at T with recursive read-only
+//     binds of the host's /usr, /bin, /sbin and /lib* (or their merged-/usr
+//     symlinks) and copies of /etc/passwd, group and nsswitch.conf; for a
+//     directory root, DIR bound recursively onto T (pivot_root needs a
+//     mount point) and made nodev unless privileged;
+//   - proc (nosuid,nodev,noexec) and a read-only sysfs;
+//   - /dev: a tmpfs with bind mounts of the host's null, zero, full,
+//     random, urandom and tty (mknod only when privileged), the standard
+//     symlinks, a new devpts instance (or, for a container, the pod's,
+//     attached from Spec.Shared), /dev/shm and /dev/mqueue;
+//   - a tmpfs on /tmp;
+//   - unless privileged, MaskedPaths hidden and ReadOnlyPaths made
+//     read-only, as runc's defaults;
+//   - /etc/hostname, hosts and resolv.conf: files in the default root's
+//     private /etc, bind mounts from Spec.EtcDir over a directory root's
+//     own (a symlinked entry is left alone);
+//   - volumes: the destination resolved inside a directory root with
+//     filepath-securejoin, made, bound recursively, read-only with ro;
+//   - with ReadOnly, a read-only remount of T alone (/proc, /dev, /tmp and
+//     volumes keep their modes);
+//   - pivot_root(".", "."), the old root made a recursive slave and
+//     detached: no path of the host stays reachable.
+//
+// Recursive read-only uses mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY),
+// with a bind remount of the top mount on kernels before 5.12.
 package rootfs
