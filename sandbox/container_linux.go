@@ -282,7 +282,7 @@ func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec roo
 		return nil, invalid(err)
 	}
 	ops = append(ops, setup.Op{Code: setup.Sync}, setup.Op{Code: setup.Chdir, Str: []string{dir}})
-	cmdOps, err := commandOps(c.Security, u, c.Detach, c.Args[0], c.Args)
+	cmdOps, err := commandOps(c.Security, p.state.Security, u, c.Detach, c.Args[0], c.Args)
 	if err != nil {
 		return nil, err
 	}

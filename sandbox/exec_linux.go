@@ -321,7 +321,7 @@ func (p *Pod) startOnThread(proc *Process, c ExecConfig) (*program, *stdio, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	ops, err := commandOps(c.Security, l.user, false, l.path, c.Args)
+	ops, err := commandOps(c.Security, p.state.Security, l.user, false, l.path, c.Args)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -412,7 +412,7 @@ func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, c ExecConfig
 		if err != nil {
 			return err
 		}
-		ops, err := commandOps(c.Security, l.user, true, l.path, c.Args)
+		ops, err := commandOps(c.Security, p.state.Security, l.user, true, l.path, c.Args)
 		if err != nil {
 			return err
 		}
