@@ -238,3 +238,16 @@ func TestPlanErrors(t *testing.T) {
 		t.Error("volume with a missing source planned")
 	}
 }
+
+// TestPlanVolumeIntoKernelDirs checks that a symlink in a directory root
+// cannot send a volume into the pod's /proc, /sys or /dev (issue 11).
+func TestPlanVolumeIntoKernelDirs(t *testing.T) {
+	for _, target := range []string{"/proc", "/sys/kernel", "dev", "../../dev"} {
+		h := merged()
+		h.fs["srv/root/sneaky"] = link(target)
+		_, err := plan(h, &Spec{Dir: "/srv/root", Target: "/t", Volumes: []Volume{{Source: "/srv/data", Destination: "/sneaky/x"}}})
+		if err == nil || !strings.Contains(err.Error(), "cannot mount at or under the pod's") {
+			t.Errorf("sneaky -> %s: %v", target, err)
+		}
+	}
+}

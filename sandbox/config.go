@@ -4,13 +4,16 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"podsb/rootfs"
 )
 
 // Volume is a bind mount of a host path into a pod.
 type Volume = rootfs.Volume
 
-// ParseVolume parses SRC:DST[:ro].
+// ParseVolume parses SRC:DST[:OPTS], OPTS comma-separated: ro or rw, and
+// kernelfs (rootfs.ParseVolume).
 func ParseVolume(s string) (Volume, error) {
 	v, err := rootfs.ParseVolume(s)
 	if err != nil {
@@ -96,5 +99,65 @@ func (c Config) withDefaults() (Config, error) {
 	if err := spec.Check(); err != nil {
 		return c, invalid(err)
 	}
+	if err := checkExposure(c.Root, c.Rootfs, c.Volumes); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// checkExposure refuses a volume source (or a directory root) that is the
+// state root, is under it, or holds it, found by device and inode so that
+// another path to the same directory (a symbolic link, a bind mount) is
+// caught too: through it a pod could plant records that podsb, as root,
+// later acts on. The state root need not exist yet: then its nearest
+// existing parent counts.
+func checkExposure(root, dir string, vols []Volume) error {
+	type id struct{ dev, ino uint64 }
+	idOf := func(path string) (id, bool) {
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil {
+			return id{}, false
+		}
+		return id{uint64(st.Dev), uint64(st.Ino)}, true
+	}
+	// The root and every directory above it.
+	holds := map[id]bool{}
+	rootID, rootExists := idOf(root)
+	for p := filepath.Clean(root); ; p = filepath.Dir(p) {
+		if i, ok := idOf(p); ok {
+			holds[i] = true
+		}
+		if p == "/" {
+			break
+		}
+	}
+	check := func(what, src string) error {
+		real, err := filepath.EvalSymlinks(src)
+		if err != nil {
+			return nil // Spec.Check reports it
+		}
+		if i, ok := idOf(real); ok && holds[i] {
+			return invalidf("%s %s holds the state root %s: a pod could plant records in it", what, src, root)
+		}
+		if !rootExists {
+			return nil
+		}
+		for p := real; p != "/"; p = filepath.Dir(p) {
+			if i, ok := idOf(p); ok && i == rootID {
+				return invalidf("%s %s is inside the state root %s: a pod could plant records in it", what, src, root)
+			}
+		}
+		return nil
+	}
+	if dir != "" {
+		if err := check("rootfs", dir); err != nil {
+			return err
+		}
+	}
+	for _, v := range vols {
+		if err := check("volume source", v.Source); err != nil {
+			return err
+		}
+	}
+	return nil
 }
