@@ -111,7 +111,7 @@ short unique ID. Returns once the pod is ready.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Rootfs, "rootfs", "", "use directory `DIR` as the pod's root (default: a tmpfs with the host's /usr read-only)")
 	f.BoolVar(&cfg.ReadOnly, "read-only", false, "make the pod's root read-only")
-	f.StringArrayVarP(&volumes, "volume", "v", nil, "bind-mount a host path: `SRC:DST[:ro|:rw]` (repeatable)")
+	f.StringArrayVarP(&volumes, "volume", "v", nil, "bind-mount a host path: `SRC:DST[:OPTS]`, OPTS ro or rw, and kernelfs (repeatable)")
 	f.StringVar(&cfg.Hostname, "hostname", "", "the pod's hostname (default: its name)")
 	f.StringVar(&netMode, "network", "bridge", "bridge: an address on the state root's bridge; none: loopback only")
 	f.StringVar(&subnet, "subnet", "", "the bridge network's IPv4 subnet, on its first use (default 10.89.0.0/16)")
