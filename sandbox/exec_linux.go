@@ -61,7 +61,9 @@ type ExecConfig struct {
 	// Container, for Exec, joins that container's mount namespace (and so
 	// its root) instead of the pod's.
 	Container string
-	// Security sets the command's capabilities and privileges.
+	// Security sets the command's capabilities and privileges. Its
+	// capabilities start from the pod's (its Config.Security's CapAdd and
+	// CapDrop); the pod's Privileged and Unconfined are not inherited.
 	Security Security
 }
 

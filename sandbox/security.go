@@ -12,8 +12,10 @@ import (
 
 // Security is what the processes of a pod, or one command, may do.
 type Security struct {
-	// CapAdd and CapDrop change DefaultCaps, by name (CAP_ optional, any
-	// case), or "ALL".
+	// CapAdd and CapDrop change the capabilities, by name (CAP_ optional,
+	// any case), or "ALL": a pod's (Config.Security) are DefaultCaps
+	// changed; a command's (ExecConfig.Security) are the pod's changed, so
+	// what the pod dropped stays dropped unless the command adds it.
 	CapAdd, CapDrop []string
 	// Privileged keeps every capability, and turns off no_new_privs, the
 	// seccomp filter and, for a pod, the masking of /proc.
