@@ -35,6 +35,7 @@ func TestVolumeRefusals(t *testing.T) {
 		{"a parent of the state root", filepath.Dir(e.root) + ":/x:ro", "holds the state root"},
 		{"the host's root", "/:/host:ro", "holds the state root"},
 		{"a pod's directory", filepath.Join(e.root, pod) + ":/x", "is inside the state root"},
+		{"the default root's parent", "/run:/x", "holds the state root /run/podsb"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before, mounts := stateEntries(e.root), mountsUnder(t, e.root)

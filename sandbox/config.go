@@ -44,7 +44,8 @@ type Config struct {
 	// Limits are the pod's resource limits (a cgroup); none if zero.
 	Limits Limits
 	// Security sets pause's capabilities and privileges and, unless
-	// Privileged, masks the sensitive parts of /proc and /sys.
+	// Privileged, masks the sensitive parts of /proc and /sys. Its
+	// capabilities are also the default of the pod's execs and runs.
 	Security Security
 	// Trace, if set, is called after each step of Create with the step's
 	// name and duration: a profile of where the time goes.
@@ -99,10 +100,22 @@ func (c Config) withDefaults() (Config, error) {
 	if err := spec.Check(); err != nil {
 		return c, invalid(err)
 	}
-	if err := checkExposure(c.Root, c.Rootfs, c.Volumes); err != nil {
+	if err := checkExposures(c.Root, c.Rootfs, c.Volumes); err != nil {
 		return c, err
 	}
 	return c, nil
+}
+
+// checkExposures is checkExposure for the pod's state root and, if that is
+// another, the default one, whose pods are root's too.
+func checkExposures(root, dir string, vols []Volume) error {
+	if err := checkExposure(root, dir, vols); err != nil {
+		return err
+	}
+	if root != DefaultRoot {
+		return checkExposure(DefaultRoot, dir, vols)
+	}
+	return nil
 }
 
 // checkExposure refuses a volume source (or a directory root) that is the

@@ -161,7 +161,7 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 	if err := spec.Check(); err != nil {
 		return nil, invalid(err)
 	}
-	if err := checkExposure(p.root, spec.Dir, spec.Volumes); err != nil {
+	if err := checkExposures(p.root, spec.Dir, spec.Volumes); err != nil {
 		return nil, err
 	}
 	// gc leaves the container's directory alone while it is being made.
