@@ -63,12 +63,16 @@ var kernelDirs = []string{"/proc", "/sys", "/dev"}
 
 // within reports whether path is dir or under it; both are clean.
 func within(path, dir string) bool {
-	return path == dir || strings.HasPrefix(path, dir+"/") || dir == "/"
+	return path == dir || strings.HasPrefix(path, dir+"/")
 }
 
-// checkDestination refuses a volume at or under the pod's /proc, /sys or
-// /dev: the pod's own mounts there are what exec and the masking rely on.
+// checkDestination refuses a volume over the pod's root, or at or under
+// its /proc, /sys or /dev: the pod's own mounts there are what exec and
+// the masking rely on.
 func checkDestination(v Volume, dst string) error {
+	if dst == "/" {
+		return invalidf("volume %s: cannot mount over the pod's root", v)
+	}
 	for _, d := range kernelDirs {
 		if within(dst, d) {
 			return invalidf("volume %s: cannot mount at or under the pod's %s", v, d)

@@ -72,6 +72,7 @@ func TestCheckVolumeSources(t *testing.T) {
 		{"dev destination", Volume{Source: dir, Destination: "/dev/x"}, "at or under the pod's /dev"},
 		{"unclean proc destination", Volume{Source: dir, Destination: "/x/../proc"}, "at or under the pod's /proc"},
 		{"relative destination", Volume{Source: dir, Destination: "data"}, "absolute"},
+		{"the root", Volume{Source: dir, Destination: "/x/.."}, "over the pod's root"},
 		{"host proc", Volume{Source: "/proc", Destination: "/hp"}, "the host's proc: add the volume option kernelfs"},
 		{"host proc file", Volume{Source: "/proc/sys/kernel/core_pattern", Destination: "/cp"}, "the host's proc"},
 		{"host sys", Volume{Source: "/sys", Destination: "/hs"}, "the host's sys"},
