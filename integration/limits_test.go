@@ -56,9 +56,16 @@ func TestResourceLimits(t *testing.T) {
 	}
 	// A bounded fork bomb: 300 forks against a limit of 100. The host
 	// keeps working: it can still start processes of its own.
-	e.run("exec", "-d", pod, "--", "sh", "-c", "for i in $(seq 300); do sleep 2 & done; wait")
-	time.Sleep(500 * time.Millisecond)
-	if n := readInt(t, filepath.Join(cgroupDir(t, d, "pids"), "pids.current")); n > 100 || n < 90 {
+	e.run("exec", "-d", pod, "--", "sh", "-c", "for i in $(seq 300); do sleep 30 & done; wait")
+	// Wait (the pod has half a CPU) until the forks stop short of the
+	// limit (the sleeps outlast the wait; rm kills them).
+	var n int64
+	for start := time.Now(); time.Since(start) < 20*time.Second; time.Sleep(50 * time.Millisecond) {
+		if n = readInt(t, filepath.Join(cgroupDir(t, d, "pids"), "pids.current")); n >= 90 {
+			break
+		}
+	}
+	if n > 100 || n < 90 {
 		t.Errorf("pids.current %d: want the limit reached, not passed", n)
 	}
 	if n := len(podHostPIDs(t, d)); n > 100 {
@@ -74,7 +81,32 @@ func TestResourceLimits(t *testing.T) {
 			t.Errorf("cgroup %s left after rm", dir)
 		}
 	}
-	for _, bad := range [][]string{{"--pids-limit", "-1"}, {"--memory", "lots"}, {"--memory", "1k"}, {"--cpus", "-2"}} {
-		wantFailure(t, e.run(append([]string{"create"}, append(bad, e.name())...)...), "")
+	// Issue 11 (item 12): each bad value is one clear error, exit 125.
+	for _, bad := range []struct{ flag, value, want string }{
+		{"--pids-limit", "-1", "want 1 to 4194304 processes"},
+		{"--pids-limit", "0", "want 1 to 4194304 processes"},
+		{"--memory", "lots", "want a positive number of bytes"},
+		{"--memory", "1k", "want at least 4 MiB"},
+		{"--memory", "", "want a positive number of bytes"},
+		{"--memory", "99999999999g", "too large"},
+		{"--cpus", "-2", "want a decimal number of CPUs"},
+		{"--cpus", "NaN", "want a decimal number of CPUs"},
+		{"--cpus", "inf", "want a decimal number of CPUs"},
+		{"--cpus", "0", "want 0.01 to"},
+		{"--cpus", "1000000000000000000000000000000", "want 0.01 to"},
+	} {
+		wantFailure(t, e.run("create", bad.flag+"="+bad.value, e.name()), bad.flag+" ")
+		wantFailure(t, e.run("create", bad.flag+"="+bad.value, e.name()), bad.want)
+	}
+	// The smallest limits work: a pod of pause alone.
+	small, d := e.create("--pids-limit", "1", "--memory", "4m", "--cpus", "0.01")
+	if got := readInt(t, filepath.Join(cgroupDir(t, d, "pids"), "pids.max")); got != 1 {
+		t.Errorf("pids.max %d", got)
+	}
+	// An exec joins the cgroup after its fork (a move the limit allows),
+	// but cannot fork there.
+	e.must("exec", small, "--", "true")
+	if r := e.run("exec", small, "--", "sh", "-c", "/bin/true & wait $!"); r.code == 0 {
+		t.Errorf("a fork in a pod limited to 1 process: %+v", r)
 	}
 }

@@ -277,7 +277,11 @@ func (p *planner) volume(s *Spec, v Volume) error {
 		if err != nil {
 			return err
 		}
-		dst = p.path(strings.TrimPrefix(real, s.Dir))
+		rel := "/" + strings.TrimPrefix(strings.TrimPrefix(real, s.Dir), "/")
+		if err := checkDestination(v, rel); err != nil {
+			return err
+		}
+		dst = p.path(rel)
 	}
 	fi, err := p.host.Stat(v.Source)
 	if err != nil {

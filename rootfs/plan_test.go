@@ -238,3 +238,21 @@ func TestPlanErrors(t *testing.T) {
 		t.Error("volume with a missing source planned")
 	}
 }
+
+// TestPlanVolumeIntoKernelDirs checks that a symlink in a directory root
+// cannot send a volume into the pod's /proc, /sys or /dev (issue 11), nor
+// over the root itself.
+func TestPlanVolumeIntoKernelDirs(t *testing.T) {
+	for _, target := range []string{"/proc", "/sys/kernel", "dev", "../../dev", "/"} {
+		h := merged()
+		h.fs["srv/root/sneaky"] = link(target)
+		dst := "/sneaky/x"
+		if target == "/" {
+			dst = "/sneaky"
+		}
+		_, err := plan(h, &Spec{Dir: "/srv/root", Target: "/t", Volumes: []Volume{{Source: "/srv/data", Destination: dst}}})
+		if err == nil || !strings.Contains(err.Error(), "cannot mount") {
+			t.Errorf("sneaky -> %s: %v", target, err)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"podsb/internal/errclass"
 )
 
@@ -49,6 +51,34 @@ type Volume struct {
 	Source      string `json:"source"`
 	Destination string `json:"destination"`
 	ReadOnly    bool   `json:"readOnly,omitempty"`
+	// KernelFS allows a source on the host's proc or sysfs (the volume
+	// option kernelfs). Without it such a source is refused: a pod's root
+	// could write the host's sysctls through it.
+	KernelFS bool `json:"kernelFS,omitempty"`
+}
+
+// kernelDirs are the pod's own proc, sysfs and /dev: no volume may be
+// mounted at or under them.
+var kernelDirs = []string{"/proc", "/sys", "/dev"}
+
+// within reports whether path is dir or under it; both are clean.
+func within(path, dir string) bool {
+	return path == dir || strings.HasPrefix(path, dir+"/")
+}
+
+// checkDestination refuses a volume over the pod's root, or at or under
+// its /proc, /sys or /dev: the pod's own mounts there are what exec and
+// the masking rely on.
+func checkDestination(v Volume, dst string) error {
+	if dst == "/" {
+		return invalidf("volume %s: cannot mount over the pod's root", v)
+	}
+	for _, d := range kernelDirs {
+		if within(dst, d) {
+			return invalidf("volume %s: cannot mount at or under the pod's %s", v, d)
+		}
+	}
+	return nil
 }
 
 // EtcFiles are the files of EtcDir bound into every pod's /etc.
@@ -82,7 +112,8 @@ func invalidf(format string, args ...any) error {
 	return errclass.New(ErrInvalid, format, args...)
 }
 
-// ParseVolume parses SRC:DST[:ro|:rw]. SRC and DST must be absolute.
+// ParseVolume parses SRC:DST[:OPTS], OPTS comma-separated: ro or rw, and
+// kernelfs. SRC and DST must be absolute.
 func ParseVolume(s string) (Volume, error) {
 	parts := strings.Split(s, ":")
 	if len(parts) < 2 || len(parts) > 3 {
@@ -90,12 +121,16 @@ func ParseVolume(s string) (Volume, error) {
 	}
 	v := Volume{Source: parts[0], Destination: parts[1]}
 	if len(parts) == 3 {
-		switch parts[2] {
-		case "ro":
-			v.ReadOnly = true
-		case "rw":
-		default:
-			return Volume{}, invalidf("volume %q: option %q is not ro or rw", s, parts[2])
+		for _, o := range strings.Split(parts[2], ",") {
+			switch o {
+			case "ro":
+				v.ReadOnly = true
+			case "rw":
+			case "kernelfs":
+				v.KernelFS = true
+			default:
+				return Volume{}, invalidf("volume %q: option %q is not ro, rw or kernelfs", s, o)
+			}
 		}
 	}
 	if !filepath.IsAbs(v.Source) || !filepath.IsAbs(v.Destination) {
@@ -106,14 +141,22 @@ func ParseVolume(s string) (Volume, error) {
 	if v.Destination == "/" {
 		return Volume{}, invalidf("volume %q: cannot mount over the pod's root", s)
 	}
+	if err := checkDestination(v, v.Destination); err != nil {
+		return Volume{}, err
+	}
 	return v, nil
 }
 
 // String formats v as ParseVolume reads it.
 func (v Volume) String() string {
 	s := v.Source + ":" + v.Destination
-	if v.ReadOnly {
+	switch {
+	case v.ReadOnly && v.KernelFS:
+		s += ":ro,kernelfs"
+	case v.ReadOnly:
 		s += ":ro"
+	case v.KernelFS:
+		s += ":kernelfs"
 	}
 	return s
 }
@@ -127,9 +170,51 @@ func (s *Spec) Check() error {
 		}
 	}
 	for _, v := range s.Volumes {
+		if !filepath.IsAbs(v.Source) || !filepath.IsAbs(v.Destination) {
+			return invalidf("volume %s: source and destination must be absolute paths", v)
+		}
+		if err := checkDestination(v, filepath.Clean(v.Destination)); err != nil {
+			return err
+		}
 		if _, err := os.Stat(v.Source); err != nil {
 			return invalidf("volume source %s: %w", v.Source, errors.Unwrap(err))
 		}
+		if err := checkSource(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkSource refuses, unless v.KernelFS, a source on the host's proc or
+// sysfs, by path (after symbolic links) or by file system type (a proc
+// mounted elsewhere): through it, a pod's root could write the host's
+// sysctls or reach its devices and kernel interfaces.
+func checkSource(v Volume) error {
+	if v.KernelFS {
+		return nil
+	}
+	real, err := filepath.EvalSymlinks(v.Source)
+	if err != nil {
+		return invalidf("volume source %s: %w", v.Source, errors.Unwrap(err))
+	}
+	fs := ""
+	for _, d := range []string{"/proc", "/sys"} {
+		if within(real, d) {
+			fs = d
+		}
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(real, &st); err == nil {
+		switch st.Type {
+		case unix.PROC_SUPER_MAGIC:
+			fs = "proc"
+		case unix.SYSFS_MAGIC:
+			fs = "sysfs"
+		}
+	}
+	if fs != "" {
+		return invalidf("volume source %s: the host's %s: add the volume option kernelfs to allow it", v.Source, strings.TrimPrefix(fs, "/"))
 	}
 	return nil
 }

@@ -11,36 +11,6 @@ import (
 	"github.com/opencontainers/cgroups/fs2"
 )
 
-// Limits are a pod's resource limits, enforced with a cgroup that holds
-// every process of the pod: pause, and what exec and run start.
-type Limits struct {
-	// Pids is the most processes the pod may have; 0 for no limit.
-	Pids int64 `json:"pids,omitempty"`
-	// Memory is the most memory in bytes; 0 for no limit.
-	Memory int64 `json:"memory,omitempty"`
-	// CPUs is the CPU time the pod may use, in CPUs (0.5 is half of one);
-	// 0 for no limit.
-	CPUs float64 `json:"cpus,omitempty"`
-}
-
-func (l Limits) none() bool { return l == Limits{} }
-
-func (l Limits) check() error {
-	if l.Pids < 0 || l.Memory < 0 || l.CPUs < 0 {
-		return invalidf("resource limits must not be negative")
-	}
-	if l.Memory > 0 && l.Memory < 4<<20 {
-		return invalidf("--memory %d: at least 4 MiB", l.Memory)
-	}
-	if l.CPUs > 0 && l.CPUs < 0.01 {
-		return invalidf("--cpus %g: at least 0.01", l.CPUs)
-	}
-	return nil
-}
-
-// cpuPeriod is the CFS period the CPU limit is a quota of, in µs.
-const cpuPeriod = 100000
-
 func (l Limits) resources() *cgroups.Resources {
 	r := &cgroups.Resources{SkipDevices: true, Memory: l.Memory}
 	if l.Pids > 0 {

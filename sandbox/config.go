@@ -4,13 +4,16 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"podsb/rootfs"
 )
 
 // Volume is a bind mount of a host path into a pod.
 type Volume = rootfs.Volume
 
-// ParseVolume parses SRC:DST[:ro].
+// ParseVolume parses SRC:DST[:OPTS], OPTS comma-separated: ro or rw, and
+// kernelfs (rootfs.ParseVolume).
 func ParseVolume(s string) (Volume, error) {
 	v, err := rootfs.ParseVolume(s)
 	if err != nil {
@@ -41,7 +44,8 @@ type Config struct {
 	// Limits are the pod's resource limits (a cgroup); none if zero.
 	Limits Limits
 	// Security sets pause's capabilities and privileges and, unless
-	// Privileged, masks the sensitive parts of /proc and /sys.
+	// Privileged, masks the sensitive parts of /proc and /sys. Its
+	// capabilities are also the default of the pod's execs and runs.
 	Security Security
 	// Trace, if set, is called after each step of Create with the step's
 	// name and duration: a profile of where the time goes.
@@ -96,5 +100,77 @@ func (c Config) withDefaults() (Config, error) {
 	if err := spec.Check(); err != nil {
 		return c, invalid(err)
 	}
+	if err := checkExposures(c.Root, c.Rootfs, c.Volumes); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// checkExposures is checkExposure for the pod's state root and, if that is
+// another, the default one, whose pods are root's too.
+func checkExposures(root, dir string, vols []Volume) error {
+	if err := checkExposure(root, dir, vols); err != nil {
+		return err
+	}
+	if root != DefaultRoot {
+		return checkExposure(DefaultRoot, dir, vols)
+	}
+	return nil
+}
+
+// checkExposure refuses a volume source (or a directory root) that is the
+// state root, is under it, or holds it, found by device and inode so that
+// another path to the same directory (a symbolic link, a bind mount) is
+// caught too: through it a pod could plant records that podsb, as root,
+// later acts on. The state root need not exist yet: then its nearest
+// existing parent counts.
+func checkExposure(root, dir string, vols []Volume) error {
+	type id struct{ dev, ino uint64 }
+	idOf := func(path string) (id, bool) {
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil {
+			return id{}, false
+		}
+		return id{uint64(st.Dev), uint64(st.Ino)}, true
+	}
+	// The root and every directory above it.
+	holds := map[id]bool{}
+	rootID, rootExists := idOf(root)
+	for p := filepath.Clean(root); ; p = filepath.Dir(p) {
+		if i, ok := idOf(p); ok {
+			holds[i] = true
+		}
+		if p == "/" {
+			break
+		}
+	}
+	check := func(what, src string) error {
+		real, err := filepath.EvalSymlinks(src)
+		if err != nil {
+			return nil // Spec.Check reports it
+		}
+		if i, ok := idOf(real); ok && holds[i] {
+			return invalidf("%s %s holds the state root %s: a pod could plant records in it", what, src, root)
+		}
+		if !rootExists {
+			return nil
+		}
+		for p := real; p != "/"; p = filepath.Dir(p) {
+			if i, ok := idOf(p); ok && i == rootID {
+				return invalidf("%s %s is inside the state root %s: a pod could plant records in it", what, src, root)
+			}
+		}
+		return nil
+	}
+	if dir != "" {
+		if err := check("rootfs", dir); err != nil {
+			return err
+		}
+	}
+	for _, v := range vols {
+		if err := check("volume source", v.Source); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -161,6 +161,9 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 	if err := spec.Check(); err != nil {
 		return nil, invalid(err)
 	}
+	if err := checkExposures(p.root, spec.Dir, spec.Volumes); err != nil {
+		return nil, err
+	}
 	// gc leaves the container's directory alone while it is being made.
 	lock, err := p.lockShared(ctx)
 	if err != nil {
@@ -282,7 +285,7 @@ func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec roo
 		return nil, invalid(err)
 	}
 	ops = append(ops, setup.Op{Code: setup.Sync}, setup.Op{Code: setup.Chdir, Str: []string{dir}})
-	cmdOps, err := commandOps(c.Security, u, c.Detach, c.Args[0], c.Args)
+	cmdOps, err := commandOps(c.Security, p.state.Security, u, c.Detach, c.Args[0], c.Args)
 	if err != nil {
 		return nil, err
 	}

@@ -61,7 +61,9 @@ type ExecConfig struct {
 	// Container, for Exec, joins that container's mount namespace (and so
 	// its root) instead of the pod's.
 	Container string
-	// Security sets the command's capabilities and privileges.
+	// Security sets the command's capabilities and privileges. Its
+	// capabilities start from the pod's (its Config.Security's CapAdd and
+	// CapDrop); the pod's Privileged and Unconfined are not inherited.
 	Security Security
 }
 
@@ -321,7 +323,7 @@ func (p *Pod) startOnThread(proc *Process, c ExecConfig) (*program, *stdio, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	ops, err := commandOps(c.Security, l.user, false, l.path, c.Args)
+	ops, err := commandOps(c.Security, p.state.Security, l.user, false, l.path, c.Args)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -412,7 +414,7 @@ func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, c ExecConfig
 		if err != nil {
 			return err
 		}
-		ops, err := commandOps(c.Security, l.user, true, l.path, c.Args)
+		ops, err := commandOps(c.Security, p.state.Security, l.user, true, l.path, c.Args)
 		if err != nil {
 			return err
 		}

@@ -13,8 +13,8 @@ import (
 
 // writeJoin writes (or, for a pod with a cgroup, removes) dir's join
 // record, ROOT/NAME/join, atomically: Go's plan of a command run with the
-// default ExecConfig (as root, the default Security, the default
-// environment, in /), which the fast path (package fastexec) runs before
+// default ExecConfig (as root, the default Security, and so the pod's
+// capabilities, the default environment, in /), which the fast path (package fastexec) runs before
 // the Go runtime starts, putting in only the command line. It is written
 // once per pause, at create and start; its format is internal/setup.Join.
 // A pod with a cgroup has none: a command must join the cgroup, which only
@@ -28,6 +28,9 @@ func writeJoin(dir string, st *State) error {
 		return nil
 	}
 	prog, err := defaultExec()
+	if len(st.Security.CapAdd)+len(st.Security.CapDrop) > 0 {
+		prog, err = execProgram(st.Security)
+	}
 	if err != nil {
 		return err
 	}
@@ -66,13 +69,17 @@ var nsFlags = map[specs.LinuxNamespaceType]int{
 	specs.MountNamespace: unix.CLONE_NEWNS,
 }
 
-// defaultExec is the program of a command run as root with the default
-// Security, without its Exec (the fast path adds it). It is the same for
-// every pod: made once per process.
-var defaultExec = sync.OnceValues(func() ([]setup.Op, error) {
-	ops, err := commandOps(Security{}, execUser{home: "/root"}, false, "", nil)
+// execProgram is the program of a command run as root with the default
+// Security in a pod created with pod, without its Exec (the fast path adds
+// it).
+func execProgram(pod Security) ([]setup.Op, error) {
+	ops, err := commandOps(Security{}, pod, execUser{home: "/root"}, false, "", nil)
 	if err != nil {
 		return nil, err
 	}
 	return ops[:len(ops)-1], nil
-})
+}
+
+// defaultExec is execProgram of a pod with the default capabilities, the
+// same for every such pod: made once per process.
+var defaultExec = sync.OnceValues(func() ([]setup.Op, error) { return execProgram(Security{}) })

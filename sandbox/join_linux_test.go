@@ -49,13 +49,43 @@ func TestJoinRecord(t *testing.T) {
 	}
 	// With the command's Exec appended: Pod.Exec's program.
 	args := []string{"echo", "hi"}
-	want, err := commandOps(Security{}, root, false, "echo", args)
+	want, err := commandOps(Security{}, Security{}, root, false, "echo", args)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := append(j.Program, setup.Op{Code: setup.Exec, Str: append([]string{"echo"}, args...)})
 	if !reflect.DeepEqual(setup.Encode(got), setup.Encode(want)) {
 		t.Errorf("program + Exec:\n%v\nwant\n%v", got, want)
+	}
+
+	// A pod created with changed capabilities: its commands' program has
+	// them, as Pod.Exec's has (issue 11: the fast path must not give back
+	// what create dropped).
+	st.Security = Security{CapDrop: []string{"net_raw"}, Privileged: true}
+	if err := writeJoin(dir, st); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = os.ReadFile(filepath.Join(dir, setup.JoinFile)); err != nil {
+		t.Fatal(err)
+	}
+	if j, err = setup.DecodeJoin(b); err != nil {
+		t.Fatal(err)
+	}
+	if want, err = commandOps(Security{}, st.Security, root, false, "echo", args); err != nil {
+		t.Fatal(err)
+	}
+	got = append(j.Program, setup.Op{Code: setup.Exec, Str: append([]string{"echo"}, args...)})
+	if !reflect.DeepEqual(setup.Encode(got), setup.Encode(want)) {
+		t.Errorf("program + Exec of a pod without NET_RAW:\n%v\nwant\n%v", got, want)
+	}
+	var caps uint64
+	for _, op := range j.Program {
+		if op.Code == setup.Caps {
+			caps = op.Num
+		}
+	}
+	if caps != defaultMask()&^(1<<unix.CAP_NET_RAW) {
+		t.Errorf("the program of a pod without NET_RAW keeps %#x", caps)
 	}
 
 	// A pod with a cgroup has none.

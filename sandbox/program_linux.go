@@ -102,9 +102,10 @@ func (pg *program) close() {
 
 // commandOps ends a program: the process's privileges, then the command.
 // With spawn, the command is forked off so that pause adopts it; else it
-// dies with the thread that forked the program (PR_SET_PDEATHSIG).
-func commandOps(sec Security, u execUser, spawn bool, file string, args []string) ([]setup.Op, error) {
-	mask, all, err := sec.capMask()
+// dies with the thread that forked the program (PR_SET_PDEATHSIG). pod is
+// the pod's Security, whose capabilities are the command's defaults.
+func commandOps(sec, pod Security, u execUser, spawn bool, file string, args []string) ([]setup.Op, error) {
+	mask, all, err := sec.commandCaps(pod)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -11,8 +12,10 @@ import (
 
 // Security is what the processes of a pod, or one command, may do.
 type Security struct {
-	// CapAdd and CapDrop change DefaultCaps, by name (CAP_ optional, any
-	// case), or "ALL".
+	// CapAdd and CapDrop change the capabilities, by name (CAP_ optional,
+	// any case), or "ALL": a pod's (Config.Security) are DefaultCaps
+	// changed; a command's (ExecConfig.Security) are the pod's changed, so
+	// what the pod dropped stays dropped unless the command adds it.
 	CapAdd, CapDrop []string
 	// Privileged keeps every capability, and turns off no_new_privs, the
 	// seccomp filter and, for a pod, the masking of /proc.
@@ -87,15 +90,47 @@ func capName(s string) string {
 }
 
 // capMask returns the capabilities to keep as a bit mask, or all when every
-// capability stays (Privileged, or ALL added and none dropped).
+// capability stays (Privileged, or ALL added and none dropped), starting
+// from DefaultCaps: the set of a pod's pause.
 func (s Security) capMask() (mask uint64, all bool, err error) {
+	return s.capMaskFrom(defaultMask(), false)
+}
+
+// commandCaps returns the capabilities of a command (exec or run) in a pod
+// created with pod: the command's CapDrop and CapAdd change the pod's set,
+// DefaultCaps with the pod's own drops and adds, so a capability dropped at
+// create stays dropped unless the command adds it back. The pod's
+// Privileged and Unconfined are its pause's alone.
+func (s Security) commandCaps(pod Security) (mask uint64, all bool, err error) {
+	pod = Security{CapAdd: pod.CapAdd, CapDrop: pod.CapDrop}
+	base, baseAll, err := pod.capMask()
+	if err != nil {
+		return 0, false, fmt.Errorf("the pod's capabilities: %w", err)
+	}
+	return s.capMaskFrom(base, baseAll)
+}
+
+// defaultMask is DefaultCaps as a bit mask.
+func defaultMask() uint64 {
+	var mask uint64
+	for _, c := range DefaultCaps {
+		mask |= 1 << uint(capNumbers[c])
+	}
+	return mask
+}
+
+// capMaskFrom applies s to base, or to every capability with baseAll.
+func (s Security) capMaskFrom(base uint64, baseAll bool) (mask uint64, all bool, err error) {
 	if s.Privileged {
 		return 0, true, nil
 	}
 	set := map[int]bool{}
-	for _, c := range DefaultCaps {
-		set[capNumbers[c]] = true
+	for _, v := range capNumbers {
+		if baseAll || base&(1<<uint(v)) != 0 {
+			set[v] = true
+		}
 	}
+	all = baseAll && len(s.CapDrop) == 0
 	// Drops first, then adds, as Docker: --cap-drop ALL --cap-add X keeps X.
 	for _, c := range s.CapDrop {
 		switch n := capName(c); {

@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,9 +16,10 @@ import (
 
 func newCreateCmd(g *globals) *cobra.Command {
 	var (
-		cfg                                    sandbox.Config
-		volumes, publish                       []string
-		netMode, subnet, bridge, ipArg, memory string
+		cfg                            sandbox.Config
+		volumes, publish               []string
+		netMode, subnet, bridge, ipArg string
+		pids, memory, cpus             string
 	)
 	cmd := &cobra.Command{
 		Use:   "create [flags] [NAME]",
@@ -37,12 +36,24 @@ short unique ID. Returns once the pod is ready.`,
 					return err
 				}
 			}
-			if memory != "" {
-				n, err := parseSize(memory)
-				if err != nil {
+			// A limit given is checked, even an empty one or 0: leaving
+			// the flag out is how to ask for no limit.
+			var err error
+			f := cmd.Flags()
+			if f.Changed("pids-limit") {
+				if cfg.Limits.Pids, err = sandbox.ParsePids(pids); err != nil {
 					return err
 				}
-				cfg.Limits.Memory = n
+			}
+			if f.Changed("memory") {
+				if cfg.Limits.Memory, err = sandbox.ParseMemory(memory); err != nil {
+					return err
+				}
+			}
+			if f.Changed("cpus") {
+				if cfg.Limits.CPUs, err = sandbox.ParseCPUs(cpus); err != nil {
+					return err
+				}
 			}
 			switch netMode {
 			case "none":
@@ -100,7 +111,7 @@ short unique ID. Returns once the pod is ready.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Rootfs, "rootfs", "", "use directory `DIR` as the pod's root (default: a tmpfs with the host's /usr read-only)")
 	f.BoolVar(&cfg.ReadOnly, "read-only", false, "make the pod's root read-only")
-	f.StringArrayVarP(&volumes, "volume", "v", nil, "bind-mount a host path: `SRC:DST[:ro|:rw]` (repeatable)")
+	f.StringArrayVarP(&volumes, "volume", "v", nil, "bind-mount a host path: `SRC:DST[:OPTS]`, OPTS ro or rw, and kernelfs (repeatable)")
 	f.StringVar(&cfg.Hostname, "hostname", "", "the pod's hostname (default: its name)")
 	f.StringVar(&netMode, "network", "bridge", "bridge: an address on the state root's bridge; none: loopback only")
 	f.StringVar(&subnet, "subnet", "", "the bridge network's IPv4 subnet, on its first use (default 10.89.0.0/16)")
@@ -108,9 +119,9 @@ short unique ID. Returns once the pod is ready.`,
 	f.StringVar(&ipArg, "ip", "", "ask for this free address of the subnet")
 	f.StringArrayVarP(&publish, "publish", "p", nil, "publish a port: `[HOSTIP:]HOSTPORT:PODPORT[/tcp|/udp]` (repeatable)")
 	securityFlags(f, &cfg.Security)
-	f.Int64Var(&cfg.Limits.Pids, "pids-limit", 0, "the most processes the pod may have")
-	f.StringVar(&memory, "memory", "", "the most memory the pod may use: `SIZE` in bytes, or with k, m, g")
-	f.Float64Var(&cfg.Limits.CPUs, "cpus", 0, "the CPU time the pod may use, in CPUs (0.5: half of one)")
+	f.StringVar(&pids, "pids-limit", "", "the most processes the pod may have: `N`, at least 1 (default no limit)")
+	f.StringVar(&memory, "memory", "", "the most memory the pod may use: `SIZE` in bytes, or with k, m, g; at least 4m (default no limit)")
+	f.StringVar(&cpus, "cpus", "", "the CPU time the pod may use: `N` CPUs, 0.01 to the number of CPUs (0.5: half of one; default no limit)")
 	return cmd
 }
 
@@ -126,23 +137,4 @@ func stopAfter(step string) func(string, time.Duration) {
 			time.Sleep(time.Hour)
 		}
 	}
-}
-
-// parseSize reads a size in bytes: 1048576, 1024k, 64m, 1g.
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	num := strings.ToLower(s)
-	switch {
-	case strings.HasSuffix(num, "k"):
-		mult, num = 1<<10, strings.TrimSuffix(num, "k")
-	case strings.HasSuffix(num, "m"):
-		mult, num = 1<<20, strings.TrimSuffix(num, "m")
-	case strings.HasSuffix(num, "g"):
-		mult, num = 1<<30, strings.TrimSuffix(num, "g")
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("size %q: want a positive number of bytes, or with k, m or g", s)
-	}
-	return n * mult, nil
 }

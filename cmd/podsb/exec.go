@@ -194,7 +194,7 @@ and its output goes to podsb logs POD NAME.`,
 	f.StringVar(&cc.Name, "name", "", "the container's name, unique in the pod (default: a random ID)")
 	f.StringVar(&cc.Rootfs, "rootfs", "", "use directory `DIR` as the container's root (default: a tmpfs with the host's /usr read-only)")
 	f.BoolVar(&cc.ReadOnly, "read-only", false, "make the container's root read-only")
-	f.StringArrayVarP(&volumes, "volume", "v", nil, "bind-mount a host path: `SRC:DST[:ro|:rw]` (repeatable)")
+	f.StringArrayVarP(&volumes, "volume", "v", nil, "bind-mount a host path: `SRC:DST[:OPTS]`, OPTS ro or rw, and kernelfs (repeatable)")
 	return cmd
 }
 

@@ -99,6 +99,7 @@ func newRootCmd(stdout io.Writer) *cobra.Command {
 		newVersionCmd(),
 		newCompletionCmd(),
 	)
+	refuseUnknownSubcommands(root)
 	// Our own completion command offers bash, zsh and fish only.
 	root.CompletionOptions.DisableDefaultCmd = true
 	// A Version makes cobra add --version; its template prints versionInfo.
@@ -106,6 +107,36 @@ func newRootCmd(stdout io.Writer) *cobra.Command {
 	cobra.AddTemplateFunc("versionInfo", versionInfo)
 	root.SetVersionTemplate("{{versionInfo}}")
 	return root
+}
+
+// refuseUnknownSubcommands makes root and every command group below it
+// (network) refuse an unknown command with one line (exit 125), as docker
+// and podman do; without a command they print their help. Cobra does this
+// for the root alone, in several lines with its suggestions, and a group
+// would print its help and exit 0.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		if sub.HasSubCommands() {
+			refuseUnknownSubcommands(sub)
+		}
+	}
+	if c.Run != nil || c.RunE != nil {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		err := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2 // cobra's default
+		}
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			err += " (did you mean " + strings.Join(s, " or ") + "?)"
+		}
+		return errors.New(err)
+	}
 }
 
 // writeJSON writes v as indented JSON, as inspect and ps --format json do.

@@ -125,8 +125,12 @@ func newCompletionCmd() *cobra.Command {
 	}
 }
 
-// needsNoRoot lists the commands that read nothing of the state root.
+// needsNoRoot lists the commands that read nothing of the state root: a
+// command group (network) only prints help or refuses an unknown command.
 func needsNoRoot(cmd *cobra.Command) bool {
+	if cmd.HasSubCommands() {
+		return true
+	}
 	switch cmd.Name() {
 	case "help", "version", "completion", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
 		return true
