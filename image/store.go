@@ -366,7 +366,7 @@ func (s *Store) Remove(ref string, force bool) (Image, error) {
 	// collects when it ends, or prune does).
 	if unlock, err := s.tryLockGC(); err == nil {
 		defer unlock()
-		_, err = s.collect(false)
+		_, err = s.collect(true)
 		return out, err
 	}
 	return out, nil
@@ -430,7 +430,7 @@ func (s *Store) Release(id, holder string) error {
 	if err == nil && gone {
 		if unlock, lerr := s.tryLockGC(); lerr == nil {
 			defer unlock()
-			_, err = s.collect(false)
+			_, err = s.collect(true)
 		}
 	}
 	return err
