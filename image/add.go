@@ -75,21 +75,21 @@ func (s *Store) add(ctx context.Context, src source, raw []byte, mdigest v1.Hash
 		}
 	}()
 	if got := sha256Hex(raw); mdigest.Hex != got {
-		return Image{}, newErr(ErrCorrupt, "manifest of %s: digest mismatch: got sha256:%s, want %s", src.name, got, mdigest)
+		return Image{}, newErr(ErrCorrupt, "manifest: digest mismatch: got sha256:%s, want %s", got, mdigest)
 	}
 	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
-		return Image{}, newErr(ErrCorrupt, "manifest of %s: %w", src.name, err)
+		return Image{}, newErr(ErrCorrupt, "manifest: %w", err)
 	}
 	if m.MediaType != "" && !slices.Contains(manifestTypes, m.MediaType) {
-		return Image{}, newErr(ErrUnsupported, "%s: unknown manifest media type %q", src.name, m.MediaType)
+		return Image{}, newErr(ErrUnsupported, "unknown manifest media type %q", m.MediaType)
 	}
 	if !slices.Contains(configTypes, m.Config.MediaType) {
-		return Image{}, newErr(ErrUnsupported, "%s: unknown config media type %q", src.name, m.Config.MediaType)
+		return Image{}, newErr(ErrUnsupported, "unknown config media type %q", m.Config.MediaType)
 	}
 	for _, l := range m.Layers {
 		if !slices.Contains(layerTypes, l.MediaType) {
-			return Image{}, newErr(ErrUnsupported, "%s: layer %s: unknown media type %q", src.name, l.Digest, l.MediaType)
+			return Image{}, newErr(ErrUnsupported, "layer %s: unknown media type %q", l.Digest, l.MediaType)
 		}
 	}
 	rawConfig, err := src.config()
@@ -97,18 +97,18 @@ func (s *Store) add(ctx context.Context, src source, raw []byte, mdigest v1.Hash
 		return Image{}, s.readErr(src, "config", err)
 	}
 	if got := sha256Hex(rawConfig); got != m.Config.Digest.Hex || int64(len(rawConfig)) != m.Config.Size {
-		return Image{}, newErr(ErrCorrupt, "config of %s: digest mismatch: got sha256:%s, want %s", src.name, got, m.Config.Digest)
+		return Image{}, newErr(ErrCorrupt, "config: digest mismatch: got sha256:%s, want %s", got, m.Config.Digest)
 	}
 	cf, err := v1.ParseConfigFile(bytes.NewReader(rawConfig))
 	if err != nil {
-		return Image{}, newErr(ErrCorrupt, "config of %s: %w", src.name, err)
+		return Image{}, newErr(ErrCorrupt, "config: %w", err)
 	}
 	plat := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
 	if o.platform != nil && !plat.Satisfies(*o.platform) {
-		return Image{}, newErr(ErrUnsupported, "%s is for %s, not %s", src.name, platformString(plat), platformString(*o.platform))
+		return Image{}, newErr(ErrUnsupported, "image is for %s, not %s", platformString(plat), platformString(*o.platform))
 	}
 	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
-		return Image{}, newErr(ErrCorrupt, "%s: %d layers but %d diff IDs in the config", src.name, len(m.Layers), len(cf.RootFS.DiffIDs))
+		return Image{}, newErr(ErrCorrupt, "%d layers but %d diff IDs in the config", len(m.Layers), len(cf.RootFS.DiffIDs))
 	}
 	im = Image{
 		ID: m.Config.Digest.String(), Digest: mdigest.String(), Platform: platformString(plat),
@@ -177,9 +177,9 @@ func (s *Store) add(ctx context.Context, src source, raw []byte, mdigest v1.Hash
 
 func (s *Store) readErr(src source, what string, err error) error {
 	if src.remote && !errors.Is(err, ErrInvalid) {
-		return newErr(ErrRegistry, "%s of %s: %w", what, src.name, err)
+		return newErr(ErrRegistry, "%s: %w", what, err)
 	}
-	return newErr(ErrCorrupt, "%s of %s: %w", what, src.name, err)
+	return newErr(ErrCorrupt, "%s: %w", what, err)
 }
 
 func (s *Store) syncfs() error {
@@ -247,7 +247,7 @@ func (s *Store) fetchLayer(ctx context.Context, src source, l Layer, o fetchOpti
 			return err
 		}
 		if attempt >= o.retries {
-			return newErr(ErrRegistry, "layer %s of %s: %w (after %d attempts)", l.Digest, src.name, err, attempt+1)
+			return newErr(ErrRegistry, "layer %s: %w (after %d attempts)", l.Digest, err, attempt+1)
 		}
 		select {
 		case <-ctx.Done():

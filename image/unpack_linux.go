@@ -165,7 +165,7 @@ func (u *unpacker) parent(dir string) (int, error) {
 			cur = path.Join(cur, c)
 			pfd, err := u.open(path.Dir(cur))
 			if err != nil {
-				return -1, u.resolveErr(cur, err)
+				return -1, err
 			}
 			err = unix.Mkdirat(pfd, c, 0o755)
 			unix.Close(pfd)
@@ -176,7 +176,7 @@ func (u *unpacker) parent(dir string) (int, error) {
 		fd, err = u.open(dir)
 	}
 	if err != nil {
-		return -1, u.resolveErr(dir, err)
+		return -1, err
 	}
 	if u.dirFD >= 0 {
 		unix.Close(u.dirFD)
@@ -240,6 +240,10 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	pfd, err := u.parent(dir)
 	if err != nil {
+		var errno unix.Errno
+		if errors.As(err, &errno) {
+			return u.resolveErr(hdr.Name, errno)
+		}
 		return err
 	}
 	fail := func(op string, err error) error {
