@@ -172,4 +172,3 @@ func hostOf(repo string) string {
 	h, _, _ := strings.Cut(repo, "/")
 	return h
 }
-
