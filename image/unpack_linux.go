@@ -281,7 +281,7 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 			return fail("mkdir", err)
 		}
 		u.dirs = append(u.dirs, dirTime{name: name, hdr: hdr})
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // the reader turns TypeRegA into TypeReg
 		if err := u.clear(pfd, base, false); err != nil {
 			return fail("clear", err)
 		}
