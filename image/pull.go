@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -126,7 +125,7 @@ func (s *Store) pullFrom(ctx context.Context, ep endpoint, r name.Reference, nor
 	}
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithAuthFromKeychain(keychain()),
 		remote.WithTransport(&guard{base: base, allow: allow}),
 		remote.WithPlatform(*plat),
 		remote.WithUserAgent("podsb"),

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/compression"
+	"github.com/google/go-containerregistry/pkg/name"
 )
 
 func writeConf(t *testing.T, text string) *Registries {
@@ -152,4 +153,23 @@ insecure = true
 		t.Error(err)
 	}
 	checkConsistent(t, s, true)
+}
+
+func TestAuthFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "auth.json")
+	os.WriteFile(p, []byte(`{"auths": {"reg.example:5000": {"auth": "dXNlcjpwYXNz"}, "https://index.docker.io/v1/": {"username": "u", "password": "p"}}}`), 0o600)
+	for reg, user := range map[string]string{"reg.example:5000": "user", "index.docker.io": "u", "other.example": ""} {
+		r, _ := name.NewRegistry(reg)
+		a, err := authFile(p).Resolve(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := a.Authorization()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Username != user && !(user == "user" && c.Auth == "dXNlcjpwYXNz") {
+			t.Errorf("%s: %+v", reg, c)
+		}
+	}
 }
