@@ -247,7 +247,7 @@ func TestRegistryGoesAwayMidPull(t *testing.T) {
 func TestDiskFullDuringPull(t *testing.T) {
 	openTestStore(t) // root only
 	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m,mode=0711"); err != nil {
 		t.Skipf("mount tmpfs: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })

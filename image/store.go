@@ -97,7 +97,13 @@ func Open(root string) (*Store, error) {
 		}
 		root = abs
 	}
-	for _, d := range []string{"", "blobs/sha256", "layers", "tmp", "locks"} {
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return nil, fmt.Errorf("image root: %w", err)
+	}
+	if err := checkTrusted(root); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"blobs/sha256", "layers", "tmp", "locks"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o711); err != nil {
 			return nil, fmt.Errorf("image root: %w", err)
 		}

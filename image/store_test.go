@@ -157,3 +157,21 @@ func TestConcurrentPulls(t *testing.T) {
 	}
 	checkConsistent(t, s, true)
 }
+
+func TestUntrustedImageRoot(t *testing.T) {
+	openTestStore(t) // root only
+	dir := t.TempDir()
+	os.Chmod(dir, 0o777)
+	if _, err := Open(filepath.Join(dir, "store")); !errors.Is(err, ErrUntrustedRoot) {
+		t.Errorf("root below a world-writable directory: %v", err)
+	}
+	os.Chmod(dir, 0o755)
+	os.Chown(dir, 65534, 65534)
+	if _, err := Open(dir); !errors.Is(err, ErrUntrustedRoot) {
+		t.Errorf("root owned by nobody: %v", err)
+	}
+	os.Chown(dir, 0, 0)
+	if _, err := Open(dir); err != nil {
+		t.Errorf("root's own root: %v", err)
+	}
+}
