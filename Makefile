@@ -53,7 +53,7 @@ integration: deps ## Run the root-only end-to-end tests of the built binary and 
 # directory) measures with the state on that file system instead.
 BENCH_TMPDIR ?= /dev/shm
 
-bench: ## Run the benchmarks against runc, crun and unshare (needs root; PODSB_BENCH_ROUNDS=N, BENCH_TMPDIR=DIR)
+bench: ## Run the benchmarks against runc, crun, unshare, podman, skopeo and umoci (needs root; PODSB_BENCH_ROUNDS=N, BENCH_TMPDIR=DIR)
 	TMPDIR=$(BENCH_TMPDIR) $(GO) test -count=1 -run '^$$' -bench . -benchtime=1x -timeout 60m -v ./integration/
 
 lint: ## gofmt, go vet, staticcheck, and the package dependency rules
