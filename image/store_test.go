@@ -17,6 +17,7 @@ func TestPullUnpackShare(t *testing.T) {
 	s := openTestStore(t)
 	host := newRegistry(t, nil)
 	base := layerOf(t, tarBytes(t,
+		entry{name: "./", typ: 'd', mode: 0o750},
 		entry{name: "bin/", typ: 'd'},
 		entry{name: "bin/app", body: "v1", mode: 0o4755},
 		entry{name: "etc/", typ: 'd'},
@@ -44,6 +45,12 @@ func TestPullUnpackShare(t *testing.T) {
 		t.Errorf("%d layer directories, want 2 (one shared)", len(ents))
 	}
 	l0, l1 := s.layerPath(b.Layers[0].ChainID), s.layerPath(b.Layers[1].ChainID)
+	if fi, err := os.Stat(l1); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("a layer's root: %v %v, want mode 0755", fi.Mode(), err)
+	}
+	if fi, err := os.Stat(l0); err != nil || fi.Mode().Perm() != 0o750 {
+		t.Errorf("a layer's root with a ./ entry: %v %v, want mode 0750", fi.Mode(), err)
+	}
 	if fi, err := os.Stat(filepath.Join(l0, "bin/app")); err != nil || fi.Mode()&os.ModeSetuid == 0 {
 		t.Errorf("bin/app: %v %v", fi, err)
 	}

@@ -74,11 +74,12 @@ func cleanName(n string) (string, error) {
 
 // unpacker makes the entries of one layer below its root directory.
 type unpacker struct {
-	root    int    // O_PATH fd of the layer's directory
-	dirPath string // the cached parent: its name and fd
-	dirFD   int
-	dirs    []dirTime
-	buf     []byte
+	root     int    // O_PATH fd of the layer's directory
+	rootPath string // and its path (a temporary directory of the store)
+	dirPath  string // the cached parent: its name and fd
+	dirFD    int
+	dirs     []dirTime
+	buf      []byte
 }
 
 type dirTime struct {
@@ -92,7 +93,13 @@ func unpackTar(r io.Reader, dir string) error {
 	if err != nil {
 		return &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	u := &unpacker{root: root, dirFD: -1, buf: make([]byte, 1<<20)}
+	// The layer's own root is the container's "/" where this layer is
+	// the top one: 0755 root:root unless the tar says otherwise ("./").
+	if err := os.Chmod(dir, 0o755); err != nil {
+		unix.Close(root)
+		return err
+	}
+	u := &unpacker{root: root, rootPath: dir, dirFD: -1, buf: make([]byte, 1<<20)}
 	defer u.close()
 	tr := tar.NewReader(r)
 	for {
@@ -231,7 +238,13 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 		return err
 	}
 	if name == "." {
-		return nil
+		if hdr.Typeflag != tar.TypeDir {
+			return newErr(ErrCorrupt, "entry %q: the layer's root is not a directory", hdr.Name)
+		}
+		if err := os.Lchown(u.rootPath, hdr.Uid, hdr.Gid); err != nil {
+			return err
+		}
+		return os.Chmod(u.rootPath, os.FileMode(hdr.Mode&0o777)|modeBits(hdr.Mode))
 	}
 	dir, base := path.Split(name)
 	dir = strings.TrimSuffix(dir, "/")
@@ -374,4 +387,20 @@ func setTimes(dir int, base string, hdr *tar.Header) error {
 		return unix.UtimesNanoAt(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", dir), ts, 0)
 	}
 	return unix.UtimesNanoAt(dir, base, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// modeBits returns the set-user-ID, set-group-ID and sticky bits of a tar
+// mode as an os.FileMode.
+func modeBits(m int64) os.FileMode {
+	var f os.FileMode
+	if m&0o4000 != 0 {
+		f |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		f |= os.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		f |= os.ModeSticky
+	}
+	return f
 }
