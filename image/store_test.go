@@ -182,3 +182,32 @@ func TestUntrustedImageRoot(t *testing.T) {
 		t.Errorf("root's own root: %v", err)
 	}
 }
+
+// TestOverlayOfLayers mounts an image's layers as overlayfs lowerdirs, as a
+// container does, and checks that the whiteouts hide what they should.
+func TestOverlayOfLayers(t *testing.T) {
+	s := openTestStore(t)
+	host := newRegistry(t, nil)
+	push(t, host+"/o:1", buildImage(t, "",
+		layerOf(t, tarBytes(t, entry{name: "etc/", typ: 'd'}, entry{name: "etc/gone", body: "x"},
+			entry{name: "etc/d/", typ: 'd'}, entry{name: "etc/d/old", body: "old"}), compression.GZip),
+		layerOf(t, tarBytes(t, entry{name: "etc/.wh.gone"}, entry{name: "etc/d/.wh..wh..opq"}, entry{name: "etc/d/new", body: "new"}), compression.ZStd)))
+	pull(t, s, host+"/o:1")
+	m, err := s.Acquire(host+"/o:1", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release(m.ID, "t")
+	mnt := t.TempDir()
+	if err := unix.Mount("overlay", mnt, "overlay", unix.MS_RDONLY, "lowerdir="+m.Layers[1]+":"+m.Layers[0]); err != nil {
+		t.Fatalf("mount overlay: %v", err)
+	}
+	defer unix.Unmount(mnt, unix.MNT_DETACH)
+	if _, err := os.Lstat(filepath.Join(mnt, "etc/gone")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("etc/gone through the overlay: %v, want gone", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(mnt, "etc/d"))
+	if len(ents) != 1 || ents[0].Name() != "new" {
+		t.Errorf("etc/d through the overlay: %v, want only new", ents)
+	}
+}
