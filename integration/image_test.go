@@ -8,8 +8,10 @@ import (
 	"io"
 	"log"
 	"math/rand"
+	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -214,4 +216,99 @@ func benchImage(tb testing.TB) v1.Image {
 		layers = append(layers, layer(tb, files...))
 	}
 	return ociImage(tb, []string{"/bin/sh"}, layers...)
+}
+
+// slowBlobs serves blobs in 64 KiB pieces, 20 ms apart.
+func slowBlobs(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/blobs/") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		b := rec.Body.Bytes()
+		for len(b) > 0 {
+			n := min(len(b), 64<<10)
+			if _, err := w.Write(b[:n]); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			b = b[n:]
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+// TestImagePullKilled kills podsb image pull mid-way: the store lists
+// nothing, the next pull completes from what was verified, and afterwards
+// every layer on disk belongs to the image.
+func TestImagePullKilled(t *testing.T) {
+	e := newEnv(t)
+	iroot := t.TempDir()
+	rng := rand.New(rand.NewSource(2))
+	var layers []v1.Layer
+	for i := range 4 {
+		b := make([]byte, 1<<20)
+		rng.Read(b)
+		layers = append(layers, layer(t, tarFile{name: fmt.Sprintf("f%d", i), body: b}))
+	}
+	srv := httptest.NewServer(slowBlobs(registry.New(registry.Logger(log.New(io.Discard, "", 0)))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	r, _ := name.ParseReference(host + "/k:1")
+	if err := remote.Write(r, ociImage(t, nil, layers...)); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(e.bin, "--image-root", iroot, "image", "pull", host+"/k:1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill it once a layer is being written.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ents, _ := os.ReadDir(filepath.Join(iroot, "tmp"))
+		if len(ents) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	cmd.Process.Kill()
+	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("the pull was not killed mid-way: %v", err)
+	}
+	if out := e.image(iroot, "ls", "-q").stdout; out != "" {
+		t.Fatalf("ls after a killed pull: %q", out)
+	}
+	id := strings.TrimSpace(e.image(iroot, "pull", "-q", host+"/k:1").stdout)
+	var ims []struct {
+		ID     string `json:"id"`
+		Layers []struct {
+			ChainID string `json:"chainID"`
+		} `json:"layers"`
+	}
+	if err := json.Unmarshal([]byte(e.image(iroot, "ls", "--format", "json").stdout), &ims); err != nil || len(ims) != 1 || ims[0].ID != id {
+		t.Fatalf("ls after the second pull: %+v %v", ims, err)
+	}
+	want := map[string]bool{}
+	for _, l := range ims[0].Layers {
+		want[strings.TrimPrefix(l.ChainID, "sha256:")] = true
+	}
+	ents, _ := os.ReadDir(filepath.Join(iroot, "layers"))
+	if len(ents) != len(want) {
+		t.Errorf("%d layer directories, want %d", len(ents), len(want))
+	}
+	for _, en := range ents {
+		if !want[en.Name()] {
+			t.Errorf("layer %s belongs to no image", en.Name())
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(iroot, "tmp")); len(ents) != 0 {
+		t.Errorf("left in tmp/: %d", len(ents))
+	}
 }
