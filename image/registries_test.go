@@ -173,3 +173,25 @@ func TestAuthFile(t *testing.T) {
 		}
 	}
 }
+
+func TestPullByDigest(t *testing.T) {
+	s := openTestStore(t)
+	host := newRegistry(t, nil)
+	img := buildImage(t, "", layerOf(t, tarBytes(t, entry{name: "f", body: "x"}), compression.GZip))
+	push(t, host+"/d:1", img)
+	d, _ := img.Digest()
+	ref := host + "/d@" + d.String()
+	im, err := s.Pull(context.Background(), ref, fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.Digest != d.String() || !slices.Equal(im.Names, []string{ref}) {
+		t.Errorf("pulled %+v", im)
+	}
+	if got, err := s.Inspect(d.String()); err != nil || got.ID != im.ID {
+		t.Errorf("Inspect by manifest digest: %v", err)
+	}
+	if got, err := s.Inspect(im.ID[len("sha256:") : len("sha256:")+6]); err != nil || got.ID != im.ID {
+		t.Errorf("Inspect by short ID: %v", err)
+	}
+}
