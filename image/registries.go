@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/BurntSushi/toml"
+	toml "github.com/pelletier/go-toml/v2"
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
@@ -58,7 +58,7 @@ func LoadRegistries(path string) (*Registries, error) {
 		return nil, err
 	}
 	r := &Registries{}
-	if _, err := toml.Decode(string(b), r); err != nil {
+	if err := toml.Unmarshal(b, r); err != nil {
 		return nil, newErr(ErrInvalid, "registries config %s: %w", path, err)
 	}
 	for i, reg := range r.Registry {
