@@ -8,8 +8,8 @@ import (
 	"os"
 	"strings"
 
-	toml "github.com/pelletier/go-toml/v2"
 	"github.com/google/go-containerregistry/pkg/name"
+	toml "github.com/pelletier/go-toml/v2"
 )
 
 // Registries is the subset of containers-registries.conf(5) (version 2,
