@@ -1,6 +1,7 @@
 package image
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,11 +11,7 @@ import (
 // ErrUntrustedRoot means the image root, or a directory above it, can be
 // changed by a user other than root. The store holds set-user-ID files and
 // device nodes from images, so podsb uses no such root.
-var ErrUntrustedRoot = errorString("untrusted image root")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var ErrUntrustedRoot = errors.New("untrusted image root")
 
 // checkTrusted fails unless root and every directory above it are owned by
 // root and not writable by group or others (a sticky directory above it,
