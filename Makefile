@@ -15,7 +15,7 @@ VERSION_LDFLAGS := -X main.commit=$(COMMIT)
 # fastexec's C includes reaper's pause image (fastexec/c/build.sh) and
 # reads sandbox's files at run time: the join record and the namespace
 # handles (fastexec/doc.go names them).
-EDGES := cmd/podsb:sandbox,fastexec sandbox:rootfs,network,reaper,nsenter,internal/setup,internal/errclass \
+EDGES := cmd/podsb:sandbox,fastexec,image image:internal/errclass sandbox:rootfs,network,reaper,nsenter,internal/setup,internal/errclass \
 	rootfs:internal/setup,internal/errclass network:internal/errclass nsenter: reaper: fastexec: \
 	internal/setup: internal/setup/gen:internal/setup,sandbox internal/errclass: internal/testenv: integration:
 CEDGES := fastexec:internal/setup reaper:internal/setup
@@ -43,7 +43,7 @@ test: deps ## Run every test: unit and root-only integration (needs root); insta
 	$(GO) test -count=1 -race $(TESTFLAGS) ./...
 
 unit: ## Run the tests that need no root
-	$(GO) test -count=1 -race $(TESTFLAGS) ./cmd/... ./sandbox/... ./rootfs/... ./reaper/... ./nsenter/... ./network/... ./internal/... ./fastexec/...
+	$(GO) test -count=1 -race $(TESTFLAGS) ./cmd/... ./sandbox/... ./rootfs/... ./reaper/... ./nsenter/... ./network/... ./internal/... ./fastexec/... ./image/...
 
 integration: deps ## Run the root-only end-to-end tests of the built binary and the library
 	$(GO) test -count=1 $(TESTFLAGS) ./integration/...
@@ -53,7 +53,7 @@ integration: deps ## Run the root-only end-to-end tests of the built binary and 
 # directory) measures with the state on that file system instead.
 BENCH_TMPDIR ?= /dev/shm
 
-bench: ## Run the benchmarks against runc, crun and unshare (needs root; PODSB_BENCH_ROUNDS=N, BENCH_TMPDIR=DIR)
+bench: ## Run the benchmarks against runc, crun, unshare, podman, skopeo and umoci (needs root; PODSB_BENCH_ROUNDS=N, BENCH_TMPDIR=DIR)
 	TMPDIR=$(BENCH_TMPDIR) $(GO) test -count=1 -run '^$$' -bench . -benchtime=1x -timeout 60m -v ./integration/
 
 lint: ## gofmt, go vet, staticcheck, and the package dependency rules

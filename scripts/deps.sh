@@ -12,9 +12,11 @@
 #	gcc                   building the exec fast path and reproducing pause
 #	runc, crun            peers of the benchmarks and escape tests
 #	catatonit, tini       peers of pause (footprint, reaping)
+#	busybox-static        the files of the images the image tests build
+#	podman, skopeo, umoci peers of the image pull benchmark
 set -eu
 
-pkgs="util-linux bsdutils iproute2 iputils-ping python3 nginx-light gcc runc crun catatonit tini"
+pkgs="util-linux bsdutils iproute2 iputils-ping python3 nginx-light gcc runc crun catatonit tini busybox-static podman skopeo umoci"
 
 missing=""
 for p in $pkgs; do

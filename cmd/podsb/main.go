@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"podsb/image"
 	"podsb/sandbox"
 )
 
@@ -60,7 +61,9 @@ func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code
 
 // globals are the flags every command takes.
 type globals struct {
-	root string
+	root           string
+	imageRoot      string
+	registriesConf string
 }
 
 func newRootCmd(stdout io.Writer) *cobra.Command {
@@ -82,6 +85,13 @@ func newRootCmd(stdout io.Writer) *cobra.Command {
 		def = sandbox.DefaultRoot
 	}
 	root.PersistentFlags().StringVar(&g.root, "root", def, "state root directory (env PODSB_ROOT)")
+	idef := os.Getenv("PODSB_IMAGE_ROOT")
+	if idef == "" {
+		idef = image.DefaultRoot
+	}
+	root.PersistentFlags().StringVar(&g.imageRoot, "image-root", idef, "image store directory (env PODSB_IMAGE_ROOT)")
+	root.PersistentFlags().StringVar(&g.registriesConf, "registries-conf", os.Getenv("PODSB_REGISTRIES_CONF"),
+		"registries config `FILE`: mirrors, insecure registries (env PODSB_REGISTRIES_CONF; default "+image.DefaultRegistriesConf+" if it exists)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
 	root.AddCommand(
 		newCreateCmd(g),
@@ -95,6 +105,7 @@ func newRootCmd(stdout io.Writer) *cobra.Command {
 		newRunCmd(g),
 		newKillCmd(g),
 		newGCCmd(g),
+		newImageCmd(g),
 		newStartCmd(g),
 		newVersionCmd(),
 		newCompletionCmd(),
