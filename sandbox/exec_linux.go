@@ -281,7 +281,12 @@ func (p *Pod) openHandles(container string) (*nsenter.Handles, error) {
 	}
 	// The mount namespace last: host paths no longer resolve after it.
 	nss = append(nss, nsenter.Namespace{Type: unix.CLONE_NEWNS, Path: mnt})
-	return p.openNS(nss)
+	h, err := p.openNS(nss)
+	if err != nil && !p.alive() {
+		// An rm got there first: it unpinned the handles.
+		return nil, fmt.Errorf("%s: %w", p.name, ErrNotRunning)
+	}
+	return h, err
 }
 
 // launch is what prepare resolves for a command.
