@@ -4,7 +4,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,4 +105,34 @@ func TestStdioDirectoryRefused(t *testing.T) {
 			t.Errorf("log of exec -d: %q", log)
 		}
 	})
+}
+
+// exec racing rm: every exec runs, is killed with the pod, or fails with
+// one of the documented errors; none prints a raw errno (the fast path
+// once setns'd a handle rm had just unmounted: "errno 22").
+func TestExecRacingRm(t *testing.T) {
+	e := newEnv(t)
+	allowed := regexp.MustCompile(`^podsb: (no such pod: t[0-9a-f]+|t[0-9a-f]+: pod is not running)\n$`)
+	for round := range 30 {
+		name, _ := e.create()
+		var wg sync.WaitGroup
+		results := make(chan result, 16)
+		for i := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results <- e.runFast(i%2 == 0, "", "exec", name, "--", "true")
+			}()
+		}
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		e.must("rm", "-f", name)
+		wg.Wait()
+		close(results)
+		for r := range results {
+			ok := r.code == 0 || r.code == 128+9 || (r.code == 125 && allowed.MatchString(r.stderr))
+			if !ok || strings.Contains(r.stderr, "errno") {
+				t.Errorf("exec racing rm: exit %d: %q", r.code, r.stderr)
+			}
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/creack/pty"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -157,6 +158,35 @@ func (p *Process) Wait() (int, error) {
 // command's own orphans go to pause. Only fds 0, 1 and 2 are open in the
 // command.
 func (p *Pod) Exec(ctx context.Context, c ExecConfig) (*Process, error) {
+	proc, err := p.exec(ctx, c)
+	if err != nil {
+		return nil, p.stoppedError(err)
+	}
+	return proc, nil
+}
+
+// stoppedError returns, for a launch that failed after the pod stopped
+// (an rm unpinned its handles, or pause died and took the command's
+// process with it), ErrNotRunning instead of the system call that failed;
+// other errors as they are.
+func (p *Pod) stoppedError(err error) error {
+	if errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotRunning) || errors.Is(err, ErrNotFound) {
+		return err
+	}
+	// An rm holds the pod's lock until the pod is gone: wait for it
+	// (pause, stopping, may already have killed the command's process).
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultStopTimeout+5*time.Second)
+	defer cancel()
+	if d, lerr := p.lockShared(ctx); lerr == nil {
+		d.Close()
+	}
+	if p.alive() {
+		return err
+	}
+	return fmt.Errorf("%s: %w", p.name, ErrNotRunning)
+}
+
+func (p *Pod) exec(ctx context.Context, c ExecConfig) (*Process, error) {
 	if err := p.checkLaunch(c); err != nil {
 		return nil, err
 	}
@@ -281,12 +311,7 @@ func (p *Pod) openHandles(container string) (*nsenter.Handles, error) {
 	}
 	// The mount namespace last: host paths no longer resolve after it.
 	nss = append(nss, nsenter.Namespace{Type: unix.CLONE_NEWNS, Path: mnt})
-	h, err := p.openNS(nss)
-	if err != nil && !p.alive() {
-		// An rm got there first: it unpinned the handles.
-		return nil, fmt.Errorf("%s: %w", p.name, ErrNotRunning)
-	}
-	return h, err
+	return p.openNS(nss)
 }
 
 // launch is what prepare resolves for a command.
