@@ -184,6 +184,9 @@ and its output goes to podsb logs POD NAME.`,
 					if cc.Name == "" {
 						cc.Name = sandbox.NewName()
 					}
+					if step := os.Getenv(stopAfterEnv); step != "" {
+						cc.Trace = stopAfter(step)
+					}
 					return pod.Run(cmd.Context(), cc)
 				},
 				func(*sandbox.Process) string { return cc.Name })
