@@ -1,0 +1,144 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"podsb/sandbox"
+)
+
+// runSteps are the steps of a container's start (sandbox's containerStart,
+// ContainerConfig.Trace) after which TestRunKilledAnywhere kills podsb run.
+var runSteps = []string{
+	"container directory", "root, user, environment", "pod devices", "program, stdio",
+	"fork init", "cgroup", "init: mounts, pivot_root", "pin mount namespace",
+	"first state write", "go-ahead, exec", "final state write",
+}
+
+// podProcs returns the host PIDs of the processes in the pod's PID
+// namespace other than pause, with their names.
+func podProcs(t *testing.T, root, pod string, pause int) map[int]string {
+	t.Helper()
+	ino := nsIno(t, filepath.Join(root, pod, "ns", "pid"))
+	out := map[int]string{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == pause {
+			continue
+		}
+		if l, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err != nil || l != fmt.Sprintf("pid:[%d]", ino) {
+			continue
+		}
+		b, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if s := string(b); strings.Contains(s, ") Z ") || s == "" {
+			continue
+		}
+		comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
+		out[pid] = strings.TrimSpace(string(comm))
+	}
+	return out
+}
+
+type containerRow struct {
+	Pod string `json:"pod"`
+	sandbox.ContainerState
+}
+
+func (e *env) containers(t *testing.T) map[string]containerRow {
+	t.Helper()
+	var rows []containerRow
+	if err := json.Unmarshal([]byte(e.must("ps", "-a", "--containers", "--format", "json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]containerRow{}
+	for _, r := range rows {
+		out[r.Name] = r
+	}
+	return out
+}
+
+// A run killed with SIGKILL after any step of the container's start
+// leaves either a running container whose record names its process (kill
+// and exec --container reach it), or nothing: no process in the pod, no
+// container listed, and, once gc ran or the name was run again, no
+// directory, pinned mount namespace, mount or log.
+func TestRunKilledAnywhere(t *testing.T) {
+	for _, detach := range []bool{true, false} {
+		for _, step := range runSteps {
+			for _, cleanup := range []string{"gc", "run again"} {
+				t.Run(fmt.Sprintf("detach=%v/%s/%s", detach, step, cleanup), func(t *testing.T) {
+					e := newEnv(t)
+					pod, d := e.create()
+					args := []string{"run", "--name", "c1"}
+					if detach {
+						args = append(args, "-d")
+					}
+					e.killAt(t, step, append(args, pod, "--", "sleep", "1000")...)
+					// What waits for podsb sees it gone and exits; an
+					// attached command dies with it (PR_SET_PDEATHSIG).
+					var procs map[int]string
+					deadline := time.Now().Add(3 * time.Second)
+					for {
+						procs = podProcs(t, e.root, pod, d.Pid)
+						settled := true
+						for _, comm := range procs {
+							settled = settled && comm == "sleep" && detach
+						}
+						if settled || time.Now().After(deadline) {
+							break
+						}
+						time.Sleep(10 * time.Millisecond)
+					}
+					row, listed := e.containers(t)["c1"]
+					if len(procs) > 0 {
+						// Running: recorded, and reachable by name.
+						if len(procs) != 1 || !listed || row.Status != "running" || procs[row.Pid] != "sleep" {
+							t.Fatalf("processes %v in the pod; c1 listed %v as %+v", procs, listed, row)
+						}
+						if out := e.must("exec", "--container", "c1", pod, "--", "cat", "/proc/1/comm"); out != "pause\n" {
+							t.Errorf("exec --container: %q", out)
+						}
+						e.must("kill", pod, "c1", "KILL")
+						if err := waitDead(row.Pid, row.StartTime, 3*time.Second); err != nil {
+							t.Fatal("c1 survived kill")
+						}
+						return
+					}
+					if listed && !(row.Status == "stopped" && !detach && step == "final state write") {
+						// Only an attached command that ran and died with
+						// podsb leaves a record: stopped, as any that ran.
+						t.Fatalf("no process in the pod, but c1 listed as %+v", row)
+					}
+					if listed {
+						return
+					}
+					wantFailure(t, e.run("kill", pod, "c1"), "no such container")
+					if cleanup == "gc" {
+						e.must("gc")
+					} else {
+						e.must("run", "-d", "--name", "c1", pod, "--", "true")
+					}
+					cdir := filepath.Join(e.root, pod, "containers", "c1")
+					if m := mountsUnder(t, cdir); len(m) > 0 {
+						t.Errorf("mounts left: %v", m)
+					}
+					if cleanup == "gc" {
+						for _, p := range []string{cdir, filepath.Join(e.root, pod, "ns", "mnt-c1"), filepath.Join(e.root, pod, "logs", "c1.log")} {
+							if _, err := os.Lstat(p); err == nil {
+								t.Errorf("%s left after gc", p)
+							}
+						}
+						e.must("run", "-d", "--name", "c1", pod, "--", "true")
+					}
+				})
+			}
+		}
+	}
+}
