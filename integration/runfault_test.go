@@ -3,7 +3,9 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -140,5 +142,45 @@ func TestRunKilledAnywhere(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// An rm killed after any of its steps before the last leaves a stopped
+// pod; start brings it back on the bridge as its state says: eth0 with its
+// address, reachable from the host at that address and at its published
+// port.
+func TestStartAfterKilledRm(t *testing.T) {
+	for _, step := range []string{"stop pause", "release network", "remove cgroup"} {
+		t.Run(step, func(t *testing.T) {
+			e, nargs := netEnv(t)
+			port := 20000 + rand.IntN(20000)
+			name, _ := e.create(append(nargs, "-p", fmt.Sprintf("%d:80", port))...)
+			ip := e.podIP(name)
+			e.killAt(t, step, "rm", "-f", name)
+			if st := e.inspect(name).Status; st != "stopped" {
+				t.Fatalf("after rm killed: %s", st)
+			}
+			e.must("start", name)
+			if d := e.inspect(name); d.Status != "running" || e.podIP(name) != ip {
+				t.Fatalf("after start: %s, %s", d.Status, e.podIP(name))
+			}
+			// The pod's own view: eth0 up with its address.
+			if out := e.must("exec", name, "--", "cat", "/proc/net/fib_trie"); !strings.Contains(out, ip) {
+				t.Errorf("the pod has not its address %s:\n%s", ip, out)
+			}
+			// Traffic to the pod's address only through the test's bridge,
+			// never out of the host.
+			if out, err := exec.Command("ip", "route", "get", ip).CombinedOutput(); err != nil || !strings.Contains(string(out), "dev "+e.bridge+" ") {
+				t.Fatalf("the route to %s is not the bridge %s: %s", ip, e.bridge, out)
+			}
+			e.pyServer(name, "tcp", 80)
+			if got := dial(t, "tcp", ip+":80"); got != "hello from "+name {
+				t.Errorf("pod at %s:80 from the host: %q", ip, got)
+			}
+			if got := dial(t, "tcp", fmt.Sprintf("127.0.0.1:%d", port)); got != "hello from "+name {
+				t.Errorf("published port after start: %q", got)
+			}
+			e.must("rm", "-f", name)
+		})
 	}
 }
