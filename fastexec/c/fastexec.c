@@ -27,8 +27,10 @@
 // record are owned by root and not writable by group or others, and the
 // record is reached by openat2 below the state root without symlinks; if
 // its name is the POD of the command line; if pause (its PID and start
-// time, in the recorded boot) is alive; and if pause's PID namespace is the
-// one pinned in the handle the record names.
+// time, in the recorded boot) is alive; if pause's PID namespace is the
+// one pinned in the handle the record names; if every handle is a namespace
+// file; and if no stdio fd the command inherits is a directory, a symbolic
+// link or an O_PATH fd.
 //
 // Rules for this file: no writable global data (it is copied into the Go
 // binary's read-only text), no libc, nothing that needs relocation.
