@@ -208,5 +208,10 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 	}
 	defer lock.Close()
 	r := &containerStart{pod: p, cc: cc, spec: spec, name: name, dir: p.containerDir(name), trace: traceFunc(cc.Trace)}
-	return r.start(ctx)
+	proc, err := r.start(ctx)
+	if err != nil {
+		lock.Close() // stoppedError may wait for an rm's lock
+		return nil, p.stoppedError(err)
+	}
+	return proc, nil
 }

@@ -129,12 +129,13 @@ func (pg *program) follow(ctx context.Context) (synced bool, err error) {
 
 // spawnsBeforeSync tells whether the program's Spawn comes before its Sync.
 func (pg *program) spawnsBeforeSync() bool {
+	spawn := false
 	for _, op := range pg.ops {
 		switch op.Code {
 		case setup.Spawn:
-			return true
+			spawn = true
 		case setup.Sync:
-			return false
+			return spawn
 		}
 	}
 	return false
