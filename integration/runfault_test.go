@@ -184,3 +184,60 @@ func TestStartAfterKilledRm(t *testing.T) {
 		})
 	}
 }
+
+// execSteps are the steps of a detached exec's start (ExecConfig.Trace).
+var execSteps = []string{"log file", "fork spawner", "spawn", "log named by PID"}
+
+// An exec -d killed after any step of its start leaves either its command
+// running with its log named by its PID (podsb logs reaches it), or no
+// process, and after gc no log but, killed just before the go-ahead, an
+// empty one named by the PID the command would have had.
+func TestExecDetachKilledAnywhere(t *testing.T) {
+	for _, step := range execSteps {
+		t.Run(step, func(t *testing.T) {
+			e := newEnv(t)
+			pod, d := e.create()
+			e.killAt(t, step, "exec", "-d", pod, "--", "sleep", "1000")
+			var procs map[int]string
+			deadline := time.Now().Add(3 * time.Second)
+			for {
+				procs = podProcs(t, e.root, pod, d.Pid)
+				settled := true
+				for _, comm := range procs {
+					settled = settled && comm == "sleep"
+				}
+				if settled || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			logs := filepath.Join(e.root, pod, "logs")
+			if len(procs) > 0 {
+				for pid := range procs {
+					b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+					var podPID string
+					for _, l := range strings.Split(string(b), "\n") {
+						if f := strings.Fields(l); len(f) > 0 && f[0] == "NSpid:" {
+							podPID = f[len(f)-1]
+						}
+					}
+					if _, err := os.Stat(filepath.Join(logs, podPID+".log")); err != nil || len(procs) != 1 {
+						t.Fatalf("processes %v in the pod; the log of %s: %v", procs, podPID, err)
+					}
+					e.must("logs", pod, podPID)
+				}
+				return
+			}
+			e.must("gc")
+			ents, _ := os.ReadDir(logs)
+			for _, en := range ents {
+				// Killed once the log had its PID's name, before the
+				// go-ahead: that empty log stays, as any command's.
+				if fi, err := en.Info(); step == "log named by PID" && err == nil && fi.Size() == 0 && strings.HasSuffix(en.Name(), ".log") {
+					continue
+				}
+				t.Errorf("left in logs/: %s", en.Name())
+			}
+		})
+	}
+}

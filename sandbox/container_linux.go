@@ -31,10 +31,6 @@ type ContainerConfig struct {
 	ReadOnly bool
 	// Volumes are host paths bound into the container.
 	Volumes []Volume
-	// Trace, if set, is called after each step of the start (the
-	// container's, as Config.Trace is the pod's) with its name and
-	// duration.
-	Trace func(step string, d time.Duration)
 }
 
 // ContainerState is what podsb keeps of a container in

@@ -64,6 +64,10 @@ type ExecConfig struct {
 	Container string
 	// Security sets the command's capabilities and privileges.
 	Security Security
+	// Trace, if set, is called after each step of a detached Exec's start
+	// and of Run's (containerStart) with the step's name and duration, as
+	// Config.Trace is for Create.
+	Trace func(step string, d time.Duration)
 }
 
 // Process is a command started in a pod by Exec.
@@ -435,6 +439,8 @@ func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, c ExecConfig
 		os.Remove(logs) // if it is empty
 		return nil, err
 	}
+	step := traceFunc(c.Trace)
+	step("log file")
 	var pg *program
 	pid := 0
 	err = h.Do(func() error {
@@ -446,6 +452,10 @@ func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, c ExecConfig
 		if err != nil {
 			return err
 		}
+		// Spawn, then Sync: the command's process waits until its log is
+		// named by its PID. Should podsb die before, the process sees
+		// its go-ahead pipe end without the go-ahead and stops.
+		ops = append([]setup.Op{ops[0], {Code: setup.Sync}}, ops[1:]...)
 		if pg, err = newProgram(ops); err != nil {
 			return err
 		}
@@ -461,26 +471,42 @@ func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, c ExecConfig
 		return nil
 	})
 	if pg != nil {
+		// Closes the go-ahead pipe: a spawned process not let go stops.
 		defer pg.close()
 	}
 	if err != nil {
 		return fail(err)
 	}
+	step("fork spawner")
 	err = p.joinCgroup(pid)
-	var spawned int
 	if err == nil {
-		spawned, err = pg.run(ctx, nil)
+		err = pg.send()
 	} else {
 		unix.Kill(pid, unix.SIGKILL)
 	}
-	waitExit(pid) // the spawner exits once the command is forked off
+	if err == nil {
+		var synced bool
+		if synced, err = pg.follow(ctx); err == nil && !synced {
+			err = errors.New("the command's process exited before its start")
+		}
+	}
+	waitExit(pid) // the spawner exits once the command's process is forked off
 	if err != nil {
 		return fail(p.programError(c.Args[0], err))
 	}
-	proc := &Process{podPID: spawned}
+	step("spawn")
+	proc := &Process{podPID: pg.spawned, pidfd: -1}
 	proc.logPath = filepath.Join(logs, strconv.Itoa(proc.podPID)+".log")
 	if err := os.Rename(logf.Name(), proc.logPath); err != nil {
-		return nil, err
+		return fail(err)
+	}
+	step("log named by PID")
+	if err = pg.goAhead(); err == nil {
+		_, err = pg.follow(ctx)
+	}
+	if err != nil {
+		os.Remove(proc.logPath)
+		return fail(p.programError(c.Args[0], err))
 	}
 	proc.hostPID = hostPIDOf(p, proc.podPID)
 	return proc, nil

@@ -101,6 +101,9 @@ func (l *launch) run(cmd *cobra.Command, root, verb string, args []string,
 		return fmt.Errorf("%s: -d cannot be used with -t or -i", verb)
 	}
 	c.TTY, c.Detach = l.tty, l.detach
+	if step := os.Getenv(stopAfterEnv); step != "" {
+		c.Trace = stopAfter(step)
+	}
 	if !l.tty {
 		c.Stdout, c.Stderr = os.Stdout, os.Stderr
 		if l.interactive {
@@ -183,9 +186,6 @@ and its output goes to podsb logs POD NAME.`,
 					cc.ExecConfig = c
 					if cc.Name == "" {
 						cc.Name = sandbox.NewName()
-					}
-					if step := os.Getenv(stopAfterEnv); step != "" {
-						cc.Trace = stopAfter(step)
 					}
 					return pod.Run(cmd.Context(), cc)
 				},
