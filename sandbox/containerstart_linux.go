@@ -109,7 +109,18 @@ func (r *containerStart) closeLater(f *os.File) {
 // (a later Run of the name, finding it, tells a live start from a dead
 // one by this lock). A dead start of the same name is removed first.
 func (r *containerStart) makeDir(context.Context) error {
-	if err := os.MkdirAll(filepath.Join(r.pod.Dir(), "containers"), 0o700); err != nil {
+	containers := filepath.Join(r.pod.Dir(), "containers")
+	if err := os.MkdirAll(containers, 0o700); err != nil {
+		return err
+	}
+	// Runs of the pod make, lock and reclaim directories one at a time:
+	// a directory is never seen between its making and its lock.
+	cf, err := os.Open(containers)
+	if err != nil {
+		return err
+	}
+	defer cf.Close()
+	if err := flock(cf, unix.LOCK_EX); err != nil {
 		return err
 	}
 	for try := 0; ; try++ {
@@ -333,10 +344,7 @@ func (r *containerStart) buildRoot(ctx context.Context) error {
 	if r.spawnFD, err = unix.PidfdOpen(r.proc.hostPID, 0); err != nil {
 		return os.NewSyscallError("pidfd_open", err)
 	}
-	r.onFail(func() {
-		unix.PidfdSendSignal(r.spawnFD, unix.SIGKILL, nil, 0)
-		unix.Close(r.spawnFD)
-	})
+	r.onFail(func() { unix.PidfdSendSignal(r.spawnFD, unix.SIGKILL, nil, 0) })
 	r.closes = append(r.closes, func() { unix.Close(r.spawnFD) })
 	return nil
 }
