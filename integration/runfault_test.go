@@ -241,3 +241,30 @@ func TestExecDetachKilledAnywhere(t *testing.T) {
 		})
 	}
 }
+
+// Runs of one name at once, over what a dead start of that name left: one
+// wins, the others say already exists; none removes another's container.
+func TestRunSameNameConcurrently(t *testing.T) {
+	e := newEnv(t)
+	pod, _ := e.create()
+	e.killAt(t, "first state write", "run", "-d", "--name", "c1", pod, "--", "sleep", "1000")
+	results := make(chan result, 8)
+	for range 8 {
+		go func() { results <- e.run("run", "-d", "--name", "c1", pod, "--", "sleep", "1000") }()
+	}
+	won := 0
+	for range 8 {
+		r := <-results
+		switch {
+		case r.code == 0:
+			won++
+		case r.code != 125 || !strings.Contains(r.stderr, "already exists"):
+			t.Errorf("run: exit %d: %q", r.code, r.stderr)
+		}
+	}
+	c, ok := e.containers(t)["c1"]
+	if won != 1 || !ok || c.Status != "running" {
+		t.Fatalf("%d runs won; c1 %+v", won, c)
+	}
+	e.must("kill", pod, "c1", "KILL")
+}
