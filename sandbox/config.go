@@ -54,14 +54,18 @@ type Config struct {
 
 // tracer returns a function that reports the time since its last call to
 // c.Trace, or does nothing without one.
-func (c Config) tracer() func(step string) {
-	if c.Trace == nil {
+func (c Config) tracer() func(step string) { return traceFunc(c.Trace) }
+
+// traceFunc returns a function that reports a step and the time since its
+// last call to trace, or does nothing if trace is nil.
+func traceFunc(trace func(step string, d time.Duration)) func(step string) {
+	if trace == nil {
 		return func(string) {}
 	}
 	last := time.Now()
 	return func(step string) {
 		now := time.Now()
-		c.Trace(step, now.Sub(last))
+		trace(step, now.Sub(last))
 		last = now
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/creack/pty"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -65,6 +66,10 @@ type ExecConfig struct {
 	// capabilities start from the pod's (its Config.Security's CapAdd and
 	// CapDrop); the pod's Privileged and Unconfined are not inherited.
 	Security Security
+	// Trace, if set, is called after each step of a detached Exec's start
+	// and of Run's (containerStart) with the step's name and duration, as
+	// Config.Trace is for Create.
+	Trace func(step string, d time.Duration)
 }
 
 // Process is a command started in a pod by Exec.
@@ -159,6 +164,35 @@ func (p *Process) Wait() (int, error) {
 // command's own orphans go to pause. Only fds 0, 1 and 2 are open in the
 // command.
 func (p *Pod) Exec(ctx context.Context, c ExecConfig) (*Process, error) {
+	proc, err := p.exec(ctx, c)
+	if err != nil {
+		return nil, p.stoppedError(err)
+	}
+	return proc, nil
+}
+
+// stoppedError returns, for a launch that failed after the pod stopped
+// (an rm unpinned its handles, or pause died and took the command's
+// process with it), ErrNotRunning instead of the system call that failed;
+// other errors as they are.
+func (p *Pod) stoppedError(err error) error {
+	if errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotRunning) || errors.Is(err, ErrNotFound) {
+		return err
+	}
+	// An rm holds the pod's lock until the pod is gone: wait for it
+	// (pause, stopping, may already have killed the command's process).
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultStopTimeout+5*time.Second)
+	defer cancel()
+	if d, lerr := p.lockShared(ctx); lerr == nil {
+		d.Close()
+	}
+	if p.alive() {
+		return err
+	}
+	return fmt.Errorf("%s: %w", p.name, ErrNotRunning)
+}
+
+func (p *Pod) exec(ctx context.Context, c ExecConfig) (*Process, error) {
 	if err := p.checkLaunch(c); err != nil {
 		return nil, err
 	}
@@ -407,6 +441,8 @@ func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, c ExecConfig
 		os.Remove(logs) // if it is empty
 		return nil, err
 	}
+	step := traceFunc(c.Trace)
+	step("log file")
 	var pg *program
 	pid := 0
 	err = h.Do(func() error {
@@ -418,6 +454,10 @@ func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, c ExecConfig
 		if err != nil {
 			return err
 		}
+		// Spawn, then Sync: the command's process waits until its log is
+		// named by its PID. Should podsb die before, the process sees
+		// its go-ahead pipe end without the go-ahead and stops.
+		ops = append([]setup.Op{ops[0], {Code: setup.Sync}}, ops[1:]...)
 		if pg, err = newProgram(ops); err != nil {
 			return err
 		}
@@ -433,26 +473,42 @@ func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, c ExecConfig
 		return nil
 	})
 	if pg != nil {
+		// Closes the go-ahead pipe: a spawned process not let go stops.
 		defer pg.close()
 	}
 	if err != nil {
 		return fail(err)
 	}
+	step("fork spawner")
 	err = p.joinCgroup(pid)
-	var spawned int
 	if err == nil {
-		spawned, err = pg.run(ctx, nil)
+		err = pg.send()
 	} else {
 		unix.Kill(pid, unix.SIGKILL)
 	}
-	waitExit(pid) // the spawner exits once the command is forked off
+	if err == nil {
+		var synced bool
+		if synced, err = pg.follow(ctx); err == nil && !synced {
+			err = errors.New("the command's process exited before its start")
+		}
+	}
+	waitExit(pid) // the spawner exits once the command's process is forked off
 	if err != nil {
 		return fail(p.programError(c.Args[0], err))
 	}
-	proc := &Process{podPID: spawned}
+	step("spawn")
+	proc := &Process{podPID: pg.spawned, pidfd: -1}
 	proc.logPath = filepath.Join(logs, strconv.Itoa(proc.podPID)+".log")
 	if err := os.Rename(logf.Name(), proc.logPath); err != nil {
-		return nil, err
+		return fail(err)
+	}
+	step("log named by PID")
+	if err = pg.goAhead(); err == nil {
+		_, err = pg.follow(ctx)
+	}
+	if err != nil {
+		os.Remove(proc.logPath)
+		return fail(p.programError(c.Args[0], err))
 	}
 	proc.hostPID = hostPIDOf(p, proc.podPID)
 	return proc, nil

@@ -28,12 +28,48 @@ func newStdio(in io.Reader, out, errw io.Writer) (*stdio, error) {
 			s.files[2], err = s.output(errw)
 		}
 	}
+	for i := 0; err == nil && i < 3; i++ {
+		err = checkStdio(i, s.files[i])
+	}
 	if err != nil {
 		s.closeChild()
 		s.closeParent()
 		return nil, err
 	}
 	return s, nil
+}
+
+// stdioNames name the standard fds in errors.
+var stdioNames = [3]string{"stdin", "stdout", "stderr"}
+
+// checkStdio refuses a caller's file as the standard fd i of a command in
+// a pod if it is a directory, a symbolic link or an O_PATH descriptor: the
+// command could reach host files through it, by /proc/self/fd/i/.. and
+// openat (the CVE-2024-21626 class). Pipes, terminals, sockets, devices
+// and regular files pass.
+func checkStdio(i int, f *os.File) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); errors.Is(err, unix.EBADF) {
+		return nil // closed: the fork reports it
+	} else if err != nil {
+		return &os.PathError{Op: "fstat", Path: stdioNames[i], Err: err}
+	}
+	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+	if err != nil {
+		return &os.PathError{Op: "fcntl", Path: stdioNames[i], Err: err}
+	}
+	what := ""
+	switch {
+	case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		what = "a directory"
+	case st.Mode&unix.S_IFMT == unix.S_IFLNK:
+		what = "a symbolic link"
+	case fl&unix.O_PATH != 0:
+		what = "an O_PATH descriptor"
+	default:
+		return nil
+	}
+	return invalidf("%s (fd %d) is %s: a command in a pod could reach host files through it; give a file, pipe or terminal", stdioNames[i], i, what)
 }
 
 func (s *stdio) null() (*os.File, error) {

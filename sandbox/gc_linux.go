@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -128,17 +129,38 @@ func tidy(d *podDir) error {
 			continue
 		}
 		errs = append(errs, removeTemps(c, 0))
-		if _, err := readFileAt(c, stateFile, maxState); isNotExist(err) {
-			// A run that died before it wrote the container's state.
+		if deadStart(c) {
+			// A run that died before its command ran.
 			if ns, err := openAt(d.dir, "ns", unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
 				errs = append(errs, unmountAt(ns, "mnt-"+n), unlinkAt(ns, "mnt-"+n, 0))
 				ns.Close()
+			}
+			if logs, err := openAt(d.dir, "logs", unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
+				errs = append(errs, unlinkAt(logs, n+".log", 0))
+				logs.Close()
 			}
 			errs = append(errs, removeTree(cs, n, c))
 		}
 		c.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// deadStart tells whether the container directory c is what a Run that
+// died before its command ran left (see containerStart): no state, or a
+// state still creating whose process is gone. The caller holds the pod's
+// exclusive lock, so no start of this pod is alive.
+func deadStart(c *os.File) bool {
+	b, err := readFileAt(c, stateFile, maxState)
+	if isNotExist(err) {
+		return true
+	}
+	var cs ContainerState
+	if err != nil || json.Unmarshal(b, &cs) != nil || cs.Status != specs.StateCreating {
+		return false
+	}
+	ps, err := readStat(cs.Pid)
+	return err != nil || cs.Pid <= 0 || ps.startTime != cs.StartTime || ps.state == 'Z' || ps.state == 'X'
 }
 
 // gcWork removes the entries of the work directory whose maker died.

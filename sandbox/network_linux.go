@@ -95,6 +95,41 @@ func attachNetwork(root, name string, l *network.Lease, netns string, step func(
 	return netError(err)
 }
 
+// reattachNetwork wires a stopped pod to the bridge again as its lease l
+// says, whatever a killed rm or a crash left of it (no address, no veth,
+// no NAT rules, or no network at all): under the network's lock, it
+// releases what remains of l, reserves the same address and ports again
+// and attaches the pod's network namespace netns. It fails if another pod
+// took the address or a port meanwhile.
+func reattachNetwork(root, name string, l *network.Lease, netns string) (*network.Lease, error) {
+	fd, err := unix.Open(netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: netns, Err: err}
+	}
+	defer unix.Close(fd)
+	n, err := network.Open(root, network.Options{Bridge: l.Bridge, Subnet: l.Addr.Masked()})
+	if err != nil {
+		return nil, netError(err)
+	}
+	err = n.Release(l, name)
+	var nl *network.Lease
+	if err == nil {
+		nl, err = n.Reserve(name, l.Addr.Addr(), l.Ports)
+	}
+	if err == nil {
+		if err = n.Attach(nl, name, fd); err != nil {
+			n.Release(nl, name)
+		}
+	}
+	if cerr := n.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, netError(err)
+	}
+	return nl, nil
+}
+
 // releaseNetwork gives back the pod's lease; without one (a create that
 // died before writing its state), whatever the network holds for pods that
 // are gone. The last pod removes the network.

@@ -332,6 +332,9 @@ func (p *Pod) Mounts() ([]specs.Mount, error) {
 		return nil, nil
 	}
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/mountinfo")
+	if exited(err) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -343,5 +346,16 @@ func (p *Pod) Mounts() ([]specs.Mount, error) {
 			mounts = append(mounts, specs.Mount{Destination: m.target, Type: m.fstype, Source: m.source, Options: strings.Split(m.options, ",")})
 		}
 	}
+	if exited(sc.Err()) {
+		return nil, nil
+	}
 	return mounts, sc.Err()
+}
+
+// exited tells whether err, from reading a process's /proc files, means
+// that the process exited meanwhile: its files vanish (ENOENT, ESRCH), or
+// a dying process's mount table reads as EINVAL once its mount namespace
+// is released.
+func exited(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EINVAL)
 }

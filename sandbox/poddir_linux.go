@@ -61,7 +61,13 @@ func openPodDir(root *os.File, rootPath, name string) (*podDir, error) {
 		return nil, err
 	}
 	if !hasMarker(f) {
+		// An rm moves the pod's directory away before it empties it:
+		// a directory no longer in the root was a pod, now gone.
+		gone := !sameEntry(root, name, f)
 		f.Close()
+		if gone {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+		}
 		return nil, notPod(name, path)
 	}
 	return &podDir{root: root, dir: f, name: name, path: path}, nil

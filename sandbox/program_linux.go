@@ -23,6 +23,8 @@ type program struct {
 	ops                                      []setup.Op
 	progR, progW, statusR, statusW, goR, goW *os.File
 	pause                                    *os.File
+	spawned                                  int  // the PID a Spawn reported, in the pod
+	pendingSync                              bool // synced, before the Spawn's report
 }
 
 // programExtraFD is the child's fd of the first extra file.
@@ -60,36 +62,94 @@ func (pg *program) fork(env []string, dir string, s *stdio, extra []*os.File, sy
 // child waits; spawned is the PID reported by a Spawn operation. A failed
 // operation is returned as a *setup.OpError.
 func (pg *program) run(ctx context.Context, onSync func() error) (spawned int, err error) {
-	if _, err := pg.progW.Write(setup.Encode(pg.ops)); err != nil {
-		return 0, fmt.Errorf("send the program: %w", err)
+	if err := pg.send(); err != nil {
+		return 0, err
 	}
+	for {
+		synced, err := pg.follow(ctx)
+		if err != nil || !synced {
+			return pg.spawned, err
+		}
+		if onSync != nil {
+			if err := onSync(); err != nil {
+				return pg.spawned, err
+			}
+		}
+		if err := pg.goAhead(); err != nil {
+			return pg.spawned, err
+		}
+	}
+}
+
+// send writes the program to the child.
+func (pg *program) send() error {
+	_, err := pg.progW.Write(setup.Encode(pg.ops))
 	pg.progW.Close()
+	if err != nil {
+		return fmt.Errorf("send the program: %w", err)
+	}
+	return nil
+}
+
+// follow reads the status pipe until the child waits at a Sync (synced;
+// if a Spawn comes before the Sync, also once its PID is known, in
+// pg.spawned) or has executed the command (end of file).
+func (pg *program) follow(ctx context.Context) (synced bool, err error) {
 	stop := context.AfterFunc(ctx, func() { pg.statusR.SetReadDeadline(time.Now()) })
 	defer stop()
 	for {
 		var rec [8]byte
 		_, err := io.ReadFull(pg.statusR, rec[:])
 		if errors.Is(err, io.EOF) {
-			return spawned, nil
+			return false, nil
 		}
 		if err != nil {
-			return spawned, err
+			return false, err
 		}
 		a, b := binary.LittleEndian.Uint32(rec[:4]), binary.LittleEndian.Uint32(rec[4:])
 		switch a {
 		case setup.Synced:
-			if onSync != nil {
-				if err := onSync(); err != nil {
-					return spawned, err
-				}
+			// The spawned child may sync before its parent reports it.
+			if pg.spawnsBeforeSync() && pg.spawned == 0 {
+				pg.pendingSync = true
+				continue
 			}
-			pg.goW.Close()
+			return true, nil
 		case setup.Spawned:
-			spawned = int(b)
+			pg.spawned = int(b)
+			if pg.pendingSync {
+				pg.pendingSync = false
+				return true, nil
+			}
 		default:
-			return spawned, setup.Failure(pg.ops, rec[:])
+			return false, setup.Failure(pg.ops, rec[:])
 		}
 	}
+}
+
+// spawnsBeforeSync tells whether the program's Spawn comes before its Sync.
+func (pg *program) spawnsBeforeSync() bool {
+	spawn := false
+	for _, op := range pg.ops {
+		switch op.Code {
+		case setup.Spawn:
+			spawn = true
+		case setup.Sync:
+			return spawn
+		}
+	}
+	return false
+}
+
+// goAhead lets a child waiting at Sync go on: one byte, then end of file.
+// Should podsb die before, the child sees end of file alone and stops.
+func (pg *program) goAhead() error {
+	_, err := pg.goW.Write([]byte{1})
+	pg.goW.Close()
+	if err != nil {
+		return fmt.Errorf("let the container's init go on: %w", err)
+	}
+	return nil
 }
 
 func (pg *program) close() {

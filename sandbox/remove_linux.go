@@ -22,6 +22,9 @@ type RemoveOptions struct {
 	Timeout time.Duration
 	// Force sends SIGKILL at once.
 	Force bool
+	// Trace, if set, is called after each step of the removal with its
+	// name and duration, as Config.Trace is for Create.
+	Trace func(step string, d time.Duration)
 }
 
 // Remove stops the pod's pause process, which ends every process of the pod,
@@ -48,17 +51,21 @@ func (p *Pod) Remove(ctx context.Context, opts RemoveOptions) error {
 // removeLocked removes the pod, whose lock d is.
 func (p *Pod) removeLocked(d *podDir, opts RemoveOptions) error {
 	st := p.state
+	step := traceFunc(opts.Trace)
 	if err := p.stop(d, opts); err != nil {
 		return err
 	}
+	step("stop pause")
 	if st != nil && st.Network != nil {
 		if err := releaseNetwork(p.root, p.name, st.Network); err != nil {
 			return err
 		}
+		step("release network")
 	}
 	if err := removeCgroup(st); err != nil {
 		return err
 	}
+	step("remove cgroup")
 	if err := teardown(d); err != nil {
 		return fmt.Errorf("remove pod %s: %w", p.name, err)
 	}

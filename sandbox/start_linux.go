@@ -52,6 +52,15 @@ func (p *Pod) Start(ctx context.Context) error {
 		return fmt.Errorf("pod %s lost its namespaces (%w): remove it", p.name, err)
 	}
 	defer h.Close()
+	// Its place on the bridge, as its state says: an rm killed after it
+	// released the network leaves the pod with loopback only.
+	if st.Network != nil {
+		l, err := reattachNetwork(p.root, p.name, st.Network, p.NamespacePath(specs.NetworkNamespace))
+		if err != nil {
+			return fmt.Errorf("pod %s: attach its network again: %w", p.name, err)
+		}
+		st.Network = l
+	}
 	// The old PID and mount namespaces go: unpin them.
 	nsDir := filepath.Join(dir, "ns")
 	for _, name := range []string{"pid", "mnt"} {

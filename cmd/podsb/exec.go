@@ -101,6 +101,9 @@ func (l *launch) run(cmd *cobra.Command, root, verb string, args []string,
 		return fmt.Errorf("%s: -d cannot be used with -t or -i", verb)
 	}
 	c.TTY, c.Detach = l.tty, l.detach
+	if step := os.Getenv(stopAfterEnv); step != "" {
+		c.Trace = stopAfter(step)
+	}
 	if !l.tty {
 		c.Stdout, c.Stderr = os.Stdout, os.Stderr
 		if l.interactive {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -47,6 +48,9 @@ exist are not an error.`,
 				pods = append(pods, p)
 			}
 			opts := sandbox.RemoveOptions{Timeout: timeout, Force: force}
+			if step := os.Getenv(stopAfterEnv); step != "" {
+				opts.Trace = stopAfter(step)
+			}
 			if cmd.Flags().Changed("time") && timeout <= 0 {
 				opts.Timeout = -1 // no grace period, as docker's -t 0
 			}

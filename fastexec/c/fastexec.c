@@ -27,8 +27,10 @@
 // record are owned by root and not writable by group or others, and the
 // record is reached by openat2 below the state root without symlinks; if
 // its name is the POD of the command line; if pause (its PID and start
-// time, in the recorded boot) is alive; and if pause's PID namespace is the
-// one pinned in the handle the record names.
+// time, in the recorded boot) is alive; if pause's PID namespace is the
+// one pinned in the handle the record names; if every handle is a namespace
+// file; and if no stdio fd the command inherits is a directory, a symbolic
+// link or an O_PATH fd.
 //
 // Rules for this file: no writable global data (it is copied into the Go
 // binary's read-only text), no libc, nothing that needs relocation.
@@ -298,6 +300,34 @@ static int pinned(i64 fd, u64 pid)
 	       sys6(SYS_NEWFSTATAT, AT_FDCWD, (i64)path, (i64)&ns, 0, 0, 0) == 0 && a.dev == ns.dev && a.ino == ns.ino;
 }
 
+// nsfs tells whether fd is a namespace file. A handle that rm has just
+// unmounted is the empty file under it: setns would fail with EINVAL, which
+// Go, not this file, must explain.
+static int nsfs(i64 fd)
+{
+	struct k_statfs fs;
+
+	return sys(SYS_FSTATFS, fd, (i64)&fs, 0) == 0 && fs.type == NSFS_MAGIC;
+}
+
+// stdio_safe tells whether the standard fds the command inherits (0 only
+// with -i) are neither a directory, a symbolic link nor an O_PATH
+// descriptor, through which it could reach host files. Go refuses those,
+// and says why.
+static int stdio_safe(int interactive)
+{
+	for (int fd = interactive ? 0 : 1; fd < 3; fd++) {
+		struct k_stat st;
+		i64 fl = sys(SYS_FCNTL, fd, F_GETFL, 0);
+
+		if (fl < 0 || sys(SYS_FSTAT, fd, (i64)&st, 0) < 0)
+			return 0;
+		if ((fl & O_PATH) || (st.mode & S_IFMT) == S_IFDIR || (st.mode & S_IFMT) == S_IFLNK)
+			return 0;
+	}
+	return 1;
+}
+
 // putop appends an operation with the strings s[0..n) to b, in
 // internal/setup's wire format.
 static void putop(struct buf *b, u32 code, const char *const *s, u32 n)
@@ -464,7 +494,7 @@ static void try(struct attempt *a, const char *root, const char *pod, int ncmd, 
 	// pinned one.
 	const char *path = j.paths;
 	for (u32 k = 0; k < j.h.nns; path += len(path) + 1, k++) {
-		if ((a->ns[k] = beneath(a->dir, path, O_RDONLY)) < 0)
+		if ((a->ns[k] = beneath(a->dir, path, O_RDONLY)) < 0 || !nsfs(a->ns[k]))
 			return;
 		if (j.h.ns_types[k] == CLONE_NEWPID)
 			pidns = a->ns[k];
@@ -604,7 +634,8 @@ void fast_exec(i64 *sp)
 	if (i < argc && eq(argv[i], "--"))
 		i++;
 	int ncmd = argc - i;
-	if (ncmd < 1 || ncmd > MAX_STRINGS - 1 || !argv[i][0] || sys(SYS_GETEUID, 0, 0, 0) != 0)
+	if (ncmd < 1 || ncmd > MAX_STRINGS - 1 || !argv[i][0] || sys(SYS_GETEUID, 0, 0, 0) != 0 ||
+	    !stdio_safe(interactive))
 		return;
 
 	struct attempt a = {.root = -1, .dir = -1, .rec = -1, .self = -1, .memfd = -1, .sfd = -1,

@@ -60,7 +60,7 @@ const (
 	// 3 the program, 4 the status pipe, 5 the go-ahead pipe, and the
 	// detached mount trees that MoveMount attaches.
 	MoveMount Code = 11 // attach the detached mount tree at fd Num on Str[0]
-	Sync      Code = 12 // report Synced, then wait for the go-ahead (end of file on fd 5)
+	Sync      Code = 12 // report Synced, then wait for the go-ahead: one byte on fd 5 (end of file without it fails with EPIPE: podsb died)
 	Spawn     Code = 13 // fork: the parent reports Spawned with the child's PID and exits; the child goes on in a new session
 	SetIDs    Code = 14 // setgroups(Str as numbers), setgid(Num>>32), setuid(Num&0xffffffff)
 	Chdir     Code = 15 // chdir(Str[0])

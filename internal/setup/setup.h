@@ -82,6 +82,7 @@
 #define SYS_RT_SIGTIMEDWAIT 128
 #define SYS_MKNOD 133
 #define SYS_STATFS 137
+#define SYS_FSTATFS 138
 #define SYS_PRCTL 157
 #define SYS_PIVOT_ROOT 155
 #define SYS_MOUNT 165
@@ -113,6 +114,7 @@
 #define EISDIR 21
 #define EINVAL 22
 #define ENOSYS 38
+#define EPIPE 32
 #define AT_FDCWD (-100)
 #define AT_EMPTY_PATH 0x1000
 #define AT_RECURSIVE 0x8000
@@ -132,9 +134,12 @@
 #define S_IFMT 0xf000
 #define S_IFDIR 0x4000
 #define S_IFREG 0x8000
+#define S_IFLNK 0xa000
+#define NSFS_MAGIC 0x6e736673
 #define S_IWGRP 16
 #define S_IWOTH 2
 #define F_SETFD 2
+#define F_GETFL 3
 #define FD_CLOEXEC 1
 #define F_DUPFD_CLOEXEC 0x406
 #define F_ADD_SEALS 0x409

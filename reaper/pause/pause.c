@@ -391,7 +391,9 @@ static long exec_op(const struct op *o, char **envp)
 		report(REPORT_SYNCED, 0);
 		while ((r = sys(SYS_READ, GO_FD, (long)&c, 1, 0)) == -EINTR)
 			;
-		return r < 0 ? r : 0;
+		// The go-ahead is a byte. End of file without one means podsb
+		// died before it recorded this process: go no further.
+		return r == 1 ? 0 : r < 0 ? r : -EPIPE;
 	}
 	case OP_SPAWN:
 		r = sys(SYS_FORK, 0, 0, 0, 0);
