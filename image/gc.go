@@ -35,6 +35,10 @@ func (s *Store) Prune() (PruneReport, error) {
 		return PruneReport{}, err
 	}
 	defer unlock()
+	// Holders that are gone (HolderAlive) no longer keep their images.
+	if err := s.update(func(*index) error { return nil }); err != nil {
+		return PruneReport{}, err
+	}
 	return s.collect(true)
 }
 

@@ -29,6 +29,12 @@ type Store struct {
 	// registries (LoadRegistries). Nil: every registry as named, HTTPS
 	// except for loopback addresses.
 	Registries *Registries
+	// HolderAlive, if set, tells whether a holder (Acquire) still uses
+	// its image. Holders it calls gone are dropped whenever the index
+	// changes, so a container removed without Release (its pod removed
+	// by another program, a podsb killed mid-start) does not hold its
+	// image forever. Nil: holders live until Release.
+	HolderAlive func(holder string) bool
 }
 
 // Image is an image in the store, as List and Inspect return it.
@@ -162,6 +168,18 @@ func (s *Store) readIndex() (*index, error) {
 	return ix, nil
 }
 
+// dropGoneHolders removes the holders HolderAlive calls gone, and the
+// images removed by force whose last holder that was.
+func (s *Store) dropGoneHolders(ix *index) {
+	if s.HolderAlive == nil {
+		return
+	}
+	for _, im := range ix.Images {
+		im.Holders = slices.DeleteFunc(im.Holders, func(h string) bool { return !s.HolderAlive(h) })
+	}
+	ix.Images = slices.DeleteFunc(ix.Images, func(im *Image) bool { return im.Removed && len(im.Holders) == 0 })
+}
+
 // view calls fn with the index, under a shared lock.
 func (s *Store) view(fn func(*index) error) error {
 	unlock, err := s.lockFile("lock", unix.LOCK_SH)
@@ -188,6 +206,7 @@ func (s *Store) update(fn func(*index) error) error {
 	if err != nil {
 		return err
 	}
+	s.dropGoneHolders(ix)
 	if err := fn(ix); err != nil {
 		return err
 	}

@@ -211,3 +211,42 @@ func TestOverlayOfLayers(t *testing.T) {
 		t.Errorf("etc/d through the overlay: %v, want only new", ents)
 	}
 }
+
+// A holder that HolderAlive calls gone no longer keeps its image: rm
+// without -f succeeds, and an image removed by force goes with it.
+func TestGoneHoldersDropped(t *testing.T) {
+	s := openTestStore(t)
+	host := newRegistry(t, nil)
+	push(t, host+"/a:1", buildImage(t, "", layerOf(t, tarBytes(t, entry{name: "f", body: "a"}), compression.GZip)))
+	push(t, host+"/b:1", buildImage(t, "", layerOf(t, tarBytes(t, entry{name: "f", body: "b"}), compression.GZip)))
+	pull(t, s, host+"/a:1")
+	pull(t, s, host+"/b:1")
+	alive := map[string]bool{"c1": true, "c2": true}
+	s.HolderAlive = func(h string) bool { return alive[h] }
+	if _, err := s.Acquire(host+"/a:1", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Acquire(host+"/b:1", "c2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Remove(host+"/a:1", false); !errors.Is(err, ErrInUse) {
+		t.Fatalf("rm of a held image: %v", err)
+	}
+	if _, err := s.Remove(host+"/b:1", true); err != nil {
+		t.Fatal(err)
+	}
+	alive["c1"], alive["c2"] = false, false
+	if _, err := s.Remove(host+"/a:1", false); err != nil {
+		t.Errorf("rm of an image whose holder is gone: %v", err)
+	}
+	if _, err := s.Prune(); err != nil {
+		t.Fatal(err)
+	}
+	if ims, err := s.List(); err != nil || len(ims) != 0 {
+		t.Errorf("images left: %+v %v", ims, err)
+	}
+	checkConsistent(t, s, true)
+	if ents, _ := os.ReadDir(filepath.Join(s.root, "layers")); len(ents) != 0 {
+		t.Errorf("%d layers left after both holders went", len(ents))
+	}
+}
