@@ -38,6 +38,10 @@ type ContainerConfig struct {
 	ReadOnly bool
 	// Volumes are host paths bound into the container.
 	Volumes []Volume
+	// Image, if set, makes the root an overlay of image layers (instead
+	// of Rootfs) and applies the image's configuration: see
+	// rootfs.ImageRoot.
+	Image *rootfs.ImageRoot
 }
 
 // ContainerState is what podsb keeps of a container in
@@ -56,6 +60,8 @@ type ContainerState struct {
 	ReadOnly  bool      `json:"readOnly,omitempty"`
 	Volumes   []Volume  `json:"volumes,omitempty"`
 	Detached  bool      `json:"detached,omitempty"`
+	// Image is the image the root was made of.
+	Image *rootfs.ImageRoot `json:"image,omitempty"`
 	// MountNamespace is the pinned handle of its mount namespace.
 	MountNamespace string `json:"mountNamespace"`
 	// Log is the output of a detached container.
@@ -140,6 +146,11 @@ func (p *Pod) SignalContainer(name string, sig unix.Signal) error {
 // command's user and executes the command. Exit status, signals, terminal,
 // detaching and environment are as for Exec.
 func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
+	if cc.Image != nil {
+		if err := applyImage(&cc); err != nil {
+			return nil, err
+		}
+	}
 	c := cc.ExecConfig
 	if c.Container != "" {
 		return nil, invalidf("run: ExecConfig.Container is for Exec")
@@ -178,7 +189,16 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 		return nil, err
 	}
 	r := &containerStart{pod: p, name: name, dir: cdir}
-	proc, err := r.start(ctx, cc, spec)
+	var proc *Process
+	if cc.Image != nil {
+		err = r.mountImage(cc.Image, &spec, cc.Dir)
+	}
+	if err == nil {
+		proc, err = r.start(ctx, cc, spec)
+	}
+	if r.overlay != nil {
+		r.overlay.Close() // the container's init has attached it
+	}
 	if err != nil {
 		r.undo()
 		return nil, err
@@ -193,6 +213,8 @@ type containerStart struct {
 	dir    string
 	pinned bool
 	state  ContainerState
+	// overlay is the detached overlay mount of an image root.
+	overlay *os.File
 }
 
 func (r *containerStart) undo() {
@@ -200,6 +222,7 @@ func (r *containerStart) undo() {
 		unmount(r.pod.containerMountNS(r.name))
 		os.Remove(r.pod.containerMountNS(r.name))
 	}
+	r.undoImage()
 	os.RemoveAll(r.dir)
 }
 
@@ -277,6 +300,11 @@ func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec roo
 	// The program: the container's root, a pause while podsb pins its
 	// mount namespace, then the command. Its extra fds: /dev/shm, /dev/pts.
 	spec.Shared = map[string]int{"dev/shm": programExtraFD, "dev/pts": programExtraFD + 1}
+	extra := []*os.File{shm, pts}
+	if r.overlay != nil {
+		spec.Shared["."] = programExtraFD + len(extra)
+		extra = append(extra, r.overlay)
+	}
 	ops, err := rootfs.Plan(&spec)
 	if err != nil {
 		return nil, invalid(err)
@@ -334,7 +362,7 @@ func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec roo
 	started := make(chan error, 1)
 	h.Go(func(err error) {
 		if err == nil {
-			proc.hostPID, err = pg.fork(env, "/", s, []*os.File{shm, pts}, &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS, Setsid: true})
+			proc.hostPID, err = pg.fork(env, "/", s, extra, &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS, Setsid: true})
 		}
 		started <- err
 		if err == nil && !c.Detach {
@@ -419,7 +447,7 @@ func (r *containerStart) pin(pid int, cc ContainerConfig) error {
 	r.state = ContainerState{
 		Name: r.name, Status: specs.StateCreating, Pid: pid, Created: time.Now().UTC(),
 		Args: cc.Args, Rootfs: cc.Rootfs, ReadOnly: cc.ReadOnly, Volumes: cc.Volumes,
-		Detached: cc.Detach, MountNamespace: handle, Log: r.state.Log,
+		Detached: cc.Detach, MountNamespace: handle, Log: r.state.Log, Image: cc.Image,
 	}
 	return r.writeState()
 }

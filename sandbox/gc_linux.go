@@ -134,7 +134,7 @@ func tidy(d *podDir) error {
 				errs = append(errs, unmountAt(ns, "mnt-"+n), unlinkAt(ns, "mnt-"+n, 0))
 				ns.Close()
 			}
-			errs = append(errs, removeTree(cs, n, c))
+			errs = append(errs, removeUpper(c), removeTree(cs, n, c))
 		}
 		c.Close()
 	}

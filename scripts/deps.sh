@@ -12,9 +12,10 @@
 #	gcc                   building the exec fast path and reproducing pause
 #	runc, crun            peers of the benchmarks and escape tests
 #	catatonit, tini       peers of pause (footprint, reaping)
+#	busybox-static        the base layer of the image-root tests
 set -eu
 
-pkgs="util-linux bsdutils iproute2 iputils-ping python3 nginx-light gcc runc crun catatonit tini"
+pkgs="util-linux bsdutils iproute2 iputils-ping python3 nginx-light gcc runc crun catatonit tini busybox-static"
 
 missing=""
 for p in $pkgs; do
