@@ -330,10 +330,10 @@ func TestImageRootKilledStart(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// Kill it 0 to ~11 ms after it says it calls Run.
+		// Kill it 0 to ~17 ms after it says it calls Run.
 		buf := make([]byte, 5)
 		io.ReadFull(out, buf)
-		time.Sleep(time.Duration(i) * time.Millisecond)
+		time.Sleep(time.Duration(i) * 1500 * time.Microsecond)
 		cmd.Process.Kill()
 		cmd.Wait()
 	}
