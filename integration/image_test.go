@@ -19,7 +19,7 @@ import (
 )
 
 // busyboxApplets are linked to /bin/busybox in the base layer.
-var busyboxApplets = []string{"sh", "cat", "echo", "id", "ls", "pwd", "sleep", "test", "touch", "env", "wc", "sort"}
+var busyboxApplets = []string{"sh", "cat", "echo", "id", "ls", "pwd", "sleep", "test", "touch", "env", "wc", "sort", "true"}
 
 // baseLayer makes, in dir, the lowest layer of the test images: busybox
 // and its applets, an /etc with a user and groups, and entries the upper
