@@ -383,3 +383,54 @@ func TestImageRootRunHelper(t *testing.T) {
 	pod.Run(context.Background(), cc)
 	time.Sleep(time.Hour)
 }
+
+// Bad image roots fail with a clear error, and leave no container, no
+// upper directory and no mount.
+func TestImageRootBadInput(t *testing.T) {
+	e := newEnv(t)
+	name, _ := e.create()
+	pod, err := sandbox.Load(e.root, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testImage(t)
+	img.UpperParent = t.TempDir()
+	file := filepath.Join(t.TempDir(), "file")
+	writeFile(t, file, "")
+	for _, tc := range []struct {
+		name string
+		edit func(cc *sandbox.ContainerConfig)
+		want string
+	}{
+		{"rootfs and image", func(cc *sandbox.ContainerConfig) { cc.Rootfs = img.Layers[0] }, "not both"},
+		{"no layers", func(cc *sandbox.ContainerConfig) { cc.Image.Layers = nil }, "no layers"},
+		{"missing layer", func(cc *sandbox.ContainerConfig) { cc.Image.Layers = []string{"/nonexistent/layer"} }, "not a directory"},
+		{"no command", func(cc *sandbox.ContainerConfig) { cc.Image.Config.Entrypoint, cc.Image.Config.Cmd = nil, nil }, "no command"},
+		{"bad stop signal", func(cc *sandbox.ContainerConfig) { cc.Image.Config.StopSignal = "SIGNOPE" }, "SIGNOPE"},
+		{"unknown user", func(cc *sandbox.ContainerConfig) { cc.User = "nobody" }, `user "nobody"`},
+		{"unknown group", func(cc *sandbox.ContainerConfig) { cc.User = "app:nogroup" }, `group "nogroup"`},
+		{"working directory is a file", func(cc *sandbox.ContainerConfig) { cc.Dir = "/kept/x" }, "working directory"},
+		{"not executable", func(cc *sandbox.ContainerConfig) { cc.Args = []string{"/etc/passwd"}; cc.Image.Config.Entrypoint = nil }, "/etc/passwd"},
+		{"upper parent gone", func(cc *sandbox.ContainerConfig) { cc.Image.UpperParent = file }, "upper parent"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := *img
+			c.Config.Env = append([]string{}, img.Config.Env...)
+			cc := sandbox.ContainerConfig{Name: "bad", Image: &c}
+			tc.edit(&cc)
+			_, err := pod.Run(context.Background(), cc)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %v: want one line with %q", err, tc.want)
+			}
+			if _, err := os.Stat(filepath.Join(e.root, name, "containers", "bad")); err == nil {
+				t.Error("container directory left")
+			}
+			if left, _ := os.ReadDir(img.UpperParent); len(left) != 0 {
+				t.Errorf("%d upper directories left", len(left))
+			}
+		})
+	}
+	for _, m := range overlayMountsOf(t, img) {
+		t.Errorf("overlay on the host: %s", m)
+	}
+}
