@@ -397,6 +397,13 @@ func TestImageRootBadInput(t *testing.T) {
 	img.UpperParent = t.TempDir()
 	file := filepath.Join(t.TempDir(), "file")
 	writeFile(t, file, "")
+	// A layer whose /etc/passwd is a link to a file of the host: the
+	// lookup must not follow it there.
+	hostPasswd := filepath.Join(t.TempDir(), "passwd")
+	writeFile(t, hostPasswd, "evil:x:4242:4242::/:/bin/sh\n")
+	evil := filepath.Join(t.TempDir(), "evil")
+	must(t, os.MkdirAll(filepath.Join(evil, "etc"), 0o755))
+	must(t, os.Symlink(hostPasswd, filepath.Join(evil, "etc/passwd")))
 	for _, tc := range []struct {
 		name string
 		edit func(cc *sandbox.ContainerConfig)
@@ -411,6 +418,9 @@ func TestImageRootBadInput(t *testing.T) {
 		{"unknown group", func(cc *sandbox.ContainerConfig) { cc.User = "app:nogroup" }, `group "nogroup"`},
 		{"working directory is a file", func(cc *sandbox.ContainerConfig) { cc.Dir = "/kept/x" }, "working directory"},
 		{"not executable", func(cc *sandbox.ContainerConfig) { cc.Args = []string{"/etc/passwd"}; cc.Image.Config.Entrypoint = nil }, "/etc/passwd"},
+		{"passwd linked to the host", func(cc *sandbox.ContainerConfig) {
+			cc.Image.Layers, cc.User = append(append([]string{}, img.Layers...), evil), "evil"
+		}, `user "evil"`},
 		{"upper parent gone", func(cc *sandbox.ContainerConfig) { cc.Image.UpperParent = file }, "upper parent"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,4 +18,10 @@
 // spec before anything is made. Neither needs privileges; executing the plan
 // needs CAP_SYS_ADMIN and CAP_MKNOD, in a process alone in a new mount
 // namespace and inside the pod's PID namespace (for /proc).
+//
+// A root can also be made of image layers (ImageRoot): MountOverlay mounts
+// them as an overlayfs with the new mount API and returns it detached, as
+// an fd that the plan attaches as the root (Spec.Shared["."]). It is the
+// one function here that changes the system: it needs CAP_SYS_ADMIN, and
+// mounts nothing in the caller's tree.
 package rootfs
