@@ -22,7 +22,8 @@ import (
 // an overlay of two image layers (busybox-static and a layer with a
 // whiteout and an opaque directory) against the same run with --rootfs of
 // the base layer, both through the Go API and waited for, `podsb run
-// --rootfs` through the binary, and `podman run --rm` of the same files
+// --rootfs` through the binary, a root of 250 layers, and `podman run
+// --rm` of the base layer's files
 // imported as an image (podman's own --root and --runroot in a temporary
 // directory, overlay storage, runc), interleaved. Results:
 // docs/performance.md.
@@ -48,7 +49,9 @@ func BenchmarkImageRun(b *testing.B) {
 			tb.Fatalf("true: %d %v", st, err)
 		}
 	}
+	many := &rootfs.ImageRoot{Layers: manyLayers(b, 250)}
 	tools := []tool{
+		{name: "podsb-250-layers", op: func(tb testing.TB, _ int, _ any) any { run(tb, sandbox.ContainerConfig{Image: many}); return nil }},
 		{name: "podsb-layers", op: func(tb testing.TB, _ int, _ any) any { run(tb, sandbox.ContainerConfig{Image: img}); return nil }},
 		{name: "podsb-rootfs", op: func(tb testing.TB, _ int, _ any) any { run(tb, sandbox.ContainerConfig{Rootfs: base}); return nil }},
 		{name: "podsb-cli-rootfs", op: func(tb testing.TB, _ int, _ any) any {
@@ -122,19 +125,36 @@ func (pm *podman) close() {
 // with its upper directory in one parent, and reports the disk each adds
 // (du of its upper and work directory) next to the layers' size: the
 // layers are shared, a container adds only what it writes and the mount
-// points podsb makes. Results: docs/performance.md.
+// points podsb makes. Layers and upper directories on $TMPDIR (a tmpfs
+// under make bench) and on /var/tmp (a disk, as the image store's
+// /var/lib/podsb). Results: docs/performance.md.
 func BenchmarkImageDensity(b *testing.B) {
 	testenv.RequireRoot(b)
 	n := benchRounds(b, 100)
+	for _, fs := range []struct{ name, dir string }{{"tmpdir", os.TempDir()}, {"var-tmp", "/var/tmp"}} {
+		b.Run(fs.name, func(b *testing.B) {
+			dir, err := os.MkdirTemp(fs.dir, "podsb-density-")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { os.RemoveAll(dir) })
+			density(b, n, dir)
+		})
+	}
+}
+
+func density(b *testing.B, n int, dir string) {
 	e := newEnv(b)
 	name, _ := e.create()
 	pod, err := sandbox.Load(e.root, name)
 	if err != nil {
 		b.Fatal(err)
 	}
-	img := testImage(b)
-	img.Config = rootfs.ImageConfig{}
-	img.UpperParent = b.TempDir()
+	l0, l1 := filepath.Join(dir, "layer0"), filepath.Join(dir, "layer1")
+	baseLayer(b, l0)
+	upperLayer(b, l1)
+	img := &rootfs.ImageRoot{Layers: []string{l0, l1}, UpperParent: filepath.Join(dir, "uppers")}
+	must(b, os.Mkdir(img.UpperParent, 0o700))
 	start := time.Now()
 	for i := range n {
 		cc := sandbox.ContainerConfig{Image: img}
@@ -162,6 +182,10 @@ func BenchmarkImageDensity(b *testing.B) {
 		n, layers, total, float64(total)/float64(n), one, formatMs(elapsed/time.Duration(n)))
 	out, _ := exec.Command("find", uppers[0]).Output()
 	b.Logf("one upper directory:\n%s", out)
+	e.must("rm", name)
+	if left, _ := os.ReadDir(img.UpperParent); len(left) != 0 {
+		b.Errorf("after rm: %d upper directories left", len(left))
+	}
 }
 
 // duKB is du -sk of the paths together (hard links counted once).
