@@ -448,3 +448,31 @@ func TestImageRootBadInput(t *testing.T) {
 		t.Errorf("overlay on the host: %s", m)
 	}
 }
+
+// gc of a pod whose pause died removes its containers' upper directories.
+func TestImageRootGCOfDeadPod(t *testing.T) {
+	e := newEnv(t)
+	name, doc := e.create()
+	pod, err := sandbox.Load(e.root, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testImage(t)
+	img.UpperParent = t.TempDir()
+	cc := sandbox.ContainerConfig{Image: img}
+	cc.Args, cc.Detach = []string{"sleep 1000"}, true
+	if _, err := pod.Run(context.Background(), cc); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(img.UpperParent); len(left) != 1 {
+		t.Fatalf("%d upper directories", len(left))
+	}
+	must(t, unix.Kill(doc.Pid, unix.SIGKILL))
+	must(t, waitDead(doc.Pid, doc.StartTime, 5*time.Second))
+	if out := e.must("gc"); !strings.Contains(out, name) {
+		t.Errorf("gc removed %q, not %s", out, name)
+	}
+	if left, _ := os.ReadDir(img.UpperParent); len(left) != 0 {
+		t.Errorf("after gc: %d upper directories left", len(left))
+	}
+}
