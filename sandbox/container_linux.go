@@ -298,7 +298,8 @@ func (r *containerStart) start(ctx context.Context, cc ContainerConfig, spec roo
 		return nil, err
 	}
 	// The program: the container's root, a pause while podsb pins its
-	// mount namespace, then the command. Its extra fds: /dev/shm, /dev/pts.
+	// mount namespace, then the command. Its extra fds: /dev/shm, /dev/pts,
+	// and an image root's overlay.
 	spec.Shared = map[string]int{"dev/shm": programExtraFD, "dev/pts": programExtraFD + 1}
 	extra := []*os.File{shm, pts}
 	if r.overlay != nil {
