@@ -163,6 +163,9 @@ func TestImageRootConfig(t *testing.T) {
 	waitLog(t, cs.Log, "ready")
 	e.must("kill", name, "stopper")
 	waitLog(t, cs.Log, "got USR1")
+	if out := e.must("ps", "--containers", "-a", name); !strings.Contains(out, "image test/busybox:layers") {
+		t.Errorf("ps --containers: no image root in\n%s", out)
+	}
 }
 
 // waitLog waits until the log file holds s.
