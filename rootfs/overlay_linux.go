@@ -43,6 +43,11 @@ func MountOverlay(layers []string, upper, work string) (*os.File, error) {
 	if err := set("workdir", work); err != nil {
 		return nil, err
 	}
+	// Not the host's module default: the inodes index records origins in
+	// the layers' and upper's xattrs and ties an upper to its lowers.
+	if err := set("index", "off"); err != nil {
+		return nil, err
+	}
 	if err := unix.FsconfigCreate(fs); err != nil {
 		return nil, &overlayError{op: "create overlay", err: err, log: fsLog(fs)}
 	}
