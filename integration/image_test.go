@@ -161,6 +161,9 @@ func TestImageRootConfig(t *testing.T) {
 		t.Fatalf("state: %+v, %v", cs, err)
 	}
 	waitLog(t, cs.Log, "ready")
+	if out := e.must("exec", "--container", "stopper", name, "--", "/bin/sh", "-c", "id -u; cat /kept; ls /work"); out != "0\nupper\ndir\n" {
+		t.Errorf("exec --container: %q", out)
+	}
 	e.must("kill", name, "stopper")
 	waitLog(t, cs.Log, "got USR1")
 	if out := e.must("ps", "--containers", "-a", name); !strings.Contains(out, "image test/busybox:layers") {
