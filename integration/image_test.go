@@ -161,8 +161,13 @@ func TestImageRootConfig(t *testing.T) {
 		t.Fatalf("state: %+v, %v", cs, err)
 	}
 	waitLog(t, cs.Log, "ready")
-	if out := e.must("exec", "--container", "stopper", name, "--", "/bin/sh", "-c", "id -u; cat /kept; ls /work"); out != "0\nupper\ndir\n" {
+	// exec --container gets the image's Env, WorkingDir and User, as
+	// docker exec does.
+	if out := e.must("exec", "--container", "stopper", name, "--", "/bin/sh", "-c", `id -u; pwd; echo "$FOO"; cat /kept`); out != "1234\n/work/dir\nimage\nupper\n" {
 		t.Errorf("exec --container: %q", out)
+	}
+	if out := e.must("exec", "--container", "stopper", "-u", "0", "-w", "/", "-e", "FOO=mine", name, "--", "/bin/sh", "-c", `id -u; pwd; echo "$FOO"`); out != "0\n/\nmine\n" {
+		t.Errorf("exec --container -u 0 -w / -e FOO=mine: %q", out)
 	}
 	e.must("kill", name, "stopper")
 	waitLog(t, cs.Log, "got USR1")

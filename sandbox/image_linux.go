@@ -57,6 +57,27 @@ func applyImage(cc *ContainerConfig) error {
 	return nil
 }
 
+// imageDefaults gives an Exec in a container of an image root what docker
+// exec gives: the image's Env under c's, its WorkingDir and User unless c
+// has them.
+func (p *Pod) imageDefaults(c *ExecConfig) {
+	if c.Container == "" {
+		return
+	}
+	cs, err := p.Container(c.Container)
+	if err != nil || cs.Image == nil {
+		return // openHandles reports it
+	}
+	img := cs.Image.Config
+	c.Env = append(append([]string{}, img.Env...), c.Env...)
+	if c.Dir == "" {
+		c.Dir = img.WorkingDir
+	}
+	if c.User == "" {
+		c.User = img.User
+	}
+}
+
 // mountImage makes the container's upper and work directories, mounts the
 // overlay (detached, in r.overlay), points spec at it, and makes the
 // working directory dir if it is missing, as docker does.
