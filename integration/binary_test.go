@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -74,6 +75,13 @@ type buildError struct {
 }
 
 func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }
+
+// The main goroutine keeps the main thread: a goroutine of the library
+// that joins a pod's namespaces on a locked thread (package nsenter) must
+// never run there, since a locked main thread is not ended with its
+// goroutine but wedged, and /proc/self would show its namespaces (the
+// pod's mount table instead of the host's) to the whole test binary.
+func init() { runtime.LockOSThread() }
 
 func TestMain(m *testing.M) {
 	code := m.Run()

@@ -10,6 +10,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"podsb/internal/testenv"
+	"podsb/rootfs"
 	"podsb/sandbox"
 )
 
@@ -67,5 +68,31 @@ func TestLibraryLifecycle(t *testing.T) {
 	}
 	if err := pod.Remove(ctx, sandbox.RemoveOptions{}); !errors.Is(err, sandbox.ErrNotFound) {
 		t.Errorf("second remove: %v, want ErrNotFound", err)
+	}
+}
+
+// A container from image layers through the Go API: a pod, a run, a wait.
+func TestLibraryImageRoot(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	root, layer := t.TempDir(), t.TempDir()
+	baseLayer(t, layer)
+
+	pod, err := sandbox.Create(ctx, sandbox.Config{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := pod.State()
+	t.Cleanup(func() { checkNoLeaks(t, root, map[string]bool{pod.Name(): true}, map[int]uint64{st.Pid: st.StartTime}) })
+	defer pod.Remove(ctx, sandbox.RemoveOptions{Force: true})
+
+	var out syncBuffer
+	img := &rootfs.ImageRoot{Layers: []string{layer}, Config: rootfs.ImageConfig{Cmd: []string{"cat", "/kept"}}}
+	p, err := pod.Run(ctx, sandbox.ContainerConfig{Image: img, ExecConfig: sandbox.ExecConfig{Stdout: &out}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, err := p.Wait(); status != 0 || err != nil || out.String() != "base\n" {
+		t.Errorf("run: %d %v %q", status, err, out.String())
 	}
 }

@@ -47,4 +47,10 @@
 //
 // Recursive read-only uses mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY),
 // with a bind remount of the top mount on kernels before 5.12.
+//
+// A root can also be made of image layers (ImageRoot): MountOverlay mounts
+// them as an overlayfs with the new mount API and returns it detached, as
+// an fd that the plan attaches as the root (Spec.Shared["."]). It is the
+// one function here that changes the system: it needs CAP_SYS_ADMIN, and
+// mounts nothing in the caller's tree.
 package rootfs

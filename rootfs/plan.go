@@ -33,8 +33,13 @@ func plan(h Host, s *Spec) ([]setup.Op, error) {
 			return nil, err
 		}
 	} else {
-		// pivot_root needs the new root to be a mount point.
-		p.mount(s.Dir, p.t, "", unix.MS_BIND|unix.MS_REC, "")
+		if fd, ok := s.Shared["."]; ok {
+			// A detached mount (an image's overlay) is the root.
+			p.add(setup.Op{Code: setup.MoveMount, Num: uint64(fd), Str: []string{p.t}})
+		} else {
+			// pivot_root needs the new root to be a mount point.
+			p.mount(s.Dir, p.t, "", unix.MS_BIND|unix.MS_REC, "")
+		}
 		if s.NoDev {
 			p.noDev(p.t)
 		}

@@ -43,6 +43,9 @@ type Spec struct {
 	// /dev/pts, for a container): destination relative to the root, such
 	// as "dev/shm", to the number of the fd, in the process that executes
 	// the plan, of a detached mount tree (open_tree OPEN_TREE_CLONE).
+	// "." is the root itself (an image's overlay, from fsmount), in
+	// place of a bind of Dir; Dir is then where the host reads the same
+	// mount (its fd's path in /proc/self/fd).
 	Shared map[string]int `json:"-"`
 }
 

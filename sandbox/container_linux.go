@@ -31,6 +31,10 @@ type ContainerConfig struct {
 	ReadOnly bool
 	// Volumes are host paths bound into the container.
 	Volumes []Volume
+	// Image, if set, makes the root an overlay of image layers (instead
+	// of Rootfs) and applies the image's configuration: see
+	// rootfs.ImageRoot.
+	Image *rootfs.ImageRoot
 }
 
 // ContainerState is what podsb keeps of a container in
@@ -49,6 +53,8 @@ type ContainerState struct {
 	ReadOnly  bool      `json:"readOnly,omitempty"`
 	Volumes   []Volume  `json:"volumes,omitempty"`
 	Detached  bool      `json:"detached,omitempty"`
+	// Image is the image the root was made of.
+	Image *rootfs.ImageRoot `json:"image,omitempty"`
 	// MountNamespace is the pinned handle of its mount namespace.
 	MountNamespace string `json:"mountNamespace"`
 	// Log is the output of a detached container.
@@ -144,6 +150,9 @@ func (p *Pod) reclaimDeadStart(name string) bool {
 		return false
 	}
 	os.Remove(handle)
+	if removeUpper(f) != nil {
+		return false
+	}
 	return os.RemoveAll(p.containerDir(name)) == nil
 }
 
@@ -176,6 +185,11 @@ func (p *Pod) SignalContainer(name string, sig unix.Signal) error {
 // command's user and executes the command. Exit status, signals, terminal,
 // detaching and environment are as for Exec.
 func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
+	if cc.Image != nil {
+		if err := applyImage(&cc); err != nil {
+			return nil, err
+		}
+	}
 	c := cc.ExecConfig
 	if c.Container != "" {
 		return nil, invalidf("run: ExecConfig.Container is for Exec")

@@ -49,9 +49,10 @@ type containerStart struct {
 	pg                        *program
 	s                         *stdio
 	proc                      *Process
-	initPID                   int  // the container's init, a child of podsb
-	initGone                  bool // reaped (-d: after its Spawn)
-	spawnFD                   int  // -d: a pidfd of the spawned command, or -1
+	initPID                   int      // the container's init, a child of podsb
+	initGone                  bool     // reaped (-d: after its Spawn)
+	spawnFD                   int      // -d: a pidfd of the spawned command, or -1
+	overlay                   *os.File // an image root's detached overlay
 	state                     ContainerState
 }
 
@@ -65,6 +66,7 @@ type startStep struct {
 func (r *containerStart) steps() []startStep {
 	return []startStep{
 		{"container directory", r.makeDir},
+		{"image overlay", r.mountOverlay},
 		{"root, user, environment", r.prepare},
 		{"pod devices", r.openPodDevices},
 		{"program, stdio", r.makeProgram},
@@ -224,6 +226,9 @@ func (r *containerStart) openPodDevices(context.Context) error {
 func (r *containerStart) makeProgram(context.Context) error {
 	c := r.cc.ExecConfig
 	r.spec.Shared = map[string]int{"dev/shm": programExtraFD, "dev/pts": programExtraFD + 1}
+	if r.overlay != nil {
+		r.spec.Shared["."] = programExtraFD + 2
+	}
 	planned, err := rootfs.Plan(&r.spec)
 	if err != nil {
 		return invalid(err)
@@ -289,7 +294,11 @@ func (r *containerStart) forkInit(context.Context) error {
 	started := make(chan error, 1)
 	h.Go(func(err error) {
 		if err == nil {
-			r.proc.hostPID, err = r.pg.fork(r.env, "/", r.s, []*os.File{r.shm, r.pts}, &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS, Setsid: true})
+			extra := []*os.File{r.shm, r.pts}
+			if r.overlay != nil {
+				extra = append(extra, r.overlay)
+			}
+			r.proc.hostPID, err = r.pg.fork(r.env, "/", r.s, extra, &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS, Setsid: true})
 		}
 		started <- err
 		if err == nil {
@@ -373,6 +382,7 @@ func (r *containerStart) record(context.Context) error {
 		Name: r.name, Status: specs.StateCreating, Pid: r.proc.hostPID, PodPID: r.proc.PodPID(),
 		Created: time.Now().UTC(), Args: cc.Args, Rootfs: cc.Rootfs, ReadOnly: cc.ReadOnly,
 		Volumes: cc.Volumes, Detached: cc.Detach, MountNamespace: r.pod.containerMountNS(r.name), Log: r.state.Log,
+		Image: cc.Image,
 	}
 	ps, err := readStat(r.proc.hostPID)
 	if err != nil {

@@ -196,6 +196,7 @@ func (p *Pod) exec(ctx context.Context, c ExecConfig) (*Process, error) {
 	if err := p.checkLaunch(c); err != nil {
 		return nil, err
 	}
+	p.imageDefaults(&c)
 	h, err := p.openHandles(c.Container)
 	if err != nil {
 		return nil, err
@@ -543,7 +544,11 @@ func lookPath(file, path, dir string) (string, error) {
 	}
 	if strings.Contains(file, "/") {
 		// A relative path is relative to the working directory.
-		if err := check(filepath.Join(dir, file)); err != nil {
+		p := file
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, file)
+		}
+		if err := check(p); err != nil {
 			return "", fmt.Errorf("%s: %w", file, err)
 		}
 		return file, nil

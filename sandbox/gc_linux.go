@@ -139,7 +139,7 @@ func tidy(d *podDir) error {
 				errs = append(errs, unlinkAt(logs, n+".log", 0))
 				logs.Close()
 			}
-			errs = append(errs, removeTree(cs, n, c))
+			errs = append(errs, removeUpper(c), removeTree(cs, n, c))
 		}
 		c.Close()
 	}

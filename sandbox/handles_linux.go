@@ -103,6 +103,10 @@ func teardown(d *podDir) error {
 	if err := unmountAt(d.dir, "ns"); err != nil {
 		errs = append(errs, err)
 	}
+	// Upper directories of image roots made outside the pod's directory.
+	if err := removeUppers(d.dir); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}

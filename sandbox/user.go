@@ -3,11 +3,14 @@ package sandbox
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"podsb/internal/setup"
 )
@@ -26,13 +29,28 @@ func userIn(etc, spec string) (execUser, error) {
 		return execUser{home: "/root"}, nil
 	}
 	var passwd, group io.Reader
-	if b, err := os.ReadFile(filepath.Join(etc, "passwd")); err == nil {
+	if b, err := readNoFollow(filepath.Join(etc, "passwd")); err == nil {
 		passwd = bytes.NewReader(b)
 	}
-	if b, err := os.ReadFile(filepath.Join(etc, "group")); err == nil {
+	if b, err := readNoFollow(filepath.Join(etc, "group")); err == nil {
 		group = bytes.NewReader(b)
 	}
 	return resolveUser(spec, passwd, group)
+}
+
+// readNoFollow reads a regular file that is not a symbolic link: etc is
+// resolved inside a container's root, but a link in it would be followed
+// on the host.
+func readNoFollow(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return io.ReadAll(io.LimitReader(f, 4<<20))
 }
 
 // resolveUser resolves "USER[:GROUP]" (names or numbers) against a pod's

@@ -12,7 +12,7 @@
 #	gcc                   building the exec fast path and reproducing pause
 #	runc, crun            peers of the benchmarks and escape tests
 #	catatonit, tini       peers of pause (footprint, reaping)
-#	busybox-static        the files of the images the image tests build
+#	busybox-static        the files of the images and image roots the tests build
 #	podman, skopeo, umoci peers of the image pull benchmark
 set -eu
 

@@ -176,7 +176,10 @@ func printContainers(w io.Writer, pods []*sandbox.Pod, all, quiet bool, format s
 	fmt.Fprintln(tw, "POD\tNAME\tSTATUS\tPID\tCREATED\tROOT\tCOMMAND")
 	for _, r := range rows {
 		root := r.Rootfs
-		if root == "" {
+		switch {
+		case r.Image != nil:
+			root = "image " + r.Image.String()
+		case root == "":
 			root = "default"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Pod, r.Name, r.Status, r.PodPID, ago(r.Created), root, strings.Join(r.Args, " "))
