@@ -76,11 +76,11 @@ type buildError struct {
 
 func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }
 
-// The main goroutine keeps the main thread: a goroutine of the library
-// that joins a pod's namespaces on a locked thread (package nsenter) must
-// never run there, since a locked main thread is not ended with its
-// goroutine but wedged, and /proc/self would show its namespaces (the
-// pod's mount table instead of the host's) to the whole test binary.
+// The main goroutine keeps the main thread: the tests' own goroutines that
+// change their thread's namespaces or trace a process (peers_test.go,
+// gc_test.go) must never run there, since a locked main thread is not
+// ended with its goroutine but wedged. (Package nsenter keeps its own off
+// the main thread by itself.)
 func init() { runtime.LockOSThread() }
 
 func TestMain(m *testing.M) {

@@ -57,11 +57,7 @@ func (h *Handles) Close() error {
 // thread is destroyed when f returns.
 func (h *Handles) Do(f func() error) error {
 	errc := make(chan error, 1)
-	go func() {
-		// Never unlocked: the thread dies with this goroutine.
-		runtime.LockOSThread()
-		errc <- h.join(f)
-	}()
+	onFreshThread(func() { errc <- h.join(f) })
 	return <-errc
 }
 
@@ -71,10 +67,32 @@ func (h *Handles) Do(f func() error) error {
 // with PR_SET_PDEATHSIG lives as long as f does. The handles must stay open
 // until f has started.
 func (h *Handles) Go(f func(err error)) {
+	onFreshThread(func() { f(h.join(func() error { return nil })) })
+}
+
+// onFreshThread runs f in a new goroutine locked to its OS thread and
+// never unlocked, so that the runtime ends the thread, and whatever
+// namespaces it joined, when f returns. Never on the process's main
+// thread: the runtime cannot end that one, and would instead wedge it,
+// still in the pod's namespaces, where /proc/self (the main thread's)
+// would show the pod's mounts to the rest of the program. If the new
+// goroutine lands on the main thread, it keeps it, untouched, while
+// another goroutine, which cannot be scheduled there, runs f.
+func onFreshThread(f func()) {
 	go func() {
-		// Never unlocked: the thread dies with this goroutine.
 		runtime.LockOSThread()
-		f(h.join(func() error { return nil }))
+		if unix.Gettid() != unix.Getpid() {
+			f() // never unlocked: the thread dies with this goroutine
+			return
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			runtime.LockOSThread()
+			f()
+		}()
+		<-done
+		runtime.UnlockOSThread()
 	}()
 }
 

@@ -27,10 +27,6 @@
 // Thread rules: nothing in this package changes the namespaces of the
 // calling goroutine's thread. Exec joins a pod's namespaces on a fresh,
 // locked thread of its own (package nsenter), which dies once the command
-// has been waited for. A program that uses this package should lock its
-// main goroutine to the main thread in an init function (as cmd/podsb
-// does): the runtime cannot end the main thread, so a locked goroutine that
-// joined a pod's namespaces and ended there would leave it wedged in them,
-// and /proc/self, which is the main thread's, would show the pod's mount
-// table and namespaces.
+// has been waited for, and never the main thread, which the runtime
+// cannot end: nothing is asked of the program that uses this package.
 package sandbox

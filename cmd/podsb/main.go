@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"strings"
 
@@ -25,13 +24,6 @@ const (
 	exitOK      = 0
 	exitFailure = 125
 )
-
-// The main goroutine keeps the main thread, so that package nsenter's
-// goroutines, which join a pod's namespaces on a locked thread and end it,
-// never run there: the runtime cannot end the main thread and would wedge
-// it in the pod's namespaces, and /proc/self (the main thread's) would show
-// the pod's mount table and namespaces to the rest of podsb.
-func init() { runtime.LockOSThread() }
 
 func main() {
 	// podsb lives for milliseconds: a garbage collection costs more than the
