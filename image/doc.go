@@ -10,6 +10,7 @@
 //	images.json                   the index: images, names, layers, holders
 //	lock, gc.lock, locks/         flock(2) files
 //	tmp/                          downloads and unpacks in progress
+//	upper/                        containers' upper and work directories
 //
 // Every blob is written to tmp/, its digest and size verified, then
 // renamed into place; a layer is unpacked into tmp/, its diff ID verified,
@@ -39,9 +40,11 @@
 //
 //	s, _ := image.Open("")
 //	s.Pull(ctx, "docker.io/library/busybox:latest", image.PullOptions{})
-//	m, _ := s.Acquire("busybox", "pod/ctr")   // m.Layers lowest first, m.Config
-//	defer s.Release(m.ID, "pod/ctr")
+//	root, _ := s.RootOf("busybox", holder) // layers, config, upper parent
+//	pod.Run(ctx, sandbox.ContainerConfig{Image: root})
 //
+// ROOT/upper holds the containers' upper directories (package sandbox
+// makes and removes them). Acquire is the same without the conversion.
 // Acquire records a holder: Remove refuses an image with holders unless
 // forced, and a forced removal keeps the layers until the last Release.
 //

@@ -14,6 +14,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
+
+	"podsb/rootfs"
 )
 
 // DefaultRoot is where the store lives unless Open is given another root.
@@ -109,7 +111,7 @@ func Open(root string) (*Store, error) {
 	if err := checkTrusted(root); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{"blobs/sha256", "layers", "tmp", "locks"} {
+	for _, d := range []string{"blobs/sha256", "layers", "tmp", "locks", "upper"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o711); err != nil {
 			return nil, fmt.Errorf("image root: %w", err)
 		}
@@ -423,6 +425,27 @@ func (s *Store) Acquire(ref, holder string) (Mounted, error) {
 		return nil
 	})
 	return m, err
+}
+
+// RootOf acquires ref for holder (Acquire) and returns it as a container
+// root: the layers, the image's run configuration, and ROOT/upper as the
+// parent of the container's upper directory, on the layers' file system.
+// The holder releases it with Release(root.ID, holder).
+func (s *Store) RootOf(ref, holder string) (*rootfs.ImageRoot, error) {
+	m, err := s.Acquire(ref, holder)
+	if err != nil {
+		return nil, err
+	}
+	c := m.Config
+	return &rootfs.ImageRoot{
+		ID:          m.ID,
+		Layers:      m.Layers,
+		UpperParent: filepath.Join(s.root, "upper"),
+		Config: rootfs.ImageConfig{
+			User: c.User, Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd,
+			WorkingDir: c.WorkingDir, StopSignal: c.StopSignal,
+		},
+	}, nil
 }
 
 // Release removes holder from the users of image id (an ID, as Mounted

@@ -34,6 +34,8 @@ var forwarded = []os.Signal{
 type launch struct {
 	c                        sandbox.ExecConfig
 	interactive, tty, detach bool
+	// commandOptional: run --image, whose image may give the command.
+	commandOptional bool
 }
 
 func (l *launch) flags(f *pflag.FlagSet) {
@@ -91,10 +93,10 @@ func (l *launch) run(cmd *cobra.Command, root, verb string, args []string,
 	}
 	c := l.c
 	c.Args = args[1:]
-	if c.Args[0] == "--" {
+	if len(c.Args) > 0 && c.Args[0] == "--" {
 		c.Args = c.Args[1:]
 	}
-	if len(c.Args) == 0 {
+	if len(c.Args) == 0 && !l.commandOptional {
 		return fmt.Errorf("%s: no command", verb)
 	}
 	if l.detach && (l.tty || l.interactive) {
@@ -159,21 +161,34 @@ PID inside the pod.`,
 
 func newRunCmd(g *globals) *cobra.Command {
 	var (
-		l       launch
-		cc      sandbox.ContainerConfig
-		volumes []string
+		l        launch
+		cc       sandbox.ContainerConfig
+		volumes  []string
+		imageRef string
 	)
 	cmd := &cobra.Command{
-		Use:   "run [flags] POD -- CMD [ARG...]",
+		Use:   "run [flags] POD [-- CMD [ARG...]]",
 		Short: "Run a container in a pod: its own root, the pod's PID, network, IPC and UTS",
 		Long: `Run a command as a container of a pod: in a mount namespace and root
 filesystem of its own (a directory with --rootfs, else the default root), and
 in the pod's PID, network, IPC and UTS namespaces, with pause as its PID 1.
 The pod's /dev/shm and /dev/pts are shared. Exit status, signals, -t, -d and
 the environment are as for exec; with -d, podsb prints the container's name
-and its output goes to podsb logs POD NAME.`,
-		Args: cobra.MinimumNArgs(2),
+and its output goes to podsb logs POD NAME.
+With --image, the root is an overlay of the image's layers (from the image
+store, --image-root) and the image's Entrypoint, Cmd, Env, WorkingDir, User
+and StopSignal apply as docker applies them; CMD is then optional.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if imageRef != "" {
+				return cobra.MinimumNArgs(1)(cmd, args)
+			}
+			return cobra.MinimumNArgs(2)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if imageRef != "" && cc.Rootfs != "" {
+				return fmt.Errorf("run: --image and --rootfs cannot be used together")
+			}
+			l.commandOptional = imageRef != ""
 			for _, v := range volumes {
 				vol, err := sandbox.ParseVolume(v)
 				if err != nil {
@@ -187,7 +202,10 @@ and its output goes to podsb logs POD NAME.`,
 					if cc.Name == "" {
 						cc.Name = sandbox.NewName()
 					}
-					return pod.Run(cmd.Context(), cc)
+					if imageRef == "" {
+						return pod.Run(cmd.Context(), cc)
+					}
+					return runImage(cmd, g, pod, cc, imageRef)
 				},
 				func(*sandbox.Process) string { return cc.Name })
 		},
@@ -196,6 +214,7 @@ and its output goes to podsb logs POD NAME.`,
 	f := cmd.Flags()
 	f.StringVar(&cc.Name, "name", "", "the container's name, unique in the pod (default: a random ID)")
 	f.StringVar(&cc.Rootfs, "rootfs", "", "use directory `DIR` as the container's root (default: a tmpfs with the host's /usr read-only)")
+	f.StringVar(&imageRef, "image", "", "run from image `REF` of the image store (podsb image pull)")
 	f.BoolVar(&cc.ReadOnly, "read-only", false, "make the container's root read-only")
 	f.StringArrayVarP(&volumes, "volume", "v", nil, "bind-mount a host path: `SRC:DST[:OPTS]`, OPTS ro or rw, and kernelfs (repeatable)")
 	return cmd

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"podsb/image"
+	"podsb/sandbox"
 )
 
 // openStore opens the image store of --image-root, with the registries
@@ -24,6 +26,7 @@ func openStore(g *globals) (*image.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.HolderAlive = holderAlive
 	conf := g.registriesConf
 	if conf == "" {
 		if _, err := os.Stat(image.DefaultRegistriesConf); errors.Is(err, fs.ErrNotExist) {
@@ -35,6 +38,38 @@ func openStore(g *globals) (*image.Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// runImage runs cc from image ref. The container's directory holds the
+// image (a holder, see holderAlive) until its pod is removed; a run that
+// fails releases it at once.
+func runImage(cmd *cobra.Command, g *globals, pod *sandbox.Pod, cc sandbox.ContainerConfig, ref string) (*sandbox.Process, error) {
+	s, err := openStore(g)
+	if err != nil {
+		return nil, err
+	}
+	holder := filepath.Join(pod.Dir(), "containers", cc.Name)
+	if cc.Image, err = s.RootOf(ref, holder); err != nil {
+		return nil, err
+	}
+	p, err := pod.Run(cmd.Context(), cc)
+	if err != nil {
+		s.Release(cc.Image.ID, holder)
+		return nil, err
+	}
+	return p, nil
+}
+
+// holderAlive tells whether a holder the CLI recorded, a container's
+// directory ROOT/POD/containers/NAME, still uses its image: while its pod
+// exists (a container's directory and upper directory live as long as
+// its pod). Holders that are not such paths are kept.
+func holderAlive(h string) bool {
+	if !filepath.IsAbs(h) || filepath.Base(filepath.Dir(h)) != "containers" {
+		return true
+	}
+	_, err := os.Lstat(filepath.Dir(filepath.Dir(h)))
+	return !errors.Is(err, fs.ErrNotExist)
 }
 
 func newImageCmd(g *globals) *cobra.Command {
