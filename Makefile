@@ -30,7 +30,7 @@ all: build
 build: ## Build bin/podsb (with exec's fast path if there is a C compiler)
 	@rc=2; if [ "$$($(GO) env GOARCH)" = amd64 ]; then sh fastexec/c/build.sh && rc=0 || rc=$$?; fi; \
 	if [ $$rc = 0 ]; then \
-		set -x; CGO_ENABLED=$(CGO) $(GO) build -tags fastexec -ldflags="-E=podsb/fastexec.entry -X main.fastPath=linked $(VERSION_LDFLAGS)" -o $(BIN) ./cmd/podsb; \
+		set -x; CGO_ENABLED=$(CGO) $(GO) build -tags fastexec -ldflags="-E=github.com/podsb/podsb/fastexec.entry -X main.fastPath=linked $(VERSION_LDFLAGS)" -o $(BIN) ./cmd/podsb; \
 	elif [ $$rc = 2 ]; then \
 		echo "make build: no C compiler for amd64: $(BIN) without exec's fast path (podsb exec starts in Go)"; \
 		set -x; CGO_ENABLED=$(CGO) $(GO) build -ldflags="$(VERSION_LDFLAGS)" -o $(BIN) ./cmd/podsb; \
@@ -62,10 +62,10 @@ lint: ## gofmt, go vet, staticcheck, and the package dependency rules
 	$(STATICCHECK) ./...
 	$(GO) vet -tags fastexec ./fastexec
 	@$(GO) list -f '{{.ImportPath}} {{join .Imports " "}}' ./... | awk -v edges="$(EDGES)" ' \
-		BEGIN { n = split(edges, e, " "); for (i = 1; i <= n; i++) { split(e[i], kv, ":"); p = "podsb/" kv[1]; known[p] = 1; \
-			m = split(kv[2], d, ","); for (j = 1; j <= m; j++) ok[p " podsb/" d[j]] = 1 } } \
+		BEGIN { n = split(edges, e, " "); for (i = 1; i <= n; i++) { split(e[i], kv, ":"); p = "github.com/podsb/podsb/" kv[1]; known[p] = 1; \
+			m = split(kv[2], d, ","); for (j = 1; j <= m; j++) ok[p " github.com/podsb/podsb/" d[j]] = 1 } } \
 		!known[$$1] { print "lint: package " $$1 " has no entry in the Makefile'"'"'s EDGES"; bad = 1 } \
-		{ for (i = 2; i <= NF; i++) if ($$i ~ /^podsb\// && !ok[$$1 " " $$i]) { print "lint: " $$1 " imports " $$i ": not in EDGES"; bad = 1 } } \
+		{ for (i = 2; i <= NF; i++) if (index($$i, "github.com/podsb/podsb/") == 1 && !ok[$$1 " " $$i]) { print "lint: " $$1 " imports " $$i ": not in EDGES"; bad = 1 } } \
 		END { exit bad }'
 	@for f in $$(git ls-files '*.c'); do pkg=$$(dirname $$(dirname $$f)); \
 		for inc in $$(sed -n 's/^#include "\([^"]*\)".*/\1/p' $$f); do \

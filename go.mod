@@ -1,4 +1,4 @@
-module podsb
+module github.com/podsb/podsb
 
 go 1.26.8
 

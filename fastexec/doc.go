@@ -8,7 +8,7 @@
 // function (no libc, no writable data, no relocations), with whatever C
 // compiler is present (c/build.sh: gcc or clang) into blob_amd64.s, which is
 // not committed, and links podsb with -tags fastexec and
-// -ldflags=-E=podsb/fastexec.entry: entry runs first, on the process's
+// -ldflags=-E=github.com/podsb/podsb/fastexec.entry: entry runs first, on the process's
 // only thread, and either runs the command and exits, or returns and the Go
 // program starts as if it had not been there. Without a C compiler, and for
 // a plain go build or go install, there is no fast path: the same commands,

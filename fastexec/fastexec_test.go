@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"podsb/internal/testenv"
+	"github.com/podsb/podsb/internal/testenv"
 )
 
 // TestBlobBuilds builds the blob with the C compiler here, as make build

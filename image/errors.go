@@ -3,7 +3,7 @@ package image
 import (
 	"errors"
 
-	"podsb/internal/errclass"
+	"github.com/podsb/podsb/internal/errclass"
 )
 
 // Error classes. Every error this package returns for bad input or bad data

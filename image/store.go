@@ -15,7 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
-	"podsb/rootfs"
+	"github.com/podsb/podsb/rootfs"
 )
 
 // DefaultRoot is where the store lives unless Open is given another root.

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"podsb/internal/testenv"
+	"github.com/podsb/podsb/internal/testenv"
 )
 
 // BenchmarkContainerStart measures `podsb run -d` (a container with a root

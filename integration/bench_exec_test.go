@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"testing"
 
-	"podsb/internal/testenv"
-	"podsb/sandbox"
+	"github.com/podsb/podsb/internal/testenv"
+	"github.com/podsb/podsb/sandbox"
 )
 
 // execArgs is the command every contender runs in its sandbox: the same

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"podsb/internal/testenv"
+	"github.com/podsb/podsb/internal/testenv"
 )
 
 // BenchmarkFootprint compares the proportional set size (Pss, from

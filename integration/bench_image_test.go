@@ -10,7 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
-	"podsb/internal/testenv"
+	"github.com/podsb/podsb/internal/testenv"
 )
 
 // BenchmarkImagePull measures pulling and unpacking a locally built image

@@ -3,6 +3,9 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,18 +14,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
-	"podsb/internal/testenv"
-	"podsb/rootfs"
-	"podsb/sandbox"
+	"github.com/podsb/podsb/internal/testenv"
+	"github.com/podsb/podsb/rootfs"
+	"github.com/podsb/podsb/sandbox"
 )
 
 // BenchmarkImageRun measures running `true` in a container whose root is
 // an overlay of two image layers (busybox-static and a layer with a
 // whiteout and an opaque directory) against the same run with --rootfs of
 // the base layer, both through the Go API and waited for, `podsb run
-// --rootfs` through the binary, a root of 250 layers, and `podman run
+// --rootfs` and `podsb run --image` (busybox-static, pulled into a store)
+// through the binary, a root of 250 layers, and `podman run
 // --rm` of the base layer's files
 // imported as an image (podman's own --root and --runroot in a temporary
 // directory, overlay storage, runc), interleaved. Results:
@@ -50,12 +56,24 @@ func BenchmarkImageRun(b *testing.B) {
 		}
 	}
 	many := &rootfs.ImageRoot{Layers: manyLayers(b, 250)}
+	// The CLI's run --image: busybox-static as an image of the store,
+	// pulled from an in-process registry.
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer reg.Close()
+	images := b.TempDir()
+	imageRef := exPushImage(b, strings.TrimPrefix(reg.URL, "http://")+"/bench/busybox:1",
+		exMutateConfig(b, exAppendLayers(b, exBusyboxLayer(b)), v1.Config{}))
+	e.must("--image-root", images, "image", "pull", "-q", imageRef)
 	tools := []tool{
 		{name: "podsb-250-layers", op: func(tb testing.TB, _ int, _ any) any { run(tb, sandbox.ContainerConfig{Image: many}); return nil }},
 		{name: "podsb-layers", op: func(tb testing.TB, _ int, _ any) any { run(tb, sandbox.ContainerConfig{Image: img}); return nil }},
 		{name: "podsb-rootfs", op: func(tb testing.TB, _ int, _ any) any { run(tb, sandbox.ContainerConfig{Rootfs: base}); return nil }},
 		{name: "podsb-cli-rootfs", op: func(tb testing.TB, _ int, _ any) any {
 			e.must("run", "--rootfs", base, name, "--", "/bin/true")
+			return nil
+		}},
+		{name: "podsb-cli-image", op: func(tb testing.TB, _ int, _ any) any {
+			e.must("--image-root", images, "run", "--image", imageRef, name, "--", "/bin/true")
 			return nil
 		}},
 	}

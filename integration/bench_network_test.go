@@ -13,7 +13,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
-	"podsb/internal/testenv"
+	"github.com/podsb/podsb/internal/testenv"
 )
 
 // BenchmarkNetwork measures what the bridge network costs: create+rm with

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"podsb/internal/testenv"
+	"github.com/podsb/podsb/internal/testenv"
 )
 
 // BenchmarkScale holds PODSB_SCALE_PODS pods (default 1000) on this machine:

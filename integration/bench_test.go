@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"podsb/internal/testenv"
-	"podsb/sandbox"
+	"github.com/podsb/podsb/internal/testenv"
+	"github.com/podsb/podsb/sandbox"
 )
 
 // podsbTools returns podsb as contenders: the CLI (create / rm -f, each a

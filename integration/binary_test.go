@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"podsb/internal/testenv"
+	"github.com/podsb/podsb/internal/testenv"
 )
 
 var (

@@ -19,7 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"podsb/sandbox"
+	"github.com/podsb/podsb/sandbox"
 )
 
 // env is one test's podsb: the built binary and a state root of the test's

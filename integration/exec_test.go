@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"podsb/sandbox"
+	"github.com/podsb/podsb/sandbox"
 )
 
 func TestExecExitCodes(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"podsb/internal/setup"
+	"github.com/podsb/podsb/internal/setup"
 )
 
 // runFast runs podsb with exec's C part on (fast) or off (PODSB_FASTEXEC=0,

@@ -144,7 +144,7 @@ type exFile struct {
 
 // exFilesLayer is an uncompressed layer of the given files, their parent
 // directories made as needed.
-func exFilesLayer(t *testing.T, files map[string]exFile) v1.Layer {
+func exFilesLayer(t testing.TB, files map[string]exFile) v1.Layer {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -190,17 +190,18 @@ func exFilesLayer(t *testing.T, files map[string]exFile) v1.Layer {
 }
 
 // exBusyboxLayer holds busybox-static as /bin/busybox and /bin/sh.
-func exBusyboxLayer(t *testing.T) v1.Layer {
+func exBusyboxLayer(t testing.TB) v1.Layer {
 	t.Helper()
 	return exFilesLayer(t, map[string]exFile{
 		"bin/busybox": {src: "/bin/busybox"},
 		"bin/sh":      {link: "busybox"},
+		"bin/true":    {link: "busybox"},
 	})
 }
 
 // exBinaryLayer holds a host binary with the shared libraries ldd names, at
 // their host paths.
-func exBinaryLayer(t *testing.T, bin string) v1.Layer {
+func exBinaryLayer(t testing.TB, bin string) v1.Layer {
 	t.Helper()
 	out, err := exec.Command("ldd", bin).Output()
 	if err != nil {
@@ -221,7 +222,7 @@ func exBinaryLayer(t *testing.T, bin string) v1.Layer {
 	return exFilesLayer(t, files)
 }
 
-func exAppendLayers(t *testing.T, layers ...v1.Layer) v1.Image {
+func exAppendLayers(t testing.TB, layers ...v1.Layer) v1.Image {
 	t.Helper()
 	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {
@@ -230,7 +231,7 @@ func exAppendLayers(t *testing.T, layers ...v1.Layer) v1.Image {
 	return img
 }
 
-func exMutateConfig(t *testing.T, img v1.Image, c v1.Config) v1.Image {
+func exMutateConfig(t testing.TB, img v1.Image, c v1.Config) v1.Image {
 	t.Helper()
 	cf, err := img.ConfigFile()
 	if err != nil {
@@ -244,7 +245,7 @@ func exMutateConfig(t *testing.T, img v1.Image, c v1.Config) v1.Image {
 	return img
 }
 
-func exPushImage(t *testing.T, ref string, img v1.Image) string {
+func exPushImage(t testing.TB, ref string, img v1.Image) string {
 	t.Helper()
 	r, err := name.ParseReference(ref)
 	if err != nil {

@@ -14,9 +14,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"podsb/internal/testenv"
-	"podsb/rootfs"
-	"podsb/sandbox"
+	"github.com/podsb/podsb/internal/testenv"
+	"github.com/podsb/podsb/rootfs"
+	"github.com/podsb/podsb/sandbox"
 )
 
 // busyboxApplets are linked to /bin/busybox in the base layer.

@@ -9,9 +9,9 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"podsb/internal/testenv"
-	"podsb/rootfs"
-	"podsb/sandbox"
+	"github.com/podsb/podsb/internal/testenv"
+	"github.com/podsb/podsb/rootfs"
+	"github.com/podsb/podsb/sandbox"
 )
 
 // The Go API, driven from a test binary, with no set-up: the pod's init is

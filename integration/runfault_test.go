@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"podsb/sandbox"
+	"github.com/podsb/podsb/sandbox"
 )
 
 // runSteps are the steps of a container's start (sandbox's containerStart,

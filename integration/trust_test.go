@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"podsb/sandbox"
+	"github.com/podsb/podsb/sandbox"
 )
 
 // nobody is the unprivileged user the trust tests plant records as.

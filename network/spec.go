@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"podsb/internal/errclass"
+	"github.com/podsb/podsb/internal/errclass"
 )
 
 // Defaults of a network's first use.

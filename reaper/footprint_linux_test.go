@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"podsb/internal/testenv"
-	"podsb/reaper"
+	"github.com/podsb/podsb/internal/testenv"
+	"github.com/podsb/podsb/reaper"
 )
 
 // TestFootprint checks what pause holds once running, and compares its

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"podsb/reaper"
+	"github.com/podsb/podsb/reaper"
 )
 
 // TestImageIsStaticELF checks the shape build.sh promises: a static,

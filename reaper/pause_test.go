@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"podsb/internal/testenv"
-	"podsb/reaper"
+	"github.com/podsb/podsb/internal/testenv"
+	"github.com/podsb/podsb/reaper"
 )
 
 // freshEnv names a fresh build of pause.c that this package's tests, and

@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"podsb/internal/testenv"
-	"podsb/reaper"
+	"github.com/podsb/podsb/internal/testenv"
+	"github.com/podsb/podsb/reaper"
 )
 
 // helperEnv makes the re-executed test binary become pause (see TestMain)

@@ -9,7 +9,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 
-	"podsb/internal/setup"
+	"github.com/podsb/podsb/internal/setup"
 )
 
 // Plan returns the operations that build the root described by s at

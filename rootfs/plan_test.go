@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"podsb/internal/setup"
+	"github.com/podsb/podsb/internal/setup"
 )
 
 // fakeHost is a Host made of an fstest.MapFS (paths without the leading

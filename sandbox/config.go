@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"podsb/rootfs"
+	"github.com/podsb/podsb/rootfs"
 )
 
 // Volume is a bind mount of a host path into a pod.

@@ -11,8 +11,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"podsb/internal/errclass"
-	"podsb/rootfs"
+	"github.com/podsb/podsb/internal/errclass"
+	"github.com/podsb/podsb/rootfs"
 )
 
 // ContainerConfig describes a container: a command with a root filesystem

@@ -15,9 +15,9 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"podsb/internal/setup"
-	"podsb/nsenter"
-	"podsb/rootfs"
+	"github.com/podsb/podsb/internal/setup"
+	"github.com/podsb/podsb/nsenter"
+	"github.com/podsb/podsb/rootfs"
 )
 
 // containerStart is a container being started by Run. Its start is a list

@@ -15,10 +15,10 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"podsb/internal/setup"
-	"podsb/network"
-	"podsb/reaper"
-	"podsb/rootfs"
+	"github.com/podsb/podsb/internal/setup"
+	"github.com/podsb/podsb/network"
+	"github.com/podsb/podsb/reaper"
+	"github.com/podsb/podsb/rootfs"
 )
 
 // cloneFlags are the namespaces a pod's init is born in.

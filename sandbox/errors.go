@@ -3,7 +3,7 @@ package sandbox
 import (
 	"errors"
 
-	"podsb/internal/errclass"
+	"github.com/podsb/podsb/internal/errclass"
 )
 
 var (

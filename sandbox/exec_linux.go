@@ -17,9 +17,9 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"podsb/internal/errclass"
-	"podsb/internal/setup"
-	"podsb/nsenter"
+	"github.com/podsb/podsb/internal/errclass"
+	"github.com/podsb/podsb/internal/setup"
+	"github.com/podsb/podsb/nsenter"
 )
 
 var (

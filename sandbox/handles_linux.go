@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"podsb/nsenter"
+	"github.com/podsb/podsb/nsenter"
 )
 
 // NetNSDir is where ip netns finds named network namespaces.

@@ -11,7 +11,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 
-	"podsb/rootfs"
+	"github.com/podsb/podsb/rootfs"
 )
 
 // A container from image layers (ContainerConfig.Image) has an overlay of

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"podsb/internal/setup"
+	"github.com/podsb/podsb/internal/setup"
 )
 
 // TestJoinRecord checks what writeJoin records for the fast path: the

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"podsb/network"
+	"github.com/podsb/podsb/network"
 )
 
 // NetworkConfig connects a pod to the bridge network of its state root.

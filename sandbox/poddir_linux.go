@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"podsb/internal/errclass"
+	"github.com/podsb/podsb/internal/errclass"
 )
 
 // markerFile marks a directory of the state root as a pod's. Create makes

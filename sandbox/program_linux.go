@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"podsb/internal/setup"
-	"podsb/reaper"
+	"github.com/podsb/podsb/internal/setup"
+	"github.com/podsb/podsb/reaper"
 )
 
 // program is a run of "pause run": pause, executed from a sealed memfd,

@@ -3,7 +3,7 @@ package sandbox
 import (
 	"testing"
 
-	"podsb/internal/setup"
+	"github.com/podsb/podsb/internal/setup"
 )
 
 func TestSpawnsBeforeSync(t *testing.T) {

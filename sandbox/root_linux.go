@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"podsb/internal/errclass"
+	"github.com/podsb/podsb/internal/errclass"
 )
 
 // beneath is how podsb resolves a path below the state root: through no

@@ -7,7 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"podsb/internal/setup"
+	"github.com/podsb/podsb/internal/setup"
 )
 
 // Security is what the processes of a pod, or one command, may do.

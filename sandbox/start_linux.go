@@ -10,8 +10,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"podsb/nsenter"
-	"podsb/rootfs"
+	"github.com/podsb/podsb/nsenter"
+	"github.com/podsb/podsb/rootfs"
 )
 
 // ErrRunning means the pod's pause process is alive.

@@ -8,8 +8,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"podsb/network"
-	"podsb/rootfs"
+	"github.com/podsb/podsb/network"
+	"github.com/podsb/podsb/rootfs"
 )
 
 // DefaultRoot is the state root when none is given. It is under /run, a

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"podsb/sandbox"
+	"github.com/podsb/podsb/sandbox"
 )
 
 func newCreateCmd(g *globals) *cobra.Command {

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
-	"podsb/sandbox"
+	"github.com/podsb/podsb/sandbox"
 )
 
 // Exit codes of exec, as docker and podman give them.

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"podsb/sandbox"
+	"github.com/podsb/podsb/sandbox"
 )
 
 func newGCCmd(g *globals) *cobra.Command {

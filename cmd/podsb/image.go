@@ -15,8 +15,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"podsb/image"
-	"podsb/sandbox"
+	"github.com/podsb/podsb/image"
+	"github.com/podsb/podsb/sandbox"
 )
 
 // openStore opens the image store of --image-root, with the registries

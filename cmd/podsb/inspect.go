@@ -4,7 +4,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 
-	"podsb/sandbox"
+	"github.com/podsb/podsb/sandbox"
 )
 
 // inspectDoc is one pod in inspect output: the persisted state (with the

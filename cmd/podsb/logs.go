@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"podsb/sandbox"
+	"github.com/podsb/podsb/sandbox"
 )
 
 func newLogsCmd(g *globals) *cobra.Command {

@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"podsb/image"
-	"podsb/sandbox"
+	"github.com/podsb/podsb/image"
+	"github.com/podsb/podsb/sandbox"
 )
 
 // Exit codes. A command run in a pod passes its own status through; podsb's

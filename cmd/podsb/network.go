@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"podsb/sandbox"
+	"github.com/podsb/podsb/sandbox"
 )
 
 func newNetworkCmd(g *globals) *cobra.Command {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"podsb/sandbox"
+	"github.com/podsb/podsb/sandbox"
 )
 
 func newRmCmd(g *globals) *cobra.Command {

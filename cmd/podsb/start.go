@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"podsb/sandbox"
+	"github.com/podsb/podsb/sandbox"
 )
 
 func newStartCmd(g *globals) *cobra.Command {

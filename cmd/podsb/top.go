@@ -7,7 +7,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 
-	"podsb/sandbox"
+	"github.com/podsb/podsb/sandbox"
 )
 
 func newTopCmd(g *globals) *cobra.Command {

@@ -27,8 +27,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"podsb/internal/setup"
-	"podsb/sandbox"
+	"github.com/podsb/podsb/internal/setup"
+	"github.com/podsb/podsb/sandbox"
 )
 
 func main() {

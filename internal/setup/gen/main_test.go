@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"testing"
 
-	"podsb/internal/setup"
+	"github.com/podsb/podsb/internal/setup"
 )
 
 // TestHeaderUpToDate fails when the committed setup.h is not what package
