@@ -3,9 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
@@ -58,11 +54,8 @@ func BenchmarkImageRun(b *testing.B) {
 	many := &rootfs.ImageRoot{Layers: manyLayers(b, 250)}
 	// The CLI's run --image: busybox-static as an image of the store,
 	// pulled from an in-process registry.
-	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer reg.Close()
 	images := b.TempDir()
-	imageRef := exPushImage(b, strings.TrimPrefix(reg.URL, "http://")+"/bench/busybox:1",
-		exMutateConfig(b, exAppendLayers(b, exBusyboxLayer(b)), v1.Config{}))
+	imageRef := serveImages(b, map[string]v1.Image{"bench/busybox:1": imageOf(b, v1.Config{}, busyboxLayer(b))}) + "/bench/busybox:1"
 	e.must("--image-root", images, "image", "pull", "-q", imageRef)
 	tools := []tool{
 		{name: "podsb-250-layers", op: func(tb testing.TB, _ int, _ any) any { run(tb, sandbox.ContainerConfig{Image: many}); return nil }},

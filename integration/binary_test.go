@@ -84,6 +84,10 @@ func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }
 func init() { runtime.LockOSThread() }
 
 func TestMain(m *testing.M) {
+	if v := os.Getenv("PODSB_TEST_IMAGE_RUN"); v != "" {
+		imageRunHelper(v)
+		return
+	}
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)

@@ -30,25 +30,7 @@ func TestContainersProxyExample(t *testing.T) {
 		"python3", "-m", "http.server", "8081", "--bind", "127.0.0.1", "--directory", "/srv")
 
 	conf := filepath.Join(t.TempDir(), "nginx.conf")
-	os.WriteFile(conf, []byte(`daemon off;
-master_process off;
-worker_processes 1;
-pid /tmp/nginx.pid;
-error_log stderr;
-events { worker_connections 64; }
-http {
-	access_log off;
-	client_body_temp_path /tmp/client;
-	proxy_temp_path /tmp/proxy;
-	fastcgi_temp_path /tmp/fastcgi;
-	uwsgi_temp_path /tmp/uwsgi;
-	scgi_temp_path /tmp/scgi;
-	server {
-		listen 80;
-		location / { proxy_pass http://127.0.0.1:8081; }
-	}
-}
-`), 0o644)
+	os.WriteFile(conf, []byte(proxyNginxConf(8081)), 0o644)
 	e.must("run", "-d", "--name", "proxy", "-v", conf+":/etc/nginx/nginx.conf:ro", pod, "--",
 		"nginx", "-e", "stderr", "-c", "/etc/nginx/nginx.conf")
 
@@ -232,4 +214,29 @@ func TestContainerTTYAndSignals(t *testing.T) {
 	if cmd.ProcessState.ExitCode() != 9 || !strings.Contains(buf.String(), "got TERM") {
 		t.Errorf("signal forwarding: exit %d, %q", cmd.ProcessState.ExitCode(), buf.String())
 	}
+}
+
+// proxyNginxConf is the example's nginx.conf: in the foreground, one
+// process, temporary files under /tmp, serving port 80 by proxying to
+// 127.0.0.1:port.
+func proxyNginxConf(port int) string {
+	return fmt.Sprintf(`daemon off;
+master_process off;
+worker_processes 1;
+pid /tmp/nginx.pid;
+error_log stderr;
+events { worker_connections 64; }
+http {
+	access_log off;
+	client_body_temp_path /tmp/client;
+	proxy_temp_path /tmp/proxy;
+	fastcgi_temp_path /tmp/fastcgi;
+	uwsgi_temp_path /tmp/uwsgi;
+	scgi_temp_path /tmp/scgi;
+	server {
+		listen 80;
+		location / { proxy_pass http://127.0.0.1:%d; }
+	}
+}
+`, port)
 }

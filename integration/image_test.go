@@ -71,18 +71,26 @@ func layer(tb testing.TB, files ...tarFile) v1.Layer {
 	return l
 }
 
-// busyboxLayer is Debian's busybox-static as /bin/busybox, with /bin/sh.
+// busyboxLayer is Debian's busybox-static as /bin/busybox, with /bin/sh
+// and /bin/true.
 func busyboxLayer(tb testing.TB) v1.Layer {
 	tb.Helper()
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
 		tb.Skipf("no /bin/busybox (Debian's busybox-static, make deps): %v", err)
 	}
-	return layer(tb, tarFile{name: "bin/busybox", mode: 0o755, body: bb}, tarFile{name: "bin/sh", link: "busybox"})
+	return layer(tb, tarFile{name: "bin/busybox", mode: 0o755, body: bb}, tarFile{name: "bin/sh", link: "busybox"},
+		tarFile{name: "bin/true", link: "busybox"})
 }
 
 // ociImage makes a linux image of layers for this machine, with cmd.
 func ociImage(tb testing.TB, cmd []string, layers ...v1.Layer) v1.Image {
+	tb.Helper()
+	return imageOf(tb, v1.Config{Cmd: cmd, Env: []string{"PATH=/bin"}}, layers...)
+}
+
+// imageOf makes a linux image of layers for this machine, with config c.
+func imageOf(tb testing.TB, c v1.Config, layers ...v1.Layer) v1.Image {
 	tb.Helper()
 	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 	img, err := mutate.AppendLayers(img, layers...)
@@ -94,8 +102,7 @@ func ociImage(tb testing.TB, cmd []string, layers ...v1.Layer) v1.Image {
 		tb.Fatal(err)
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	cf.Config.Cmd, cf.Config.Env = cmd, []string{"PATH=/bin"}
+	cf.OS, cf.Architecture, cf.Config = "linux", runtime.GOARCH, c
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		tb.Fatal(err)
 	}

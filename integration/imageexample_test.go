@@ -1,31 +1,20 @@
 package integration
 
 import (
-	"archive/tar"
-	"bytes"
 	"fmt"
 	"io"
-	"log"
 	"maps"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // TestImagesProxyExample is the pod this project is modelled on, from
@@ -38,36 +27,28 @@ import (
 func TestImagesProxyExample(t *testing.T) {
 	e, nargs := netEnv(t)
 	images := t.TempDir()
-	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(reg.Close)
-	host := strings.TrimPrefix(reg.URL, "http://")
-
-	backend := exMutateConfig(t, exAppendLayers(t,
-		exBusyboxLayer(t),
-		exFilesLayer(t, map[string]exFile{
-			"etc/passwd":     {body: "root:x:0:0:root:/root:/bin/sh\nblog:x:1000:1000:blog:/srv:/bin/sh\n"},
-			"etc/group":      {body: "root:x:0:\nblog:x:1000:\n"},
-			"srv/index.html": {body: "served by the backend's own image\n"},
-		})),
-		v1.Config{
-			Entrypoint: []string{"/bin/busybox", "httpd", "-f", "-v"},
-			Cmd:        []string{"-p", "127.0.0.1:2368", "-h", "/srv"},
-			User:       "blog",
-			WorkingDir: "/srv",
-		})
-	frontend := exMutateConfig(t, exAppendLayers(t,
-		exBinaryLayer(t, "/usr/sbin/nginx"),
-		exFilesLayer(t, map[string]exFile{
-			"etc/nginx/nginx.conf": {body: exampleNginxConf},
-			"etc/passwd":           {body: "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"},
-			"etc/group":            {body: "root:x:0:\nnogroup:x:65534:\n"},
-		})),
-		v1.Config{
-			Entrypoint: []string{"/usr/sbin/nginx", "-e", "stderr"},
-			Cmd:        []string{"-c", "/etc/nginx/nginx.conf"},
-		})
-	backendRef := exPushImage(t, host+"/example/blog:1", backend)
-	frontendRef := exPushImage(t, host+"/example/web:1", frontend)
+	backend := imageOf(t, v1.Config{
+		Entrypoint: []string{"/bin/busybox", "httpd", "-f", "-v"},
+		Cmd:        []string{"-p", "127.0.0.1:2368", "-h", "/srv"},
+		User:       "blog",
+		WorkingDir: "/srv",
+	},
+		busyboxLayer(t),
+		layer(t,
+			tarFile{name: "etc/passwd", body: []byte("root:x:0:0:root:/root:/bin/sh\nblog:x:1000:1000:blog:/srv:/bin/sh\n")},
+			tarFile{name: "etc/group", body: []byte("root:x:0:\nblog:x:1000:\n")},
+			tarFile{name: "srv/index.html", body: []byte("served by the backend's own image\n")}))
+	frontend := imageOf(t, v1.Config{
+		Entrypoint: []string{"/usr/sbin/nginx", "-e", "stderr"},
+		Cmd:        []string{"-c", "/etc/nginx/nginx.conf"},
+	},
+		binaryLayer(t, "/usr/sbin/nginx"),
+		layer(t,
+			tarFile{name: "etc/nginx/nginx.conf", body: []byte(proxyNginxConf(2368))},
+			tarFile{name: "etc/passwd", body: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")},
+			tarFile{name: "etc/group", body: []byte("root:x:0:\nnogroup:x:65534:\n")}))
+	host := serveImages(t, map[string]v1.Image{"example/blog:1": backend, "example/web:1": frontend})
+	backendRef, frontendRef := host+"/example/blog:1", host+"/example/web:1"
 
 	for _, ref := range []string{backendRef, frontendRef} {
 		e.must("--image-root", images, "image", "pull", ref)
@@ -115,144 +96,29 @@ func TestImagesProxyExample(t *testing.T) {
 	}
 }
 
-const exampleNginxConf = `daemon off;
-master_process off;
-worker_processes 1;
-pid /tmp/nginx.pid;
-error_log stderr;
-events { worker_connections 64; }
-http {
-	access_log off;
-	client_body_temp_path /tmp/client;
-	proxy_temp_path /tmp/proxy;
-	fastcgi_temp_path /tmp/fastcgi;
-	uwsgi_temp_path /tmp/uwsgi;
-	scgi_temp_path /tmp/scgi;
-	server {
-		listen 80;
-		location / { proxy_pass http://127.0.0.1:2368; }
-	}
-}
-`
-
-type exFile struct {
-	body string
-	mode int64
-	link string // a symlink's target
-	src  string // a host file to copy
-}
-
-// exFilesLayer is an uncompressed layer of the given files, their parent
-// directories made as needed.
-func exFilesLayer(t testing.TB, files map[string]exFile) v1.Layer {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	dirs := map[string]bool{}
-	for p := range files {
-		for d := filepath.Dir(p); d != "." && !dirs[d]; d = filepath.Dir(d) {
-			dirs[d] = true
-		}
-	}
-	for _, d := range slices.Sorted(maps.Keys(dirs)) {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755})
-	}
-	for _, p := range slices.Sorted(maps.Keys(files)) {
-		f := files[p]
-		switch {
-		case f.link != "":
-			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: p, Linkname: f.link, Mode: 0o777})
-		case f.src != "":
-			b, err := os.ReadFile(f.src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: 0o755, Size: int64(len(b))})
-			tw.Write(b)
-		default:
-			mode := f.mode
-			if mode == 0 {
-				mode = 0o644
-			}
-			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: mode, Size: int64(len(f.body))})
-			tw.Write([]byte(f.body))
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b := buf.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
-
-// exBusyboxLayer holds busybox-static as /bin/busybox and /bin/sh.
-func exBusyboxLayer(t testing.TB) v1.Layer {
-	t.Helper()
-	return exFilesLayer(t, map[string]exFile{
-		"bin/busybox": {src: "/bin/busybox"},
-		"bin/sh":      {link: "busybox"},
-		"bin/true":    {link: "busybox"},
-	})
-}
-
-// exBinaryLayer holds a host binary with the shared libraries ldd names, at
+// binaryLayer holds a host binary with the shared libraries ldd names, at
 // their host paths.
-func exBinaryLayer(t testing.TB, bin string) v1.Layer {
+func binaryLayer(t testing.TB, bin string) v1.Layer {
 	t.Helper()
 	out, err := exec.Command("ldd", bin).Output()
 	if err != nil {
 		t.Fatalf("ldd %s: %v", bin, err)
 	}
-	files := map[string]exFile{strings.TrimPrefix(bin, "/"): {src: bin}}
+	files := map[string]bool{bin: true}
 	for _, line := range strings.Split(string(out), "\n") {
 		for _, f := range strings.Fields(line) {
 			if strings.HasPrefix(f, "/") {
-				real, err := filepath.EvalSymlinks(f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				files[strings.TrimPrefix(f, "/")] = exFile{src: real}
+				files[f] = true
 			}
 		}
 	}
-	return exFilesLayer(t, files)
-}
-
-func exAppendLayers(t testing.TB, layers ...v1.Layer) v1.Image {
-	t.Helper()
-	img, err := mutate.AppendLayers(empty.Image, layers...)
-	if err != nil {
-		t.Fatal(err)
+	var tfs []tarFile
+	for _, f := range slices.Sorted(maps.Keys(files)) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tfs = append(tfs, tarFile{name: strings.TrimPrefix(f, "/"), mode: 0o755, body: b})
 	}
-	return img
-}
-
-func exMutateConfig(t testing.TB, img v1.Image, c v1.Config) v1.Image {
-	t.Helper()
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Config = "linux", runtime.GOARCH, c
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
-func exPushImage(t testing.TB, ref string, img v1.Image) string {
-	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	return ref
+	return layer(t, tfs...)
 }

@@ -339,7 +339,7 @@ func TestImageRootKilledStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 12 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestImageRootRunHelper$")
+		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), "PODSB_TEST_IMAGE_RUN="+e.root+"\n"+name+"\n"+string(cfg))
 		out, _ := cmd.StdoutPipe()
 		if err := cmd.Start(); err != nil {
@@ -379,19 +379,18 @@ func TestImageRootKilledStart(t *testing.T) {
 	}
 }
 
-// TestImageRootRunHelper is the process TestImageRootKilledStart kills:
-// it runs a container of the image its environment names.
-func TestImageRootRunHelper(t *testing.T) {
-	v := os.Getenv("PODSB_TEST_IMAGE_RUN")
-	if v == "" {
-		t.Skip("run by TestImageRootKilledStart")
-	}
+// imageRunHelper is the process TestImageRootKilledStart kills (TestMain
+// runs it instead of the tests when its environment names an image): it
+// runs a container of that image, and is killed while it does.
+func imageRunHelper(v string) {
 	parts := strings.SplitN(v, "\n", 3)
 	var img rootfs.ImageRoot
-	must(t, json.Unmarshal([]byte(parts[2]), &img))
+	if err := json.Unmarshal([]byte(parts[2]), &img); err != nil {
+		panic(err)
+	}
 	pod, err := sandbox.Load(parts[0], parts[1])
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	cc := sandbox.ContainerConfig{Image: &img}
 	cc.Args = []string{"sleep 1000"}

@@ -12,6 +12,11 @@ import (
 // Volume is a bind mount of a host path into a pod.
 type Volume = rootfs.Volume
 
+// ParseSignal reads a signal as a number from 1 to 64, or a name with or
+// without SIG, in any case (rootfs.ParseSignal, which reads images'
+// StopSignal).
+func ParseSignal(s string) (unix.Signal, error) { return rootfs.ParseSignal(s) }
+
 // ParseVolume parses SRC:DST[:OPTS], OPTS comma-separated: ro or rw, and
 // kernelfs (rootfs.ParseVolume).
 func ParseVolume(s string) (Volume, error) {

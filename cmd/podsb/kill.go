@@ -1,9 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -20,7 +17,7 @@ func newKillCmd(g *globals) *cobra.Command {
 			var sig unix.Signal
 			if len(args) == 3 {
 				var err error
-				if sig, err = parseSignal(args[2]); err != nil {
+				if sig, err = sandbox.ParseSignal(args[2]); err != nil {
 					return err
 				}
 			}
@@ -38,19 +35,4 @@ func newKillCmd(g *globals) *cobra.Command {
 			return pod.SignalContainer(args[1], sig)
 		},
 	}
-}
-
-// parseSignal reads a signal as a number, or a name with or without SIG.
-func parseSignal(s string) (unix.Signal, error) {
-	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
-		return unix.Signal(n), nil
-	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if sig := unix.SignalNum(name); sig != 0 {
-		return sig, nil
-	}
-	return 0, fmt.Errorf("signal %q: not a signal name or number", s)
 }
