@@ -138,9 +138,9 @@ func TestStoreRoundTrip(t *testing.T) {
 
 func TestValidID(t *testing.T) {
 	for id, want := range map[string]bool{
-		strings.Repeat("0f", 32): true,
-		strings.Repeat("0F", 32): false,
-		strings.Repeat("0f", 31): false,
+		strings.Repeat("0f", 32):        true,
+		strings.Repeat("0F", 32):        false,
+		strings.Repeat("0f", 31):        false,
 		"../" + strings.Repeat("0", 61): false,
 	} {
 		if validID(id) != want {
