@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -262,5 +263,35 @@ func TestCRICrictl(t *testing.T) {
 	}
 	if out := c.crictlMust("pods", "-q"); strings.TrimSpace(out) != "" {
 		t.Errorf("crictl pods after refused runp: %q", out)
+	}
+}
+
+// podsb cri without podsb-cri next to it or in PATH says how to build it,
+// in one line, and exits 125.
+func TestCRIWithoutServerBinary(t *testing.T) {
+	bin := podsbBinary(t)
+	dir := t.TempDir()
+	lone := filepath.Join(dir, "podsb")
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lone, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(lone, "cri", "--listen", "unix://"+filepath.Join(dir, "cri.sock"))
+	cmd.Env = append(os.Environ(), "PATH="+dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 125 {
+		t.Fatalf("podsb cri without podsb-cri: %v", err)
+	}
+	if msg := stderr.String(); strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "needs the podsb-cri binary") || !strings.Contains(msg, "make build") {
+		t.Errorf("message: %q", msg)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cri.sock")); err == nil {
+		t.Error("a socket was made")
 	}
 }
