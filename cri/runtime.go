@@ -100,16 +100,22 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		rec.Hostname = id[:12]
 		sc.Hostname = rec.Hostname
 	}
+	unlock := s.lockPod(id)
+	defer unlock()
 	if err := s.reserve(rec); err != nil {
 		return nil, err
 	}
 	sc.Root, sc.Name = s.root, id
 	sc.Network.Bridge, sc.Network.Subnet = s.bridge, s.subnet
-	if _, err := sandbox.Create(ctx, sc); err != nil {
+	pod, err := sandbox.Create(ctx, sc)
+	if err != nil {
 		s.drop(rec)
 		return nil, grpcError("run pod sandbox "+md.GetName(), err)
 	}
 	if err := s.setReady(rec.ID, true); err != nil {
+		// Nothing may be left that no record names.
+		pod.Remove(context.WithoutCancel(ctx), sandbox.RemoveOptions{Force: true})
+		s.drop(rec)
 		return nil, internalf("pod %s: %v", id, err)
 	}
 	s.log.Info("pod sandbox ready", "id", id, "name", rec.Name, "namespace", rec.Namespace, "attempt", rec.Attempt)
@@ -238,6 +244,7 @@ func (s *Server) drop(rec *podRecord) error {
 		return err
 	}
 	delete(s.pods, rec.ID)
+	delete(s.ops, rec.ID) // a waiter holds its own pointer; a later lockPod makes a fresh one
 	if s.names[rec.key()] == rec.ID {
 		delete(s.names, rec.key())
 	}
@@ -297,8 +304,10 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 	if err != nil {
 		return nil, err
 	}
+	unlock := s.lockPod(rec.ID)
+	defer unlock()
 	if err := s.setReady(rec.ID, false); err != nil {
-		return nil, internalf("%v", err)
+		return nil, grpcError("stop pod sandbox "+rec.ID, err) // NotFound: removed while we waited
 	}
 	p, err := sandbox.Load(s.root, rec.ID)
 	switch {
@@ -323,6 +332,11 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 	}
 	if err != nil {
 		return nil, err
+	}
+	unlock := s.lockPod(rec.ID)
+	defer unlock()
+	if _, err := s.find(rec.ID); err != nil {
+		return &runtimeapi.RemovePodSandboxResponse{}, nil // removed while we waited
 	}
 	p, err := sandbox.Load(s.root, rec.ID)
 	switch {

@@ -63,13 +63,26 @@ type Server struct {
 	store  *store
 	log    *slog.Logger
 
-	// mu guards pods and names. Long operations (creating, stopping,
-	// removing a pod) run without it; each pod's own operations are
-	// serialized by the podsb pod's lock, and a pod being made is
-	// reserved in names first.
+	// mu guards pods, names and ops. Long operations (creating, stopping,
+	// removing a pod) run without it, each under its pod's op lock, so
+	// that a RemovePodSandbox waits for the RunPodSandbox of the same pod.
 	mu    sync.Mutex
-	pods  map[string]*podRecord // by ID
-	names map[string]string     // podRecord.key() -> ID
+	pods  map[string]*podRecord  // by ID
+	names map[string]string      // podRecord.key() -> ID
+	ops   map[string]*sync.Mutex // by ID: the pod's op lock
+}
+
+// lockPod takes the op lock of the pod id, and returns its release.
+func (s *Server) lockPod(id string) func() {
+	s.mu.Lock()
+	m, ok := s.ops[id]
+	if !ok {
+		m = &sync.Mutex{}
+		s.ops[id] = m
+	}
+	s.mu.Unlock()
+	m.Lock()
+	return m.Unlock
 }
 
 // New opens the server's state and image store and loads the records of
@@ -97,7 +110,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{root: root, bridge: o.Bridge, subnet: o.Subnet, images: im, store: st, log: o.Log,
-		pods: map[string]*podRecord{}, names: map[string]string{}}
+		pods: map[string]*podRecord{}, names: map[string]string{}, ops: map[string]*sync.Mutex{}}
 	recs, bad := st.load()
 	for _, err := range bad {
 		s.log.Warn("skip unreadable pod record", "err", err)

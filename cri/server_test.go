@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -323,6 +324,60 @@ func TestHalfMadePod(t *testing.T) {
 	}
 	if _, err := ts.rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
 		t.Fatal(err)
+	}
+	if got := ts.list(nil); len(got) != 0 {
+		t.Errorf("left: %v", got)
+	}
+}
+
+// Many RunPodSandbox calls at once, then many RemovePodSandbox calls, each
+// racing a StopPodSandbox of the same pod: every pod is made with an
+// address of its own, and nothing is left.
+func TestConcurrentRunRemove(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := context.Background()
+	const n = 30
+	ids := make([]string, n)
+	errs := make(chan error, 2*n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r, err := ts.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: podCfg(fmt.Sprintf("p%d", i), 0)})
+			if err != nil {
+				errs <- err
+				return
+			}
+			ids[i] = r.PodSandboxId
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		ts.ids[id] = true
+	}
+	ips := map[string]bool{}
+	for _, id := range ts.list(nil) {
+		ips[ts.status(id).Network.GetIp()] = true
+	}
+	if len(ips) != n {
+		t.Errorf("%d pods with distinct addresses, want %d", len(ips), n)
+	}
+	for _, id := range ids {
+		wg.Go(func() {
+			if _, err := ts.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+				errs <- err
+			}
+		})
+		wg.Go(func() {
+			_, err := ts.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id})
+			if st, _ := status.FromError(err); err != nil && st.Code() != codes.NotFound {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 	if got := ts.list(nil); len(got) != 0 {
 		t.Errorf("left: %v", got)
