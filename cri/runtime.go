@@ -107,7 +107,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	}
 	sc.Root, sc.Name = s.root, id
 	sc.Network.Bridge, sc.Network.Subnet = s.bridge, s.subnet
+	s.creating.RLock()
 	pod, err := sandbox.Create(ctx, sc)
+	s.creating.RUnlock()
 	if err != nil {
 		s.drop(rec)
 		return nil, grpcError("run pod sandbox "+md.GetName(), err)
@@ -341,6 +343,10 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 	p, err := sandbox.Load(s.root, rec.ID)
 	switch {
 	case errors.Is(err, sandbox.ErrNotFound):
+		// A server killed during RunPodSandbox, before the pod had its
+		// name: what it made is in the work directory, and its address
+		// is reserved.
+		s.cleanWork()
 	case err != nil:
 		return nil, grpcError("remove pod sandbox "+rec.ID, err)
 	default:

@@ -70,6 +70,22 @@ type Server struct {
 	pods  map[string]*podRecord  // by ID
 	names map[string]string      // podRecord.key() -> ID
 	ops   map[string]*sync.Mutex // by ID: the pod's op lock
+
+	// creating is held shared by each RunPodSandbox while it makes its
+	// pod, and exclusively to clean up after killed creates
+	// (sandbox.CleanWork), which would free a create's address.
+	creating sync.RWMutex
+}
+
+// cleanWork removes what creates of a killed server left: half-made pod
+// directories in the root's work directory, and addresses and ports of
+// pods that are gone.
+func (s *Server) cleanWork() {
+	s.creating.Lock()
+	defer s.creating.Unlock()
+	if err := sandbox.CleanWork(s.root); err != nil {
+		s.log.Warn("clean up after killed creates", "err", err)
+	}
 }
 
 // lockPod takes the op lock of the pod id, and returns its release.
@@ -120,6 +136,7 @@ func New(o Options) (*Server, error) {
 		s.names[r.key()] = r.ID
 	}
 	s.log.Info("loaded pod records", "pods", len(recs), "state", o.StateDir, "root", root)
+	s.cleanWork()
 	return s, nil
 }
 

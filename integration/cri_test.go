@@ -295,3 +295,49 @@ func TestCRIWithoutServerBinary(t *testing.T) {
 		t.Error("a socket was made")
 	}
 }
+
+// podsb cri killed (SIGKILL) while it runs a pod sandbox, at several
+// moments: the next server lists the pod NOTREADY, or not at all, and
+// removing what it lists leaves nothing.
+func TestCRIKilledDuringRunp(t *testing.T) {
+	c := newCRIEnv(t)
+	dir := t.TempDir()
+	// crictl takes about 80 ms to send its call, and the call about 25
+	// ms (2026-12-05): the kills spread over that window. Whether a kill
+	// lands inside the call varies from run to run; what must hold
+	// holds for every moment.
+	for i := range 12 {
+		delay := time.Duration(60+6*i) * time.Millisecond
+		podJSON := filepath.Join(dir, fmt.Sprintf("pod%d.json", i))
+		os.WriteFile(podJSON, []byte(fmt.Sprintf(`{"metadata": {"name": "k%d", "namespace": "default", "uid": "u%d"}, "linux": {}}`, i, i)), 0o644)
+		ep := "unix://" + c.sock
+		runp := exec.Command(c.crictl, "--runtime-endpoint", ep, "--timeout", "10s", "runp", podJSON)
+		if err := runp.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		c.srv.Process.Kill()
+		c.srv.Wait()
+		runp.Process.Kill() // it would wait for a server until its timeout
+		runp.Wait()
+		c.srv = nil
+		c.startServer()
+		out := c.crictlMust("pods", "-q")
+		for _, id := range strings.Fields(out) {
+			c.use(id)
+			st := c.inspectp(id)
+			if st.Status.State != "SANDBOX_NOTREADY" && st.Status.State != "SANDBOX_READY" {
+				t.Errorf("delay %v: pod %s in state %s", delay, id, st.Status.State)
+			}
+			t.Logf("killed after %v: pod %s is %s", delay, id[:12], st.Status.State)
+			c.crictlMust("rmp", "-f", id)
+		}
+		if out := c.crictlMust("pods", "-q"); strings.TrimSpace(out) != "" {
+			t.Errorf("delay %v: left after rmp: %q", delay, out)
+		}
+		if ents := stateEntries(c.root); len(ents) > 0 {
+			out, _ := exec.Command("find", c.root, "-ls").CombinedOutput()
+			t.Errorf("delay %v: state root holds %v:\n%s", delay, ents, out)
+		}
+	}
+}

@@ -84,7 +84,15 @@ func Open(root string, opts Options) (*Network, error) {
 	n := &Network{root: root, dir: dir, lock: lock}
 	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if opts.Existing && errors.Is(err, os.ErrNotExist) {
-		n.Close() // no configuration: Close removes nothing
+		// An Open killed before it wrote the configuration: no pod has
+		// an address without one. Remove what it made, under the lock
+		// (an Open waiting for it finds the directory gone and starts
+		// again).
+		err := os.RemoveAll(dir)
+		n.Close() // no configuration: Close removes nothing more
+		if err != nil {
+			return nil, err
+		}
 		return nil, ErrNoNetwork
 	}
 	for _, d := range []string{filepath.Join(dir, "leases"), filepath.Join(dir, "ports")} {
