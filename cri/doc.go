@@ -18,4 +18,9 @@
 // their initialization (docs/cri.md).
 //
 // Privileges: root, as package sandbox needs.
+//
+// Thread rules: none of its own. It changes no thread's namespaces (package
+// sandbox joins pods on threads of its own); gRPC calls its methods from
+// many goroutines at once, and calls on one pod are serialized by the
+// server's per-pod lock.
 package cri
