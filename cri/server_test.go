@@ -2,6 +2,8 @@ package cri
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -112,6 +115,23 @@ func (ts *testServer) checkNoLeaks(dir string) {
 	if _, err := net.InterfaceByName(ts.bridge); err == nil {
 		t.Errorf("leaked bridge %s", ts.bridge)
 	}
+	// Each pod's host veth: "pv" and 12 hex digits of SHA-256(root NUL
+	// name), as package network names it.
+	for id := range ts.ids {
+		sum := sha256.Sum256([]byte(ts.opts.Root + "\x00" + id))
+		veth := "pv" + hex.EncodeToString(sum[:])[:12]
+		if _, err := net.InterfaceByName(veth); err == nil {
+			t.Errorf("leaked veth %s of pod %s", veth, id)
+		}
+	}
+	if c, err := nftables.New(); err == nil {
+		tables, _ := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+		for _, tb := range tables {
+			if tb.Name == "podsb_"+ts.bridge {
+				t.Errorf("leaked nftables table %s", tb.Name)
+			}
+		}
+	}
 }
 
 func podCfg(name string, attempt uint32) *runtimeapi.PodSandboxConfig {
@@ -205,7 +225,10 @@ func TestSocketMode(t *testing.T) {
 func TestPodSandboxLifecycle(t *testing.T) {
 	ts := newTestServer(t)
 	ctx := context.Background()
-	a := ts.runp(podCfg("alpha", 0))
+	alpha := podCfg("alpha", 0)
+	hostPort := int32(20000 + rand.IntN(20000))
+	alpha.PortMappings = []*runtimeapi.PortMapping{{ContainerPort: 80, HostPort: hostPort}, {ContainerPort: 81}}
+	a := ts.runp(alpha)
 	b := ts.runp(podCfg("beta", 1))
 	if len(a) != 64 || !validID(a) {
 		t.Fatalf("pod ID %q: want 64 hex digits", a)
@@ -229,6 +252,10 @@ func TestPodSandboxLifecycle(t *testing.T) {
 	}
 	if h := p.State().Hostname; h != "alpha" {
 		t.Errorf("hostname %q", h)
+	}
+	// The mapping with a host port is published; the other is not.
+	if ports := p.State().Network.Ports; len(ports) != 1 || ports[0].HostPort != uint16(hostPort) || ports[0].PodPort != 80 || ports[0].Proto != "tcp" {
+		t.Errorf("published ports: %+v", ports)
 	}
 
 	// The same name, namespace, UID and attempt again is refused.
