@@ -3,6 +3,12 @@ GO ?= go
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TESTFLAGS ?=
 BIN := bin/podsb
+# The CRI server is a binary of its own, so that podsb does not link grpc
+# (docs/cri.md); podsb cri executes it.
+CRI_BIN = $(dir $(BIN))podsb-cri
+# Where tools the tests drive (crictl) are built once and kept.
+TOOLS_DIR ?= /var/cache/podsb-tools
+CRICTL_VERSION := v1.37.0
 # A static binary starts faster (no dynamic loader) and runs anywhere.
 CGO ?= 0
 # What podsb version prints: the commit, and whether the fast path is linked.
@@ -15,19 +21,20 @@ VERSION_LDFLAGS := -X main.commit=$(COMMIT)
 # fastexec's C includes reaper's pause image (fastexec/c/build.sh) and
 # reads sandbox's files at run time: the join record and the namespace
 # handles (fastexec/doc.go names them).
-EDGES := cmd/podsb:sandbox,fastexec,image image:internal/errclass,rootfs sandbox:rootfs,network,reaper,nsenter,internal/setup,internal/errclass \
+EDGES := cmd/podsb:sandbox,fastexec,image cmd/podsb-cri:cri cri:sandbox,image image:internal/errclass,rootfs sandbox:rootfs,network,reaper,nsenter,internal/setup,internal/errclass \
 	rootfs:internal/setup,internal/errclass network:internal/errclass nsenter: reaper: fastexec: \
 	internal/setup: internal/setup/gen:internal/setup,sandbox internal/errclass: internal/testenv: integration:
 CEDGES := fastexec:internal/setup reaper:internal/setup
 
-.PHONY: all build deps test unit integration bench lint demo pause clean help
+.PHONY: all build tools deps test unit integration bench lint demo pause clean help
 
 all: build
 
 # With a C compiler, podsb exec's fast path (package fastexec) is built
 # from source and is the binary's entry point; without one, the same podsb
 # without it.
-build: ## Build bin/podsb (with exec's fast path if there is a C compiler)
+build: ## Build bin/podsb (with exec's fast path if there is a C compiler) and bin/podsb-cri
+	CGO_ENABLED=$(CGO) $(GO) build -ldflags="$(VERSION_LDFLAGS)" -o $(CRI_BIN) ./cmd/podsb-cri
 	@rc=2; if [ "$$($(GO) env GOARCH)" = amd64 ]; then sh fastexec/c/build.sh && rc=0 || rc=$$?; fi; \
 	if [ $$rc = 0 ]; then \
 		set -x; CGO_ENABLED=$(CGO) $(GO) build -tags fastexec -ldflags="-E=github.com/podsb/podsb/fastexec.entry -X main.fastPath=linked $(VERSION_LDFLAGS)" -o $(BIN) ./cmd/podsb; \
@@ -35,6 +42,11 @@ build: ## Build bin/podsb (with exec's fast path if there is a C compiler)
 		echo "make build: no C compiler for amd64: $(BIN) without exec's fast path (podsb exec starts in Go)"; \
 		set -x; CGO_ENABLED=$(CGO) $(GO) build -ldflags="$(VERSION_LDFLAGS)" -o $(BIN) ./cmd/podsb; \
 	else exit $$rc; fi
+
+tools: ## Build crictl $(CRICTL_VERSION) into $(TOOLS_DIR) once (the CRI tests drive it)
+	@test -x $(TOOLS_DIR)/crictl-$(CRICTL_VERSION) || { set -e; mkdir -p $(TOOLS_DIR); tmp=$$(mktemp -d); \
+		GOBIN=$$tmp GOFLAGS=-mod=mod $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION); \
+		mv $$tmp/crictl $(TOOLS_DIR)/crictl-$(CRICTL_VERSION); rmdir $$tmp; }
 
 deps: ## Install the Debian packages the tests drive, if missing (scripts/deps.sh; needs root)
 	sh scripts/deps.sh

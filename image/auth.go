@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // keychain returns the credentials to pull with: $REGISTRY_AUTH_FILE first
@@ -18,6 +19,18 @@ func keychain() authn.Keychain {
 		return authn.NewMultiKeychain(authFile(p), authn.DefaultKeychain)
 	}
 	return authn.DefaultKeychain
+}
+
+// authOption is the remote option that logs in with c, or with the
+// keychain if c is nil.
+func authOption(c *Credentials) remote.Option {
+	if c == nil {
+		return remote.WithAuthFromKeychain(keychain())
+	}
+	return remote.WithAuth(authn.FromConfig(authn.AuthConfig{
+		Username: c.Username, Password: c.Password, Auth: c.Auth,
+		IdentityToken: c.IdentityToken, RegistryToken: c.RegistryToken,
+	}))
 }
 
 // authFile is a containers-auth.json(5) file: {"auths": {"HOST": {"auth": BASE64}}}.

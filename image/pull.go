@@ -34,6 +34,17 @@ type PullOptions struct {
 	Jobs int
 	// Transport is the HTTP transport; nil: http.DefaultTransport.
 	Transport http.RoundTripper
+	// Auth, if set, are the credentials to pull with, in place of the
+	// keychain's (as a CRI PullImage request carries them).
+	Auth *Credentials
+}
+
+// Credentials log in to a registry: a user name and password (or Auth,
+// their base64 "user:password"), an identity token to get an access token
+// with, or a registry (bearer) token.
+type Credentials struct {
+	Username, Password, Auth     string
+	IdentityToken, RegistryToken string
 }
 
 // ParsePlatform parses "os/arch[/variant]".
@@ -125,7 +136,7 @@ func (s *Store) pullFrom(ctx context.Context, ep endpoint, r name.Reference, nor
 	}
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(keychain()),
+		authOption(opts.Auth),
 		remote.WithTransport(&guard{base: base, allow: allow}),
 		remote.WithPlatform(*plat),
 		remote.WithUserAgent("podsb"),

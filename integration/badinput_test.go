@@ -38,7 +38,7 @@ func TestBadInput(t *testing.T) {
 		want string
 	}{
 		{"empty name", []string{"create", ""}, "empty pod name"},
-		{"long name", []string{"create", strings.Repeat("a", 64)}, "longer than 63"},
+		{"long name", []string{"create", strings.Repeat("a", 65)}, "longer than 64"},
 		{"traversal", []string{"create", "../escaped"}, "must match"},
 		{"slash", []string{"create", "a/b"}, "must match"},
 		{"dot start", []string{"create", ".hidden"}, "must match"},

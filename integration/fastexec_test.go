@@ -64,7 +64,7 @@ func TestFastExecParity(t *testing.T) {
 		{"", []string{"exec", stopped, "--", "true"}},
 		{"", []string{"exec", "nosuchpod", "--", "true"}},
 		{"", []string{"exec", "../x", "--", "true"}},
-		{"", []string{"exec", strings.Repeat("a", 64), "--", "true"}},
+		{"", []string{"exec", strings.Repeat("a", 65), "--", "true"}},
 		{"", []string{"exec", name, "--"}},
 		{"", []string{"exec", "-e", "NOEQUALS", name, "--", "true"}},
 		{"", []string{"exec", "-e", "=x", name, "--", "true"}},

@@ -42,18 +42,31 @@ func (n *Network) step(name string) {
 type Options struct {
 	Bridge string
 	Subnet netip.Prefix
+	// Existing opens the network only if the root has one: Open makes
+	// nothing and fails with ErrNoNetwork otherwise (to release, there
+	// is nothing to make).
+	Existing bool
 }
+
+// ErrNoNetwork means the state root has no network (Options.Existing).
+var ErrNoNetwork = fmt.Errorf("no network: %w", os.ErrNotExist)
 
 // Open opens the network of a state root, creating its directory and
 // configuration on first use, and takes its lock. Close releases it.
 func Open(root string, opts Options) (*Network, error) {
 	dir := filepath.Join(root, ".network")
-	for _, d := range []string{dir, filepath.Join(dir, "leases"), filepath.Join(dir, "ports")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+	// Only the directory is made before the lock: its entries are made
+	// under it, or they could be made inside a directory that the last
+	// pod's Close is removing, which then fails (ENOTEMPTY).
+	if !opts.Existing {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
 	}
 	lock, err := os.Open(dir)
+	if opts.Existing && errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoNetwork
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +83,24 @@ func Open(root string, opts Options) (*Network, error) {
 	}
 	n := &Network{root: root, dir: dir, lock: lock}
 	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if opts.Existing && errors.Is(err, os.ErrNotExist) {
+		// An Open killed before it wrote the configuration: no pod has
+		// an address without one. Remove what it made, under the lock
+		// (an Open waiting for it finds the directory gone and starts
+		// again).
+		err := os.RemoveAll(dir)
+		n.Close() // no configuration: Close removes nothing more
+		if err != nil {
+			return nil, err
+		}
+		return nil, ErrNoNetwork
+	}
+	for _, d := range []string{filepath.Join(dir, "leases"), filepath.Join(dir, "ports")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(b, &n.cfg); err != nil {
@@ -81,7 +112,7 @@ func Open(root string, opts Options) (*Network, error) {
 			return nil, invalidf("the network of %s is bridge %s with subnet %s; remove its pods to change it", root, n.cfg.Bridge, n.cfg.Subnet)
 		}
 	case errors.Is(err, os.ErrNotExist):
-		n.cfg = config(opts)
+		n.cfg = config{Bridge: opts.Bridge, Subnet: opts.Subnet}
 		if n.cfg.Bridge == "" {
 			n.cfg.Bridge = DefaultBridge
 		}

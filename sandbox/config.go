@@ -48,6 +48,9 @@ type Config struct {
 	Network *NetworkConfig
 	// Limits are the pod's resource limits (a cgroup); none if zero.
 	Limits Limits
+	// ResolvConf is the content of the pod's /etc/resolv.conf; empty: the
+	// host's, without loopback name servers.
+	ResolvConf string
 	// Security sets pause's capabilities and privileges and, unless
 	// Privileged, masks the sensitive parts of /proc and /sys. Its
 	// capabilities are also the default of the pod's execs and runs.

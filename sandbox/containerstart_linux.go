@@ -152,7 +152,7 @@ func (r *containerStart) makeDir(context.Context) error {
 func (r *containerStart) prepare(context.Context) error {
 	c, st := r.cc.ExecConfig, r.pod.state
 	r.spec.Target = filepath.Join(r.dir, "rootfs")
-	r.spec.Etc = etcFiles(st.Hostname, netipAddr(st))
+	r.spec.Etc = etcFiles(st.Hostname, netipAddr(st), st.ResolvConf)
 	if err := os.Mkdir(r.spec.Target, 0o700); err != nil {
 		return err
 	}

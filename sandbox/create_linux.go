@@ -158,7 +158,7 @@ func (r *podCreate) plan(context.Context) (func(), error) {
 		Dir:      c.Rootfs,
 		Target:   filepath.Join(r.dir, "rootfs"),
 		ReadOnly: c.ReadOnly,
-		Etc:      etcFiles(c.Hostname, r.podIP),
+		Etc:      etcFiles(c.Hostname, r.podIP, c.ResolvConf),
 		Volumes:  c.Volumes,
 		Mask:     !c.Security.Privileged,
 		NoDev:    !c.Security.Privileged,
@@ -207,16 +207,17 @@ func (r *podCreate) firstStateWrite(context.Context) (func(), error) {
 			Pid:     pid,
 			Bundle:  r.dir,
 		},
-		Created:   time.Now().UTC(),
-		StartTime: ps.startTime,
-		BootID:    bootID(),
-		Hostname:  c.Hostname,
-		Rootfs:    c.Rootfs,
-		ReadOnly:  c.ReadOnly,
-		Volumes:   c.Volumes,
-		Network:   r.lease,
-		Limits:    c.Limits,
-		Security:  c.Security,
+		Created:    time.Now().UTC(),
+		StartTime:  ps.startTime,
+		BootID:     bootID(),
+		Hostname:   c.Hostname,
+		Rootfs:     c.Rootfs,
+		ReadOnly:   c.ReadOnly,
+		Volumes:    c.Volumes,
+		Network:    r.lease,
+		Limits:     c.Limits,
+		Security:   c.Security,
+		ResolvConf: c.ResolvConf,
 	}
 	if !c.Limits.none() {
 		r.cgroup = cgroupPath(c.Root, c.Name)
@@ -415,8 +416,12 @@ func (p *initProc) kill() {
 }
 
 // etcFiles returns the contents of the pod's hostname, hosts and
-// resolv.conf. The hostname maps to the pod's address if it has one.
-func etcFiles(hostname string, ip netip.Addr) map[string]string {
+// resolv.conf. The hostname maps to the pod's address if it has one. An
+// empty resolv is the host's resolv.conf (resolvConf).
+func etcFiles(hostname string, ip netip.Addr, resolv string) map[string]string {
+	if resolv == "" {
+		resolv = resolvConf()
+	}
 	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 	if ip.IsValid() {
 		hosts += ip.String() + "\t" + hostname + "\n"
@@ -426,7 +431,7 @@ func etcFiles(hostname string, ip netip.Addr) map[string]string {
 	return map[string]string{
 		"hostname":    hostname + "\n",
 		"hosts":       hosts,
-		"resolv.conf": resolvConf(),
+		"resolv.conf": resolv,
 	}
 }
 

@@ -229,3 +229,26 @@ func unlinkAt(dir *os.File, name string, flags int) error {
 	}
 	return nil
 }
+
+// CleanWork removes what creates and removals that died (a killed
+// process) left in the state root's work directory, then frees what the
+// network holds for pods that are gone (PruneNetwork). Unlike GC it
+// removes no pod, stopped or half-made. A create under way holds its lock
+// and is left alone, but the address it reserved would be freed: call
+// CleanWork when no create of the root is under way, as podsb cri does
+// when it starts and between its own creates.
+func CleanWork(root string) error {
+	root, err := rootPath(root)
+	if err != nil {
+		return err
+	}
+	rf, err := openRoot(root)
+	if isNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer rf.Close()
+	return errors.Join(gcWork(rf), PruneNetwork(root))
+}

@@ -7,9 +7,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MaxNameLen is the longest pod name; a name is also the default hostname,
-// and a DNS label has at most 63 bytes.
-const MaxNameLen = 63
+// MaxNameLen is the longest pod name: 64, so that a Kubernetes CRI pod ID
+// (64 hex digits) is a pod name as it is. A name is also the default
+// hostname, and sethostname(2) takes up to 64 bytes.
+const MaxNameLen = 64
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 

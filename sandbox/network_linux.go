@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -134,10 +133,10 @@ func reattachNetwork(root, name string, l *network.Lease, netns string) (*networ
 // died before writing its state), whatever the network holds for pods that
 // are gone. The last pod removes the network.
 func releaseNetwork(root, name string, l *network.Lease) error {
-	if _, err := os.Stat(filepath.Join(root, ".network")); err != nil {
-		return nil // never used
+	n, err := network.Open(root, network.Options{Existing: true})
+	if errors.Is(err, network.ErrNoNetwork) {
+		return nil // never used, or removed by the last pod
 	}
-	n, err := network.Open(root, network.Options{})
 	if err != nil {
 		return err
 	}

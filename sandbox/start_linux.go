@@ -73,7 +73,7 @@ func (p *Pod) Start(ctx context.Context) error {
 		Dir:      st.Rootfs,
 		Target:   filepath.Join(dir, "rootfs"),
 		ReadOnly: st.ReadOnly,
-		Etc:      etcFiles(st.Hostname, netipAddr(st)),
+		Etc:      etcFiles(st.Hostname, netipAddr(st), st.ResolvConf),
 		Volumes:  st.Volumes,
 		Mask:     !st.Security.Privileged,
 		NoDev:    !st.Security.Privileged,

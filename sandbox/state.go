@@ -74,6 +74,8 @@ type State struct {
 	// without limits.
 	Cgroup string `json:"cgroup,omitempty"`
 	Limits Limits `json:"limits,omitzero"`
+	// ResolvConf is Config.ResolvConf, which Start writes again.
+	ResolvConf string `json:"resolvConf,omitempty"`
 	// Security is what the pod's pause may do (and Start needs again).
 	Security Security `json:"security,omitzero"`
 	// Network is the pod's place on the bridge network: address, gateway,

@@ -107,6 +107,7 @@ func newRootCmd(stdout io.Writer) *cobra.Command {
 		newGCCmd(g),
 		newImageCmd(g),
 		newStartCmd(g),
+		newCriCmd(),
 		newVersionCmd(),
 		newCompletionCmd(),
 	)

@@ -1,0 +1,150 @@
+package cri
+
+import (
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func goodConfig() *runtimeapi.PodSandboxConfig {
+	return &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "web", Namespace: "default", Uid: "u1"}}
+}
+
+func TestPodConfigBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		edit    func(*runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig
+		handler string
+		code    codes.Code
+		msg     string
+	}{
+		{"no config", func(*runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig { return nil }, "", codes.InvalidArgument, "config is missing"},
+		{"no metadata", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig { c.Metadata = nil; return c }, "", codes.InvalidArgument, "metadata is missing"},
+		{"no name", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig { c.Metadata.Name = ""; return c }, "", codes.InvalidArgument, "metadata.name"},
+		{"no namespace", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig { c.Metadata.Namespace = ""; return c }, "", codes.InvalidArgument, "metadata.namespace"},
+		{"no uid", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig { c.Metadata.Uid = ""; return c }, "", codes.InvalidArgument, "metadata.uid"},
+		{"handler", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig { return c }, "kata", codes.InvalidArgument, "runtime handler"},
+		{"host network", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+			c.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}}
+			return c
+		}, "", codes.Unimplemented, "host network namespace"},
+		{"sctp", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+			c.PortMappings = []*runtimeapi.PortMapping{{Protocol: runtimeapi.Protocol_SCTP, HostPort: 80, ContainerPort: 80}}
+			return c
+		}, "", codes.Unimplemented, "SCTP"},
+		{"port out of range", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+			c.PortMappings = []*runtimeapi.PortMapping{{HostPort: 70000, ContainerPort: 80}}
+			return c
+		}, "", codes.InvalidArgument, "1 to 65535"},
+		{"bad host IP", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+			c.PortMappings = []*runtimeapi.PortMapping{{HostPort: 8080, ContainerPort: 80, HostIp: "nope"}}
+			return c
+		}, "", codes.InvalidArgument, "host IP"},
+		{"bad DNS server", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+			c.DnsConfig = &runtimeapi.DNSConfig{Servers: []string{"dns.example"}}
+			return c
+		}, "", codes.InvalidArgument, "not an IP address"},
+		{"DNS search with a newline", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+			c.DnsConfig = &runtimeapi.DNSConfig{Searches: []string{"a\nnameserver 1.2.3.4"}}
+			return c
+		}, "", codes.InvalidArgument, "white space"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := podConfig(tc.edit(goodConfig()), tc.handler)
+			st, _ := status.FromError(err)
+			if st.Code() != tc.code || !strings.Contains(st.Message(), tc.msg) {
+				t.Errorf("got %v, want %v with %q", err, tc.code, tc.msg)
+			}
+		})
+	}
+}
+
+func TestPodConfig(t *testing.T) {
+	c := goodConfig()
+	c.Hostname = "web-1"
+	c.DnsConfig = &runtimeapi.DNSConfig{Servers: []string{"10.0.0.10"}, Searches: []string{"svc.cluster.local", "cluster.local"}, Options: []string{"ndots:5"}}
+	c.PortMappings = []*runtimeapi.PortMapping{
+		{ContainerPort: 80, HostPort: 8080},
+		{Protocol: runtimeapi.Protocol_UDP, ContainerPort: 53, HostPort: 5353, HostIp: "127.0.0.1"},
+		{ContainerPort: 9090}, // not published
+	}
+	sc, err := podConfig(c, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Hostname != "web-1" {
+		t.Errorf("hostname %q", sc.Hostname)
+	}
+	want := "nameserver 10.0.0.10\nsearch svc.cluster.local cluster.local\noptions ndots:5\n"
+	if sc.ResolvConf != want {
+		t.Errorf("resolv.conf %q, want %q", sc.ResolvConf, want)
+	}
+	var ports []string
+	for _, p := range sc.Network.Publish {
+		ports = append(ports, p.String())
+	}
+	if got := strings.Join(ports, " "); got != "8080:80/tcp 127.0.0.1:5353:53/udp" {
+		t.Errorf("ports %s", got)
+	}
+}
+
+func TestLabelsMatch(t *testing.T) {
+	l := map[string]string{"app": "web", "tier": "front"}
+	for _, tc := range []struct {
+		sel  map[string]string
+		want bool
+	}{
+		{nil, true},
+		{map[string]string{"app": "web"}, true},
+		{map[string]string{"app": "web", "tier": "front"}, true},
+		{map[string]string{"app": "db"}, false},
+		{map[string]string{"other": ""}, false},
+	} {
+		if got := labelsMatch(l, tc.sel); got != tc.want {
+			t.Errorf("labelsMatch(%v) = %v", tc.sel, got)
+		}
+	}
+}
+
+func TestStoreRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	s, err := openStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.Repeat("ab", 32)
+	r := &podRecord{ID: id, Name: "web", UID: "u", Namespace: "ns", Attempt: 2, Labels: map[string]string{"a": "b"}, Created: 42, Ready: true}
+	if err := s.write(r); err != nil {
+		t.Fatal(err)
+	}
+	recs, bad := s.load()
+	if len(bad) != 0 || len(recs) != 1 || recs[0].key() != r.key() || recs[0].Labels["a"] != "b" || !recs[0].Ready {
+		t.Fatalf("load: %+v %v", recs, bad)
+	}
+	if err := s.remove(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.remove(id); err != nil {
+		t.Fatalf("second remove: %v", err)
+	}
+	if recs, _ := s.load(); len(recs) != 0 {
+		t.Fatalf("removed record loaded: %+v", recs)
+	}
+}
+
+func TestValidID(t *testing.T) {
+	for id, want := range map[string]bool{
+		strings.Repeat("0f", 32):        true,
+		strings.Repeat("0F", 32):        false,
+		strings.Repeat("0f", 31):        false,
+		"../" + strings.Repeat("0", 61): false,
+	} {
+		if validID(id) != want {
+			t.Errorf("validID(%q) != %v", id, want)
+		}
+	}
+}

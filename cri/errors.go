@@ -1,0 +1,77 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/podsb/podsb/image"
+	"github.com/podsb/podsb/sandbox"
+)
+
+func invalidf(format string, args ...any) error {
+	return status.Errorf(codes.InvalidArgument, format, args...)
+}
+
+func notFoundf(format string, args ...any) error {
+	return status.Errorf(codes.NotFound, format, args...)
+}
+
+func internalf(format string, args ...any) error {
+	return status.Errorf(codes.Internal, format, args...)
+}
+
+func unimplementedf(format string, args ...any) error {
+	return status.Errorf(codes.Unimplemented, format, args...)
+}
+
+// grpcError gives err, from package sandbox or image, its gRPC code, with
+// what as context.
+func grpcError(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	msg := fmt.Sprintf("%s: %v", what, err)
+	code := codes.Unknown
+	switch {
+	case errors.Is(err, sandbox.ErrNotFound), errors.Is(err, image.ErrNotFound):
+		code = codes.NotFound
+	case errors.Is(err, sandbox.ErrInvalid), errors.Is(err, image.ErrInvalid):
+		code = codes.InvalidArgument
+	case errors.Is(err, sandbox.ErrExists):
+		code = codes.AlreadyExists
+	case errors.Is(err, image.ErrInUse):
+		code = codes.FailedPrecondition
+	case errors.Is(err, image.ErrUnsupported):
+		code = codes.Unimplemented
+	case errors.Is(err, image.ErrRegistry):
+		code = codes.Unavailable
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	}
+	return status.Error(code, msg)
+}
+
+func alreadyExistsf(format string, args ...any) error {
+	return status.Errorf(codes.AlreadyExists, format, args...)
+}
+
+// statusOf returns the gRPC code's name of err, if it has one.
+func statusOf(err error) (string, bool) {
+	if err == nil {
+		return "", false
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return "", false
+	}
+	return st.Code().String(), true
+}

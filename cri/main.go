@@ -1,0 +1,98 @@
+package cri
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/podsb/podsb/image"
+	"github.com/podsb/podsb/sandbox"
+)
+
+// Main runs the server as the command podsb-cri (and podsb cri, which
+// executes it) with args, logging to stderr, until SIGTERM or SIGINT. It
+// returns the exit code: 0 after a graceful shutdown, 125 for bad flags or
+// a server that could not start (docs/cli.md).
+func Main(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("podsb cri", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", DefaultListen, "the `unix:///PATH` socket to serve the CRI on")
+	root := fs.String("root", envOr("PODSB_ROOT", sandbox.DefaultRoot), "podsb state root of the pods (env PODSB_ROOT)")
+	imageRoot := fs.String("image-root", envOr("PODSB_IMAGE_ROOT", image.DefaultRoot), "image store `DIR` (env PODSB_IMAGE_ROOT)")
+	conf := fs.String("registries-conf", os.Getenv("PODSB_REGISTRIES_CONF"), "registries config `FILE`: mirrors, insecure registries")
+	bridge := fs.String("bridge", "", "`NAME` of the pods' bridge, on the network's first use (default podsb0)")
+	subnet := fs.String("subnet", "", "`CIDR` of the pods' network, on its first use (default 10.89.0.0/16)")
+	state := fs.String("state", DefaultStateDir, "`DIR` of the CRI records of the pods")
+	grace := fs.Duration("grace", 10*time.Second, "how long calls in flight get to finish on SIGTERM")
+	logJSON := fs.Bool("log-json", false, "log as JSON instead of key=value text")
+	debug := fs.Bool("debug", false, "log debug messages too")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: podsb cri [FLAGS]\n\nServe the Kubernetes CRI (RuntimeService, ImageService) on a unix socket, in the foreground.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 125
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "podsb cri: unexpected argument %q\n", fs.Arg(0))
+		return 125
+	}
+	lvl := slog.LevelInfo
+	if *debug {
+		lvl = slog.LevelDebug
+	}
+	var h slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})
+	if *logJSON {
+		h = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})
+	}
+	log := slog.New(h)
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(stderr, "podsb cri: must be run as root")
+		return 125
+	}
+	var sn netip.Prefix
+	if *subnet != "" {
+		p, err := sandbox.ParseSubnet(*subnet)
+		if err != nil {
+			fmt.Fprintf(stderr, "podsb cri: --subnet: %v\n", err)
+			return 125
+		}
+		sn = p
+	}
+	s, err := New(Options{Root: *root, Bridge: *bridge, Subnet: sn, ImageRoot: *imageRoot, RegistriesConf: *conf, StateDir: *state, Log: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "podsb cri: %v\n", err)
+		return 125
+	}
+	l, err := Listen(*listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "podsb cri: %v\n", err)
+		return 125
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
+	defer stop()
+	if err := s.Serve(ctx, l, *grace); err != nil {
+		log.Error("serve", "err", err)
+		return 1
+	}
+	log.Info("stopped; the pods keep running")
+	return 0
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

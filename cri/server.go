@@ -1,0 +1,248 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/podsb/podsb/image"
+	"github.com/podsb/podsb/sandbox"
+)
+
+// DefaultListen is the socket the server listens on unless told otherwise.
+const DefaultListen = "unix:///run/podsb/cri.sock"
+
+// DefaultStateDir is where the server keeps its pods' CRI records: beside
+// the image store, which persists across reboots as they must (kubelet
+// removes the pods a reboot stopped).
+const DefaultStateDir = "/var/lib/podsb/cri"
+
+// Options configure a Server. The zero value serves podsb's defaults.
+type Options struct {
+	// Root is the podsb state root of the server's pods; sandbox.DefaultRoot
+	// if empty.
+	Root string
+	// ImageRoot is the image store's root; image.DefaultRoot if empty.
+	ImageRoot string
+	// RegistriesConf is a registries config (image.LoadRegistries):
+	// mirrors, insecure registries. Empty: image.DefaultRegistriesConf if
+	// it exists.
+	RegistriesConf string
+	// Bridge and Subnet choose podsb's bridge network of the pods, on its
+	// first use (sandbox.NetworkConfig); empty: podsb's defaults.
+	Bridge string
+	Subnet netip.Prefix
+	// StateDir holds the CRI records of the pods; DefaultStateDir if empty.
+	StateDir string
+	// Log receives the server's structured logs; nil discards them.
+	Log *slog.Logger
+}
+
+// Server serves the CRI's RuntimeService and ImageService. Its methods are
+// safe for concurrent use, as gRPC calls them.
+type Server struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+	runtimeapi.UnimplementedImageServiceServer
+
+	root   string
+	bridge string
+	subnet netip.Prefix
+	images *image.Store
+	store  *store
+	log    *slog.Logger
+
+	// mu guards pods, names and ops. Long operations (creating, stopping,
+	// removing a pod) run without it, each under its pod's op lock, so
+	// that a RemovePodSandbox waits for the RunPodSandbox of the same pod.
+	mu    sync.Mutex
+	pods  map[string]*podRecord  // by ID
+	names map[string]string      // podRecord.key() -> ID
+	ops   map[string]*sync.Mutex // by ID: the pod's op lock
+
+	// creating is held shared by each RunPodSandbox while it makes its
+	// pod, and exclusively to clean up after killed creates
+	// (sandbox.CleanWork), which would free a create's address.
+	creating sync.RWMutex
+}
+
+// cleanWork removes what creates of a killed server left: half-made pod
+// directories in the root's work directory, and addresses and ports of
+// pods that are gone.
+func (s *Server) cleanWork() {
+	s.creating.Lock()
+	defer s.creating.Unlock()
+	if err := sandbox.CleanWork(s.root); err != nil {
+		s.log.Warn("clean up after killed creates", "err", err)
+	}
+}
+
+// lockPod takes the op lock of the pod id, and returns its release.
+func (s *Server) lockPod(id string) func() {
+	s.mu.Lock()
+	m, ok := s.ops[id]
+	if !ok {
+		m = &sync.Mutex{}
+		s.ops[id] = m
+	}
+	s.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// New opens the server's state and image store and loads the records of
+// the pods a previous server left.
+func New(o Options) (*Server, error) {
+	if o.Root == "" {
+		o.Root = sandbox.DefaultRoot
+	}
+	if o.StateDir == "" {
+		o.StateDir = DefaultStateDir
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	root, err := filepath.Abs(o.Root)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(o.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	im, err := openImages(o.ImageRoot, o.RegistriesConf)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{root: root, bridge: o.Bridge, subnet: o.Subnet, images: im, store: st, log: o.Log,
+		pods: map[string]*podRecord{}, names: map[string]string{}, ops: map[string]*sync.Mutex{}}
+	recs, bad := st.load()
+	for _, err := range bad {
+		s.log.Warn("skip unreadable pod record", "err", err)
+	}
+	for _, r := range recs {
+		s.pods[r.ID] = r
+		s.names[r.key()] = r.ID
+	}
+	s.log.Info("loaded pod records", "pods", len(recs), "state", o.StateDir, "root", root)
+	s.cleanWork()
+	return s, nil
+}
+
+func openImages(root, conf string) (*image.Store, error) {
+	s, err := image.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	if conf == "" {
+		if _, err := os.Stat(image.DefaultRegistriesConf); err != nil {
+			return s, nil
+		}
+		conf = image.DefaultRegistriesConf
+	}
+	if s.Registries, err = image.LoadRegistries(conf); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Listen makes the unix socket addr names (unix:///PATH or a path), mode
+// 0600, replacing a socket a previous server left.
+func Listen(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix://")
+	if !ok && strings.Contains(addr, "://") {
+		return nil, fmt.Errorf("listen address %q: want unix:///PATH", addr)
+	}
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("listen address %q: want an absolute socket path", addr)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("listen on %s: a file that is not a socket is in the way", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("listen on %s: another server is serving it", path)
+		}
+		os.Remove(path)
+	}
+	// The socket is made 0600 from the start: root's umask for it.
+	l, err := listenUmask(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Serve serves the CRI on l until ctx is done, then stops gracefully: calls
+// in flight finish (for up to grace), new ones are refused. The pods keep
+// running.
+func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration) error {
+	g := grpc.NewServer(grpc.ChainUnaryInterceptor(s.logCalls))
+	runtimeapi.RegisterRuntimeServiceServer(g, s)
+	runtimeapi.RegisterImageServiceServer(g, s)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		s.log.Info("shutting down", "grace", grace)
+		t := time.AfterFunc(grace, g.Stop)
+		g.GracefulStop()
+		t.Stop()
+	}()
+	s.log.Info("serving", "addr", l.Addr().String())
+	err := g.Serve(l)
+	if ctx.Err() != nil {
+		<-done
+		if errors.Is(err, grpc.ErrServerStopped) {
+			err = nil
+		}
+	}
+	return err
+}
+
+// logCalls logs each call that changes something, and every failure, and
+// turns a panic into an Internal error: nothing a client sends may end the
+// server.
+func (s *Server) logCalls(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic", "method", info.FullMethod, "panic", fmt.Sprint(p))
+			resp, err = nil, internalf("%s: internal error: %v", info.FullMethod, p)
+		}
+		m := info.FullMethod[strings.LastIndexByte(info.FullMethod, '/')+1:]
+		switch {
+		case err != nil:
+			s.log.Warn("call failed", "method", m, "err", err, "took", time.Since(start))
+		case !readOnly[m]:
+			s.log.Info("call", "method", m, "took", time.Since(start))
+		}
+	}()
+	return h(ctx, req)
+}
+
+// readOnly are the methods kubelet polls: not logged unless they fail.
+var readOnly = map[string]bool{
+	"Version": true, "Status": true, "ListPodSandbox": true, "PodSandboxStatus": true,
+	"ListImages": true, "ImageStatus": true, "ImageFsInfo": true, "ListContainers": true,
+	"ListPodSandboxStats": true, "ListContainerStats": true, "RuntimeConfig": true,
+}

@@ -1,0 +1,145 @@
+package cri
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// podRecord is what the server keeps of a CRI pod sandbox, in
+// STATEDIR/pods/ID.json. Its runtime state (the pause, the address) is
+// the podsb pod's; this is the CRI's side.
+type podRecord struct {
+	// ID is the CRI pod ID, 64 hex digits, and the podsb pod's name.
+	ID string `json:"id"`
+	// Name, UID, Namespace and Attempt are the pod's CRI metadata; the
+	// four together are unique among the server's pods.
+	Name      string `json:"name"`
+	UID       string `json:"uid"`
+	Namespace string `json:"namespace"`
+	Attempt   uint32 `json:"attempt"`
+	// Labels and Annotations are the pod config's, as given.
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Created is when RunPodSandbox began, in nanoseconds since the epoch.
+	Created int64 `json:"created"`
+	// LogDirectory is where the pod's containers' logs go.
+	LogDirectory string `json:"logDirectory,omitempty"`
+	// Hostname is the pod's hostname.
+	Hostname string `json:"hostname,omitempty"`
+	// RuntimeHandler is the handler the pod was run with ("" is podsb's).
+	RuntimeHandler string `json:"runtimeHandler,omitempty"`
+	// Ready is false from the record's first write until RunPodSandbox
+	// has made the pod, and again after StopPodSandbox: a pod is READY
+	// only while Ready and its pause lives.
+	Ready bool `json:"ready"`
+}
+
+// key is the CRI's uniqueness key of a pod: no two pods of a server share
+// name, UID, namespace and attempt.
+func (r *podRecord) key() string {
+	return fmt.Sprintf("%s\x00%s\x00%s\x00%d", r.Name, r.UID, r.Namespace, r.Attempt)
+}
+
+// store keeps the records of a server's pods under dir/pods.
+type store struct{ dir string }
+
+func openStore(dir string) (*store, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "pods"), 0o700); err != nil {
+		return nil, fmt.Errorf("cri state directory: %w", err)
+	}
+	return &store{dir: dir}, nil
+}
+
+func (s *store) path(id string) string { return filepath.Join(s.dir, "pods", id+".json") }
+
+// write stores r: to a temporary file, then renamed over the old record,
+// so a reader (or a restarted server) sees the old or the new record.
+func (s *store) write(r *podRecord) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	p := s.path(r.ID)
+	tmp := p + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write record of pod %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+func (s *store) remove(id string) error {
+	if err := os.Remove(s.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// load reads every record. A record that cannot be read is skipped and
+// reported in bad: the server logs it and goes on.
+func (s *store) load() (recs []*podRecord, bad []error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, "pods"))
+	if err != nil {
+		return nil, []error{err}
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasSuffix(n, ".tmp") {
+			os.Remove(filepath.Join(s.dir, "pods", n)) // a write cut short
+			continue
+		}
+		id, ok := strings.CutSuffix(n, ".json")
+		if !ok || !validID(id) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(s.dir, "pods", n))
+		var r podRecord
+		if err == nil {
+			err = json.Unmarshal(b, &r)
+		}
+		if err == nil && r.ID != id {
+			err = fmt.Errorf("holds pod %q", r.ID)
+		}
+		if err != nil {
+			bad = append(bad, fmt.Errorf("record %s: %w", n, err))
+			continue
+		}
+		recs = append(recs, &r)
+	}
+	return recs, bad
+}
+
+// validID tells whether id is a CRI pod ID as the server makes them: 64
+// lowercase hex digits.
+func validID(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,35 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+)
+
+// Stop ends the pod's pause process, and with it every process of the pod,
+// and gives back its address and published ports, but keeps the pod: its
+// state directory, its network, IPC and UTS namespaces, its cgroup. The pod
+// is listed as stopped until Start runs it again (on the same address when
+// that is still free) or Remove removes it. Stopping a stopped pod does
+// nothing. opts are as for Remove; its Trace is unused.
+func (p *Pod) Stop(ctx context.Context, opts RemoveOptions) error {
+	d, err := p.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	st, err := readState(d)
+	if err != nil {
+		return fmt.Errorf("pod %s has no state: remove it: %w", p.name, err)
+	}
+	p.state = st
+	if err := p.stop(d, opts); err != nil {
+		return err
+	}
+	// The lease stays in the state: Start reattaches the pod to it.
+	if st.Network != nil {
+		if err := releaseNetwork(p.root, p.name, st.Network); err != nil {
+			return fmt.Errorf("pod %s: release its network: %w", p.name, err)
+		}
+	}
+	return nil
+}
