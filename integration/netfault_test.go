@@ -3,6 +3,8 @@ package integration
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -57,4 +59,42 @@ func TestBridgedCreateKilledBetweenNetlinkSteps(t *testing.T) {
 			})
 		}
 	}
+}
+
+// network prune keeps only what pods hold: a lease whose name is a
+// directory of the state root without the pod marker (made by anyone but
+// create) is a dead pod's, and is released, as for a name with no
+// directory at all.
+func TestPruneNeedsThePodMarker(t *testing.T) {
+	e, nargs := netEnv(t)
+	live, d := e.create(nargs...)
+	gw := d.Network.Gateway
+	leases := filepath.Join(e.root, ".network", "leases")
+	for i, name := range []string{"unmarked", "gone"} {
+		addr := gw.Next().Next().Next()
+		for range 10 * (i + 1) {
+			addr = addr.Next()
+		}
+		if err := os.WriteFile(filepath.Join(leases, addr.String()), []byte(name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(e.root, "unmarked"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(filepath.Join(e.root, "unmarked"))
+	e.must("network", "prune")
+	ents, err := os.ReadDir(leases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 {
+		var held []string
+		for _, ent := range ents {
+			b, _ := os.ReadFile(filepath.Join(leases, ent.Name()))
+			held = append(held, ent.Name()+"="+string(b))
+		}
+		t.Errorf("leases after prune: %v, want only %s's", held, live)
+	}
+	e.must("rm", live)
 }

@@ -306,10 +306,10 @@ func (n *Network) Release(l *Lease, pod string) error {
 	return errors.Join(errs...)
 }
 
-// Prune releases the leases and ports of pods that no longer exist under
-// the state root (left by a crash), then, via Close, the network itself if
-// no pod uses it.
-func (n *Network) Prune() error {
+// Prune releases the leases and ports of pods that no longer exist (left
+// by a crash; exists, the caller's, tells which do), then, via Close, the
+// network itself if no pod uses it.
+func (n *Network) Prune(exists func(pod string) bool) error {
 	var errs []error
 	for _, sub := range []string{"leases", "ports"} {
 		ents, _ := os.ReadDir(filepath.Join(n.dir, sub))
@@ -320,7 +320,7 @@ func (n *Network) Prune() error {
 				continue
 			}
 			pod := string(owner)
-			if _, err := os.Stat(filepath.Join(n.root, pod)); err == nil && pod != "" {
+			if pod != "" && exists(pod) {
 				continue
 			}
 			if err := n.unpublish(pod); err != nil {

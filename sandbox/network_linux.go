@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -143,7 +144,7 @@ func releaseNetwork(root, name string, l *network.Lease) error {
 	if l != nil {
 		err = n.Release(l, name)
 	} else {
-		err = n.Prune()
+		err = n.Prune(func(pod string) bool { return isPodDir(root, pod) })
 	}
 	if cerr := n.Close(); err == nil {
 		err = cerr
@@ -152,6 +153,19 @@ func releaseNetwork(root, name string, l *network.Lease) error {
 		return fmt.Errorf("release network of %s: %w", name, err)
 	}
 	return nil
+}
+
+// isPodDir tells whether ROOT/name is a pod: a directory, not a link, with
+// the pod marker (which create writes before it reserves an address).
+func isPodDir(root, name string) bool {
+	if ValidateName(name) != nil {
+		return false
+	}
+	if fi, err := os.Lstat(filepath.Join(root, name)); err != nil || !fi.IsDir() {
+		return false
+	}
+	fi, err := os.Lstat(filepath.Join(root, name, markerFile))
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // PruneNetwork releases what the network of a state root holds for pods
