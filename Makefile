@@ -21,10 +21,14 @@ VERSION_LDFLAGS := -X main.commit=$(COMMIT)
 # fastexec's C includes reaper's pause image (fastexec/c/build.sh) and
 # reads sandbox's files at run time: the join record and the namespace
 # handles (fastexec/doc.go names them).
-EDGES := cmd/podsb:sandbox,fastexec,image cmd/podsb-cri:cri cri:sandbox,image image:internal/errclass,rootfs sandbox:rootfs,network,reaper,nsenter,internal/setup,internal/errclass \
+EDGES := cmd/podsb:sandbox,fastexec,image,image/fetch cmd/podsb-cri:cri cri:sandbox,image,image/fetch image:internal/errclass,rootfs image/fetch:image,internal/errclass sandbox:rootfs,network,reaper,nsenter,internal/setup,internal/errclass \
 	rootfs:internal/setup,internal/errclass network:internal/errclass nsenter: reaper: fastexec: \
 	internal/setup: internal/setup/gen:internal/setup,sandbox internal/errclass: internal/testenv: integration:
 CEDGES := fastexec:internal/setup reaper:internal/setup
+# What the lean image store (and so podsb, which runs images through it)
+# must not link: the pull and import side's registry client, HTTP,
+# decompressors and TOML live in image/fetch (docs/performance.md).
+HEAVY := go-containerregistry|go-digest|^net/http$$|klauspost|go-toml
 
 .PHONY: all build tools deps test unit integration bench lint demo pause clean help
 
@@ -79,6 +83,7 @@ lint: ## gofmt, go vet, staticcheck, and the package dependency rules
 		!known[$$1] { print "lint: package " $$1 " has no entry in the Makefile'"'"'s EDGES"; bad = 1 } \
 		{ for (i = 2; i <= NF; i++) if (index($$i, "github.com/podsb/podsb/") == 1 && !ok[$$1 " " $$i]) { print "lint: " $$1 " imports " $$i ": not in EDGES"; bad = 1 } } \
 		END { exit bad }'
+	@bad=$$($(GO) list -deps ./image | grep -E "$(HEAVY)"); if [ -n "$$bad" ]; then echo "lint: package image links $$bad (only image/fetch may)"; exit 1; fi
 	@for f in $$(git ls-files '*.c'); do pkg=$$(dirname $$(dirname $$f)); \
 		for inc in $$(sed -n 's/^#include "\([^"]*\)".*/\1/p' $$f); do \
 			dep=$$(dirname $$(realpath --relative-to=. $$(dirname $$f)/$$inc)); \

@@ -16,28 +16,31 @@ import (
 	"golang.org/x/term"
 
 	"github.com/podsb/podsb/image"
+	"github.com/podsb/podsb/image/fetch"
 	"github.com/podsb/podsb/sandbox"
 )
 
-// openStore opens the image store of --image-root, with the registries
-// config of --registries-conf (or DefaultRegistriesConf if it exists).
+// openStore opens the image store of --image-root.
 func openStore(g *globals) (*image.Store, error) {
 	s, err := image.Open(g.imageRoot)
 	if err != nil {
 		return nil, err
 	}
 	s.HolderAlive = holderAlive
+	return s, nil
+}
+
+// loadRegistries reads the registries config of --registries-conf (or
+// DefaultRegistriesConf if it exists; nil if not).
+func loadRegistries(g *globals) (*fetch.Registries, error) {
 	conf := g.registriesConf
 	if conf == "" {
-		if _, err := os.Stat(image.DefaultRegistriesConf); errors.Is(err, fs.ErrNotExist) {
-			return s, nil
+		if _, err := os.Stat(fetch.DefaultRegistriesConf); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
 		}
-		conf = image.DefaultRegistriesConf
+		conf = fetch.DefaultRegistriesConf
 	}
-	if s.Registries, err = image.LoadRegistries(conf); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return fetch.LoadRegistries(conf)
 }
 
 // runImage runs cc from image ref. The container's directory holds the
@@ -94,13 +97,17 @@ func newImagePullCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := image.PullOptions{Platform: platform}
+			regs, err := loadRegistries(g)
+			if err != nil {
+				return err
+			}
+			opts := fetch.PullOptions{Platform: platform, Registries: regs}
 			var bar *progressBar
 			if !quiet && term.IsTerminal(int(os.Stderr.Fd())) {
 				bar = &progressBar{w: cmd.ErrOrStderr(), label: args[0]}
 				opts.Progress = bar.update
 			}
-			im, err := s.Pull(cmd.Context(), args[0], opts)
+			im, err := fetch.Pull(cmd.Context(), s, args[0], opts)
 			bar.finish()
 			if err != nil {
 				return err
@@ -172,7 +179,7 @@ func newImageImportCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ims, err := s.Import(cmd.Context(), args[0])
+			ims, err := fetch.Import(cmd.Context(), s, args[0])
 			for _, im := range ims {
 				fmt.Fprintln(cmd.OutOrStdout(), im.ID)
 			}
@@ -264,7 +271,7 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				cf, err := s.Config(im.ID)
+				cf, err := s.RawConfig(im.ID)
 				if err != nil {
 					return err
 				}
