@@ -501,3 +501,16 @@ func shortID(id string) string {
 	}
 	return h
 }
+
+// PodHolderAlive is a HolderAlive for holders that are a container's
+// directory in a podsb state root, ROOT/POD/containers/NAME, as the CLI
+// records them: such a holder uses its image while its pod's directory
+// exists (a container's directory and upper directory live as long as its
+// pod). Holders that are not such paths are kept.
+func PodHolderAlive(h string) bool {
+	if !filepath.IsAbs(h) || filepath.Base(filepath.Dir(h)) != "containers" {
+		return true
+	}
+	_, err := os.Lstat(filepath.Dir(filepath.Dir(h)))
+	return !errors.Is(err, fs.ErrNotExist)
+}
