@@ -6,6 +6,9 @@ BIN := bin/podsb
 # The CRI server is a binary of its own, so that podsb does not link grpc
 # (docs/cri.md); podsb cri executes it.
 CRI_BIN = $(dir $(BIN))podsb-cri
+# So is image pull and import (package image/fetch: go-containerregistry,
+# net/http, the decompressors); podsb image pull and import execute it.
+IMAGE_BIN = $(dir $(BIN))podsb-image
 # Where tools the tests drive (crictl) are built once and kept.
 TOOLS_DIR ?= /var/cache/podsb-tools
 CRICTL_VERSION := v1.37.0
@@ -21,10 +24,13 @@ VERSION_LDFLAGS := -X main.commit=$(COMMIT)
 # fastexec's C includes reaper's pause image (fastexec/c/build.sh) and
 # reads sandbox's files at run time: the join record and the namespace
 # handles (fastexec/doc.go names them).
-EDGES := cmd/podsb:sandbox,fastexec,image cmd/podsb-cri:cri cri:sandbox,image image:internal/errclass,rootfs sandbox:rootfs,network,reaper,nsenter,internal/setup,internal/errclass \
+EDGES := cmd/podsb:sandbox,fastexec,image cmd/podsb-image:image,image/fetch cmd/podsb-cri:cri cri:sandbox,image,image/fetch image:internal/errclass,rootfs image/fetch:image,internal/errclass sandbox:rootfs,network,reaper,nsenter,internal/setup,internal/errclass \
 	rootfs:internal/setup,internal/errclass network:internal/errclass nsenter: reaper: fastexec: \
 	internal/setup: internal/setup/gen:internal/setup,sandbox internal/errclass: internal/testenv: integration:
 CEDGES := fastexec:internal/setup reaper:internal/setup
+# What podsb and the lean image store it runs images through must not link: the pull and import side's registry client, HTTP,
+# decompressors and TOML live in image/fetch (docs/performance.md).
+HEAVY := go-containerregistry|go-digest|^net/http$$|klauspost|go-toml
 
 .PHONY: all build tools deps test unit integration bench lint demo pause clean help
 
@@ -33,8 +39,9 @@ all: build
 # With a C compiler, podsb exec's fast path (package fastexec) is built
 # from source and is the binary's entry point; without one, the same podsb
 # without it.
-build: ## Build bin/podsb (with exec's fast path if there is a C compiler) and bin/podsb-cri
+build: ## Build bin/podsb (with exec's fast path if there is a C compiler), bin/podsb-cri and bin/podsb-image
 	CGO_ENABLED=$(CGO) $(GO) build -ldflags="$(VERSION_LDFLAGS)" -o $(CRI_BIN) ./cmd/podsb-cri
+	CGO_ENABLED=$(CGO) $(GO) build -ldflags="$(VERSION_LDFLAGS)" -o $(IMAGE_BIN) ./cmd/podsb-image
 	@rc=2; if [ "$$($(GO) env GOARCH)" = amd64 ]; then sh fastexec/c/build.sh && rc=0 || rc=$$?; fi; \
 	if [ $$rc = 0 ]; then \
 		set -x; CGO_ENABLED=$(CGO) $(GO) build -tags fastexec -ldflags="-E=github.com/podsb/podsb/fastexec.entry -X main.fastPath=linked $(VERSION_LDFLAGS)" -o $(BIN) ./cmd/podsb; \
@@ -79,6 +86,7 @@ lint: ## gofmt, go vet, staticcheck, and the package dependency rules
 		!known[$$1] { print "lint: package " $$1 " has no entry in the Makefile'"'"'s EDGES"; bad = 1 } \
 		{ for (i = 2; i <= NF; i++) if (index($$i, "github.com/podsb/podsb/") == 1 && !ok[$$1 " " $$i]) { print "lint: " $$1 " imports " $$i ": not in EDGES"; bad = 1 } } \
 		END { exit bad }'
+	@bad=$$($(GO) list -deps ./image ./cmd/podsb | grep -E "$(HEAVY)"); if [ -n "$$bad" ]; then echo "lint: podsb or package image links" $$bad "(only image/fetch and podsb-image may)"; exit 1; fi
 	@for f in $$(git ls-files '*.c'); do pkg=$$(dirname $$(dirname $$f)); \
 		for inc in $$(sed -n 's/^#include "\([^"]*\)".*/\1/p' $$f); do \
 			dep=$$(dirname $$(realpath --relative-to=. $$(dirname $$f)/$$inc)); \

@@ -13,6 +13,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/podsb/podsb/image"
+	"github.com/podsb/podsb/image/fetch"
 )
 
 // PullImage pulls an image into the store, with the request's credentials
@@ -22,7 +23,7 @@ func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest
 	if ref == "" {
 		return nil, invalidf("pull image: the image reference is empty")
 	}
-	opts := image.PullOptions{}
+	opts := fetch.PullOptions{Registries: s.registries}
 	if a := req.GetAuth(); a != nil {
 		c, err := credentials(a)
 		if err != nil {
@@ -30,7 +31,7 @@ func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest
 		}
 		opts.Auth = c
 	}
-	im, err := s.images.Pull(ctx, ref, opts)
+	im, err := fetch.Pull(ctx, s.images, ref, opts)
 	if err != nil {
 		return nil, grpcError("pull image "+ref, err)
 	}
@@ -39,8 +40,8 @@ func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest
 }
 
 // credentials checks a CRI auth config.
-func credentials(a *runtimeapi.AuthConfig) (*image.Credentials, error) {
-	c := &image.Credentials{Username: a.GetUsername(), Password: a.GetPassword(), Auth: a.GetAuth(),
+func credentials(a *runtimeapi.AuthConfig) (*fetch.Credentials, error) {
+	c := &fetch.Credentials{Username: a.GetUsername(), Password: a.GetPassword(), Auth: a.GetAuth(),
 		IdentityToken: a.GetIdentityToken(), RegistryToken: a.GetRegistryToken()}
 	if c.Auth != "" {
 		b, err := base64.StdEncoding.DecodeString(c.Auth)
@@ -132,8 +133,8 @@ func (s *Server) ImageStatus(_ context.Context, req *runtimeapi.ImageStatusReque
 				resp.Image.Username = name
 			}
 		}
-		if req.GetVerbose() {
-			resp.Info = map[string]string{"info": mustJSON(map[string]any{"image": im, "config": cfg})}
+		if raw, err := s.images.RawConfig(im.ID); err == nil && req.GetVerbose() {
+			resp.Info = map[string]string{"info": mustJSON(map[string]any{"image": im, "config": raw})}
 		}
 	}
 	return resp, nil

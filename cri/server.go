@@ -18,6 +18,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/podsb/podsb/image"
+	"github.com/podsb/podsb/image/fetch"
 	"github.com/podsb/podsb/sandbox"
 )
 
@@ -36,8 +37,8 @@ type Options struct {
 	Root string
 	// ImageRoot is the image store's root; image.DefaultRoot if empty.
 	ImageRoot string
-	// RegistriesConf is a registries config (image.LoadRegistries):
-	// mirrors, insecure registries. Empty: image.DefaultRegistriesConf if
+	// RegistriesConf is a registries config (fetch.LoadRegistries):
+	// mirrors, insecure registries. Empty: fetch.DefaultRegistriesConf if
 	// it exists.
 	RegistriesConf string
 	// Bridge and Subnet choose podsb's bridge network of the pods, on its
@@ -60,8 +61,10 @@ type Server struct {
 	bridge string
 	subnet netip.Prefix
 	images *image.Store
-	store  *store
-	log    *slog.Logger
+	// registries is the registries config pulls follow (nil: none).
+	registries *fetch.Registries
+	store      *store
+	log        *slog.Logger
 
 	// mu guards pods, names and ops. Long operations (creating, stopping,
 	// removing a pod) run without it, each under its pod's op lock, so
@@ -121,11 +124,11 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	im, err := openImages(o.ImageRoot, o.RegistriesConf)
+	im, regs, err := openImages(o.ImageRoot, o.RegistriesConf)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{root: root, bridge: o.Bridge, subnet: o.Subnet, images: im, store: st, log: o.Log,
+	s := &Server{root: root, bridge: o.Bridge, subnet: o.Subnet, images: im, registries: regs, store: st, log: o.Log,
 		pods: map[string]*podRecord{}, names: map[string]string{}, ops: map[string]*sync.Mutex{}}
 	recs, bad := st.load()
 	for _, err := range bad {
@@ -140,21 +143,22 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
-func openImages(root, conf string) (*image.Store, error) {
+func openImages(root, conf string) (*image.Store, *fetch.Registries, error) {
 	s, err := image.Open(root)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if conf == "" {
-		if _, err := os.Stat(image.DefaultRegistriesConf); err != nil {
-			return s, nil
+		if _, err := os.Stat(fetch.DefaultRegistriesConf); err != nil {
+			return s, nil, nil
 		}
-		conf = image.DefaultRegistriesConf
+		conf = fetch.DefaultRegistriesConf
 	}
-	if s.Registries, err = image.LoadRegistries(conf); err != nil {
-		return nil, err
+	regs, err := fetch.LoadRegistries(conf)
+	if err != nil {
+		return nil, nil, err
 	}
-	return s, nil
+	return s, regs, nil
 }
 
 // Listen makes the unix socket addr names (unix:///PATH or a path), mode

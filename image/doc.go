@@ -1,7 +1,10 @@
-// Package image is podsb's image store: it pulls images from registries,
-// imports archives, and keeps them under a root directory (DefaultRoot,
-// /var/lib/podsb: persistent, apart from the /run state root), ready for
-// containers to run from.
+// Package image is podsb's image store: it keeps images under a root
+// directory (DefaultRoot, /var/lib/podsb: persistent, apart from the /run
+// state root), ready for containers to run from, and lists, tags and
+// removes them. Package image/fetch pulls images from registries and
+// imports archives into it. This package links no registry client, HTTP
+// or decompression code, so that programs that only run images (the podsb
+// CLI) start fast.
 //
 // On disk (ROOT):
 //
@@ -20,26 +23,13 @@
 // pulls of one image download each layer once (the second waits on the
 // layer's lock in locks/ and finds it there).
 //
-// Layers are unpacked for overlayfs: ".wh.NAME" becomes a 0/0 character
-// device NAME, ".wh..wh..opq" the xattr trusted.overlay.opaque=y. Nothing
-// is written outside a layer's directory: entries are made below it with
-// openat2(RESOLVE_IN_ROOT|RESOLVE_NO_SYMLINKS) and *at calls, and names
-// with "..", absolute names, paths through symbolic links and hard links
-// to outside are refused (ErrUnsafe). gzip, zstd and plain tar layers are
-// read.
-//
-// Pulls speak HTTPS, and plain HTTP only to loopback addresses and to
-// registries the registries config (Registries, a subset of
-// containers-registries.conf(5)) marks insecure; credentials come from
-// ~/.docker/config.json or $REGISTRY_AUTH_FILE. A failed request is
-// retried with backoff. After a failed pull, the layers it unpacked go;
-// the blobs it verified stay (if the failure was the network's) for the
-// next pull to resume from, until Prune.
+// How layers are unpacked, and how pulls reach registries: package
+// image/fetch.
 //
 // For running a container, in a few lines:
 //
 //	s, _ := image.Open("")
-//	s.Pull(ctx, "docker.io/library/busybox:latest", image.PullOptions{})
+//	fetch.Pull(ctx, s, "docker.io/library/busybox:latest", fetch.PullOptions{})
 //	root, _ := s.RootOf("busybox", holder) // layers, config, upper parent
 //	pod.Run(ctx, sandbox.ContainerConfig{Image: root})
 //

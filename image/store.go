@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
 	"github.com/podsb/podsb/rootfs"
@@ -27,10 +26,6 @@ const DefaultRoot = "/var/lib/podsb"
 // flock(2), and each blob and layer is made by one of them only.
 type Store struct {
 	root string
-	// Registries maps registry names to mirrors and marks insecure
-	// registries (LoadRegistries). Nil: every registry as named, HTTPS
-	// except for loopback addresses.
-	Registries *Registries
 	// HolderAlive, if set, tells whether a holder (Acquire) still uses
 	// its image. Holders it calls gone are dropped whenever the index
 	// changes, so a container removed without Release (its pod removed
@@ -84,7 +79,7 @@ type Layer struct {
 type Mounted struct {
 	ID     string
 	Layers []string
-	Config v1.Config
+	Config rootfs.ImageConfig
 }
 
 // index is the store's metadata, ROOT/images.json.
@@ -248,7 +243,7 @@ func (ix *index) find(ref string) (*Image, error) {
 	if ref == "" {
 		return nil, newErr(ErrInvalid, "empty image reference")
 	}
-	norm, _, nerr := normalize(ref)
+	norm, nerr := Normalize(ref)
 	for _, im := range ix.Images {
 		if !im.Removed && (slices.Contains(im.Names, ref) || nerr == nil && slices.Contains(im.Names, norm)) {
 			return im, nil
@@ -303,8 +298,24 @@ func (s *Store) Inspect(ref string) (Image, error) {
 	return out, err
 }
 
+// RawConfig returns the config blob of the image ref, as the image has it.
+func (s *Store) RawConfig(ref string) (json.RawMessage, error) {
+	im, err := s.Inspect(ref)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(s.blobPath(im.ID))
+	if err != nil {
+		return nil, fmt.Errorf("config of image %s: %w", im.ID, err)
+	}
+	if !json.Valid(b) {
+		return nil, newErr(ErrCorrupt, "config of image %s: not JSON", im.ID)
+	}
+	return b, nil
+}
+
 // Config returns the config of the image ref.
-func (s *Store) Config(ref string) (*v1.ConfigFile, error) {
+func (s *Store) Config(ref string) (*ConfigFile, error) {
 	im, err := s.Inspect(ref)
 	if err != nil {
 		return nil, err
@@ -312,15 +323,14 @@ func (s *Store) Config(ref string) (*v1.ConfigFile, error) {
 	return s.readConfig(im.ID)
 }
 
-func (s *Store) readConfig(id string) (*v1.ConfigFile, error) {
-	f, err := os.Open(s.blobPath(id))
+func (s *Store) readConfig(id string) (*ConfigFile, error) {
+	b, err := os.ReadFile(s.blobPath(id))
 	if err != nil {
 		return nil, fmt.Errorf("config of image %s: %w", id, err)
 	}
-	defer f.Close()
-	cf, err := v1.ParseConfigFile(f)
+	cf, err := ParseConfig(b)
 	if err != nil {
-		return nil, newErr(ErrCorrupt, "config of image %s: %w", id, err)
+		return nil, fmt.Errorf("config of image %s: %w", id, err)
 	}
 	return cf, nil
 }
@@ -328,11 +338,11 @@ func (s *Store) readConfig(id string) (*v1.ConfigFile, error) {
 // Tag adds the name newName to the image ref. A name names one image: it
 // leaves the image it named before.
 func (s *Store) Tag(ref, newName string) error {
-	norm, r, err := normalize(newName)
+	norm, isDigest, err := normalize(newName)
 	if err != nil {
 		return err
 	}
-	if _, ok := r.(interface{ TagStr() string }); !ok {
+	if isDigest {
 		return newErr(ErrInvalid, "tag %q: a tag, not a digest, names an image", newName)
 	}
 	return s.update(func(ix *index) error {
@@ -370,7 +380,7 @@ func (s *Store) Remove(ref string, force bool) (Image, error) {
 			return err
 		}
 		out = *im
-		norm, _, _ := normalize(ref)
+		norm, _ := Normalize(ref)
 		if len(im.Names) > 1 && (slices.Contains(im.Names, ref) || slices.Contains(im.Names, norm)) {
 			im.Names = slices.DeleteFunc(im.Names, func(x string) bool { return x == ref || x == norm })
 			return nil
@@ -415,7 +425,11 @@ func (s *Store) Acquire(ref, holder string) (Mounted, error) {
 		if err != nil {
 			return err
 		}
-		m = Mounted{ID: im.ID, Config: cf.Config}
+		c := cf.Config
+		m = Mounted{ID: im.ID, Config: rootfs.ImageConfig{
+			User: c.User, Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd,
+			WorkingDir: c.WorkingDir, StopSignal: c.StopSignal,
+		}}
 		for _, l := range im.Layers {
 			m.Layers = append(m.Layers, s.layerPath(l.ChainID))
 		}
@@ -436,15 +450,11 @@ func (s *Store) RootOf(ref, holder string) (*rootfs.ImageRoot, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := m.Config
 	return &rootfs.ImageRoot{
 		ID:          m.ID,
 		Layers:      m.Layers,
 		UpperParent: filepath.Join(s.root, "upper"),
-		Config: rootfs.ImageConfig{
-			User: c.User, Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd,
-			WorkingDir: c.WorkingDir, StopSignal: c.StopSignal,
-		},
+		Config:      m.Config,
 	}, nil
 }
 
@@ -490,4 +500,17 @@ func shortID(id string) string {
 		h = h[:12]
 	}
 	return h
+}
+
+// PodHolderAlive is a HolderAlive for holders that are a container's
+// directory in a podsb state root, ROOT/POD/containers/NAME, as the CLI
+// records them: such a holder uses its image while its pod's directory
+// exists (a container's directory and upper directory live as long as its
+// pod). Holders that are not such paths are kept.
+func PodHolderAlive(h string) bool {
+	if !filepath.IsAbs(h) || filepath.Base(filepath.Dir(h)) != "containers" {
+		return true
+	}
+	_, err := os.Lstat(filepath.Dir(filepath.Dir(h)))
+	return !errors.Is(err, fs.ErrNotExist)
 }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -317,5 +318,41 @@ func TestImagePullKilled(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(iroot, "tmp")); len(ents) != 0 {
 		t.Errorf("left in tmp/: %d", len(ents))
+	}
+}
+
+// podsb image pull and import without podsb-image next to podsb or in
+// PATH say how to build it, in one line, and exit 125; the commands that
+// run in podsb itself (ls) work without it.
+func TestImageWithoutHelperBinary(t *testing.T) {
+	bin := podsbBinary(t)
+	dir := t.TempDir()
+	lone := filepath.Join(dir, "podsb")
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lone, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	iroot := filepath.Join(dir, "images")
+	for _, args := range [][]string{{"pull", "127.0.0.1:1/x:1"}, {"import", dir}} {
+		cmd := exec.Command(lone, append([]string{"--image-root", iroot, "image"}, args...)...)
+		cmd.Env = append(os.Environ(), "PATH="+dir)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 125 {
+			t.Fatalf("podsb image %s without podsb-image: %v", args[0], err)
+		}
+		if msg := stderr.String(); strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "needs the podsb-image binary") || !strings.Contains(msg, "make build") {
+			t.Errorf("message: %q", msg)
+		}
+	}
+	cmd := exec.Command(lone, "--image-root", iroot, "image", "ls", "-q")
+	cmd.Env = append(os.Environ(), "PATH="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
+		t.Errorf("podsb image ls without podsb-image: %q %v", out, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/podsb/podsb/image"
+	"github.com/podsb/podsb/image/fetch"
 	"github.com/podsb/podsb/internal/testenv"
 	"github.com/podsb/podsb/sandbox"
 )
@@ -24,7 +25,7 @@ func TestLibraryPullAndRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Pull(ctx, ref, image.PullOptions{}); err != nil {
+	if _, err := fetch.Pull(ctx, store, ref, fetch.PullOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	pod, err := sandbox.Create(ctx, sandbox.Config{Root: t.TempDir()})

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +21,7 @@ func newCriCmd() *cobra.Command {
 		// podsb-cri parses its own flags.
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, err := findCRI()
+			path, err := findHelper(criBinary, "podsb cri")
 			if err != nil {
 				return err
 			}
@@ -33,16 +33,17 @@ func newCriCmd() *cobra.Command {
 	}
 }
 
-// findCRI finds podsb-cri next to the running podsb, else in PATH.
-func findCRI() (string, error) {
+// findHelper finds the binary name (podsb-cri, podsb-image) next to the
+// running podsb, else in PATH; what names the command that needs it.
+func findHelper(name, what string) (string, error) {
 	if self, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(self), criBinary)
+		p := filepath.Join(filepath.Dir(self), name)
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return p, nil
 		}
 	}
-	if p, err := exec.LookPath(criBinary); err == nil {
+	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
-	return "", errors.New("podsb cri needs the podsb-cri binary, next to podsb or in PATH: build it with make build (bin/podsb-cri) or go install ./cmd/podsb-cri")
+	return "", fmt.Errorf("%s needs the %s binary, next to podsb or in PATH: build it with make build (bin/%s) or go install ./cmd/%s", what, name, name, name)
 }

@@ -3,45 +3,31 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
+	"golang.org/x/sys/unix"
 
 	"github.com/podsb/podsb/image"
 	"github.com/podsb/podsb/sandbox"
 )
 
-// openStore opens the image store of --image-root, with the registries
-// config of --registries-conf (or DefaultRegistriesConf if it exists).
+// openStore opens the image store of --image-root.
 func openStore(g *globals) (*image.Store, error) {
 	s, err := image.Open(g.imageRoot)
 	if err != nil {
 		return nil, err
 	}
-	s.HolderAlive = holderAlive
-	conf := g.registriesConf
-	if conf == "" {
-		if _, err := os.Stat(image.DefaultRegistriesConf); errors.Is(err, fs.ErrNotExist) {
-			return s, nil
-		}
-		conf = image.DefaultRegistriesConf
-	}
-	if s.Registries, err = image.LoadRegistries(conf); err != nil {
-		return nil, err
-	}
+	s.HolderAlive = image.PodHolderAlive
 	return s, nil
 }
 
 // runImage runs cc from image ref. The container's directory holds the
-// image (a holder, see holderAlive) until its pod is removed; a run that
+// image (a holder, see image.PodHolderAlive) until its pod is removed; a run that
 // fails releases it at once.
 func runImage(cmd *cobra.Command, g *globals, pod *sandbox.Pod, cc sandbox.ContainerConfig, ref string) (*sandbox.Process, error) {
 	s, err := openStore(g)
@@ -60,18 +46,6 @@ func runImage(cmd *cobra.Command, g *globals, pod *sandbox.Pod, cc sandbox.Conta
 	return p, nil
 }
 
-// holderAlive tells whether a holder the CLI recorded, a container's
-// directory ROOT/POD/containers/NAME, still uses its image: while its pod
-// exists (a container's directory and upper directory live as long as
-// its pod). Holders that are not such paths are kept.
-func holderAlive(h string) bool {
-	if !filepath.IsAbs(h) || filepath.Base(filepath.Dir(h)) != "containers" {
-		return true
-	}
-	_, err := os.Lstat(filepath.Dir(filepath.Dir(h)))
-	return !errors.Is(err, fs.ErrNotExist)
-}
-
 func newImageCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "image",
@@ -82,72 +56,43 @@ func newImageCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// The pull and import side of the image store (package image/fetch) is
+// the podsb-image binary, which image pull and image import execute with
+// their flags resolved: linked into podsb, go-containerregistry, net/http
+// and the decompressors would slow every podsb command's start
+// (docs/performance.md).
+const imageBinary = "podsb-image"
+
+// execImage replaces podsb with podsb-image running verb (pull or import)
+// on arg, with the image root and registries config of g and extra flags.
+func execImage(g *globals, verb, arg string, extra ...string) error {
+	path, err := findHelper(imageBinary, "podsb image "+verb)
+	if err != nil {
+		return err
+	}
+	argv := append([]string{path, verb, "--image-root", g.imageRoot, "--registries-conf", g.registriesConf}, extra...)
+	argv = append(argv, "--", arg)
+	return unix.Exec(path, argv, os.Environ())
+}
+
 func newImagePullCmd(g *globals) *cobra.Command {
 	var platform string
 	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "pull [flags] REF",
-		Short: "Pull an image from a registry (or its mirrors) and print its ID",
+		Short: "Pull an image from a registry (or its mirrors) and print its ID (runs podsb-image)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openStore(g)
-			if err != nil {
-				return err
+			extra := []string{"--platform", platform}
+			if quiet {
+				extra = append(extra, "-q")
 			}
-			opts := image.PullOptions{Platform: platform}
-			var bar *progressBar
-			if !quiet && term.IsTerminal(int(os.Stderr.Fd())) {
-				bar = &progressBar{w: cmd.ErrOrStderr(), label: args[0]}
-				opts.Progress = bar.update
-			}
-			im, err := s.Pull(cmd.Context(), args[0], opts)
-			bar.finish()
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), im.ID)
-			return nil
+			return execImage(g, "pull", args[0], extra...)
 		},
 	}
 	cmd.Flags().StringVar(&platform, "platform", "", "pull the image for `OS/ARCH[/VARIANT]` (default linux and this machine's architecture)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return cmd
-}
-
-// progressBar draws one line on a terminal, at most ten times a second.
-type progressBar struct {
-	w     io.Writer
-	label string
-	mu    sync.Mutex
-	last  time.Time
-	drawn bool
-}
-
-func (b *progressBar) update(done, total int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if time.Since(b.last) < 100*time.Millisecond && done < total {
-		return
-	}
-	b.last = time.Now()
-	const width = 30
-	n := width
-	if total > 0 {
-		n = int(done * width / total)
-	}
-	fmt.Fprintf(b.w, "\r%s [%s%s] %s / %s ", b.label, strings.Repeat("=", n), strings.Repeat(" ", width-n), size(done), size(total))
-	b.drawn = true
-}
-
-func (b *progressBar) finish() {
-	if b == nil {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.drawn {
-		fmt.Fprintln(b.w)
-	}
 }
 
 func size(n int64) string {
@@ -165,18 +110,10 @@ func size(n int64) string {
 func newImageImportCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "import FILE|DIR",
-		Short: "Import a docker-archive, an oci-archive or an OCI layout directory; print the IDs",
+		Short: "Import a docker-archive, an oci-archive or an OCI layout directory; print the IDs (runs podsb-image)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openStore(g)
-			if err != nil {
-				return err
-			}
-			ims, err := s.Import(cmd.Context(), args[0])
-			for _, im := range ims {
-				fmt.Fprintln(cmd.OutOrStdout(), im.ID)
-			}
-			return err
+			return execImage(g, "import", args[0])
 		},
 	}
 }
@@ -264,7 +201,7 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				cf, err := s.Config(im.ID)
+				cf, err := s.RawConfig(im.ID)
 				if err != nil {
 					return err
 				}

@@ -91,7 +91,7 @@ func newRootCmd(stdout io.Writer) *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.imageRoot, "image-root", idef, "image store directory (env PODSB_IMAGE_ROOT)")
 	root.PersistentFlags().StringVar(&g.registriesConf, "registries-conf", os.Getenv("PODSB_REGISTRIES_CONF"),
-		"registries config `FILE`: mirrors, insecure registries (env PODSB_REGISTRIES_CONF; default "+image.DefaultRegistriesConf+" if it exists)")
+		"registries config `FILE`: mirrors, insecure registries (env PODSB_REGISTRIES_CONF; default /etc/podsb/registries.conf if it exists)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
 	root.AddCommand(
 		newCreateCmd(g),

@@ -1,4 +1,4 @@
-package image
+package fetch
 
 import (
 	"bytes"
@@ -21,17 +21,19 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sys/unix"
+
+	"github.com/podsb/podsb/image"
 )
 
 // checkEmpty fails t unless the store holds no image, no layer, no blob.
-func checkEmpty(t *testing.T, s *Store) {
+func checkEmpty(t *testing.T, s *image.Store) {
 	t.Helper()
 	if ims, err := s.List(); err != nil || len(ims) != 0 {
 		t.Errorf("List after a failed pull: %v %v", ims, err)
 	}
 	checkConsistent(t, s, true)
 	for _, d := range []string{"layers", "blobs/sha256"} {
-		if ents, _ := os.ReadDir(filepath.Join(s.root, d)); len(ents) != 0 {
+		if ents, _ := os.ReadDir(filepath.Join(s.Root(), d)); len(ents) != 0 {
 			t.Errorf("%s not empty after a failed pull: %d entries", d, len(ents))
 		}
 	}
@@ -65,7 +67,7 @@ func TestUnsafeEntries(t *testing.T) {
 			s := openTestStore(t)
 			host := newRegistry(t, nil)
 			push(t, host+"/evil:1", buildImage(t, "", layerOf(t, tarBytes(t, tc.es...), compression.GZip)))
-			_, err := s.Pull(context.Background(), host+"/evil:1", fast)
+			_, err := Pull(context.Background(), s, host+"/evil:1", fast)
 			if !errors.Is(err, ErrUnsafe) {
 				t.Fatalf("pull: %v, want ErrUnsafe", err)
 			}
@@ -105,7 +107,7 @@ func TestCorruptBlob(t *testing.T) {
 	d, _ := l.Digest()
 	host := newRegistry(t, corrupt(d.String()))
 	push(t, host+"/c:1", buildImage(t, "", l))
-	_, err := s.Pull(context.Background(), host+"/c:1", fast)
+	_, err := Pull(context.Background(), s, host+"/c:1", fast)
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "digest mismatch") {
 		t.Fatalf("pull: %v, want ErrCorrupt digest mismatch", err)
 	}
@@ -118,7 +120,7 @@ func TestTruncatedTar(t *testing.T) {
 	b := tarBytes(t, entry{name: "f", body: strings.Repeat("data", 5000)}, entry{name: "g", body: "g"})
 	host := newRegistry(t, nil)
 	push(t, host+"/t:1", buildImage(t, "", layerOf(t, b[:3000], compression.GZip)))
-	_, err := s.Pull(context.Background(), host+"/t:1", fast)
+	_, err := Pull(context.Background(), s, host+"/t:1", fast)
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "truncated") {
 		t.Fatalf("pull: %v, want ErrCorrupt truncated", err)
 	}
@@ -141,7 +143,7 @@ func TestOtherPlatformOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tag := range []string{"img", "idx"} {
-		_, err := s.Pull(context.Background(), host+"/p:"+tag, fast)
+		_, err := Pull(context.Background(), s, host+"/p:"+tag, fast)
 		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "linux/arm64") {
 			t.Errorf("pull %s: %v, want ErrUnsupported", tag, err)
 		} else {
@@ -150,10 +152,10 @@ func TestOtherPlatformOnly(t *testing.T) {
 		checkEmpty(t, s)
 	}
 	// Asked for, the other platform is pulled.
-	if _, err := s.Pull(context.Background(), host+"/p:idx", PullOptions{Platform: "linux/arm64"}); err != nil {
+	if _, err := Pull(context.Background(), s, host+"/p:idx", PullOptions{Platform: "linux/arm64"}); err != nil {
 		t.Errorf("pull --platform linux/arm64: %v", err)
 	}
-	if _, err := s.Pull(context.Background(), host+"/p:idx", PullOptions{Platform: "linux"}); !errors.Is(err, ErrInvalid) {
+	if _, err := Pull(context.Background(), s, host+"/p:idx", PullOptions{Platform: "linux"}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("pull --platform linux: %v, want ErrInvalid", err)
 	}
 }
@@ -176,7 +178,7 @@ func TestUnknownMediaType(t *testing.T) {
 		t.Fatal(err)
 	}
 	push(t, host+"/m:1", img)
-	_, err = s.Pull(context.Background(), host+"/m:1", fast)
+	_, err = Pull(context.Background(), s, host+"/m:1", fast)
 	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "application/vnd.example.strange.v1") {
 		t.Fatalf("pull: %v, want ErrUnsupported", err)
 	}
@@ -220,7 +222,7 @@ func TestRegistryGoesAwayMidPull(t *testing.T) {
 	push(t, host+"/g:1", buildImage(t, "", small, big))
 	broken.Store(true)
 	clear(gets)
-	_, err := s.Pull(context.Background(), host+"/g:1", fast)
+	_, err := Pull(context.Background(), s, host+"/g:1", fast)
 	if !errors.Is(err, ErrRegistry) || !strings.Contains(err.Error(), "attempts") {
 		t.Fatalf("pull: %v, want ErrRegistry after retries", err)
 	}
@@ -232,7 +234,7 @@ func TestRegistryGoesAwayMidPull(t *testing.T) {
 		t.Errorf("images after a failed pull: %v", ims)
 	}
 	checkConsistent(t, s, false) // the verified blobs stay, to resume from
-	if !exists(s.blobPath(sd.String())) {
+	if !exists(s.BlobPath(sd.String())) {
 		t.Fatal("the small layer's verified blob is gone: nothing to resume from")
 	}
 	broken.Store(false)
@@ -251,7 +253,7 @@ func TestDiskFullDuringPull(t *testing.T) {
 		t.Skipf("mount tmpfs: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	s, err := Open(dir)
+	s, err := image.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +261,7 @@ func TestDiskFullDuringPull(t *testing.T) {
 	rand.Read(noise)
 	host := newRegistry(t, nil)
 	push(t, host+"/big:1", buildImage(t, "", layerOf(t, tarBytes(t, entry{name: "big", body: string(noise)}), compression.GZip)))
-	_, err = s.Pull(context.Background(), host+"/big:1", fast)
+	_, err = Pull(context.Background(), s, host+"/big:1", fast)
 	if !errors.Is(err, unix.ENOSPC) {
 		t.Fatalf("pull: %v, want ENOSPC", err)
 	}

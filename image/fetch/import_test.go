@@ -1,4 +1,4 @@
-package image
+package fetch
 
 import (
 	"archive/tar"
@@ -84,7 +84,7 @@ func TestImport(t *testing.T) {
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
 			s := openTestStore(t)
-			ims, err := s.Import(context.Background(), tc.path)
+			ims, err := Import(context.Background(), s, tc.path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,7 +111,7 @@ func TestImport(t *testing.T) {
 		}
 		cut := filepath.Join(t.TempDir(), "cut.tar")
 		os.WriteFile(cut, b[:len(b)*2/3], 0o600)
-		_, err = s.Import(context.Background(), cut)
+		_, err = Import(context.Background(), s, cut)
 		if !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("import of a truncated archive: %v, want ErrCorrupt", err)
 		}
@@ -122,11 +122,11 @@ func TestImport(t *testing.T) {
 		s := openTestStore(t)
 		p := filepath.Join(t.TempDir(), "x.tar")
 		os.WriteFile(p, tarBytes(t, entry{name: "x", body: "x"}), 0o600)
-		_, err := s.Import(context.Background(), p)
+		_, err := Import(context.Background(), s, p)
 		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "not a docker-archive") {
 			t.Fatalf("import: %v", err)
 		}
-		if _, err := s.Import(context.Background(), filepath.Join(t.TempDir(), "missing")); !errors.Is(err, ErrInvalid) {
+		if _, err := Import(context.Background(), s, filepath.Join(t.TempDir(), "missing")); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("import of a missing file: %v", err)
 		}
 		checkEmpty(t, s)

@@ -1,4 +1,4 @@
-package image
+package fetch
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/podsb/podsb/image"
 )
 
 // PullOptions tune Pull. The zero value pulls for the running platform.
@@ -34,6 +36,10 @@ type PullOptions struct {
 	Jobs int
 	// Transport is the HTTP transport; nil: http.DefaultTransport.
 	Transport http.RoundTripper
+	// Registries maps registry names to mirrors and marks insecure
+	// registries (LoadRegistries). Nil: every registry as named, HTTPS
+	// except for loopback addresses.
+	Registries *Registries
 	// Auth, if set, are the credentials to pull with, in place of the
 	// keychain's (as a CRI PullImage request carries them).
 	Auth *Credentials
@@ -74,21 +80,25 @@ func (o *PullOptions) fetch(p *v1.Platform) fetchOptions {
 }
 
 // Pull fetches the image ref from its registry (or the registry's mirrors,
-// in order: Store.Registries) and stores it under ref's normalized name.
-// Blobs already in the store are not fetched again, so a pull cut short
-// resumes where it stopped.
-func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (Image, error) {
+// in order: PullOptions.Registries) and stores it in s under ref's
+// normalized name. Blobs already in the store are not fetched again, so a
+// pull cut short resumes where it stopped.
+func Pull(ctx context.Context, s *image.Store, ref string, opts PullOptions) (image.Image, error) {
+	return store{s}.pull(ctx, ref, opts)
+}
+
+func (s store) pull(ctx context.Context, ref string, opts PullOptions) (image.Image, error) {
 	norm, r, err := normalize(ref)
 	if err != nil {
-		return Image{}, err
+		return image.Image{}, err
 	}
 	plat, err := ParsePlatform(opts.Platform)
 	if err != nil {
-		return Image{}, err
+		return image.Image{}, err
 	}
-	eps, err := s.Registries.endpoints(repoName(r.Context()))
+	eps, err := opts.Registries.endpoints(repoName(r.Context()))
 	if err != nil {
-		return Image{}, err
+		return image.Image{}, err
 	}
 	var errs []error
 	for _, ep := range eps {
@@ -98,21 +108,21 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (Image, 
 		}
 		// A mirror that fails is passed over; bad data is not.
 		if !errors.Is(err, ErrRegistry) {
-			return Image{}, err
+			return image.Image{}, err
 		}
 		errs = append(errs, err)
 	}
 	if len(errs) == 1 {
-		return Image{}, errs[0]
+		return image.Image{}, errs[0]
 	}
 	var msgs []string
 	for _, e := range errs {
 		msgs = append(msgs, e.Error())
 	}
-	return Image{}, newErr(ErrRegistry, "pull %s: %s", ref, strings.Join(msgs, "; "))
+	return image.Image{}, newErr(ErrRegistry, "pull %s: %s", ref, strings.Join(msgs, "; "))
 }
 
-func (s *Store) pullFrom(ctx context.Context, ep endpoint, r name.Reference, norm string, plat *v1.Platform, opts PullOptions) (Image, error) {
+func (s store) pullFrom(ctx context.Context, ep endpoint, r name.Reference, norm string, plat *v1.Platform, opts PullOptions) (image.Image, error) {
 	var nopts []name.Option
 	if ep.insecure {
 		nopts = append(nopts, name.Insecure)
@@ -123,7 +133,7 @@ func (s *Store) pullFrom(ctx context.Context, ep endpoint, r name.Reference, nor
 	}
 	at, err := name.ParseReference(ep.repo+suffix, nopts...)
 	if err != nil {
-		return Image{}, newErr(ErrInvalid, "image reference %q (from the registries config): %w", ep.repo+suffix, err)
+		return image.Image{}, newErr(ErrInvalid, "image reference %q (from the registries config): %w", ep.repo+suffix, err)
 	}
 	fo := opts.fetch(plat)
 	base := opts.Transport
@@ -153,16 +163,16 @@ func (s *Store) pullFrom(ctx context.Context, ep endpoint, r name.Reference, nor
 	}
 	desc, err := remote.Get(at, ropts...)
 	if err != nil {
-		return Image{}, regErr(err)
+		return image.Image{}, regErr(err)
 	}
 	raw, mdigest, mt := desc.Manifest, desc.Digest, desc.MediaType
 	if got := sha256Hex(raw); got != mdigest.Hex {
-		return Image{}, newErr(ErrCorrupt, "manifest of %s: digest mismatch: got sha256:%s, want %s", where, got, mdigest)
+		return image.Image{}, newErr(ErrCorrupt, "manifest of %s: digest mismatch: got sha256:%s, want %s", where, got, mdigest)
 	}
 	if slices.Contains(indexTypes, mt) {
 		idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 		if err != nil {
-			return Image{}, newErr(ErrCorrupt, "index of %s: %w", where, err)
+			return image.Image{}, newErr(ErrCorrupt, "index of %s: %w", where, err)
 		}
 		var pick *v1.Descriptor
 		var have []string
@@ -176,19 +186,19 @@ func (s *Store) pullFrom(ctx context.Context, ep endpoint, r name.Reference, nor
 			}
 		}
 		if pick == nil {
-			return Image{}, newErr(ErrUnsupported, "%s has no image for %s (it has %s)", where, platformString(*plat), strings.Join(have, ", "))
+			return image.Image{}, newErr(ErrUnsupported, "%s has no image for %s (it has %s)", where, platformString(*plat), strings.Join(have, ", "))
 		}
 		child, err := remote.Get(at.Context().Digest(pick.Digest.String()), ropts...)
 		if err != nil {
-			return Image{}, regErr(err)
+			return image.Image{}, regErr(err)
 		}
 		raw, mdigest, mt = child.Manifest, pick.Digest, child.MediaType
 	}
 	switch {
 	case mt == types.DockerManifestSchema1 || mt == types.DockerManifestSchema1Signed:
-		return Image{}, newErr(ErrUnsupported, "%s: docker schema 1 manifests are not supported", where)
+		return image.Image{}, newErr(ErrUnsupported, "%s: docker schema 1 manifests are not supported", where)
 	case !slices.Contains(manifestTypes, mt):
-		return Image{}, newErr(ErrUnsupported, "%s: unknown media type %q", where, mt)
+		return image.Image{}, newErr(ErrUnsupported, "%s: unknown media type %q", where, mt)
 	}
 	repo := at.Context()
 	src := source{
@@ -222,7 +232,7 @@ func (s *Store) pullFrom(ctx context.Context, ep endpoint, r name.Reference, nor
 	}
 	im, err := s.add(ctx, src, raw, mdigest, []string{norm}, fo)
 	if err != nil {
-		return Image{}, fmt.Errorf("pull %s: %w", norm, err)
+		return image.Image{}, fmt.Errorf("pull %s: %w", norm, err)
 	}
 	return im, nil
 }

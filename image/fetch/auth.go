@@ -1,4 +1,4 @@
-package image
+package fetch
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package image
+package fetch
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/compression"
 	"golang.org/x/sys/unix"
+
+	"github.com/podsb/podsb/image"
 )
 
 func TestPullUnpackShare(t *testing.T) {
@@ -40,11 +42,11 @@ func TestPullUnpackShare(t *testing.T) {
 	if a.Layers[0].ChainID != b.Layers[0].ChainID || len(b.Layers) != 2 {
 		t.Fatalf("layers: %+v %+v", a.Layers, b.Layers)
 	}
-	ents, _ := os.ReadDir(filepath.Join(s.root, "layers"))
+	ents, _ := os.ReadDir(filepath.Join(s.Root(), "layers"))
 	if len(ents) != 2 {
 		t.Errorf("%d layer directories, want 2 (one shared)", len(ents))
 	}
-	l0, l1 := s.layerPath(b.Layers[0].ChainID), s.layerPath(b.Layers[1].ChainID)
+	l0, l1 := s.LayerPath(b.Layers[0].ChainID), s.LayerPath(b.Layers[1].ChainID)
 	if fi, err := os.Stat(l1); err != nil || fi.Mode().Perm() != 0o755 {
 		t.Errorf("a layer's root: %v %v, want mode 0755", fi.Mode(), err)
 	}
@@ -88,7 +90,7 @@ func TestPullUnpackShare(t *testing.T) {
 	if !slices.Equal(m.Layers, []string{l0, l1}) || m.Config.Cmd[0] != "/bin/sh" {
 		t.Errorf("Acquire: %+v", m)
 	}
-	if _, err := s.Remove(host+"/b:1", false); !errors.Is(err, ErrInUse) {
+	if _, err := s.Remove(host+"/b:1", false); !errors.Is(err, image.ErrInUse) {
 		t.Fatalf("rm in use: %v", err)
 	}
 	if _, err := s.Remove(host+"/b:1", true); err != nil {
@@ -97,7 +99,7 @@ func TestPullUnpackShare(t *testing.T) {
 	if _, err := os.Stat(l1); err != nil {
 		t.Errorf("layer of a held image went: %v", err)
 	}
-	if _, err := s.Inspect(host + "/b:1"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Inspect(host + "/b:1"); !errors.Is(err, image.ErrNotFound) {
 		t.Errorf("removed image still found: %v", err)
 	}
 	if err := s.Release(m.ID, "pod1/c1"); err != nil {
@@ -118,7 +120,7 @@ func TestPullUnpackShare(t *testing.T) {
 	if _, err := s.Remove("example.com/x:2", false); err != nil {
 		t.Fatal(err)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(s.root, "layers")); len(ents) != 0 {
+	if ents, _ := os.ReadDir(filepath.Join(s.Root(), "layers")); len(ents) != 0 {
 		t.Errorf("layers left after all images went: %d", len(ents))
 	}
 	checkConsistent(t, s, true)
@@ -141,9 +143,9 @@ func TestConcurrentPulls(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s2, err := Open(s.root) // as another podsb process would
+			s2, err := image.Open(s.Root()) // as another podsb process would
 			if err == nil {
-				_, err = s2.Pull(context.Background(), host+"/c:1", fast)
+				_, err = Pull(context.Background(), s2, host+"/c:1", fast)
 			}
 			errs[i] = err
 		}()
@@ -169,16 +171,16 @@ func TestUntrustedImageRoot(t *testing.T) {
 	openTestStore(t) // root only
 	dir := t.TempDir()
 	os.Chmod(dir, 0o777)
-	if _, err := Open(filepath.Join(dir, "store")); !errors.Is(err, ErrUntrustedRoot) {
+	if _, err := image.Open(filepath.Join(dir, "store")); !errors.Is(err, image.ErrUntrustedRoot) {
 		t.Errorf("root below a world-writable directory: %v", err)
 	}
 	os.Chmod(dir, 0o755)
 	os.Chown(dir, 65534, 65534)
-	if _, err := Open(dir); !errors.Is(err, ErrUntrustedRoot) {
+	if _, err := image.Open(dir); !errors.Is(err, image.ErrUntrustedRoot) {
 		t.Errorf("root owned by nobody: %v", err)
 	}
 	os.Chown(dir, 0, 0)
-	if _, err := Open(dir); err != nil {
+	if _, err := image.Open(dir); err != nil {
 		t.Errorf("root's own root: %v", err)
 	}
 }
@@ -229,7 +231,7 @@ func TestGoneHoldersDropped(t *testing.T) {
 	if _, err := s.Acquire(host+"/b:1", "c2"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Remove(host+"/a:1", false); !errors.Is(err, ErrInUse) {
+	if _, err := s.Remove(host+"/a:1", false); !errors.Is(err, image.ErrInUse) {
 		t.Fatalf("rm of a held image: %v", err)
 	}
 	if _, err := s.Remove(host+"/b:1", true); err != nil {
@@ -246,7 +248,7 @@ func TestGoneHoldersDropped(t *testing.T) {
 		t.Errorf("images left: %+v %v", ims, err)
 	}
 	checkConsistent(t, s, true)
-	if ents, _ := os.ReadDir(filepath.Join(s.root, "layers")); len(ents) != 0 {
+	if ents, _ := os.ReadDir(filepath.Join(s.Root(), "layers")); len(ents) != 0 {
 		t.Errorf("%d layers left after both holders went", len(ents))
 	}
 }

@@ -1,10 +1,13 @@
-package image
+package fetch
 
 import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/podsb/podsb/image"
 	"github.com/podsb/podsb/internal/testenv"
 )
 
@@ -143,10 +147,10 @@ func push(t testing.TB, ref string, img v1.Image) {
 }
 
 // openTestStore opens a store in a fresh temporary directory (root only).
-func openTestStore(t testing.TB) *Store {
+func openTestStore(t testing.TB) *image.Store {
 	t.Helper()
 	testenv.RequireRoot(t)
-	s, err := Open(t.TempDir())
+	s, err := image.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,9 +159,9 @@ func openTestStore(t testing.TB) *Store {
 
 var fast = PullOptions{Retries: 2, Backoff: time.Millisecond}
 
-func pull(t testing.TB, s *Store, ref string) Image {
+func pull(t testing.TB, s *image.Store, ref string) image.Image {
 	t.Helper()
-	im, err := s.Pull(context.Background(), ref, fast)
+	im, err := Pull(context.Background(), s, ref, fast)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,10 +172,14 @@ func pull(t testing.TB, s *Store, ref string) Image {
 // layer and blob the index names exists, no layer directory is
 // unreferenced, and nothing is left in tmp/. blobs: no blob is
 // unreferenced either.
-func checkConsistent(t testing.TB, s *Store, blobs bool) {
+func checkConsistent(t testing.TB, s *image.Store, blobs bool) {
 	t.Helper()
-	ix, err := s.readIndex()
-	if err != nil {
+	var ix struct{ Images []image.Image }
+	if b, err := os.ReadFile(filepath.Join(s.Root(), "images.json")); err == nil {
+		if err := json.Unmarshal(b, &ix); err != nil {
+			t.Fatal(err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal(err)
 	}
 	refL, refB := map[string]bool{}, map[string]bool{}
@@ -184,17 +192,17 @@ func checkConsistent(t testing.TB, s *Store, blobs bool) {
 		}
 	}
 	for h := range refL {
-		if _, err := os.Stat(filepath.Join(s.root, "layers", h)); err != nil {
+		if _, err := os.Stat(filepath.Join(s.Root(), "layers", h)); err != nil {
 			t.Errorf("layer %s in the index: %v", h, err)
 		}
 	}
 	for h := range refB {
-		if _, err := os.Stat(filepath.Join(s.root, "blobs", "sha256", h)); err != nil {
+		if _, err := os.Stat(filepath.Join(s.Root(), "blobs", "sha256", h)); err != nil {
 			t.Errorf("blob %s in the index: %v", h, err)
 		}
 	}
 	ls := func(d string) []string {
-		ents, err := os.ReadDir(filepath.Join(s.root, d))
+		ents, err := os.ReadDir(filepath.Join(s.Root(), d))
 		if err != nil {
 			t.Fatal(err)
 		}

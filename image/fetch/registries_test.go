@@ -1,4 +1,4 @@
-package image
+package fetch
 
 import (
 	"context"
@@ -7,10 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/compression"
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/podsb/podsb/image"
 )
 
 func writeConf(t *testing.T, text string) *Registries {
@@ -89,6 +92,26 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
+// TestNormalizeAgrees checks that the store's own reading of references
+// (image.Normalize, without go-containerregistry) names what Pull stores.
+func TestNormalizeAgrees(t *testing.T) {
+	d := "sha256:" + strings.Repeat("ab", 32)
+	for _, in := range []string{"busybox", "busybox:1.36", "library/busybox", "docker.io/busybox", "index.docker.io/x/y",
+		"docker.io/library/a:1", "127.0.0.1:5000/a/b:c", "localhost/a", "localhost:5000/a:b", "registry.k8s.io/pause:3.9",
+		"quay.io/a/b/c:v1.2-x_y", "a.b/c@" + d, "busybox@" + d, "busybox:1@" + d, "x:" + strings.Repeat("t", 128),
+		"", "UPPER/case", "a:b:c:d", "x@sha256:12", "x@md5:" + strings.Repeat("a", 32), "a//b", "/a", "a:", ":a", "x:" + strings.Repeat("t", 129),
+		"a b", "host:port/x", "[::1]:5000/a", "a@" + d + "@" + d} {
+		want, _, werr := normalize(in)
+		got, gerr := image.Normalize(in)
+		if got != want || (gerr == nil) != (werr == nil) {
+			t.Errorf("%q: image.Normalize = %q %v; go-containerregistry: %q %v", in, got, gerr, want, werr)
+		}
+		if gerr != nil && !errors.Is(gerr, ErrInvalid) {
+			t.Errorf("%q: %v, want ErrInvalid", in, gerr)
+		}
+	}
+}
+
 func TestCleanName(t *testing.T) {
 	for in, want := range map[string]string{"a/b": "a/b", "./a/": "a", "a/../b": "b", ".": "."} {
 		if got, err := cleanName(in); err != nil || got != want {
@@ -133,7 +156,8 @@ func TestPullThroughMirror(t *testing.T) {
 	img := buildImage(t, "", layerOf(t, tarBytes(t, entry{name: "pause", body: "p"}), compression.GZip))
 	push(t, host+"/k8s/pause:3.9", img)
 	// The first mirror is down: the second serves.
-	s.Registries = writeConf(t, `
+	opts := fast
+	opts.Registries = writeConf(t, `
 [[registry]]
 prefix = "registry.k8s.io"
 [[registry.mirror]]
@@ -142,7 +166,7 @@ location = "127.0.0.1:1/k8s"
 location = "`+host+`/k8s"
 insecure = true
 `)
-	im, err := s.Pull(context.Background(), "registry.k8s.io/pause:3.9", fast)
+	im, err := Pull(context.Background(), s, "registry.k8s.io/pause:3.9", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +205,7 @@ func TestPullByDigest(t *testing.T) {
 	push(t, host+"/d:1", img)
 	d, _ := img.Digest()
 	ref := host + "/d@" + d.String()
-	im, err := s.Pull(context.Background(), ref, fast)
+	im, err := Pull(context.Background(), s, ref, fast)
 	if err != nil {
 		t.Fatal(err)
 	}

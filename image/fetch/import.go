@@ -1,4 +1,4 @@
-package image
+package fetch
 
 import (
 	"archive/tar"
@@ -8,22 +8,27 @@ import (
 	"io"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/podsb/podsb/image"
 )
 
-// Import stores the images of p: a docker-archive tar (as `docker save`
+// Import stores in s the images of p: a docker-archive tar (as `docker save`
 // writes it), an oci-archive tar, or an OCI layout directory. Images are
 // named by the archive's tags (docker-archive: RepoTags; OCI: the
 // annotation io.containerd.image.name, or org.opencontainers.image.ref.name
 // when it is a full reference). From an index, the image for the running
 // platform is taken.
-func (s *Store) Import(ctx context.Context, p string) ([]Image, error) {
+func Import(ctx context.Context, s *image.Store, p string) ([]image.Image, error) {
+	return store{s}.importPath(ctx, p)
+}
+
+func (s store) importPath(ctx context.Context, p string) ([]image.Image, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
 		return nil, newErr(ErrInvalid, "import %s: %w", p, err)
@@ -39,7 +44,7 @@ func (s *Store) Import(ctx context.Context, p string) ([]Image, error) {
 	case "docker":
 		return s.importDocker(ctx, p)
 	case "oci":
-		tmp, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), "import-*")
+		tmp, err := os.MkdirTemp(s.TempDir(), "import-*")
 		if err != nil {
 			return nil, err
 		}
@@ -87,13 +92,13 @@ func archiveKind(p string) (string, error) {
 	}
 }
 
-func (s *Store) importDocker(ctx context.Context, p string) ([]Image, error) {
+func (s store) importDocker(ctx context.Context, p string) ([]image.Image, error) {
 	opener := func() (io.ReadCloser, error) { return os.Open(p) }
 	m, err := tarball.LoadManifest(opener)
 	if err != nil {
 		return nil, newErr(ErrCorrupt, "import %s: %w", p, err)
 	}
-	var out []Image
+	var out []image.Image
 	for i, d := range m {
 		var names []string
 		var tag *name.Tag
@@ -124,14 +129,14 @@ func (s *Store) importDocker(ctx context.Context, p string) ([]Image, error) {
 }
 
 // addImage stores img, read from an archive.
-func (s *Store) addImage(ctx context.Context, where string, img v1.Image, names []string) (Image, error) {
+func (s store) addImage(ctx context.Context, where string, img v1.Image, names []string) (image.Image, error) {
 	raw, err := img.RawManifest()
 	if err != nil {
-		return Image{}, newErr(ErrCorrupt, "import %s: manifest: %w", where, err)
+		return image.Image{}, newErr(ErrCorrupt, "import %s: manifest: %w", where, err)
 	}
 	d, err := img.Digest()
 	if err != nil {
-		return Image{}, newErr(ErrCorrupt, "import %s: %w", where, err)
+		return image.Image{}, newErr(ErrCorrupt, "import %s: %w", where, err)
 	}
 	src := source{
 		name:   where,
@@ -147,12 +152,12 @@ func (s *Store) addImage(ctx context.Context, where string, img v1.Image, names 
 	o := (&PullOptions{}).fetch(nil)
 	im, err := s.add(ctx, src, raw, d, names, o)
 	if err != nil {
-		return Image{}, fmt.Errorf("import %s: %w", where, err)
+		return image.Image{}, fmt.Errorf("import %s: %w", where, err)
 	}
 	return im, nil
 }
 
-func (s *Store) importLayout(ctx context.Context, dir string) ([]Image, error) {
+func (s store) importLayout(ctx context.Context, dir string) ([]image.Image, error) {
 	lp, err := layout.FromPath(dir)
 	if err != nil {
 		return nil, newErr(ErrUnsupported, "import %s: not an OCI layout: %w", dir, err)
@@ -166,7 +171,7 @@ func (s *Store) importLayout(ctx context.Context, dir string) ([]Image, error) {
 		return nil, newErr(ErrCorrupt, "import %s: index.json: %w", dir, err)
 	}
 	plat, _ := ParsePlatform("")
-	var out []Image
+	var out []image.Image
 	for _, d := range im.Manifests {
 		var names []string
 		n := d.Annotations["io.containerd.image.name"]
