@@ -60,6 +60,10 @@ func grpcError(what string, err error) error {
 	return status.Error(code, msg)
 }
 
+func failedPreconditionf(format string, args ...any) error {
+	return status.Errorf(codes.FailedPrecondition, format, args...)
+}
+
 func alreadyExistsf(format string, args ...any) error {
 	return status.Errorf(codes.AlreadyExists, format, args...)
 }
@@ -74,4 +78,10 @@ func statusOf(err error) (string, bool) {
 		return "", false
 	}
 	return st.Code().String(), true
+}
+
+// isNotFound tells whether err is a NotFound status.
+func isNotFound(err error) bool {
+	st, ok := statusOf(err)
+	return ok && st == "NotFound"
 }

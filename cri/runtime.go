@@ -311,6 +311,16 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 	if err := s.setReady(rec.ID, false); err != nil {
 		return nil, grpcError("stop pod sandbox "+rec.ID, err) // NotFound: removed while we waited
 	}
+	// The containers first, each with SIGKILL, so that their exits are
+	// recorded (pause reaps them; once pause is gone nobody would).
+	for _, c := range s.podContainers(rec.ID) {
+		unlockC := s.lockPod(c.ID)
+		err := s.stopContainer(ctx, &c, 0)
+		unlockC()
+		if err != nil && !isNotFound(err) {
+			return nil, err
+		}
+	}
 	p, err := sandbox.Load(s.root, rec.ID)
 	switch {
 	case errors.Is(err, sandbox.ErrNotFound):
@@ -339,6 +349,14 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 	defer unlock()
 	if _, err := s.find(rec.ID); err != nil {
 		return &runtimeapi.RemovePodSandboxResponse{}, nil // removed while we waited
+	}
+	for _, c := range s.podContainers(rec.ID) {
+		unlockC := s.lockPod(c.ID)
+		err := s.removeContainer(ctx, &c)
+		unlockC()
+		if err != nil {
+			return nil, err
+		}
 	}
 	p, err := sandbox.Load(s.root, rec.ID)
 	switch {

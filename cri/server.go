@@ -66,13 +66,16 @@ type Server struct {
 	store      *store
 	log        *slog.Logger
 
-	// mu guards pods, names and ops. Long operations (creating, stopping,
+	// mu guards pods, names, containers, cnames and ops. Long operations (creating, stopping,
 	// removing a pod) run without it, each under its pod's op lock, so
 	// that a RemovePodSandbox waits for the RunPodSandbox of the same pod.
 	mu    sync.Mutex
 	pods  map[string]*podRecord  // by ID
 	names map[string]string      // podRecord.key() -> ID
-	ops   map[string]*sync.Mutex // by ID: the pod's op lock
+	ops   map[string]*sync.Mutex // by ID: the pod's or container's op lock
+
+	containers map[string]*containerRecord // by ID
+	cnames     map[string]string           // containerRecord.key() -> ID
 
 	// creating is held shared by each RunPodSandbox while it makes its
 	// pod, and exclusively to clean up after killed creates
@@ -129,7 +132,8 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{root: root, bridge: o.Bridge, subnet: o.Subnet, images: im, registries: regs, store: st, log: o.Log,
-		pods: map[string]*podRecord{}, names: map[string]string{}, ops: map[string]*sync.Mutex{}}
+		pods: map[string]*podRecord{}, names: map[string]string{}, ops: map[string]*sync.Mutex{},
+		containers: map[string]*containerRecord{}, cnames: map[string]string{}}
 	recs, bad := st.load()
 	for _, err := range bad {
 		s.log.Warn("skip unreadable pod record", "err", err)
@@ -138,7 +142,22 @@ func New(o Options) (*Server, error) {
 		s.pods[r.ID] = r
 		s.names[r.key()] = r.ID
 	}
-	s.log.Info("loaded pod records", "pods", len(recs), "state", o.StateDir, "root", root)
+	crecs, bad := st.loadContainers()
+	for _, err := range bad {
+		s.log.Warn("skip unreadable container record", "err", err)
+	}
+	for _, r := range crecs {
+		if _, ok := s.pods[r.PodID]; !ok {
+			// Its pod's removal was cut short: finish it.
+			s.log.Warn("drop record of a container of a removed pod", "container", r.ID, "pod", r.PodID)
+			s.containers[r.ID] = r
+			s.dropContainer(r)
+			continue
+		}
+		s.containers[r.ID] = r
+		s.cnames[r.key()] = r.ID
+	}
+	s.log.Info("loaded records", "pods", len(recs), "containers", len(s.containers), "state", o.StateDir, "root", root)
 	s.cleanWork()
 	return s, nil
 }

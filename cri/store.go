@@ -51,22 +51,49 @@ func (r *podRecord) key() string {
 type store struct{ dir string }
 
 func openStore(dir string) (*store, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "pods"), 0o700); err != nil {
-		return nil, fmt.Errorf("cri state directory: %w", err)
+	for _, sub := range []string{"pods", "containers"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return nil, fmt.Errorf("cri state directory: %w", err)
+		}
 	}
 	return &store{dir: dir}, nil
 }
 
 func (s *store) path(id string) string { return filepath.Join(s.dir, "pods", id+".json") }
 
+func (s *store) containerPath(id string) string {
+	return filepath.Join(s.dir, "containers", id+".json")
+}
+
 // write stores r: to a temporary file, then renamed over the old record,
 // so a reader (or a restarted server) sees the old or the new record.
 func (s *store) write(r *podRecord) error {
-	b, err := json.Marshal(r)
+	if err := writeRecord(s.path(r.ID), r); err != nil {
+		return fmt.Errorf("write record of pod %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// writeContainer stores the record of a container, as write a pod's.
+func (s *store) writeContainer(r *containerRecord) error {
+	if err := writeRecord(s.containerPath(r.ID), r); err != nil {
+		return fmt.Errorf("write record of container %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+func (s *store) removeContainer(id string) error {
+	if err := os.Remove(s.containerPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func writeRecord(p string, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	p := s.path(r.ID)
 	tmp := p + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
@@ -84,9 +111,8 @@ func (s *store) write(r *podRecord) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("write record of pod %s: %w", r.ID, err)
 	}
-	return nil
+	return err
 }
 
 func (s *store) remove(id string) error {
@@ -96,38 +122,65 @@ func (s *store) remove(id string) error {
 	return nil
 }
 
-// load reads every record. A record that cannot be read is skipped and
+// load reads every pod record. A record that cannot be read is skipped and
 // reported in bad: the server logs it and goes on.
 func (s *store) load() (recs []*podRecord, bad []error) {
-	ents, err := os.ReadDir(filepath.Join(s.dir, "pods"))
+	bad = loadRecords(filepath.Join(s.dir, "pods"), func(id string, b []byte) error {
+		var r podRecord
+		if err := json.Unmarshal(b, &r); err != nil {
+			return err
+		}
+		if r.ID != id {
+			return fmt.Errorf("holds pod %q", r.ID)
+		}
+		recs = append(recs, &r)
+		return nil
+	})
+	return recs, bad
+}
+
+// loadContainers reads every container record, as load the pods'.
+func (s *store) loadContainers() (recs []*containerRecord, bad []error) {
+	bad = loadRecords(filepath.Join(s.dir, "containers"), func(id string, b []byte) error {
+		var r containerRecord
+		if err := json.Unmarshal(b, &r); err != nil {
+			return err
+		}
+		if r.ID != id {
+			return fmt.Errorf("holds container %q", r.ID)
+		}
+		recs = append(recs, &r)
+		return nil
+	})
+	return recs, bad
+}
+
+// loadRecords calls add with the ID and contents of each record in dir,
+// removing what writes cut short left.
+func loadRecords(dir string, add func(id string, b []byte) error) (bad []error) {
+	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, []error{err}
+		return []error{err}
 	}
 	for _, e := range ents {
 		n := e.Name()
 		if strings.HasSuffix(n, ".tmp") {
-			os.Remove(filepath.Join(s.dir, "pods", n)) // a write cut short
+			os.Remove(filepath.Join(dir, n)) // a write cut short
 			continue
 		}
 		id, ok := strings.CutSuffix(n, ".json")
 		if !ok || !validID(id) {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(s.dir, "pods", n))
-		var r podRecord
+		b, err := os.ReadFile(filepath.Join(dir, n))
 		if err == nil {
-			err = json.Unmarshal(b, &r)
-		}
-		if err == nil && r.ID != id {
-			err = fmt.Errorf("holds pod %q", r.ID)
+			err = add(id, b)
 		}
 		if err != nil {
 			bad = append(bad, fmt.Errorf("record %s: %w", n, err))
-			continue
 		}
-		recs = append(recs, &r)
 	}
-	return recs, bad
+	return bad
 }
 
 // validID tells whether id is a CRI pod ID as the server makes them: 64
