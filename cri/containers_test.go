@@ -143,6 +143,15 @@ func TestContainerLifecycle(t *testing.T) {
 	if st := ts.cstatus(long); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 		t.Fatalf("long: %v", st)
 	}
+	sr, err := ts.rt.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: long})
+	if err != nil || sr.Stats.GetAttributes().GetId() != long || sr.Stats.GetCpu().GetTimestamp() == 0 ||
+		sr.Stats.GetMemory().GetWorkingSetBytes().GetValue() == 0 {
+		t.Errorf("stats: %v %v", sr, err)
+	}
+	lsr, err := ts.rt.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{Filter: &runtimeapi.ContainerStatsFilter{LabelSelector: map[string]string{"ctr": "long"}}})
+	if err != nil || len(lsr.Stats) != 1 || lsr.Stats[0].GetAttributes().GetId() != long {
+		t.Errorf("stats by label: %v %v", lsr, err)
+	}
 	lr, err := ts.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
 		State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}}})
 	if err != nil || len(lr.Containers) != 1 || lr.Containers[0].Id != long || lr.Containers[0].PodSandboxId != pod {
