@@ -563,6 +563,9 @@ func (s *Server) ListContainers(_ context.Context, req *runtimeapi.ListContainer
 // is not running succeeds.
 func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
 	rec, err := s.findContainer(req.GetContainerId())
+	if isNotFound(err) {
+		return &runtimeapi.StopContainerResponse{}, nil // idempotent, whatever the ID's form
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -611,8 +614,8 @@ func (s *Server) stopContainer(ctx context.Context, rec *containerRecord, timeou
 // not there succeeds.
 func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
 	rec, err := s.findContainer(req.GetContainerId())
-	if st, ok := statusOf(err); ok && st == "NotFound" && validID(req.GetContainerId()) {
-		return &runtimeapi.RemoveContainerResponse{}, nil
+	if isNotFound(err) {
+		return &runtimeapi.RemoveContainerResponse{}, nil // idempotent, whatever the ID's form
 	}
 	if err != nil {
 		return nil, err

@@ -303,6 +303,9 @@ func (s *Server) find(id string) (podRecord, error) {
 // and ports; the pod stays, NOTREADY, until RemovePodSandbox.
 func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
 	rec, err := s.find(req.GetPodSandboxId())
+	if isNotFound(err) {
+		return &runtimeapi.StopPodSandboxResponse{}, nil // idempotent, as RemovePodSandbox
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -339,8 +342,8 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 // not there succeeds, as the CRI asks (the call is idempotent).
 func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {
 	rec, err := s.find(req.GetPodSandboxId())
-	if st, ok := statusOf(err); ok && st == "NotFound" && validID(req.GetPodSandboxId()) {
-		return &runtimeapi.RemovePodSandboxResponse{}, nil
+	if isNotFound(err) {
+		return &runtimeapi.RemovePodSandboxResponse{}, nil // idempotent, whatever the ID's form (critest stops a UUID)
 	}
 	if err != nil {
 		return nil, err
