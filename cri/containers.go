@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -293,11 +292,15 @@ func volumeOf(m *runtimeapi.Mount) (sandbox.Volume, error) {
 	case len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0:
 		return v, fmt.Errorf("mount %s: ID-mapped mounts are not supported by podsb yet", v.Destination)
 	}
-	if _, err := os.Stat(v.Source); err != nil {
-		// The CRI's runtimes make a missing host directory; podsb
-		// refuses what the host has not made.
+	// A host path that is a symlink mounts what it points to, as
+	// containerd and CRI-O do (critest checks it). A missing host path is
+	// refused: podsb makes nothing on the host that the host did not ask
+	// for (kubelet makes a hostPath volume's directory itself).
+	src, err := filepath.EvalSymlinks(v.Source)
+	if err != nil {
 		return v, fmt.Errorf("mount %s: host path: %w", v.Destination, err)
 	}
+	v.Source = src
 	return v, nil
 }
 
