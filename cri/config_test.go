@@ -1,8 +1,13 @@
 package cri
 
 import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -146,5 +151,72 @@ func TestValidID(t *testing.T) {
 		if validID(id) != want {
 			t.Errorf("validID(%q) != %v", id, want)
 		}
+	}
+}
+
+// A --config file sets the flags the command line did not, and carries
+// [[registry]] tables; unknown keys and bad values are errors.
+func TestLoadConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) string {
+		p := filepath.Join(dir, "cri.toml")
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	newFlags := func() (*flag.FlagSet, *string, *string, *time.Duration, *bool) {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		fs.String("config", "", "")
+		root := fs.String("root", "/run/podsb", "")
+		bridge := fs.String("bridge", "", "")
+		grace := fs.Duration("grace", 10*time.Second, "")
+		debug := fs.Bool("debug", false, "")
+		return fs, root, bridge, grace, debug
+	}
+	p := write(`root = "/run/from-file"
+bridge = "br-file"
+grace = "3s"
+debug = true
+
+[[registry]]
+prefix = "registry.k8s.io"
+[[registry.mirror]]
+location = "127.0.0.1:5000/k8s"
+insecure = true
+`)
+	fs, root, bridge, grace, debug := newFlags()
+	if err := fs.Parse([]string{"--bridge", "br-flag"}); err != nil {
+		t.Fatal(err)
+	}
+	regs, err := loadConfig(fs, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *root != "/run/from-file" || *bridge != "br-flag" || *grace != 3*time.Second || !*debug {
+		t.Errorf("flags: root %q bridge %q grace %v debug %v", *root, *bridge, *grace, *debug)
+	}
+	if regs == nil || len(regs.Registry) != 1 || regs.Registry[0].Location != "registry.k8s.io" ||
+		len(regs.Registry[0].Mirror) != 1 || regs.Registry[0].Mirror[0].Location != "127.0.0.1:5000/k8s" {
+		t.Errorf("registries: %+v", regs)
+	}
+	for _, bad := range []struct{ file, want string }{
+		{`nosuch = 1`, `unknown key "nosuch"`},
+		{`config = "x"`, `unknown key "config"`},
+		{`grace = "soon"`, `key "grace"`},
+		{`root = ["a"]`, `want a string`},
+		{`root = `, `config `},
+		{"[[registry]]\ninsecure = true", "without prefix or location"},
+	} {
+		fs, _, _, _, _ := newFlags()
+		fs.Parse(nil)
+		if _, err := loadConfig(fs, write(bad.file)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: got %v, want %q", bad.file, err, bad.want)
+		}
+	}
+	fs, _, _, _, _ = newFlags()
+	if _, err := loadConfig(fs, filepath.Join(dir, "missing.toml")); err == nil {
+		t.Error("a missing config file loaded")
 	}
 }

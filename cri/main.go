@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/podsb/podsb/image"
+	"github.com/podsb/podsb/image/fetch"
 	"github.com/podsb/podsb/sandbox"
 )
 
@@ -24,6 +25,7 @@ import (
 func Main(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("podsb cri", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	config := fs.String("config", "", "config `FILE` (TOML): any of these flags by name, and [[registry]] tables of mirrors (docs/cri.md)")
 	listen := fs.String("listen", DefaultListen, "the `unix:///PATH` socket to serve the CRI on")
 	root := fs.String("root", envOr("PODSB_ROOT", sandbox.DefaultRoot), "podsb state root of the pods (env PODSB_ROOT)")
 	imageRoot := fs.String("image-root", envOr("PODSB_IMAGE_ROOT", image.DefaultRoot), "image store `DIR` (env PODSB_IMAGE_ROOT)")
@@ -48,6 +50,14 @@ func Main(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "podsb cri: unexpected argument %q\n", fs.Arg(0))
 		return 125
 	}
+	var regs *fetch.Registries
+	if *config != "" {
+		var err error
+		if regs, err = loadConfig(fs, *config); err != nil {
+			fmt.Fprintf(stderr, "podsb cri: %v\n", err)
+			return 125
+		}
+	}
 	lvl := slog.LevelInfo
 	if *debug {
 		lvl = slog.LevelDebug
@@ -70,7 +80,7 @@ func Main(args []string, stderr io.Writer) int {
 		}
 		sn = p
 	}
-	s, err := New(Options{Root: *root, Bridge: *bridge, Subnet: sn, ImageRoot: *imageRoot, RegistriesConf: *conf, StateDir: *state, Log: log})
+	s, err := New(Options{Root: *root, Bridge: *bridge, Subnet: sn, ImageRoot: *imageRoot, RegistriesConf: *conf, Registries: regs, StateDir: *state, Log: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "podsb cri: %v\n", err)
 		return 125

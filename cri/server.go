@@ -41,6 +41,9 @@ type Options struct {
 	// mirrors, insecure registries. Empty: fetch.DefaultRegistriesConf if
 	// it exists.
 	RegistriesConf string
+	// Registries, if set, is the registries config itself (the [[registry]]
+	// tables of a --config file); it excludes RegistriesConf.
+	Registries *fetch.Registries
 	// Bridge and Subnet choose podsb's bridge network of the pods, on its
 	// first use (sandbox.NetworkConfig); empty: podsb's defaults.
 	Bridge string
@@ -127,9 +130,15 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Registries != nil && o.RegistriesConf != "" {
+		return nil, fmt.Errorf("registries: from a registries config file or from the config's [[registry]] tables, not both")
+	}
 	im, regs, err := openImages(o.ImageRoot, o.RegistriesConf)
 	if err != nil {
 		return nil, err
+	}
+	if o.Registries != nil {
+		regs = o.Registries
 	}
 	s := &Server{root: root, bridge: o.Bridge, subnet: o.Subnet, images: im, registries: regs, store: st, log: o.Log,
 		pods: map[string]*podRecord{}, names: map[string]string{}, ops: map[string]*sync.Mutex{},

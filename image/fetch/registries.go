@@ -61,6 +61,15 @@ func LoadRegistries(path string) (*Registries, error) {
 	if err := toml.Unmarshal(b, r); err != nil {
 		return nil, newErr(ErrInvalid, "registries config %s: %w", path, err)
 	}
+	if err := r.Check(path); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Check checks the tables of r, read from the file path (for the errors),
+// and fills in each one's Prefix or Location from the other.
+func (r *Registries) Check(path string) error {
 	for i, reg := range r.Registry {
 		if reg.Prefix == "" {
 			r.Registry[i].Prefix = reg.Location
@@ -69,18 +78,18 @@ func LoadRegistries(path string) (*Registries, error) {
 			r.Registry[i].Location = r.Registry[i].Prefix
 		}
 		if r.Registry[i].Prefix == "" {
-			return nil, newErr(ErrInvalid, "registries config %s: a [[registry]] without prefix or location", path)
+			return newErr(ErrInvalid, "registries config %s: a [[registry]] without prefix or location", path)
 		}
 		if strings.HasPrefix(r.Registry[i].Prefix, "*.") {
-			return nil, newErr(ErrInvalid, "registries config %s: wildcard prefix %q is not supported", path, reg.Prefix)
+			return newErr(ErrInvalid, "registries config %s: wildcard prefix %q is not supported", path, reg.Prefix)
 		}
 		for _, m := range reg.Mirror {
 			if m.Location == "" {
-				return nil, newErr(ErrInvalid, "registries config %s: a mirror of %s without location", path, r.Registry[i].Prefix)
+				return newErr(ErrInvalid, "registries config %s: a mirror of %s without location", path, r.Registry[i].Prefix)
 			}
 		}
 	}
-	return r, nil
+	return nil
 }
 
 // endpoint is one place to pull a repository from.
