@@ -14,9 +14,10 @@
 #	catatonit, tini       peers of pause (footprint, reaping)
 #	busybox-static        the files of the images and image roots the tests build
 #	podman, skopeo, umoci peers of the image pull benchmark
+#	containerd            the CRI peer of podsb cri (run privately by the tests, never as the service)
 set -eu
 
-pkgs="util-linux bsdutils iproute2 iputils-ping python3 nginx-light gcc runc crun catatonit tini busybox-static podman skopeo umoci"
+pkgs="util-linux bsdutils iproute2 iputils-ping python3 nginx-light gcc runc crun catatonit tini busybox-static podman skopeo umoci containerd"
 
 missing=""
 for p in $pkgs; do
