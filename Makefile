@@ -32,7 +32,7 @@ CEDGES := fastexec:internal/setup reaper:internal/setup
 # decompressors and TOML live in image/fetch (docs/performance.md).
 HEAVY := go-containerregistry|go-digest|^net/http$$|klauspost|go-toml
 
-.PHONY: all build tools deps test unit integration bench lint demo pause clean help
+.PHONY: all build tools deps test unit integration bench benchcri lint demo pause clean help
 
 all: build
 
@@ -72,8 +72,12 @@ integration: deps ## Run the root-only end-to-end tests of the built binary and 
 # directory) measures with the state on that file system instead.
 BENCH_TMPDIR ?= /dev/shm
 
-bench: ## Run the benchmarks against runc, crun, unshare, podman, skopeo and umoci (needs root; PODSB_BENCH_ROUNDS=N, BENCH_TMPDIR=DIR)
+bench: ## Run the benchmarks against runc, crun, unshare, podman, skopeo, umoci and containerd (needs root; PODSB_BENCH_ROUNDS=N, BENCH_TMPDIR=DIR)
 	TMPDIR=$(BENCH_TMPDIR) $(GO) test -count=1 -run '^$$' -bench . -benchtime=1x -timeout 60m -v ./integration/
+
+# critest is built by make critest; crictl by make tools.
+benchcri: ## Run only the CRI benchmarks: podsb cri against a private containerd (needs root, critest; PODSB_BENCH_ROUNDS=N, PODSB_BENCH_PODS=N)
+	TMPDIR=$(BENCH_TMPDIR) $(GO) test -count=1 -run '^$$' -bench 'BenchmarkCRI' -benchtime=1x -timeout 30m -v ./integration/
 
 lint: ## gofmt, go vet, staticcheck, and the package dependency rules
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi

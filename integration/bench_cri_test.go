@@ -123,9 +123,9 @@ func crictlTB(tb testing.TB) string {
 	return p
 }
 
-// critestBinary returns critest v1.37.0: $PODSB_CRITEST_BIN, else the one
+// critestForBench returns critest v1.37.0: $PODSB_CRITEST_BIN, else the one
 // make critest keeps in $PODSB_TOOLS_DIR (/var/cache/podsb-tools).
-func critestBinary(tb testing.TB) string {
+func critestForBench(tb testing.TB) string {
 	tb.Helper()
 	p := os.Getenv("PODSB_CRITEST_BIN")
 	if p == "" {
@@ -238,7 +238,7 @@ func criPodFiles(tb testing.TB, name, host string) (pod, ctr string) {
 // docs/performance.md.
 func BenchmarkCRILifecycle(b *testing.B) {
 	testenv.RequireRoot(b)
-	critest := critestBinary(b)
+	critest := critestForBench(b)
 	crictl := crictlTB(b)
 	host := serveImages(b, peerImages(b))
 	images := filepath.Join(b.TempDir(), "images.yaml")
