@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/podsb/podsb/image"
 	"github.com/podsb/podsb/rootfs"
 	"github.com/podsb/podsb/sandbox"
 )
@@ -102,6 +103,26 @@ func (s *Server) holder(r *containerRecord) string {
 	return filepath.Join(s.root, r.PodID, "containers", r.ID)
 }
 
+// holderAlive tells the image store whether a holder still uses its
+// image: a container of a pod of this server's holds it while its record
+// exists; other holders are the CLI's (image.PodHolderAlive).
+func (s *Server) holderAlive(h string) bool {
+	if !image.PodHolderAlive(h) {
+		return false
+	}
+	if filepath.Dir(filepath.Dir(filepath.Dir(h))) != s.root {
+		return true
+	}
+	pod, id := filepath.Base(filepath.Dir(filepath.Dir(h))), filepath.Base(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.pods[pod]; !ok {
+		return true // a pod of the CLI's in the same root
+	}
+	_, ok := s.containers[id]
+	return ok
+}
+
 // newContainerID returns a random CRI container ID: 64 hex digits, never
 // all decimal (podsb reads a container name of digits as a PID).
 func newContainerID() (string, error) {
@@ -162,19 +183,28 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if !s.liveOf(&pod).ready {
 		return nil, failedPreconditionf("pod sandbox %s is not ready: create its containers before stopping it", pod.ID)
 	}
+	// The record first: while it exists, the image store keeps the
+	// container's hold on its image (holderAlive).
+	if err := s.reserveContainer(rec); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*runtimeapi.CreateContainerResponse, error) {
+		if derr := s.dropContainer(rec); derr != nil {
+			s.log.Warn("drop record of a failed create", "container", rec.ID, "err", derr)
+		}
+		return nil, err
+	}
 	root, err := s.images.RootOf(ref, s.holder(rec))
 	if err != nil {
-		return nil, grpcError("container "+rec.Name+": image "+ref, err)
+		return fail(grpcError("container "+rec.Name+": image "+ref, err))
 	}
 	rec.ImageRef = root.ID
 	rec.Run.Image = imageRootFor(root, &rec.Run)
 	if len(rec.Run.Args) == 0 {
-		s.images.Release(root.ID, s.holder(rec))
-		return nil, invalidf("container %s: no command: the config has none and image %s has no Entrypoint or Cmd", rec.Name, ref)
+		return fail(invalidf("container %s: no command: the config has none and image %s has no Entrypoint or Cmd", rec.Name, ref))
 	}
-	if err := s.reserveContainer(rec); err != nil {
-		s.images.Release(root.ID, s.holder(rec))
-		return nil, err
+	if err := s.updateContainer(rec); err != nil {
+		return fail(err)
 	}
 	s.log.Info("container created", "id", id, "name", rec.Name, "pod", pod.ID, "image", ref)
 	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
@@ -342,15 +372,20 @@ func (s *Server) updateContainer(next *containerRecord) error {
 // dropContainer forgets rec: its record, its name, its hold on its image.
 func (s *Server) dropContainer(rec *containerRecord) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.store.removeContainer(rec.ID); err != nil {
+	err := s.store.removeContainer(rec.ID)
+	if err == nil {
+		delete(s.containers, rec.ID)
+		delete(s.ops, rec.ID)
+		if s.cnames[rec.key()] == rec.ID {
+			delete(s.cnames, rec.key())
+		}
+	}
+	s.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	delete(s.containers, rec.ID)
-	delete(s.ops, rec.ID)
-	if s.cnames[rec.key()] == rec.ID {
-		delete(s.cnames, rec.key())
-	}
+	// Not under mu: the store's index update asks holderAlive, which
+	// takes it.
 	if rec.ImageRef != "" {
 		if err := s.images.Release(rec.ImageRef, s.holder(rec)); err != nil {
 			s.log.Warn("release image", "container", rec.ID, "image", rec.ImageRef, "err", err)

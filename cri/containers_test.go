@@ -226,8 +226,14 @@ func TestContainerLifecycle(t *testing.T) {
 	}
 	_, err = ts.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: pod, Config: ctrCfg("late", ref)})
 	wantCode(t, "create in a stopped pod", err, codes.FailedPrecondition)
+	// Its containers hold the image until they are removed.
+	_, err = ts.im.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+	wantCode(t, "remove of a held image", err, codes.FailedPrecondition)
 	if _, err := ts.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := ts.im.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
+		t.Errorf("remove of the image once its containers are gone: %v", err)
 	}
 	if lr, err := ts.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{}); err != nil || len(lr.Containers) != 0 {
 		t.Errorf("left: %v %v", lr, err)

@@ -143,6 +143,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{root: root, bridge: o.Bridge, subnet: o.Subnet, images: im, registries: regs, store: st, log: o.Log,
 		pods: map[string]*podRecord{}, names: map[string]string{}, ops: map[string]*sync.Mutex{},
 		containers: map[string]*containerRecord{}, cnames: map[string]string{}}
+	im.HolderAlive = s.holderAlive
 	recs, bad := st.load()
 	for _, err := range bad {
 		s.log.Warn("skip unreadable pod record", "err", err)
