@@ -59,6 +59,14 @@ type ContainerState struct {
 	MountNamespace string `json:"mountNamespace"`
 	// Log is the output of a detached container.
 	Log string `json:"log,omitempty"`
+	// Exit is how a stopped detached container ended, as pause recorded
+	// it (exit_linux.go); Container and Containers fill it in, it is not
+	// stored here. It is nil while the container runs, for a container
+	// that was not detached (Process.Wait has its status), for one that
+	// died with its pod (the pod stopped or its pause died: nobody
+	// recorded it), and for one in a pod made by a podsb without exit
+	// records until the pod is started again.
+	Exit *ContainerExit `json:"exit,omitempty"`
 }
 
 // containerMountNS is where a container's mount namespace is pinned: in the
@@ -109,8 +117,11 @@ func (p *Pod) Container(name string) (ContainerState, error) {
 		return cs, errclass.New(ErrNotFound, "no such container %s in pod %s", name, p.name)
 	}
 	cs.Status = specs.StateStopped
+	cs.Exit = nil
 	if live {
 		cs.Status = specs.StateRunning
+	} else if cs.Detached {
+		cs.Exit = readExit(filepath.Join(p.containerDir(name), exitFile))
 	}
 	return cs, nil
 }

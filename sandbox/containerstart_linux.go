@@ -74,6 +74,7 @@ func (r *containerStart) steps() []startStep {
 		{"cgroup", r.joinCgroup},
 		{"init: mounts, pivot_root", r.buildRoot},
 		{"pin mount namespace", r.pin},
+		{"exit record", r.watchExit},
 		{"first state write", r.record},
 		{"go-ahead, exec", r.goAhead},
 		{"final state write", r.finish},
