@@ -20,8 +20,20 @@ import (
 // namespaces, with pause as its PID 1.
 type ContainerConfig struct {
 	// ExecConfig is the command, as for Exec; Detach sends its output to
-	// the log file ROOT/POD/logs/NAME.log.
+	// the log file ROOT/POD/logs/NAME.log (unless Stdio says otherwise).
+	// With Detach and TTY, the command's stdio is a terminal of the pod's
+	// devpts (not its controlling terminal), and Process.PTY is the
+	// terminal's other side, which the caller reads and closes; there is
+	// no log file.
 	ExecConfig
+	// Stdio, only with Detach and without TTY, gives the command the
+	// caller's files as stdin, stdout and stderr: a non-nil entry replaces
+	// /dev/null (stdin) or the log file (stdout, stderr); the log file is
+	// made only if stdout or stderr is nil. The command gets its own
+	// descriptions of the files; the caller may close them once Run has
+	// returned. Directories, symbolic links and O_PATH descriptors are
+	// refused, as for Exec.
+	Stdio [3]*os.File
 	// Name is unique within the pod; a random ID if empty.
 	Name string
 	// Rootfs is a host directory to use as the container's root; empty is
@@ -207,6 +219,19 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 	}
 	if err := p.checkLaunch(c); err != nil {
 		return nil, err
+	}
+	if cc.Stdio != [3]*os.File{} {
+		if !c.Detach || c.TTY {
+			return nil, invalidf("run: ContainerConfig.Stdio is for Detach without TTY")
+		}
+		for i, f := range cc.Stdio {
+			if f == nil {
+				continue
+			}
+			if err := checkStdio(i, f); err != nil {
+				return nil, err
+			}
+		}
 	}
 	name := cc.Name
 	if name == "" {

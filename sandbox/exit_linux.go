@@ -176,8 +176,13 @@ func processLives(pidfd int) bool {
 // removes it when it records the exit, and the PID may since name another
 // container's.
 func unlinkExit(link, file string) {
-	var a, b unix.Stat_t
-	if unix.Stat(file, &a) == nil && unix.Lstat(link, &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino {
+	if sameFile(link, file) {
 		os.Remove(link)
 	}
+}
+
+// sameFile tells whether link is a name of file.
+func sameFile(link, file string) bool {
+	var a, b unix.Stat_t
+	return unix.Stat(file, &a) == nil && unix.Lstat(link, &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino
 }
