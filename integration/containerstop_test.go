@@ -202,3 +202,60 @@ func TestContainerTTYDetached(t *testing.T) {
 	}
 	wantExit(t, awaitStopped(t, pod, "term"), 0, "", time.Now().Add(-time.Minute))
 }
+
+// The CLI: ps --containers shows a stopped container's exit code; stop
+// and rm POD/CONTAINER act on one container.
+func TestContainerStopRmCLI(t *testing.T) {
+	e := newEnv(t)
+	pod, _ := e.create()
+	e.must("run", "-d", "--name", "three", pod, "--", "sh", "-c", "exit 3")
+	e.must("run", "-d", "--name", "long", pod, "--", "sleep", "100")
+	var ps string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ps = e.must("ps", "--containers", "-a", pod)
+		if containerRowField(ps, "three", 3) == "3" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.HasPrefix(ps, "POD ") || !strings.Contains(strings.SplitN(ps, "\n", 2)[0], "EXIT") ||
+		containerRowField(ps, "three", 3) != "3" || containerRowField(ps, "long", 3) != "-" {
+		t.Errorf("ps --containers -a:\n%s", ps)
+	}
+	if r := e.run("rm", pod+"/long"); r.code != 125 || !strings.Contains(r.stderr, "container long in pod "+pod+" is running") {
+		t.Errorf("rm of a running container: %+v", r)
+	}
+	if out := e.must("stop", "-t", "5s", pod, "long"); out != "" {
+		t.Errorf("stop printed %q", out)
+	}
+	ps = e.must("ps", "--containers", "-a", pod)
+	if containerRowField(ps, "long", 2) != "stopped" || containerRowField(ps, "long", 3) != "143" {
+		t.Errorf("after stop:\n%s", ps)
+	}
+	if r := e.run("stop", pod, "nosuch"); r.code != 125 || !strings.Contains(r.stderr, "no such container nosuch in pod "+pod) {
+		t.Errorf("stop of an unknown container: %+v", r)
+	}
+	if out := e.must("rm", pod+"/long", pod+"/three"); out != pod+"/long\n"+pod+"/three\n" {
+		t.Errorf("rm printed %q", out)
+	}
+	if r := e.run("rm", pod+"/long"); r.code != 125 || !strings.Contains(r.stderr, "no such container long in pod "+pod) {
+		t.Errorf("second rm: %+v", r)
+	}
+	if r := e.run("rm", "-f", pod+"/long"); r.code != 0 {
+		t.Errorf("rm -f of an unknown container: %+v", r)
+	}
+	if out := e.must("ps", "--containers", "-a", "-q", pod); out != "" {
+		t.Errorf("containers left: %q", out)
+	}
+}
+
+// containerRowField returns field i of the ps --containers row of name.
+func containerRowField(ps, name string, i int) string {
+	for _, line := range strings.Split(ps, "\n") {
+		if f := strings.Fields(line); len(f) > i && f[1] == name {
+			return f[i]
+		}
+	}
+	return ""
+}

@@ -120,10 +120,12 @@ func readDirNames(dir string) ([]string, error) {
 }
 
 // openExitsOp is the operation of a pod's init that opens the exits
-// directory at setup.ExitsFD: first, before anything can take the fd, and
-// before pivot_root hides the host.
+// directory at setup.ExitsFD: first, before pivot_root hides the host. A
+// detached mount of it, rather than the directory: pause, which keeps the
+// fd, then holds nothing from which ".." leads to the host (a pod's
+// process with CAP_SYS_PTRACE could open it through /proc/1/fd/3).
 func openExitsOp(dir string) setup.Op {
-	return setup.Op{Code: setup.OpenDir, Num: setup.ExitsFD, Str: []string{filepath.Join(dir, exitsDirName)}}
+	return setup.Op{Code: setup.OpenTree, Num: setup.ExitsFD, Str: []string{filepath.Join(dir, exitsDirName)}}
 }
 
 // watchExit makes the container's exit file and links it as exits/PID, so

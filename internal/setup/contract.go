@@ -14,10 +14,10 @@ const (
 )
 
 // ExitsFD is pause's fd of the pod's exits directory (ROOT/POD/exits),
-// which its program opens there with OpenDir. Once its program is read,
+// which its program opens there with OpenTree. Once its program is read,
 // pause closes ProgramFD, so the number is free for it; after setup
 // pause keeps 0-2 and ExitsFD and closes the rest. A pause without the
-// directory (a program with no OpenDir) has nothing at ExitsFD, and its
+// directory (a program with no OpenTree) has nothing at ExitsFD, and its
 // openat there fails with EBADF: no exit is recorded.
 //
 // When pause reaps a child whose PID (in the pod, decimal) names a file

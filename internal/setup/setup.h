@@ -31,7 +31,7 @@
 #define OP_CAP_SET 20
 #define OP_SECCOMP 21
 #define OP_NO_DEV 22
-#define OP_OPEN_DIR 23
+#define OP_OPEN_TREE 23
 
 // The rest of the contract (package setup), and sandbox's defaults.
 #define OP_OPTIONAL 1
@@ -108,6 +108,7 @@
 #define SYS_MOUNT_SETATTR 442
 #define SYS_WAITID 247
 #define SYS_UNLINKAT 263
+#define SYS_OPEN_TREE 428
 #define EPERM 1
 #define ENOENT 2
 #define EINTR 4
@@ -198,6 +199,7 @@
 #define MOUNT_ATTR_RDONLY 1
 #define MOUNT_ATTR_NODEV 4
 #define MOVE_MOUNT_F_EMPTY_PATH 4
+#define OPEN_TREE_CLONE 1
 #define MS_RDONLY 1
 #define MS_NOSUID 2
 #define MS_NODEV 4

@@ -420,8 +420,8 @@ static long exec_op(const struct op *o, char **envp)
 		return loopback_up();
 	case OP_PIVOT:
 		return pivot(arg(o, 0));
-	case OP_OPEN_DIR:
-		r = sys(SYS_OPENAT, AT_FDCWD, (long)arg(o, 0), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+	case OP_OPEN_TREE:
+		r = sys(SYS_OPEN_TREE, AT_FDCWD, (long)arg(o, 0), OPEN_TREE_CLONE | O_CLOEXEC, 0);
 		if (r < 0 || r == (long)o->num)
 			return r < 0 ? r : 0;
 		o2 = sys(SYS_DUP3, r, o->num, O_CLOEXEC, 0);

@@ -54,7 +54,7 @@ var ops = []constant{
 	{"OP_SET_IDS", setup.SetIDs}, {"OP_CHDIR", setup.Chdir}, {"OP_PDEATHSIG", setup.Pdeathsig},
 	{"OP_EXEC", setup.Exec}, {"OP_CAPS", setup.Caps}, {"OP_NO_NEW_PRIVS", setup.NoNewPrivs},
 	{"OP_CAP_SET", setup.CapSet}, {"OP_SECCOMP", setup.Seccomp}, {"OP_NO_DEV", setup.NoDev},
-	{"OP_OPEN_DIR", setup.OpenDir},
+	{"OP_OPEN_TREE", setup.OpenTree},
 }
 
 // contract are setup's other constants, and sandbox's defaults.
@@ -89,7 +89,7 @@ var kernel = []constant{
 	{"SYS_EXECVEAT", unix.SYS_EXECVEAT}, {"SYS_MOVE_MOUNT", unix.SYS_MOVE_MOUNT},
 	{"SYS_PIDFD_OPEN", unix.SYS_PIDFD_OPEN}, {"SYS_CLOSE_RANGE", unix.SYS_CLOSE_RANGE},
 	{"SYS_OPENAT2", unix.SYS_OPENAT2}, {"SYS_MOUNT_SETATTR", unix.SYS_MOUNT_SETATTR},
-	{"SYS_WAITID", unix.SYS_WAITID}, {"SYS_UNLINKAT", unix.SYS_UNLINKAT},
+	{"SYS_WAITID", unix.SYS_WAITID}, {"SYS_UNLINKAT", unix.SYS_UNLINKAT}, {"SYS_OPEN_TREE", unix.SYS_OPEN_TREE},
 
 	{"EPERM", unix.EPERM}, {"ENOENT", unix.ENOENT}, {"EINTR", unix.EINTR}, {"E2BIG", unix.E2BIG},
 	{"ENOEXEC", unix.ENOEXEC}, {"ENOMEM", unix.ENOMEM}, {"EACCES", unix.EACCES}, {"EEXIST", unix.EEXIST},
@@ -127,7 +127,7 @@ var kernel = []constant{
 	{"SECCOMP_MODE_FILTER", unix.SECCOMP_MODE_FILTER},
 	{"LINUX_CAPABILITY_VERSION_3", unix.LINUX_CAPABILITY_VERSION_3},
 	{"MOUNT_ATTR_RDONLY", unix.MOUNT_ATTR_RDONLY}, {"MOUNT_ATTR_NODEV", unix.MOUNT_ATTR_NODEV},
-	{"MOVE_MOUNT_F_EMPTY_PATH", unix.MOVE_MOUNT_F_EMPTY_PATH},
+	{"MOVE_MOUNT_F_EMPTY_PATH", unix.MOVE_MOUNT_F_EMPTY_PATH}, {"OPEN_TREE_CLONE", unix.OPEN_TREE_CLONE},
 	{"MS_RDONLY", unix.MS_RDONLY}, {"MS_NOSUID", unix.MS_NOSUID}, {"MS_NODEV", unix.MS_NODEV},
 	{"MS_NOEXEC", unix.MS_NOEXEC}, {"MS_REMOUNT", unix.MS_REMOUNT}, {"MS_BIND", unix.MS_BIND},
 	{"MS_REC", unix.MS_REC}, {"MS_SLAVE", unix.MS_SLAVE}, {"MNT_DETACH", unix.MNT_DETACH},
