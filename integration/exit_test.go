@@ -181,3 +181,40 @@ func TestContainerExitStopStart(t *testing.T) {
 	t.Logf("old container had pod PID %s", strconv.Itoa(long.PodPID))
 	_ = fmt.Sprint()
 }
+
+// A pod made by a podsb that did not record exits has no exits directory
+// (here: removed) and its pause nothing at fd 3 that finds the names: its
+// detached containers run, stop and are removed as before, with no exit;
+// Start gives it the directory, and exits are recorded from then on.
+func TestContainerExitOldPod(t *testing.T) {
+	pod, _ := libPod(t)
+	ctx := context.Background()
+	if err := os.Remove(filepath.Join(pod.Dir(), "exits")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pod.Run(ctx, sandbox.ContainerConfig{Name: "old", ExecConfig: sandbox.ExecConfig{Args: []string{"sh", "-c", "exit 3"}, Detach: true}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	cs, _ := pod.Container("old")
+	for cs.Status != specs.StateStopped && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		cs, _ = pod.Container("old")
+	}
+	if cs.Status != specs.StateStopped || cs.Exit != nil {
+		t.Errorf("container of an old pod: %s, exit %+v; want stopped, no exit", cs.Status, cs.Exit)
+	}
+	if err := pod.StopContainer(ctx, "old", 0, time.Second); err != nil {
+		t.Error(err)
+	}
+	if err := pod.RemoveContainer(ctx, "old", false); err != nil {
+		t.Error(err)
+	}
+	if err := pod.Stop(ctx, sandbox.RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pod.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantExit(t, runDetached(t, pod, "new", "sh", "-c", "exit 5"), 5, "", time.Now().Add(-time.Minute))
+}
