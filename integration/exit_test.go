@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -172,14 +171,55 @@ func TestContainerExitStopStart(t *testing.T) {
 		t.Errorf("exits/ after Start holds %v (the old pause's processes)", names)
 	}
 	// The new pause's PIDs count from 2 again: the old container's PID
-	// is likely a new one's.
+	// is a new one's.
 	start := time.Now()
-	wantExit(t, runDetached(t, pod, "after", "sh", "-c", "exit 4"), 4, "", start)
+	after := runDetached(t, pod, "after", "sh", "-c", "exit 4")
+	wantExit(t, after, 4, "", start)
+	if after.PodPID != long.PodPID {
+		t.Logf("PID %d of before not reused (now %d)", long.PodPID, after.PodPID)
+	}
 	if cs, _ := pod.Container("long"); cs.Exit != nil {
 		t.Errorf("old container got exit %+v", cs.Exit)
 	}
-	t.Logf("old container had pod PID %s", strconv.Itoa(long.PodPID))
-	_ = fmt.Sprint()
+}
+
+// A PID of an exited container, reused by the next one (ns_last_pid set
+// in the pod's PID namespace), names the new container's exit only: each
+// keeps its own.
+func TestContainerExitPIDReused(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	priv := sandbox.Security{Privileged: true}
+	pod, err := sandbox.Create(ctx, sandbox.Config{Root: root, Security: priv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := pod.State()
+	t.Cleanup(func() {
+		pod.Remove(ctx, sandbox.RemoveOptions{Force: true})
+		checkNoLeaks(t, root, map[string]bool{pod.Name(): true}, map[int]uint64{st.Pid: st.StartTime})
+	})
+	start := time.Now()
+	a := runDetached(t, pod, "a", "sh", "-c", "exit 5")
+	wantExit(t, a, 5, "", start)
+	// The next fork in the pod is Run's init, then the process it spawns:
+	// that one gets a's PID.
+	set := fmt.Sprintf("echo %d > /proc/sys/kernel/ns_last_pid", a.PodPID-2)
+	p, err := pod.Exec(ctx, sandbox.ExecConfig{Args: []string{"sh", "-c", set}, Security: priv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := p.Wait(); code != 0 || err != nil {
+		t.Fatalf("%s: %d %v", set, code, err)
+	}
+	b := runDetached(t, pod, "b", "sh", "-c", "exit 6")
+	if b.PodPID != a.PodPID {
+		t.Fatalf("b has PID %d, not a's %d", b.PodPID, a.PodPID)
+	}
+	wantExit(t, b, 6, "", start)
+	a, _ = pod.Container("a")
+	wantExit(t, a, 5, "", start)
 }
 
 // A pod made by a podsb that did not record exits has no exits directory
