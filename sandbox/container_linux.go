@@ -110,7 +110,10 @@ func (p *Pod) Containers() ([]ContainerState, error) {
 	return out, nil
 }
 
-// Container returns the state of one container, with live status.
+// Container returns the state of one container, with live status and,
+// for a stopped detached container, its exit (ContainerState.Exit): if
+// its process has just died and pause has not yet recorded it, Container
+// waits for the record (up to 2 s, for a pause that is stopped).
 func (p *Pod) Container(name string) (ContainerState, error) {
 	var cs ContainerState
 	if err := validateContainerName(name); err != nil {
@@ -133,7 +136,7 @@ func (p *Pod) Container(name string) (ContainerState, error) {
 	if live {
 		cs.Status = specs.StateRunning
 	} else if cs.Detached {
-		cs.Exit = readExit(filepath.Join(p.containerDir(name), exitFile))
+		cs.Exit = p.exitOf(cs)
 	}
 	return cs, nil
 }

@@ -15,18 +15,12 @@ import (
 	"github.com/podsb/podsb/internal/errclass"
 )
 
-// exitRecordWait is how long StopContainer waits, once the process is
-// gone, for pause to have written its exit: pause reaps and records on
-// the SIGCHLD it gets at once, so only a pause that is stopped or starved
-// of CPU takes longer.
-const exitRecordWait = 2 * time.Second
-
 // StopContainer stops a container's main process: it sends sig (the
 // container's StopSignal if 0: its image's, else SIGTERM) through a pidfd
 // opened before the identity check, waits up to timeout for the process
 // to exit, then sends SIGKILL. It returns once the process is gone and,
-// for a detached container, once pause has recorded its exit (briefly:
-// see Container). Stopping a stopped container does nothing. The
+// for a detached container, once pause has recorded its exit (see
+// Container). Stopping a stopped container does nothing. The
 // container's other processes, if its main process leaves any, stay: they
 // die with the pod.
 func (p *Pod) StopContainer(ctx context.Context, name string, sig unix.Signal, timeout time.Duration) error {
@@ -37,12 +31,14 @@ func (p *Pod) StopContainer(ctx context.Context, name string, sig unix.Signal, t
 	if sig == 0 {
 		sig = cs.StopSignal()
 	}
-	if cs.Status == specs.StateRunning {
-		if err := p.stopContainer(ctx, cs, sig, timeout); err != nil {
-			return err
-		}
+	if cs.Status != specs.StateRunning {
+		return nil
 	}
-	return p.awaitExitRecord(ctx, cs)
+	if err := p.stopContainer(ctx, cs, sig, timeout); err != nil {
+		return err
+	}
+	_, err = p.Container(name) // which waits for the record
+	return err
 }
 
 func (p *Pod) stopContainer(ctx context.Context, cs ContainerState, sig unix.Signal, timeout time.Duration) error {
@@ -96,27 +92,6 @@ func awaitPidfd(ctx context.Context, pidfd int, d time.Duration) (bool, error) {
 			return false, nil
 		}
 	}
-}
-
-// awaitExitRecord waits a little for pause to record the exit of the
-// stopped container cs, while its file has no record and its name in
-// exits/ is still there (pause writes, then removes the name) and pause
-// lives.
-func (p *Pod) awaitExitRecord(ctx context.Context, cs ContainerState) error {
-	if !cs.Detached || cs.Exit != nil || cs.PodPID <= 0 {
-		return nil
-	}
-	file := filepath.Join(p.containerDir(cs.Name), exitFile)
-	link := filepath.Join(p.exitsDir(), strconv.Itoa(cs.PodPID))
-	deadline := time.Now().Add(exitRecordWait)
-	for readExit(file) == nil && sameFile(link, file) && p.Status() == specs.StateRunning && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Millisecond):
-		}
-	}
-	return nil
 }
 
 // RemoveContainer removes a container: its pinned mount namespace, its

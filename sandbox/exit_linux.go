@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/podsb/podsb/internal/setup"
@@ -68,11 +69,38 @@ func readExit(path string) *ContainerExit {
 	if _, err := binary.Decode(b[:], binary.LittleEndian, &e); err != nil {
 		return nil
 	}
-	return exitOf(e, fi.ModTime())
+	return exitOfRecord(e, fi.ModTime())
 }
 
-// exitOf interprets waitid's si_code and si_status.
-func exitOf(e setup.Exit, finished time.Time) *ContainerExit {
+// exitRecordWait is how long Container waits for pause to record the exit
+// of a container whose process has just died: pause reaps and records on
+// the SIGCHLD it gets at once, so only a pause that is stopped or starved
+// of CPU takes longer.
+const exitRecordWait = 2 * time.Second
+
+// exitOf returns the recorded exit of the stopped detached container cs.
+// While its file has no record, its name in exits/ is still there (pause
+// writes, then removes the name) and pause lives, pause is about to
+// record it: it waits for that, up to exitRecordWait.
+func (p *Pod) exitOf(cs ContainerState) *ContainerExit {
+	file := filepath.Join(p.containerDir(cs.Name), exitFile)
+	e := readExit(file)
+	if e != nil || cs.PodPID <= 0 {
+		return e
+	}
+	link := filepath.Join(p.exitsDir(), strconv.Itoa(cs.PodPID))
+	deadline := time.Now().Add(exitRecordWait)
+	for sameFile(link, file) && p.Status() == specs.StateRunning && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+		if e = readExit(file); e != nil {
+			return e
+		}
+	}
+	return readExit(file)
+}
+
+// exitOfRecord interprets waitid's si_code and si_status.
+func exitOfRecord(e setup.Exit, finished time.Time) *ContainerExit {
 	ce := &ContainerExit{Finished: finished.UTC()}
 	switch e.Code {
 	case setup.CLDExited:
