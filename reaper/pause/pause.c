@@ -1,5 +1,6 @@
 // pause is the PID 1 of a podsb pod: it holds the pod's namespaces, reaps
-// every process that ends up as its child, and exits 0 on SIGTERM or SIGINT.
+// every process that ends up as its child (first recording the exits of the
+// ones podsb watches: record), and exits 0 on SIGTERM or SIGINT.
 //
 // It is freestanding (no libc, amd64 Linux only, its own _start) because its
 // whole job is to exist in every pod: each page it maps is paid once per pod.
@@ -31,6 +32,8 @@
 //     the kernel signals the new parent with SIGCHLD when it exits.
 //   - When the init of a PID namespace exits, the kernel SIGKILLs every other
 //     process in it, so exiting on SIGTERM tears the whole pod down.
+//   - waitid with WNOWAIT reports a dead child and leaves it a zombie: its
+//     PID is not free for another process until wait4 reaps it.
 
 #include "../../internal/setup/setup.h"	// generated from Go: go generate ./internal/setup
 
