@@ -181,6 +181,18 @@ func TestContainerExitStopStart(t *testing.T) {
 	if cs, _ := pod.Container("long"); cs.Exit != nil {
 		t.Errorf("old container got exit %+v", cs.Exit)
 	}
+	// A stopped pod's container is removed like any other.
+	if err := pod.Stop(ctx, sandbox.RemoveOptions{Timeout: -1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"long", "after"} {
+		if err := pod.RemoveContainer(ctx, name, false); err != nil {
+			t.Errorf("remove %s of a stopped pod: %v", name, err)
+		}
+	}
+	if names := dirNames(t, filepath.Join(pod.Dir(), "containers")); len(names) != 0 {
+		t.Errorf("containers/ holds %v", names)
+	}
 }
 
 // A PID of an exited container, reused by the next one (ns_last_pid set
