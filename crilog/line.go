@@ -105,7 +105,7 @@ func appendRecord(dst []byte, t time.Time, stream string, partial bool, content 
 }
 
 // lineSplitter turns one stream's bytes into records: complete lines as F
-// records, MaxLine bytes without a newline as a P record. A '\r' before the
+// records, MaxLine bytes followed by more than a newline as a P record. A '\r' before the
 // newline is dropped (a terminal's line end), as containerd does.
 type lineSplitter struct {
 	stream string
@@ -118,7 +118,7 @@ func (s *lineSplitter) add(dst []byte, t time.Time, p []byte) []byte {
 		i := bytes.IndexByte(p, '\n')
 		room := MaxLine - len(s.buf)
 		if i < 0 || i > room {
-			if len(p) < room {
+			if len(p) <= room {
 				s.buf = append(s.buf, p...)
 				return dst
 			}

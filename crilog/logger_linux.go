@@ -215,6 +215,7 @@ func newLogger(c config, diag io.Writer) (*logger, error) {
 			l.stdin = open(c.stdinFD, "stdin")
 		}
 	}
+	_, statErr := os.Lstat(c.logPath)
 	log, err := openLog(c.logPath)
 	if err != nil {
 		return nil, err
@@ -222,6 +223,9 @@ func newLogger(c config, diag io.Writer) (*logger, error) {
 	l.log = log
 	if l.ln, err = listenFresh(c.socket); err != nil {
 		log.Close()
+		if errors.Is(statErr, os.ErrNotExist) {
+			os.Remove(c.logPath) // leave nothing of a failed start
+		}
 		return nil, err
 	}
 	return l, nil
