@@ -66,7 +66,7 @@
 // container's stdin with it, or by disconnecting), and 'W' a window size:
 // width and height as big-endian uint16s, set on the terminal with
 // TIOCSWINSZ (ignored without one). Any number of clients may attach; one
-// that falls 64 reads of output behind is disconnected, so that neither
+// that falls 4 MiB of output behind is disconnected, so that neither
 // the container nor its log waits for a client.
 //
 // # Socket paths

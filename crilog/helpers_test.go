@@ -294,7 +294,7 @@ func (c *rawClient) readAll(t *testing.T) (string, string) {
 	for {
 		typ, p, err := c.fr.next()
 		if err != nil {
-			t.Fatalf("attach: %v (after %q, %q)", err, out.String(), errb.String())
+			t.Fatalf("attach: %v (after %d and %d bytes)", err, out.Len(), errb.Len())
 		}
 		switch typ {
 		case frameStdout:

@@ -322,9 +322,9 @@ func (l *logger) copyOutput(f *os.File, typ byte, stream string) {
 	for {
 		n, err := f.Read(buf)
 		if n > 0 {
-			l.broadcast(typ, buf[:n])
 			rec = split.add(rec[:0], time.Now(), buf[:n])
 			l.writeLog(rec)
+			l.broadcast(typ, buf[:n])
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, unix.EIO) {
@@ -379,23 +379,24 @@ func (l *logger) reopen() error {
 	return nil
 }
 
-// broadcast queues output to every attached client.
+// broadcast queues output to every attached client, waiting for those
+// that are clientBudget behind, and disconnecting those that took nothing
+// for stallTimeout.
 func (l *logger) broadcast(typ byte, p []byte) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if len(l.clients) == 0 {
+		l.mu.Unlock()
 		return
 	}
-	f := frame(typ, p)
+	clients := make([]*client, 0, len(l.clients))
 	for c := range l.clients {
-		select {
-		case c.out <- f:
-		default:
-			// It fell clientQueue reads behind: drop it rather than make
-			// the container or the log wait.
-			delete(l.clients, c)
-			c.conn.Close()
-			close(c.out)
+		clients = append(clients, c)
+	}
+	l.mu.Unlock()
+	f := frame(typ, p)
+	for _, c := range clients {
+		if !c.push(f, stallTimeout) {
+			l.drop(c)
 		}
 	}
 }

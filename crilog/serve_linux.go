@@ -5,13 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 )
 
 const (
-	// clientQueue is how many reads of output an attached client may fall
-	// behind before it is disconnected.
-	clientQueue = 64
+	// clientBudget is how many bytes of output may wait for an attached
+	// client: beyond it the logger waits for the client (and the container
+	// for the logger, as with containerd), for stallTimeout at most before
+	// it disconnects the client.
+	clientBudget = 4 << 20
+	stallTimeout = 5 * time.Second
 	// helloTimeout bounds how long a client may take to say what it wants.
 	helloTimeout = 10 * time.Second
 	// finishTimeout bounds how long the logger, once the output ended,
@@ -22,9 +26,64 @@ const (
 // client is one attached connection.
 type client struct {
 	conn *net.UnixConn
-	out  chan []byte   // frames to send; closed when the client is dropped
-	done chan struct{} // closed when the writer ended
-	once bool          // stdin-once: the end of its input ends the container's
+	once     bool          // stdin-once: the end of its input ends the container's
+	wake     chan struct{} // (capacity 1) the queue changed
+	progress chan struct{} // (capacity 1) the writer sent some of the queue
+	done     chan struct{} // closed when the writer ended
+
+	mu     sync.Mutex // guards the fields below
+	queue  [][]byte   // frames to send
+	queued int        // their bytes
+	closed bool       // no more frames: the writer ends once the queue is sent
+}
+
+func newClient(conn *net.UnixConn) *client {
+	return &client{conn: conn, wake: make(chan struct{}, 1), progress: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// push queues a frame. While the queue holds clientBudget bytes it waits
+// for the writer, for stall at most (0: not at all), and then reports
+// false.
+func (c *client) push(f []byte, stall time.Duration) bool {
+	var timeout <-chan time.Time
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return true
+		}
+		if stall == 0 || c.queued == 0 || c.queued+len(f) <= clientBudget {
+			c.queue = append(c.queue, f)
+			c.queued += len(f)
+			c.mu.Unlock()
+			notify(c.wake)
+			return true
+		}
+		c.mu.Unlock()
+		if timeout == nil {
+			timeout = time.After(stall)
+		}
+		select {
+		case <-c.progress:
+		case <-timeout:
+			return false
+		}
+	}
+}
+
+// close ends the queue: the writer sends what is queued and ends.
+func (c *client) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	notify(c.wake)
+}
+
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 func (l *logger) accept() {
@@ -90,8 +149,8 @@ func (l *logger) attach(conn *net.UnixConn, fr *frameReader, h hello) {
 		conn.Close()
 		return
 	}
-	c := &client{conn: conn, out: make(chan []byte, clientQueue), done: make(chan struct{})}
-	c.out <- reply
+	c := newClient(conn)
+	c.push(reply, 0)
 	if h.stdin && l.c.stdinOnce && !l.onceTaken {
 		l.onceTaken, c.once = true, true
 	}
@@ -130,18 +189,38 @@ func (l *logger) attach(conn *net.UnixConn, fr *frameReader, h hello) {
 	l.drop(c)
 }
 
-// writeLoop sends c's frames until c is dropped or finished.
+// writeLoop sends c's frames, all that are queued with one writev, until c
+// is closed; once a write failed, it drops c.
 func (l *logger) writeLoop(c *client) {
 	defer close(c.done)
 	failed := false
-	for f := range c.out {
-		if failed {
+	for {
+		c.mu.Lock()
+		q, closed := c.queue, c.closed
+		c.queue = nil
+		c.mu.Unlock()
+		if len(q) == 0 {
+			if closed {
+				return
+			}
+			<-c.wake
 			continue
 		}
-		if _, err := c.conn.Write(f); err != nil {
-			failed = true
-			l.drop(c)
+		n := 0
+		for _, f := range q {
+			n += len(f)
 		}
+		if !failed {
+			bufs := net.Buffers(q)
+			if _, err := bufs.WriteTo(c.conn); err != nil {
+				failed = true
+				l.drop(c)
+			}
+		}
+		c.mu.Lock()
+		c.queued -= n
+		c.mu.Unlock()
+		notify(c.progress)
 	}
 }
 
@@ -150,7 +229,7 @@ func (l *logger) drop(c *client) {
 	l.mu.Lock()
 	if _, ok := l.clients[c]; ok {
 		delete(l.clients, c)
-		close(c.out)
+		c.close()
 	}
 	l.mu.Unlock()
 	c.conn.Close()
@@ -159,13 +238,9 @@ func (l *logger) drop(c *client) {
 // finish sends c the end of the output and closes it, waiting at most
 // finishTimeout for a slow client. c is no longer in l.clients.
 func (c *client) finish() {
-	deadline := time.Now().Add(finishTimeout)
-	_ = c.conn.SetWriteDeadline(deadline)
-	select {
-	case c.out <- frame(frameExit, nil):
-	case <-time.After(time.Until(deadline)):
-	}
-	close(c.out)
+	_ = c.conn.SetWriteDeadline(time.Now().Add(finishTimeout))
+	c.push(frame(frameExit, nil), 0)
+	c.close()
 	<-c.done
 	c.conn.Close()
 }
