@@ -112,7 +112,14 @@ func checkFDs(c config, fds []namedFD) error {
 			return usageError{fmt.Sprintf("--%s-fd %d: %v", what, fd, err)}
 		}
 		mode := fl & unix.O_ACCMODE
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return usageError{fmt.Sprintf("--%s-fd %d: %v", what, fd, err)}
+		}
+		typ := st.Mode & unix.S_IFMT
 		switch {
+		case what == "pty" && typ != unix.S_IFCHR, what != "pty" && typ != unix.S_IFIFO && typ != unix.S_IFSOCK:
+			return usageError{fmt.Sprintf("--%s-fd %d: not a %s", what, fd, map[bool]string{true: "terminal", false: "pipe or socket"}[what == "pty"])}
 		case what == "pty":
 			if _, err := unix.IoctlGetTermios(fd, unix.TCGETS); err != nil || mode != unix.O_RDWR {
 				return usageError{fmt.Sprintf("--pty-fd %d: not a terminal opened read-write", fd)}

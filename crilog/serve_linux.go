@@ -25,7 +25,7 @@ const (
 
 // client is one attached connection.
 type client struct {
-	conn *net.UnixConn
+	conn     *net.UnixConn
 	once     bool          // stdin-once: the end of its input ends the container's
 	wake     chan struct{} // (capacity 1) the queue changed
 	progress chan struct{} // (capacity 1) the writer sent some of the queue

@@ -7,6 +7,12 @@
 // only the standard library and golang.org/x/sys, to stay small. podsb-cri
 // starts it (package crilog: the flags, fds and protocol); it is not meant
 // to be run by hand.
+
+// No CPU-quota-aware GOMAXPROCS: the runtime would keep cgroup files open
+// (on fds 3 and 4 when none were passed) and re-read them all its life.
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (
