@@ -20,6 +20,9 @@ import (
 var loggerBin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv("CRILOG_TEST_STARTER") != "" {
+		starter()
+	}
 	dir, err := os.MkdirTemp("", "crilog-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -35,6 +38,19 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// starter is the test binary run as a CRI server stand-in: it starts a
+// logger on fds 3 and 4, prints its PID, and waits to be killed.
+func starter() {
+	h, err := Start(Options{Binary: os.Getenv("CRILOG_TEST_STARTER"), LogPath: os.Getenv("CRILOG_TEST_LOG"), Socket: os.Getenv("CRILOG_TEST_SOCKET"),
+		Stdout: os.NewFile(3, "stdout"), Stderr: os.NewFile(4, "stderr")})
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	fmt.Println(h.PID)
+	select {}
 }
 
 // ctr is a "container": a shell whose output goes through a logger.

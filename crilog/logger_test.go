@@ -1,11 +1,14 @@
 package crilog
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +20,9 @@ import (
 func TestLogLines(t *testing.T) {
 	before := time.Now()
 	c := startCtr(t, ctrOpts{script: `echo one; echo two >&2; echo "three  with  spaces"; printf 'no newline at the end'`})
+	if fi, err := os.Lstat(c.socket); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode %v (%v), want 0600", fi.Mode(), err)
+	}
 	// The logger left its starter's session.
 	if sid, err := unix.Getsid(c.h.PID); err != nil || sid != c.h.PID {
 		t.Errorf("logger's session %d (%v), want its own (%d)", sid, err, c.h.PID)
@@ -196,5 +202,70 @@ func TestLogDiskFull(t *testing.T) {
 	b, _ := os.ReadFile(diag.Name())
 	if got := strings.Count(string(b), "\n"); got != 1 || !strings.Contains(string(b), "no space left on device: dropping output") {
 		t.Errorf("report %q, want one line about ENOSPC", b)
+	}
+}
+
+// TestLoggerOutlivesStarter: the program that started the logger is
+// killed (a CRI server's SIGKILL); the logger keeps the container's output
+// flowing, serves attach, and ends with it.
+func TestLoggerOutlivesStarter(t *testing.T) {
+	dir := t.TempDir()
+	log, sock := filepath.Join(dir, "ctr.log"), filepath.Join(dir, "ctr.sock")
+	outR, outW := pipe(t)
+	errR, errW := pipe(t)
+	inR, inW := pipe(t)
+	defer inW.Close()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := exec.Command(self)
+	st.Env = append(os.Environ(), "CRILOG_TEST_STARTER="+loggerBin, "CRILOG_TEST_LOG="+log, "CRILOG_TEST_SOCKET="+sock)
+	st.ExtraFiles = []*os.File{outR, errR}
+	out, err := st.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Start(); err != nil {
+		t.Fatal(err)
+	}
+	outR.Close()
+	errR.Close()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	pid, perr := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || perr != nil {
+		st.Process.Kill()
+		st.Wait()
+		t.Fatalf("starter: %q %v %v", line, err, perr)
+	}
+	st.Process.Kill()
+	st.Wait()
+	sh := exec.Command("/bin/sh", "-c", "echo before; read x; echo after")
+	sh.Stdin, sh.Stdout, sh.Stderr = inR, outW, errW
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	inR.Close()
+	outW.Close()
+	errW.Close()
+	defer sh.Wait()
+	waitFor(t, "the first line", func() bool { return logHas(t, log, Stdout, "before") })
+	var got strings.Builder
+	attached := make(chan error, 1)
+	go func() { attached <- Attach(context.Background(), sock, nil, &got, nil, nil) }()
+	time.Sleep(100 * time.Millisecond) // let it attach (a late one sees less, not an error)
+	inW.Write([]byte("\n"))
+	if err := <-attached; err != nil {
+		t.Errorf("Attach: %v", err)
+	}
+	waitFor(t, "the orphaned logger to exit", func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		return err != nil || strings.Contains(string(b), ") Z ")
+	})
+	if text := text(readLog(t, log), Stdout); text != "before\nafter\n" {
+		t.Errorf("log %q", text)
+	}
+	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left: %v", err)
 	}
 }

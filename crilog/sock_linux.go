@@ -39,15 +39,21 @@ func shortPath(path string) (addr string, done func(), err error) {
 	return addr, func() { unix.Close(fd) }, nil
 }
 
-// listen binds and listens on the socket path, long or short. The socket
-// is not removed by the listener's Close: the caller removes path.
+// listen binds and listens on the socket path, long or short, made 0600:
+// whoever connects reads the container's output and writes its input. The
+// socket is not removed by the listener's Close: the caller removes path.
+//
+// Preconditions: no other goroutine creates files (the umask is the
+// process's).
 func listen(path string) (*net.UnixListener, error) {
 	addr, done, err := shortPath(path)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
+	old := unix.Umask(0o177)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: addr, Net: "unix"})
+	unix.Umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, unwrapOp(err))
 	}
