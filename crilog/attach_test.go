@@ -84,23 +84,24 @@ func TestAttachTwoClients(t *testing.T) {
 
 func TestAttachClientVanishes(t *testing.T) {
 	// One client goes away mid-stream, another never reads: neither stops
-	// the output, the log or the third client.
-	c := startCtr(t, ctrOpts{script: `read x; seq 1 100000; read x; seq 1 1000000`, stdin: "test"})
+	// the output, the log or the third client. The one that never reads
+	// holds the output for stallTimeout once it is clientBudget behind,
+	// and is disconnected.
+	c := startCtr(t, ctrOpts{script: `read x; seq 1 100000; read x; head -c 6000000 /dev/zero | tr '\0' x | fold -w 999`, stdin: "test"})
 	gone, stuck, good := attachRaw(t, c.socket, false), attachRaw(t, c.socket, false), attachRaw(t, c.socket, false)
 	c.stdin.Write([]byte("\n"))
 	gone.fr.next()
 	gone.conn.Close()
 	c.stdin.Write([]byte("\n"))
 	out, _ := good.readAll(t)
-	want1, _ := exec.Command("seq", "1", "100000").Output()
-	want2, _ := exec.Command("seq", "1", "1000000").Output()
-	want := string(want1) + string(want2)
+	seq, _ := exec.Command("seq", "1", "100000").Output()
+	want := string(seq) + strings.Repeat(strings.Repeat("x", 999)+"\n", 6000000/999) + strings.Repeat("x", 6000000%999)
 	if out != want {
 		t.Errorf("the reading client got %d bytes, want %d", len(out), len(want))
 	}
 	c.wait()
-	if got := text(readLog(t, c.log), Stdout); got != want {
-		t.Errorf("log: %d bytes, want %d", len(got), len(want))
+	if got := text(readLog(t, c.log), Stdout); got != want+"\n" {
+		t.Errorf("log: %d bytes, want %d", len(got), len(want)+1)
 	}
 	// The client that took nothing was disconnected without the end.
 	for {
