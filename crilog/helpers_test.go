@@ -77,7 +77,6 @@ type ctrOpts struct {
 	stdin     string // "": /dev/null; "test": a pipe the test writes (c.stdin); "logger": a pipe the logger holds
 	stdinOnce bool
 	tty       bool // the shell runs on a terminal; the logger holds its master (and its input)
-	wait      bool // hold the shell until release is called
 }
 
 // startCtr starts a logger, then the shell, as podsb-cri will; Cleanup
