@@ -37,10 +37,14 @@ type Options struct {
 
 	// PTY is the master of the container's terminal (CRI tty): all of its
 	// output, and its input with Stdin. Stdout, Stderr and StdinPipe must
-	// then be nil.
+	// then be nil. The caller closes its master and slave once the
+	// container holds the slave: the logger sees the end of the output
+	// only when no process holds the slave (and it makes the master
+	// non-blocking, which a shared copy would notice).
 	PTY *os.File
 	// Stdout and Stderr are the read ends of the container's output pipes
-	// (without PTY).
+	// (without PTY). The output ends when no process holds a write end:
+	// the caller closes its copies once the container started.
 	Stdout, Stderr *os.File
 	// Stdin says that attach clients may send input: to PTY, or to
 	// StdinPipe, the write end of the container's stdin pipe (without PTY).
@@ -109,6 +113,7 @@ func Start(opts Options) (*Handle, error) {
 		cmd.Stderr = opts.Diag
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = "/" // pin no directory of the caller's
 	err = cmd.Start()
 	readyW.Close()
 	if err != nil {
