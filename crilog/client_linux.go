@@ -114,6 +114,10 @@ func Start(opts Options) (*Handle, error) {
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/" // pin no directory of the caller's
+	// No environment of the caller's; one P: the logger waits on I/O, and
+	// each P costs memory (about 100 KiB of it on 2 CPUs, more with more;
+	// runtime.GOMAXPROCS at run time is too late to save it).
+	cmd.Env = []string{"GOMAXPROCS=1"}
 	err = cmd.Start()
 	readyW.Close()
 	if err != nil {
