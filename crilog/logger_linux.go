@@ -200,14 +200,11 @@ type logger struct {
 
 func newLogger(c config, diag io.Writer) (*logger, error) {
 	l := &logger{c: c, diag: diag, ptyFD: -1, clients: map[*client]struct{}{}}
-	var files []*os.File
 	open := func(fd int, name string) *os.File {
 		// Non-blocking, so that reads and writes go through Go's poller
 		// and take no thread each.
 		_ = unix.SetNonblock(fd, true)
-		f := os.NewFile(uintptr(fd), name)
-		files = append(files, f)
-		return f
+		return os.NewFile(uintptr(fd), name)
 	}
 	if c.ptyFD >= 0 {
 		l.ptyFD = c.ptyFD
