@@ -356,7 +356,7 @@ func (l *logger) writeLog(rec []byte) {
 	l.torn = err != nil && n > 0 && rec[n-1] != '\n'
 	if err != nil {
 		if l.logErr == nil {
-			fmt.Fprintf(l.diag, "podsb-logger: write %s: %v: dropping output until writes succeed\n", l.c.logPath, err)
+			fmt.Fprintf(l.diag, "podsb-logger: %v: dropping output until writes succeed\n", err)
 		}
 		l.logErr = err
 		l.dropped += int64(len(rec) - n)

@@ -175,14 +175,19 @@ func TestReopenDirectoryGone(t *testing.T) {
 }
 
 func TestLogDiskFull(t *testing.T) {
-	// /dev/full fails every write with ENOSPC: the logger drops the
-	// records, says so once, and keeps the container's output flowing.
+	// The log is /dev/full, whose writes fail with ENOSPC: the logger
+	// drops the records, says so once, and keeps the container's output
+	// flowing; after a Reopen onto a file it says it writes again.
 	dir := t.TempDir()
+	log, sock := filepath.Join(dir, "log"), filepath.Join(dir, "s")
+	if err := os.Symlink("/dev/full", log); err != nil {
+		t.Fatal(err)
+	}
 	diag, _ := os.Create(filepath.Join(dir, "diag"))
 	defer diag.Close()
 	outR, outW := pipe(t)
 	errR, errW := pipe(t)
-	h, err := Start(Options{Binary: loggerBin, LogPath: "/dev/full", Socket: filepath.Join(dir, "s"), Stdout: outR, Stderr: errR, Diag: diag})
+	h, err := Start(Options{Binary: loggerBin, LogPath: log, Socket: sock, Stdout: outR, Stderr: errR, Diag: diag})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,13 +200,28 @@ func TestLogDiskFull(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	waitFor(t, "the report", func() bool {
+		b, _ := os.ReadFile(diag.Name())
+		return len(b) > 0
+	})
+	os.Remove(log)
+	if err := Reopen(context.Background(), sock); err != nil {
+		t.Fatal(err)
+	}
+	outW.Write([]byte("fine\n"))
 	outW.Close()
 	if err := h.Wait(); err != nil {
 		t.Fatalf("logger: %v", err)
 	}
 	b, _ := os.ReadFile(diag.Name())
-	if got := strings.Count(string(b), "\n"); got != 1 || !strings.Contains(string(b), "no space left on device: dropping output") {
-		t.Errorf("report %q, want one line about ENOSPC", b)
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "podsb-logger: write "+log+": no space left on device: dropping output until writes succeed") ||
+		!strings.Contains(lines[1], "writing "+log+" again: ") {
+		t.Errorf("reports %q, want one about ENOSPC and one about the recovery", lines)
+	}
+	// (Output read before the reopen may be written after it.)
+	if got := text(readLog(t, log), Stdout); !strings.HasSuffix("\n"+got, "\nfine\n") {
+		t.Errorf("log after the reopen: %d bytes, not ending in fine", len(got))
 	}
 }
 
