@@ -65,9 +65,11 @@
 // its input (with --stdin-once, the first attach with stdin closes the
 // container's stdin with it, or by disconnecting), and 'W' a window size:
 // width and height as big-endian uint16s, set on the terminal with
-// TIOCSWINSZ (ignored without one). Any number of clients may attach; one
-// that falls 4 MiB of output behind is disconnected, so that neither
-// the container nor its log waits for a client.
+// TIOCSWINSZ (ignored without one). Any number of clients may attach. A
+// client 4 MiB of output behind holds the output (and so the container's
+// writes) until it catches up, as containerd's attach does, but for 5 s at
+// most: then it is disconnected, so that a client that stopped reading
+// cannot stop its container.
 //
 // # Socket paths
 //
@@ -78,4 +80,6 @@
 // # Privileges
 //
 // None beyond access to the log path, the socket's directory and the fds.
+// The socket is made 0600: whoever connects reads the container's output
+// and writes its input.
 package crilog
