@@ -191,3 +191,20 @@ func TestAttachTTYStdinOnce(t *testing.T) {
 	}
 	c.wait()
 }
+
+// TestAttachWaitsForTheLog: an Attach without streams returns once the
+// log is complete, the last line (without a newline) included.
+func TestAttachWaitsForTheLog(t *testing.T) {
+	c := startCtr(t, ctrOpts{script: `read x; printf 'last words'`, stdin: "test"})
+	done := make(chan error, 1)
+	go func() { done <- Attach(context.Background(), c.socket, nil, nil, nil, nil) }()
+	time.Sleep(50 * time.Millisecond)
+	c.stdin.Write([]byte("\n"))
+	if err := <-done; err != nil && !errors.Is(err, ErrEnded) {
+		t.Fatalf("Attach: %v", err)
+	}
+	if got := text(readLog(t, c.log), Stdout); got != "last words\n" {
+		t.Errorf("log when Attach returned: %q", got)
+	}
+	c.wait()
+}

@@ -203,6 +203,11 @@ type Size struct{ Width, Height uint16 }
 // connection. The end of stdin is sent on (with StdinOnce it ends the
 // container's input) and Attach goes on until the output ends; Attach does
 // not wait for a stdin Read that has not returned.
+//
+// The end comes after the last record was written, so Attach with nil
+// streams waits until the container's log is complete (ErrEnded if its
+// logger already exited), as a server may before it reports a container
+// exited.
 func Attach(ctx context.Context, socket string, stdin io.Reader, stdout, stderr io.Writer, resize <-chan Size) error {
 	conn, err := dialLogger(ctx, socket)
 	if err != nil {
