@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -459,13 +460,14 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 	}
 	if err := s.startProcess(ctx, p, &rec); err != nil {
 		rec.State, rec.ExitCode, rec.Reason, rec.Message = stateExited, unknownExitCode, "StartError", err.Error()
+		rec.Started = 0
 		rec.Finished = time.Now().UnixNano()
 		if uerr := s.updateContainer(&rec); uerr != nil {
 			s.log.Warn("record failed start", "container", rec.ID, "err", uerr)
 		}
 		return nil, grpcError("start container "+rec.ID, err)
 	}
-	rec.State, rec.Started = stateRunning, time.Now().UnixNano()
+	rec.State = stateRunning
 	if err := s.updateContainer(&rec); err != nil {
 		return nil, err
 	}
@@ -630,8 +632,11 @@ func (s *Server) stopContainer(ctx context.Context, rec *containerRecord, timeou
 	if rec.State != stateRunning {
 		return nil
 	}
+	// A timeout of 0 is SIGKILL at once, as containerd and CRI-O read it.
 	sig := unix.SIGTERM
-	if rec.Run.StopSignal != "" {
+	if timeout == 0 {
+		sig = unix.SIGKILL
+	} else if rec.Run.StopSignal != "" {
 		if sig, err = sandbox.ParseSignal(rec.Run.StopSignal); err != nil {
 			return invalidf("container %s: stop signal: %v", rec.ID, err)
 		}
@@ -684,6 +689,10 @@ func (s *Server) removeContainer(ctx context.Context, rec *containerRecord) erro
 	}
 	if err := s.dropContainer(rec); err != nil {
 		return internalf("remove record of container %s: %v", rec.ID, err)
+	}
+	// A log of the server's own (not kubelet's, which kubelet removes).
+	if rec.LogPath == s.defaultLogPath(rec.ID) {
+		os.Remove(rec.LogPath)
 	}
 	return nil
 }
