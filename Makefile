@@ -9,6 +9,10 @@ CRI_BIN = $(dir $(BIN))podsb-cri
 # So is image pull and import (package image/fetch: go-containerregistry,
 # net/http, the decompressors); podsb image pull and import execute it.
 IMAGE_BIN = $(dir $(BIN))podsb-image
+# And the per-container log writer that podsb-cri starts (package crilog):
+# a process that outlives podsb-cri, linking only the standard library and
+# golang.org/x/sys.
+LOGGER_BIN = $(dir $(BIN))podsb-logger
 # Where tools the tests drive (crictl) are built once and kept.
 TOOLS_DIR ?= /var/cache/podsb-tools
 CRICTL_VERSION := v1.37.0
@@ -24,7 +28,8 @@ VERSION_LDFLAGS := -X main.commit=$(COMMIT)
 # fastexec's C includes reaper's pause image (fastexec/c/build.sh) and
 # reads sandbox's files at run time: the join record and the namespace
 # handles (fastexec/doc.go names them).
-EDGES := cmd/podsb:sandbox,fastexec,image cmd/podsb-image:image,image/fetch cmd/podsb-cri:cri cri:sandbox,image,image/fetch image:internal/errclass,rootfs image/fetch:image,internal/errclass sandbox:rootfs,network,reaper,nsenter,internal/setup,internal/errclass \
+EDGES := cmd/podsb:sandbox,fastexec,image cmd/podsb-image:image,image/fetch cmd/podsb-cri:cri cri:sandbox,image,image/fetch,crilog,rootfs \
+	cmd/podsb-logger:crilog crilog: image:internal/errclass,rootfs image/fetch:image,internal/errclass sandbox:rootfs,network,reaper,nsenter,internal/setup,internal/errclass \
 	rootfs:internal/setup,internal/errclass network:internal/errclass nsenter: reaper: fastexec: \
 	internal/setup: internal/setup/gen:internal/setup,sandbox internal/errclass: internal/testenv: integration:
 CEDGES := fastexec:internal/setup reaper:internal/setup
@@ -39,8 +44,9 @@ all: build
 # With a C compiler, podsb exec's fast path (package fastexec) is built
 # from source and is the binary's entry point; without one, the same podsb
 # without it.
-build: ## Build bin/podsb (with exec's fast path if there is a C compiler), bin/podsb-cri and bin/podsb-image
+build: ## Build bin/podsb (with exec's fast path if there is a C compiler), bin/podsb-cri, bin/podsb-logger and bin/podsb-image
 	CGO_ENABLED=$(CGO) $(GO) build -ldflags="$(VERSION_LDFLAGS)" -o $(CRI_BIN) ./cmd/podsb-cri
+	CGO_ENABLED=$(CGO) $(GO) build -o $(LOGGER_BIN) ./cmd/podsb-logger
 	CGO_ENABLED=$(CGO) $(GO) build -ldflags="$(VERSION_LDFLAGS)" -o $(IMAGE_BIN) ./cmd/podsb-image
 	@rc=2; if [ "$$($(GO) env GOARCH)" = amd64 ]; then sh fastexec/c/build.sh && rc=0 || rc=$$?; fi; \
 	if [ $$rc = 0 ]; then \
@@ -62,7 +68,7 @@ test: deps ## Run every test: unit and root-only integration (needs root); insta
 	$(GO) test -count=1 -race $(TESTFLAGS) ./...
 
 unit: ## Run the tests that need no root
-	$(GO) test -count=1 -race $(TESTFLAGS) ./cmd/... ./sandbox/... ./rootfs/... ./reaper/... ./nsenter/... ./network/... ./internal/... ./fastexec/... ./image/...
+	$(GO) test -count=1 -race $(TESTFLAGS) ./cmd/... ./sandbox/... ./rootfs/... ./reaper/... ./nsenter/... ./network/... ./internal/... ./fastexec/... ./image/... ./crilog/...
 
 integration: deps ## Run the root-only end-to-end tests of the built binary and the library
 	$(GO) test -count=1 $(TESTFLAGS) ./integration/...
@@ -90,6 +96,8 @@ lint: ## gofmt, go vet, staticcheck, and the package dependency rules
 		!known[$$1] { print "lint: package " $$1 " has no entry in the Makefile'"'"'s EDGES"; bad = 1 } \
 		{ for (i = 2; i <= NF; i++) if (index($$i, "github.com/podsb/podsb/") == 1 && !ok[$$1 " " $$i]) { print "lint: " $$1 " imports " $$i ": not in EDGES"; bad = 1 } } \
 		END { exit bad }'
+	@bad=$$($(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./cmd/podsb-logger | grep -vE '^(github.com/podsb/podsb/(cmd/podsb-logger|crilog)|golang.org/x/sys/.*)$$'); \
+		if [ -n "$$bad" ]; then echo "lint: podsb-logger links" $$bad "(only the standard library and golang.org/x/sys)"; exit 1; fi
 	@bad=$$($(GO) list -deps ./image ./cmd/podsb | grep -E "$(HEAVY)"); if [ -n "$$bad" ]; then echo "lint: podsb or package image links" $$bad "(only image/fetch and podsb-image may)"; exit 1; fi
 	@for f in $$(git ls-files '*.c'); do pkg=$$(dirname $$(dirname $$f)); \
 		for inc in $$(sed -n 's/^#include "\([^"]*\)".*/\1/p' $$f); do \

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/podsb/podsb/image"
 	"github.com/podsb/podsb/rootfs"
 	"github.com/podsb/podsb/sandbox"
 )
@@ -102,6 +104,26 @@ func (s *Server) holder(r *containerRecord) string {
 	return filepath.Join(s.root, r.PodID, "containers", r.ID)
 }
 
+// holderAlive tells the image store whether a holder still uses its
+// image: a container of a pod of this server's holds it while its record
+// exists; other holders are the CLI's (image.PodHolderAlive).
+func (s *Server) holderAlive(h string) bool {
+	if !image.PodHolderAlive(h) {
+		return false
+	}
+	if filepath.Dir(filepath.Dir(filepath.Dir(h))) != s.root {
+		return true
+	}
+	pod, id := filepath.Base(filepath.Dir(filepath.Dir(h))), filepath.Base(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.pods[pod]; !ok {
+		return true // a pod of the CLI's in the same root
+	}
+	_, ok := s.containers[id]
+	return ok
+}
+
 // newContainerID returns a random CRI container ID: 64 hex digits, never
 // all decimal (podsb reads a container name of digits as a PID).
 func newContainerID() (string, error) {
@@ -162,19 +184,28 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if !s.liveOf(&pod).ready {
 		return nil, failedPreconditionf("pod sandbox %s is not ready: create its containers before stopping it", pod.ID)
 	}
+	// The record first: while it exists, the image store keeps the
+	// container's hold on its image (holderAlive).
+	if err := s.reserveContainer(rec); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*runtimeapi.CreateContainerResponse, error) {
+		if derr := s.dropContainer(rec); derr != nil {
+			s.log.Warn("drop record of a failed create", "container", rec.ID, "err", derr)
+		}
+		return nil, err
+	}
 	root, err := s.images.RootOf(ref, s.holder(rec))
 	if err != nil {
-		return nil, grpcError("container "+rec.Name+": image "+ref, err)
+		return fail(grpcError("container "+rec.Name+": image "+ref, err))
 	}
 	rec.ImageRef = root.ID
 	rec.Run.Image = imageRootFor(root, &rec.Run)
 	if len(rec.Run.Args) == 0 {
-		s.images.Release(root.ID, s.holder(rec))
-		return nil, invalidf("container %s: no command: the config has none and image %s has no Entrypoint or Cmd", rec.Name, ref)
+		return fail(invalidf("container %s: no command: the config has none and image %s has no Entrypoint or Cmd", rec.Name, ref))
 	}
-	if err := s.reserveContainer(rec); err != nil {
-		s.images.Release(root.ID, s.holder(rec))
-		return nil, err
+	if err := s.updateContainer(rec); err != nil {
+		return fail(err)
 	}
 	s.log.Info("container created", "id", id, "name", rec.Name, "pod", pod.ID, "image", ref)
 	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
@@ -342,15 +373,20 @@ func (s *Server) updateContainer(next *containerRecord) error {
 // dropContainer forgets rec: its record, its name, its hold on its image.
 func (s *Server) dropContainer(rec *containerRecord) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.store.removeContainer(rec.ID); err != nil {
+	err := s.store.removeContainer(rec.ID)
+	if err == nil {
+		delete(s.containers, rec.ID)
+		delete(s.ops, rec.ID)
+		if s.cnames[rec.key()] == rec.ID {
+			delete(s.cnames, rec.key())
+		}
+	}
+	s.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	delete(s.containers, rec.ID)
-	delete(s.ops, rec.ID)
-	if s.cnames[rec.key()] == rec.ID {
-		delete(s.cnames, rec.key())
-	}
+	// Not under mu: the store's index update asks holderAlive, which
+	// takes it.
 	if rec.ImageRef != "" {
 		if err := s.images.Release(rec.ImageRef, s.holder(rec)); err != nil {
 			s.log.Warn("release image", "container", rec.ID, "image", rec.ImageRef, "err", err)
@@ -424,13 +460,14 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 	}
 	if err := s.startProcess(ctx, p, &rec); err != nil {
 		rec.State, rec.ExitCode, rec.Reason, rec.Message = stateExited, unknownExitCode, "StartError", err.Error()
+		rec.Started = 0
 		rec.Finished = time.Now().UnixNano()
 		if uerr := s.updateContainer(&rec); uerr != nil {
 			s.log.Warn("record failed start", "container", rec.ID, "err", uerr)
 		}
 		return nil, grpcError("start container "+rec.ID, err)
 	}
-	rec.State, rec.Started = stateRunning, time.Now().UnixNano()
+	rec.State = stateRunning
 	if err := s.updateContainer(&rec); err != nil {
 		return nil, err
 	}
@@ -595,8 +632,11 @@ func (s *Server) stopContainer(ctx context.Context, rec *containerRecord, timeou
 	if rec.State != stateRunning {
 		return nil
 	}
+	// A timeout of 0 is SIGKILL at once, as containerd and CRI-O read it.
 	sig := unix.SIGTERM
-	if rec.Run.StopSignal != "" {
+	if timeout == 0 {
+		sig = unix.SIGKILL
+	} else if rec.Run.StopSignal != "" {
 		if sig, err = sandbox.ParseSignal(rec.Run.StopSignal); err != nil {
 			return invalidf("container %s: stop signal: %v", rec.ID, err)
 		}
@@ -649,6 +689,10 @@ func (s *Server) removeContainer(ctx context.Context, rec *containerRecord) erro
 	}
 	if err := s.dropContainer(rec); err != nil {
 		return internalf("remove record of container %s: %v", rec.ID, err)
+	}
+	// A log of the server's own (not kubelet's, which kubelet removes).
+	if rec.LogPath == s.defaultLogPath(rec.ID) {
+		os.Remove(rec.LogPath)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -18,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"google.golang.org/grpc/codes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/podsb/podsb/crilog"
 )
 
 // busyboxImage is an image of Debian's static busybox, with sh, sleep and
@@ -125,14 +128,39 @@ func TestContainerLifecycle(t *testing.T) {
 		st.LogPath != filepath.Join(pcfg.LogDirectory, "short.log") || st.ImageRef == "" || st.Image.GetImage() != ref {
 		t.Errorf("created: %v", st)
 	}
-	if _, err := ts.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: short}); err != nil {
+	_, err := ts.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: short})
+	if err != nil {
 		t.Fatal(err)
 	}
 	st := ts.waitExited(short)
 	if st.ExitCode != 3 || st.Reason != "Error" || st.StartedAt == 0 || st.FinishedAt < st.StartedAt {
 		t.Errorf("exited: code %d reason %q started %d finished %d", st.ExitCode, st.Reason, st.StartedAt, st.FinishedAt)
 	}
-	_, err := ts.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: short})
+	// Its log, in the CRI format.
+	var stdout, stderr []string
+	f, err := os.Open(st.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(f)
+	for {
+		l, err := crilog.ReadLine(br)
+		if err != nil {
+			break
+		}
+		if l.Stream == crilog.Stdout {
+			stdout = append(stdout, string(l.Content))
+		} else {
+			stderr = append(stderr, string(l.Content))
+		}
+	}
+	f.Close()
+	if strings.Join(stdout, "|") != "hello" || strings.Join(stderr, "|") != "oops" {
+		t.Errorf("log: stdout %q stderr %q", stdout, stderr)
+	}
+	_, err = ts.rt.ReopenContainerLog(ctx, &runtimeapi.ReopenContainerLogRequest{ContainerId: short})
+	wantCode(t, "reopen of an exited container's log", err, codes.FailedPrecondition)
+	_, err = ts.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: short})
 	wantCode(t, "second start", err, codes.FailedPrecondition)
 
 	// The image's command, stopped by StopContainer.
@@ -143,7 +171,24 @@ func TestContainerLifecycle(t *testing.T) {
 	if st := ts.cstatus(long); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 		t.Fatalf("long: %v", st)
 	}
-	sr, err := ts.rt.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: long})
+	// ReopenContainerLog after a rotation makes a new log file.
+	longLog := filepath.Join(pcfg.LogDirectory, "long.log")
+	if err := os.Rename(longLog, longLog+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.rt.ReopenContainerLog(ctx, &runtimeapi.ReopenContainerLogRequest{ContainerId: long}); err != nil {
+		t.Errorf("ReopenContainerLog: %v", err)
+	}
+	if _, err := os.Stat(longLog); err != nil {
+		t.Errorf("after reopen: %v", err)
+	}
+	var sr *runtimeapi.ContainerStatsResponse
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if sr, err = ts.rt.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: long}); err != nil ||
+			sr.Stats.GetMemory().GetWorkingSetBytes().GetValue() != 0 {
+			break
+		}
+	}
 	if err != nil || sr.Stats.GetAttributes().GetId() != long || sr.Stats.GetCpu().GetTimestamp() == 0 ||
 		sr.Stats.GetMemory().GetWorkingSetBytes().GetValue() == 0 {
 		t.Errorf("stats: %v %v", sr, err)
@@ -226,8 +271,14 @@ func TestContainerLifecycle(t *testing.T) {
 	}
 	_, err = ts.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: pod, Config: ctrCfg("late", ref)})
 	wantCode(t, "create in a stopped pod", err, codes.FailedPrecondition)
+	// Its containers hold the image until they are removed.
+	_, err = ts.im.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+	wantCode(t, "remove of a held image", err, codes.FailedPrecondition)
 	if _, err := ts.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := ts.im.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
+		t.Errorf("remove of the image once its containers are gone: %v", err)
 	}
 	if lr, err := ts.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{}); err != nil || len(lr.Containers) != 0 {
 		t.Errorf("left: %v %v", lr, err)

@@ -52,6 +52,9 @@ type Options struct {
 	StateDir string
 	// Log receives the server's structured logs; nil discards them.
 	Log *slog.Logger
+	// LoggerBinary is podsb-logger, the containers' log writer; empty:
+	// the one next to the running program, else in PATH.
+	LoggerBinary string
 }
 
 // Server serves the CRI's RuntimeService and ImageService. Its methods are
@@ -61,6 +64,7 @@ type Server struct {
 	runtimeapi.UnimplementedImageServiceServer
 
 	root   string
+	logger string // podsb-logger's path, or "" to look it up
 	bridge string
 	subnet netip.Prefix
 	images *image.Store
@@ -140,9 +144,10 @@ func New(o Options) (*Server, error) {
 	if o.Registries != nil {
 		regs = o.Registries
 	}
-	s := &Server{root: root, bridge: o.Bridge, subnet: o.Subnet, images: im, registries: regs, store: st, log: o.Log,
+	s := &Server{root: root, logger: o.LoggerBinary, bridge: o.Bridge, subnet: o.Subnet, images: im, registries: regs, store: st, log: o.Log,
 		pods: map[string]*podRecord{}, names: map[string]string{}, ops: map[string]*sync.Mutex{},
 		containers: map[string]*containerRecord{}, cnames: map[string]string{}}
+	im.HolderAlive = s.holderAlive
 	recs, bad := st.load()
 	for _, err := range bad {
 		s.log.Warn("skip unreadable pod record", "err", err)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -46,7 +47,8 @@ func newTestServer(t *testing.T) *testServer {
 	ts := &testServer{t: t, sock: filepath.Join(dir, "cri.sock"), ids: map[string]bool{}}
 	ts.bridge = fmt.Sprintf("pc%06x", rand.IntN(1<<24))
 	ts.opts = Options{
-		Root: filepath.Join(dir, "root"), ImageRoot: filepath.Join(dir, "images"), StateDir: filepath.Join(dir, "state"),
+		LoggerBinary: loggerBinary(t),
+		Root:         filepath.Join(dir, "root"), ImageRoot: filepath.Join(dir, "images"), StateDir: filepath.Join(dir, "state"),
 		Bridge: ts.bridge, Subnet: netip.MustParsePrefix(fmt.Sprintf("10.%d.%d.0/24", 200+rand.IntN(50), rand.IntN(256))),
 	}
 	ts.start()
@@ -417,4 +419,32 @@ func TestConcurrentRunRemove(t *testing.T) {
 	if got := ts.list(nil); len(got) != 0 {
 		t.Errorf("left: %v", got)
 	}
+}
+
+var (
+	loggerOnce sync.Once
+	loggerPath string
+	loggerErr  error
+)
+
+// loggerBinary builds podsb-logger once per test run, for the servers of
+// the tests (a test binary has none next to it).
+func loggerBinary(t *testing.T) string {
+	t.Helper()
+	loggerOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "podsb-logger-")
+		if err != nil {
+			loggerErr = err
+			return
+		}
+		loggerPath = filepath.Join(dir, "podsb-logger")
+		out, err := exec.Command("go", "build", "-o", loggerPath, "../cmd/podsb-logger").CombinedOutput()
+		if err != nil {
+			loggerErr = fmt.Errorf("build podsb-logger: %v: %s", err, out)
+		}
+	})
+	if loggerErr != nil {
+		t.Fatal(loggerErr)
+	}
+	return loggerPath
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,8 +52,9 @@ func TestPauseSignals(t *testing.T) {
 	}
 }
 
-// pause holds nothing of the host: its stdio is the pod's /dev/null, it has
-// no other fd, and its root and cwd are the pod's root.
+// pause holds nothing of the host: its stdio is the pod's /dev/null, its
+// only other fd a detached mount of the pod's exits directory, and its
+// root and cwd are the pod's root.
 func TestPauseHoldsNoHostFD(t *testing.T) {
 	e := newEnv(t)
 	name, d := e.create()
@@ -60,8 +62,23 @@ func TestPauseHoldsNoHostFD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ents) != 3 {
-		t.Errorf("pause has fds %v, want 0 1 2", ents)
+	if len(ents) != 4 {
+		t.Errorf("pause has fds %v, want 0 1 2 3", ents)
+	}
+	// fd 3 is the pod's exits directory (exit records), as a detached
+	// mount: from it, ".." leads nowhere, not to the pod's directory and
+	// the host. (Opened as a plain directory, it would.)
+	exits, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/3", d.Pid), unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exits.Close()
+	var self, up, podExits unix.Stat_t
+	unix.Fstat(int(exits.Fd()), &self)
+	unix.Fstatat(int(exits.Fd()), "..", &up, 0)
+	unix.Stat(filepath.Join(e.root, name, "exits"), &podExits)
+	if self.Ino != podExits.Ino || up.Dev != self.Dev || up.Ino != self.Ino {
+		t.Errorf("pause fd 3: inode %d, its .. %d:%d; want the exits directory %d, and itself", self.Ino, up.Dev, up.Ino, podExits.Ino)
 	}
 	// The pod's /dev/null is a bind mount of the host's node: the same
 	// inode, on a mount of the pod's own.

@@ -20,7 +20,7 @@ import (
 var runSteps = []string{
 	"container directory", "root, user, environment", "pod devices", "program, stdio",
 	"fork init", "cgroup", "init: mounts, pivot_root", "pin mount namespace",
-	"first state write", "go-ahead, exec", "final state write",
+	"exit record", "first state write", "go-ahead, exec", "final state write",
 }
 
 // podProcs returns the host PIDs of the processes in the pod's PID
@@ -111,6 +111,12 @@ func TestRunKilledAnywhere(t *testing.T) {
 						if err := waitDead(row.Pid, row.StartTime, 3*time.Second); err != nil {
 							t.Fatal("c1 survived kill")
 						}
+						// Its exit is recorded, though the run died. (Killed
+						// before its record said running, it is taken for a
+						// dead start once dead, and no longer listed.)
+						if row, ok := e.containers(t)["c1"]; detach && ok && (row.Exit == nil || row.Exit.Code != 137) {
+							t.Errorf("c1 killed: exit %+v, want 137", row.Exit)
+						}
 						return
 					}
 					if listed && !(row.Status == "stopped" && !detach && step == "final state write") {
@@ -136,6 +142,9 @@ func TestRunKilledAnywhere(t *testing.T) {
 							if _, err := os.Lstat(p); err == nil {
 								t.Errorf("%s left after gc", p)
 							}
+						}
+						if ents, _ := os.ReadDir(filepath.Join(e.root, pod, "exits")); len(ents) > 0 {
+							t.Errorf("exits/ holds %v after gc", ents)
 						}
 						e.must("run", "-d", "--name", "c1", pod, "--", "true")
 					}

@@ -20,8 +20,20 @@ import (
 // namespaces, with pause as its PID 1.
 type ContainerConfig struct {
 	// ExecConfig is the command, as for Exec; Detach sends its output to
-	// the log file ROOT/POD/logs/NAME.log.
+	// the log file ROOT/POD/logs/NAME.log (unless Stdio says otherwise).
+	// With Detach and TTY, the command's stdio is a terminal of the pod's
+	// devpts (not its controlling terminal), and Process.PTY is the
+	// terminal's other side, which the caller reads and closes; there is
+	// no log file.
 	ExecConfig
+	// Stdio, only with Detach and without TTY, gives the command the
+	// caller's files as stdin, stdout and stderr: a non-nil entry replaces
+	// /dev/null (stdin) or the log file (stdout, stderr); the log file is
+	// made only if stdout or stderr is nil. The command gets its own
+	// descriptions of the files; the caller may close them once Run has
+	// returned. Directories, symbolic links and O_PATH descriptors are
+	// refused, as for Exec.
+	Stdio [3]*os.File
 	// Name is unique within the pod; a random ID if empty.
 	Name string
 	// Rootfs is a host directory to use as the container's root; empty is
@@ -59,6 +71,14 @@ type ContainerState struct {
 	MountNamespace string `json:"mountNamespace"`
 	// Log is the output of a detached container.
 	Log string `json:"log,omitempty"`
+	// Exit is how a stopped detached container ended, as pause recorded
+	// it (exit_linux.go); Container and Containers fill it in, it is not
+	// stored here. It is nil while the container runs, for a container
+	// that was not detached (Process.Wait has its status), for one that
+	// died with its pod (the pod stopped or its pause died: nobody
+	// recorded it), and for one in a pod made by a podsb without exit
+	// records until the pod is started again.
+	Exit *ContainerExit `json:"exit,omitempty"`
 }
 
 // containerMountNS is where a container's mount namespace is pinned: in the
@@ -90,7 +110,10 @@ func (p *Pod) Containers() ([]ContainerState, error) {
 	return out, nil
 }
 
-// Container returns the state of one container, with live status.
+// Container returns the state of one container, with live status and,
+// for a stopped detached container, its exit (ContainerState.Exit): if
+// its process has just died and pause has not yet recorded it, Container
+// waits for the record (up to 2 s, for a pause that is stopped).
 func (p *Pod) Container(name string) (ContainerState, error) {
 	var cs ContainerState
 	if err := validateContainerName(name); err != nil {
@@ -109,8 +132,11 @@ func (p *Pod) Container(name string) (ContainerState, error) {
 		return cs, errclass.New(ErrNotFound, "no such container %s in pod %s", name, p.name)
 	}
 	cs.Status = specs.StateStopped
+	cs.Exit = nil
 	if live {
 		cs.Status = specs.StateRunning
+	} else if cs.Detached {
+		cs.Exit = p.exitOf(cs)
 	}
 	return cs, nil
 }
@@ -196,6 +222,19 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 	}
 	if err := p.checkLaunch(c); err != nil {
 		return nil, err
+	}
+	if cc.Stdio != [3]*os.File{} {
+		if !c.Detach || c.TTY {
+			return nil, invalidf("run: ContainerConfig.Stdio is for Detach without TTY")
+		}
+		for i, f := range cc.Stdio {
+			if f == nil {
+				continue
+			}
+			if err := checkStdio(i, f); err != nil {
+				return nil, err
+			}
+		}
 	}
 	name := cc.Name
 	if name == "" {

@@ -74,6 +74,7 @@ func (r *containerStart) steps() []startStep {
 		{"cgroup", r.joinCgroup},
 		{"init: mounts, pivot_root", r.buildRoot},
 		{"pin mount namespace", r.pin},
+		{"exit record", r.watchExit},
 		{"first state write", r.record},
 		{"go-ahead, exec", r.goAhead},
 		{"final state write", r.finish},
@@ -248,7 +249,15 @@ func (r *containerStart) makeProgram(context.Context) error {
 	r.closes = append(r.closes, r.pg.close)
 
 	switch {
-	case c.Detach:
+	case c.Detach && !c.TTY:
+		files := r.cc.Stdio
+		if files[0] == nil {
+			files[0] = r.null
+		}
+		if files[1] != nil && files[2] != nil {
+			r.s = &stdio{files: files}
+			break
+		}
 		logs := filepath.Join(r.pod.Dir(), "logs")
 		if err := os.MkdirAll(logs, 0o700); err != nil {
 			return err
@@ -260,7 +269,12 @@ func (r *containerStart) makeProgram(context.Context) error {
 		}
 		r.onFail(func() { os.Remove(r.state.Log) })
 		r.closeLater(logf)
-		r.s = &stdio{files: [3]*os.File{r.null, logf, logf}}
+		for i := 1; i < 3; i++ {
+			if files[i] == nil {
+				files[i] = logf
+			}
+		}
+		r.s = &stdio{files: files}
 	case c.TTY:
 		r.s = &stdio{files: [3]*os.File{r.tty, r.tty, r.tty}}
 	default:

@@ -163,7 +163,7 @@ func (r *podCreate) plan(context.Context) (func(), error) {
 		Mask:     !c.Security.Privileged,
 		NoDev:    !c.Security.Privileged,
 	}
-	for _, d := range []string{"ns", "rootfs"} {
+	for _, d := range []string{"ns", "rootfs", exitsDirName} {
 		if err := os.Mkdir(filepath.Join(r.dir, d), 0o700); err != nil {
 			return nil, err
 		}
@@ -176,7 +176,7 @@ func (r *podCreate) plan(context.Context) (func(), error) {
 		}
 	}
 	var err error
-	r.ops, err = initProgram(&r.spec, c.Hostname, c.Security, true)
+	r.ops, err = initProgram(&r.spec, c.Hostname, c.Security, true, r.dir)
 	return nil, err
 }
 
@@ -289,10 +289,11 @@ func (r *podCreate) finalStateWrite(context.Context) (func(), error) {
 	return nil, writeState(r.lock, r.st)
 }
 
-// initProgram is what the pod's init does before it becomes pause.
-// With newNet, the init also names the new UTS namespace and brings up the
-// new network namespace's loopback.
-func initProgram(spec *rootfs.Spec, hostname string, sec Security, newNet bool) ([]setup.Op, error) {
+// initProgram is what the pod's init does before it becomes pause: first
+// it opens the exits directory of the pod's directory dir, which pause
+// keeps (exit_linux.go). With newNet, the init also names the new UTS
+// namespace and brings up the new network namespace's loopback.
+func initProgram(spec *rootfs.Spec, hostname string, sec Security, newNet bool, dir string) ([]setup.Op, error) {
 	root, err := rootfs.Plan(spec)
 	if err != nil {
 		return nil, err
@@ -306,7 +307,7 @@ func initProgram(spec *rootfs.Spec, hostname string, sec Security, newNet bool) 
 		return nil, err
 	}
 	root = append(root, priv...)
-	ops := []setup.Op{{Code: setup.Write, Flags: setup.Optional, Str: []string{"/proc/self/oom_score_adj", pauseOOMScoreAdj}}}
+	ops := []setup.Op{openExitsOp(dir), {Code: setup.Write, Flags: setup.Optional, Str: []string{"/proc/self/oom_score_adj", pauseOOMScoreAdj}}}
 	if newNet {
 		ops = append(ops, setup.Op{Code: setup.Hostname, Str: []string{hostname}}, setup.Op{Code: setup.LoopbackUp})
 	}

@@ -81,7 +81,12 @@ func (p *Pod) Start(ctx context.Context) error {
 	if spec.Dir != "" {
 		spec.EtcDir = filepath.Join(dir, "etc")
 	}
-	ops, err := initProgram(&spec, st.Hostname, st.Security, false)
+	// The exits directory (which a pod made by an older podsb lacks), with
+	// no name of the old pause's processes left in it.
+	if err := makeExitsDir(dir); err != nil {
+		return err
+	}
+	ops, err := initProgram(&spec, st.Hostname, st.Security, false, dir)
 	if err != nil {
 		return err
 	}

@@ -104,6 +104,7 @@ func newRootCmd(stdout io.Writer) *cobra.Command {
 		newNetworkCmd(g),
 		newRunCmd(g),
 		newKillCmd(g),
+		newStopCmd(g),
 		newGCCmd(g),
 		newImageCmd(g),
 		newStartCmd(g),

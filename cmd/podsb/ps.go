@@ -173,7 +173,7 @@ func printContainers(w io.Writer, pods []*sandbox.Pod, all, quiet bool, format s
 		return writeJSON(w, rows)
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, "POD\tNAME\tSTATUS\tPID\tCREATED\tROOT\tCOMMAND")
+	fmt.Fprintln(tw, "POD\tNAME\tSTATUS\tEXIT\tPID\tCREATED\tROOT\tCOMMAND")
 	for _, r := range rows {
 		root := r.Rootfs
 		switch {
@@ -182,7 +182,11 @@ func printContainers(w io.Writer, pods []*sandbox.Pod, all, quiet bool, format s
 		case root == "":
 			root = "default"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Pod, r.Name, r.Status, r.PodPID, ago(r.Created), root, strings.Join(r.Args, " "))
+		exit := "-"
+		if r.Exit != nil {
+			exit = strconv.Itoa(r.Exit.Code)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Pod, r.Name, r.Status, exit, r.PodPID, ago(r.Created), root, strings.Join(r.Args, " "))
 	}
 	return tw.Flush()
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,12 +20,15 @@ func newRmCmd(g *globals) *cobra.Command {
 		timeout time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "rm [flags] POD...",
-		Short: "Stop and remove pods",
+		Use:   "rm [flags] POD...|POD/CONTAINER...",
+		Short: "Stop and remove pods, or remove containers",
 		Long: `Stop each pod's pause process (SIGTERM, then SIGKILL after --time), which
 ends every process of the pod, and remove its namespace handles, its ip netns
 entry and its state. With -f, pause gets SIGKILL at once and pods that do not
-exist are not an error.`,
+exist are not an error.
+
+POD/CONTAINER removes a container of a pod: its files, its mount namespace,
+its log. A running container is refused unless -f, which kills it first.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if all == (len(args) > 0) {
 				return errors.New("rm: name pods, or give --all")
@@ -37,6 +42,18 @@ exist are not an error.`,
 				}
 			}
 			for _, n := range args {
+				if pod, container, ok := strings.Cut(n, "/"); ok {
+					err := removeContainer(cmd.Context(), g.root, pod, container, force)
+					if force && errors.Is(err, sandbox.ErrNotFound) {
+						continue
+					}
+					if err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					fmt.Fprintln(cmd.OutOrStdout(), n)
+					continue
+				}
 				p, err := sandbox.Load(g.root, n)
 				if force && errors.Is(err, sandbox.ErrNotFound) {
 					continue
@@ -73,4 +90,13 @@ exist are not an error.`,
 	f.BoolVar(&all, "all", false, "remove every pod")
 	f.DurationVarP(&timeout, "time", "t", sandbox.DefaultStopTimeout, "grace period between SIGTERM and SIGKILL")
 	return cmd
+}
+
+// removeContainer removes the container name of the pod pod.
+func removeContainer(ctx context.Context, root, pod, name string, force bool) error {
+	p, err := sandbox.Load(root, pod)
+	if err != nil {
+		return err
+	}
+	return p.RemoveContainer(ctx, name, force)
 }

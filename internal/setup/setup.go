@@ -72,6 +72,12 @@ const (
 	CapSet     Code = 20 // capset: effective, permitted and inheritable become the mask Num
 	Seccomp    Code = 21 // install the seccomp filter Str[0] (raw sock_filter instructions); needs no_new_privs first
 	NoDev      Code = 22 // make the mount at Str[0], and the mounts below it, nodev
+	// OpenTree makes a detached bind mount of the directory Str[0]
+	// (open_tree OPEN_TREE_CLONE, close-on-exec) and puts its fd at Num.
+	// The fd reaches that directory and what is below it, nothing else:
+	// ".." of a detached mount's root is itself. Before Pivot, Str[0] is
+	// a host path: a pod's init opens its exits directory onto ExitsFD so.
+	OpenTree Code = 23
 )
 
 // Records on the status pipe that are not failures: the first word.
@@ -254,6 +260,8 @@ func (op Op) String() string {
 		return "remount " + s(0) + " nodev"
 	case Hostname:
 		return "sethostname " + s(0)
+	case OpenTree:
+		return fmt.Sprintf("open a detached mount of %s on fd %d", s(0), op.Num)
 	case LoopbackUp:
 		return "bring up loopback"
 	case Pivot:

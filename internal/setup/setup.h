@@ -31,6 +31,7 @@
 #define OP_CAP_SET 20
 #define OP_SECCOMP 21
 #define OP_NO_DEV 22
+#define OP_OPEN_TREE 23
 
 // The rest of the contract (package setup), and sandbox's defaults.
 #define OP_OPTIONAL 1
@@ -45,6 +46,8 @@
 #define GO_FD 5
 #define PAUSE_FD 6
 #define EXTRA_FD 7
+#define EXITS_FD 3
+#define EXIT_SIZE 8
 #define JOIN_FILE "join"
 #define JOIN_MAGIC "podsbJ3\n"
 #define MAX_JOIN_NS 8
@@ -103,6 +106,9 @@
 #define SYS_CLOSE_RANGE 436
 #define SYS_OPENAT2 437
 #define SYS_MOUNT_SETATTR 442
+#define SYS_WAITID 247
+#define SYS_UNLINKAT 263
+#define SYS_OPEN_TREE 428
 #define EPERM 1
 #define ENOENT 2
 #define EINTR 4
@@ -128,6 +134,7 @@
 #define O_NOFOLLOW 0x20000
 #define O_CLOEXEC 0x80000
 #define O_PATH 0x200000
+#define O_APPEND 0x400
 #define RESOLVE_BENEATH 8
 #define RESOLVE_NO_SYMLINKS 4
 #define RESOLVE_NO_MAGICLINKS 2
@@ -169,6 +176,10 @@
 #define POLLIN 1
 #define WNOHANG 1
 #define WALL 0x40000000
+#define WEXITED 4
+#define WNOWAIT 0x1000000
+#define P_ALL 0
+#define P_PID 1
 #define CLONE_NEWNS 0x20000
 #define CLONE_NEWUTS 0x4000000
 #define CLONE_NEWIPC 0x8000000
@@ -188,6 +199,7 @@
 #define MOUNT_ATTR_RDONLY 1
 #define MOUNT_ATTR_NODEV 4
 #define MOVE_MOUNT_F_EMPTY_PATH 4
+#define OPEN_TREE_CLONE 1
 #define MS_RDONLY 1
 #define MS_NOSUID 2
 #define MS_NODEV 4
@@ -264,6 +276,14 @@ _Static_assert(__builtin_offsetof(struct join_header, path_len) == 76, "struct j
 _Static_assert(__builtin_offsetof(struct join_header, env_len) == 80, "struct join_header");
 _Static_assert(__builtin_offsetof(struct join_header, dir_len) == 84, "struct join_header");
 _Static_assert(__builtin_offsetof(struct join_header, prog_len) == 88, "struct join_header");
+
+struct exit {
+	int code;
+	int status;
+} __attribute__((packed));
+_Static_assert(sizeof(struct exit) == 8, "struct exit");
+_Static_assert(__builtin_offsetof(struct exit, code) == 0, "struct exit");
+_Static_assert(__builtin_offsetof(struct exit, status) == 4, "struct exit");
 
 // The kernel's structs (golang.org/x/sys/unix): their natural layout.
 
@@ -444,5 +464,23 @@ struct k_sock_fprog {
 _Static_assert(sizeof(struct k_sock_fprog) == 16, "struct k_sock_fprog");
 _Static_assert(__builtin_offsetof(struct k_sock_fprog, len) == 0, "struct k_sock_fprog");
 _Static_assert(__builtin_offsetof(struct k_sock_fprog, filter) == 8, "struct k_sock_fprog");
+
+struct k_siginfo {
+	int signo;
+	int errno;
+	int code;
+	int _pad0;
+	int pid;
+	unsigned int uid;
+	int status;
+	char _pad1[100];
+};
+_Static_assert(sizeof(struct k_siginfo) == 128, "struct k_siginfo");
+_Static_assert(__builtin_offsetof(struct k_siginfo, signo) == 0, "struct k_siginfo");
+_Static_assert(__builtin_offsetof(struct k_siginfo, errno) == 4, "struct k_siginfo");
+_Static_assert(__builtin_offsetof(struct k_siginfo, code) == 8, "struct k_siginfo");
+_Static_assert(__builtin_offsetof(struct k_siginfo, pid) == 16, "struct k_siginfo");
+_Static_assert(__builtin_offsetof(struct k_siginfo, uid) == 20, "struct k_siginfo");
+_Static_assert(__builtin_offsetof(struct k_siginfo, status) == 24, "struct k_siginfo");
 
 #endif

@@ -1,6 +1,7 @@
 package setup
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"reflect"
@@ -166,5 +167,19 @@ func TestJoinRefused(t *testing.T) {
 		if _, err := DecodeJoin(b); err == nil {
 			t.Errorf("%s: DecodeJoin succeeded", name)
 		}
+	}
+}
+
+// The exit record and the part of siginfo_t pause reads have the sizes
+// the C side is built with.
+func TestExitLayout(t *testing.T) {
+	if n := binary.Size(Exit{}); n != ExitSize {
+		t.Errorf("Exit is %d bytes, ExitSize %d", n, ExitSize)
+	}
+	if n := binary.Size(Siginfo{}); n != 128 {
+		t.Errorf("Siginfo is %d bytes, want 128 (siginfo_t)", n)
+	}
+	if ExitsFD != ProgramFD || ExitsFD >= StatusFD {
+		t.Errorf("ExitsFD %d: pause takes the program's fd %d for it and closes from %d on", ExitsFD, ProgramFD, ExitsFD+1)
 	}
 }

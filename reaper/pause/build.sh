@@ -51,6 +51,10 @@ trap 'rm -f "$tmp"' EXIT
 #   -fcf-protection=none       no endbr64 and no .note.gnu.property
 #   -fno-*unwind-tables        no .eh_frame
 #   -fno-ident                 no .comment naming the compiler
+#   -fno-inline-functions-called-once
+#                              keeps such functions out of setup's big switch,
+#                              where inlining them costs more bytes than the
+#                              calls: with it the program fits its one page
 # Linker:
 #   --build-id=none            the id would be the only nondeterministic bytes
 #   -z noseparate-code         headers, code and constants share one page:
@@ -61,6 +65,7 @@ trap 'rm -f "$tmp"' EXIT
 	-ffreestanding -nostdlib -static -fno-pie \
 	-fno-stack-protector -fcf-protection=none \
 	-fno-asynchronous-unwind-tables -fno-unwind-tables -fno-ident \
+	-fno-inline-functions-called-once \
 	-ffunction-sections -fdata-sections \
 	-Wl,--gc-sections -Wl,--build-id=none \
 	-Wl,-z,noseparate-code -Wl,-z,max-page-size=4096 \

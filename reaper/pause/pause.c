@@ -1,5 +1,6 @@
 // pause is the PID 1 of a podsb pod: it holds the pod's namespaces, reaps
-// every process that ends up as its child, and exits 0 on SIGTERM or SIGINT.
+// every process that ends up as its child (first recording the exits of the
+// ones podsb watches: record), and exits 0 on SIGTERM or SIGINT.
 //
 // It is freestanding (no libc, amd64 Linux only, its own _start) because its
 // whole job is to exist in every pod: each page it maps is paid once per pod.
@@ -31,8 +32,14 @@
 //     the kernel signals the new parent with SIGCHLD when it exits.
 //   - When the init of a PID namespace exits, the kernel SIGKILLs every other
 //     process in it, so exiting on SIGTERM tears the whole pod down.
+//   - waitid with WNOWAIT reports a dead child and leaves it a zombie: its
+//     PID is not free for another process until wait4 reaps it.
 
 #include "../../internal/setup/setup.h"	// generated from Go: go generate ./internal/setup
+
+// setup closes the program's fd once it has read it, so the exits
+// directory can take its number; every fd above it is closed after setup.
+_Static_assert(EXITS_FD == PROGRAM_FD && EXITS_FD < STATUS_FD, "EXITS_FD");
 
 typedef unsigned long sigset64;	// the kernel's sigset_t on amd64: 64 bits
 
@@ -72,13 +79,46 @@ sys6(long nr, long a, long b, long c, long d, long e, long f)
 	return ret;
 }
 
-// reap collects every child that has exited, without waiting for the ones
-// still running. It stops at 0 (children left, none dead) or an error
-// (ECHILD: no children at all).
-static inline __attribute__((always_inline)) void reap(void)
+// record gives the exit of the child si describes to the file its PID
+// names in the pod's exits directory (EXITS_FD), if there is one: podsb
+// links a detached container's exit file there before the container runs.
+// It writes the record, then removes the name; the child is still a zombie
+// (waitid's WNOWAIT), so its PID cannot have been reused and the name can
+// only be its own. A process nobody watches costs one openat (ENOENT), a
+// pause without the directory one as well (EBADF).
+static void record(const struct k_siginfo *si)
 {
-	while (sys(SYS_WAIT4, -1, 0, WNOHANG | WALL, 0) > 0)
-		;
+	struct exit e = { .code = si->code, .status = si->status };
+	char buf[12], *name = buf + sizeof buf - 1;
+	unsigned pid = (unsigned)si->pid;
+	long fd;
+
+	*name = 0;
+	do
+		*--name = (char)('0' + pid % 10);
+	while ((pid /= 10) != 0);
+	fd = sys(SYS_OPENAT, EXITS_FD, (long)name, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	sys(SYS_WRITE, fd, (long)&e, sizeof e, 0);
+	sys(SYS_CLOSE, fd, 0, 0, 0);
+	sys(SYS_UNLINKAT, EXITS_FD, (long)name, 0, 0);
+}
+
+// reap collects every child that has exited, without waiting for the ones
+// still running, recording each exit first. It stops when waitid finds no
+// dead child (si.pid stays 0) or fails (ECHILD: no children at all).
+static void reap(void)
+{
+	for (;;) {
+		struct k_siginfo si;
+
+		si.pid = 0;
+		if (sys6(SYS_WAITID, P_ALL, 0, (long)&si, WEXITED | WNOHANG | WNOWAIT | WALL, 0, 0) < 0 || si.pid <= 0)
+			return;
+		record(&si);
+		sys(SYS_WAIT4, si.pid, 0, WNOHANG | WALL, 0);
+	}
 }
 
 
@@ -100,7 +140,8 @@ static void close_from(unsigned first)
 // documented in internal/setup), executes them in order inside the pod's
 // new namespaces, and only then becomes pause. On failure it writes the
 // index of the failed operation and the errno to fd 4 and exits 1; on
-// success it says nothing: closing fd 4 (below, with every fd above 2) is
+// success it says nothing: closing fd 4 (below, with every fd above 2 but
+// the exits directory) is
 // the launcher's signal that the pod is ready.
 
 
@@ -293,7 +334,6 @@ static long run_command(const struct op *o, char **envp)
 		argv[i - 1] = o->str[i];
 	argv[o->nstr - 1] = 0;
 	sys(SYS_FCNTL, STATUS_FD, F_SETFD, FD_CLOEXEC, 0);
-	sys(SYS_CLOSE, PROGRAM_FD, 0, 0, 0);
 	close_from(GO_FD);
 	sys(SYS_RT_SIGPROCMASK, SIG_SETMASK, (long)&none, 0, sizeof none);
 	for (const char *c = file; *c; c++)
@@ -356,7 +396,7 @@ static long set_caps(unsigned long keep)
 
 static long exec_op(const struct op *o, char **envp)
 {
-	long r;
+	long r, o2;
 
 	switch (o->code) {
 	case OP_MOUNT:
@@ -383,6 +423,13 @@ static long exec_op(const struct op *o, char **envp)
 		return loopback_up();
 	case OP_PIVOT:
 		return pivot(arg(o, 0));
+	case OP_OPEN_TREE:
+		r = sys(SYS_OPEN_TREE, AT_FDCWD, (long)arg(o, 0), OPEN_TREE_CLONE | O_CLOEXEC, 0);
+		if (r < 0 || r == (long)o->num)
+			return r < 0 ? r : 0;
+		o2 = sys(SYS_DUP3, r, o->num, O_CLOEXEC, 0);
+		sys(SYS_CLOSE, r, 0, 0, 0);
+		return o2 < 0 ? o2 : 0;
 	case OP_MOVE_MOUNT:
 		return sys6(SYS_MOVE_MOUNT, o->num, (long)"", AT_FDCWD, (long)arg(o, 0), MOVE_MOUNT_F_EMPTY_PATH, 0);
 	case OP_SYNC: {
@@ -464,6 +511,9 @@ static void setup(char **envp)
 	// set up and nothing refers to this process: go.
 	if (n == 0)
 		sys(SYS_EXIT_GROUP, 1, 0, 0, 0);
+	// The program is read: its fd is free for the exits directory
+	// (EXITS_FD), which an operation may open there.
+	sys(SYS_CLOSE, PROGRAM_FD, 0, 0, 0);
 	// Modes in the program are exact.
 	sys(SYS_UMASK, 0, 0, 0, 0);
 	for (p = buf, end = buf + n; p < end; index++) {
@@ -538,7 +588,9 @@ __attribute__((noreturn, used)) static void run(long *sp)
 
 	// Nothing but stdio may leak in from the launcher: an inherited fd could
 	// keep a host file, a namespace or a pipe alive for the pod's lifetime.
-	close_from(3);
+	// After setup, the exits directory its program opened, if any, stays;
+	// closing the status fd is the launcher's sign that the pod is ready.
+	close_from(argc > 1 ? EXITS_FD + 1 : 3);
 
 	// Executed from a memfd, comm would be the fd number or "memfd:pause".
 	sys(SYS_PRCTL, PR_SET_NAME, (long)"pause", 0, 0);

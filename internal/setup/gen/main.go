@@ -54,6 +54,7 @@ var ops = []constant{
 	{"OP_SET_IDS", setup.SetIDs}, {"OP_CHDIR", setup.Chdir}, {"OP_PDEATHSIG", setup.Pdeathsig},
 	{"OP_EXEC", setup.Exec}, {"OP_CAPS", setup.Caps}, {"OP_NO_NEW_PRIVS", setup.NoNewPrivs},
 	{"OP_CAP_SET", setup.CapSet}, {"OP_SECCOMP", setup.Seccomp}, {"OP_NO_DEV", setup.NoDev},
+	{"OP_OPEN_TREE", setup.OpenTree},
 }
 
 // contract are setup's other constants, and sandbox's defaults.
@@ -62,7 +63,7 @@ var contract = []constant{
 	{"REPORT_SYNCED", setup.Synced}, {"REPORT_SPAWNED", setup.Spawned}, {"REPORT_SIZE", setup.ReportSize},
 	{"MAX_STRINGS", setup.MaxStrings}, {"MAX_PROGRAM", setup.MaxProgram},
 	{"PROGRAM_FD", setup.ProgramFD}, {"STATUS_FD", setup.StatusFD}, {"GO_FD", setup.GoFD},
-	{"PAUSE_FD", setup.PauseFD}, {"EXTRA_FD", setup.ExtraFD},
+	{"PAUSE_FD", setup.PauseFD}, {"EXTRA_FD", setup.ExtraFD}, {"EXITS_FD", setup.ExitsFD}, {"EXIT_SIZE", setup.ExitSize},
 	{"JOIN_FILE", setup.JoinFile}, {"JOIN_MAGIC", setup.JoinMagic},
 	{"MAX_JOIN_NS", setup.MaxJoinNS}, {"MAX_JOIN", setup.MaxJoin},
 	{"DEFAULT_ROOT", sandbox.DefaultRoot}, {"DEFAULT_PATH", sandbox.DefaultPath},
@@ -88,6 +89,7 @@ var kernel = []constant{
 	{"SYS_EXECVEAT", unix.SYS_EXECVEAT}, {"SYS_MOVE_MOUNT", unix.SYS_MOVE_MOUNT},
 	{"SYS_PIDFD_OPEN", unix.SYS_PIDFD_OPEN}, {"SYS_CLOSE_RANGE", unix.SYS_CLOSE_RANGE},
 	{"SYS_OPENAT2", unix.SYS_OPENAT2}, {"SYS_MOUNT_SETATTR", unix.SYS_MOUNT_SETATTR},
+	{"SYS_WAITID", unix.SYS_WAITID}, {"SYS_UNLINKAT", unix.SYS_UNLINKAT}, {"SYS_OPEN_TREE", unix.SYS_OPEN_TREE},
 
 	{"EPERM", unix.EPERM}, {"ENOENT", unix.ENOENT}, {"EINTR", unix.EINTR}, {"E2BIG", unix.E2BIG},
 	{"ENOEXEC", unix.ENOEXEC}, {"ENOMEM", unix.ENOMEM}, {"EACCES", unix.EACCES}, {"EEXIST", unix.EEXIST},
@@ -97,7 +99,7 @@ var kernel = []constant{
 	{"O_RDONLY", unix.O_RDONLY}, {"O_WRONLY", unix.O_WRONLY}, {"O_RDWR", unix.O_RDWR},
 	{"O_CREAT", unix.O_CREAT}, {"O_EXCL", unix.O_EXCL}, {"O_TRUNC", unix.O_TRUNC},
 	{"O_DIRECTORY", unix.O_DIRECTORY}, {"O_NOFOLLOW", unix.O_NOFOLLOW}, {"O_CLOEXEC", unix.O_CLOEXEC},
-	{"O_PATH", unix.O_PATH},
+	{"O_PATH", unix.O_PATH}, {"O_APPEND", unix.O_APPEND},
 	{"RESOLVE_BENEATH", unix.RESOLVE_BENEATH}, {"RESOLVE_NO_SYMLINKS", unix.RESOLVE_NO_SYMLINKS},
 	{"RESOLVE_NO_MAGICLINKS", unix.RESOLVE_NO_MAGICLINKS},
 	{"S_IFMT", unix.S_IFMT}, {"S_IFDIR", unix.S_IFDIR}, {"S_IFREG", unix.S_IFREG}, {"S_IFLNK", unix.S_IFLNK},
@@ -114,6 +116,7 @@ var kernel = []constant{
 	{"SIGALRM", int(unix.SIGALRM)}, {"SIGTERM", int(unix.SIGTERM)}, {"SIGCHLD", int(unix.SIGCHLD)},
 	{"SIGCONT", int(unix.SIGCONT)}, {"SIGTSTP", int(unix.SIGTSTP)}, {"SIGWINCH", int(unix.SIGWINCH)},
 	{"POLLIN", unix.POLLIN}, {"WNOHANG", unix.WNOHANG}, {"WALL", unix.WALL},
+	{"WEXITED", unix.WEXITED}, {"WNOWAIT", unix.WNOWAIT}, {"P_ALL", unix.P_ALL}, {"P_PID", unix.P_PID},
 	{"CLONE_NEWNS", unix.CLONE_NEWNS}, {"CLONE_NEWUTS", unix.CLONE_NEWUTS}, {"CLONE_NEWIPC", unix.CLONE_NEWIPC},
 	{"CLONE_NEWPID", unix.CLONE_NEWPID}, {"CLONE_NEWNET", unix.CLONE_NEWNET},
 	{"PR_SET_PDEATHSIG", unix.PR_SET_PDEATHSIG}, {"PR_SET_DUMPABLE", unix.PR_SET_DUMPABLE},
@@ -124,7 +127,7 @@ var kernel = []constant{
 	{"SECCOMP_MODE_FILTER", unix.SECCOMP_MODE_FILTER},
 	{"LINUX_CAPABILITY_VERSION_3", unix.LINUX_CAPABILITY_VERSION_3},
 	{"MOUNT_ATTR_RDONLY", unix.MOUNT_ATTR_RDONLY}, {"MOUNT_ATTR_NODEV", unix.MOUNT_ATTR_NODEV},
-	{"MOVE_MOUNT_F_EMPTY_PATH", unix.MOVE_MOUNT_F_EMPTY_PATH},
+	{"MOVE_MOUNT_F_EMPTY_PATH", unix.MOVE_MOUNT_F_EMPTY_PATH}, {"OPEN_TREE_CLONE", unix.OPEN_TREE_CLONE},
 	{"MS_RDONLY", unix.MS_RDONLY}, {"MS_NOSUID", unix.MS_NOSUID}, {"MS_NODEV", unix.MS_NODEV},
 	{"MS_NOEXEC", unix.MS_NOEXEC}, {"MS_REMOUNT", unix.MS_REMOUNT}, {"MS_BIND", unix.MS_BIND},
 	{"MS_REC", unix.MS_REC}, {"MS_SLAVE", unix.MS_SLAVE}, {"MNT_DETACH", unix.MNT_DETACH},
@@ -138,13 +141,14 @@ var kernel = []constant{
 var (
 	records = []cstruct{
 		{"op_header", setup.OpHeader{}}, {"string_header", setup.StringHeader{}}, {"report", setup.Report{}}, {"join_header", setup.JoinHeader{}},
+		{"exit", setup.Exit{}},
 	}
 	kernelStructs = []cstruct{
 		{"k_timespec", unix.Timespec{}}, {"k_stat", unix.Stat_t{}}, {"k_fsid", unix.Fsid{}},
 		{"k_statfs", unix.Statfs_t{}}, {"k_open_how", unix.OpenHow{}}, {"k_pollfd", unix.PollFd{}},
 		{"k_signalfd_siginfo", unix.SignalfdSiginfo{}}, {"k_mount_attr", unix.MountAttr{}},
 		{"k_cap_header", unix.CapUserHeader{}}, {"k_cap_data", unix.CapUserData{}},
-		{"k_sock_fprog", unix.SockFprog{}},
+		{"k_sock_fprog", unix.SockFprog{}}, {"k_siginfo", setup.Siginfo{}},
 	}
 )
 

@@ -1,0 +1,134 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/podsb/podsb/crilog"
+	"github.com/podsb/podsb/sandbox"
+)
+
+// exitInfo is how a container's process ended, as pause recorded it.
+type exitInfo struct {
+	code     int
+	finished time.Time
+}
+
+func exitRecord(cs sandbox.ContainerState) *exitInfo {
+	if cs.Exit == nil {
+		return nil
+	}
+	return &exitInfo{code: cs.Exit.Code, finished: cs.Exit.Finished}
+}
+
+// defaultLogPath is the log of a container whose pod has no log directory
+// or whose config names no log path: beside its record.
+func (s *Server) defaultLogPath(id string) string {
+	return filepath.Join(s.store.dir, "containers", id+".log")
+}
+
+// loggerSocket is the attach and control socket of a container's log
+// writer.
+func (s *Server) loggerSocket(id string) string {
+	return filepath.Join(s.store.dir, "containers", id+".sock")
+}
+
+// startProcess starts rec's log writer (podsb-logger, which holds the
+// container's output and input across restarts of the server) and its
+// process, detached: pause adopts it and records its exit. Without a
+// terminal the logger starts first, on the pipes' read ends; with one, it
+// takes the terminal's master once the process runs. A failure leaves
+// neither running.
+func (s *Server) startProcess(ctx context.Context, p *sandbox.Pod, rec *containerRecord) (err error) {
+	cc := containerConfig(rec)
+	if rec.LogPath == "" {
+		rec.LogPath = s.defaultLogPath(rec.ID)
+	}
+	// The CRI's runtimes make the log's directory (kubelet makes the pod's).
+	if err := os.MkdirAll(filepath.Dir(rec.LogPath), 0o755); err != nil {
+		return fmt.Errorf("log directory: %w", err)
+	}
+	opts := crilog.Options{Binary: s.logger, LogPath: rec.LogPath, Socket: s.loggerSocket(rec.ID), Stdin: rec.Run.Stdin, StdinOnce: rec.Run.StdinOnce}
+	var ours []*os.File // the container's ends, closed once it has them
+	defer func() {
+		for _, f := range ours {
+			f.Close()
+		}
+	}()
+	pipe := func() (r, w *os.File, err error) {
+		r, w, err = os.Pipe()
+		if err == nil {
+			ours = append(ours, r, w)
+		}
+		return r, w, err
+	}
+	var logger *crilog.Handle
+	if !rec.Run.TTY {
+		var outR, outW, errR, errW, inR, inW *os.File
+		if outR, outW, err = pipe(); err != nil {
+			return err
+		}
+		if errR, errW, err = pipe(); err != nil {
+			return err
+		}
+		if rec.Run.Stdin {
+			if inR, inW, err = pipe(); err != nil {
+				return err
+			}
+		}
+		opts.Stdout, opts.Stderr, opts.StdinPipe = outR, errR, inW
+		if logger, err = crilog.Start(opts); err != nil {
+			return fmt.Errorf("log writer: %w", err)
+		}
+		go logger.Wait()
+		// The logger has its ends now: ours go, so that it sees the
+		// output end when the container's do.
+		for _, f := range []*os.File{outR, errR, inW} {
+			if f != nil {
+				f.Close()
+			}
+		}
+		cc.Stdio = [3]*os.File{inR, outW, errW}
+	}
+	// Started is before the process can have ended: the go-ahead is
+	// inside Run.
+	rec.Started = time.Now().UnixNano()
+	proc, err := p.Run(ctx, cc)
+	if err != nil {
+		return err // the logger sees the end of its pipes and exits
+	}
+	if rec.Run.TTY {
+		master := proc.PTY()
+		ours = append(ours, master)
+		opts.PTY = master
+		if logger, err = crilog.Start(opts); err != nil {
+			p.StopContainer(context.WithoutCancel(ctx), rec.ID, unix.SIGKILL, 0)
+			return fmt.Errorf("log writer: %w", err)
+		}
+		go logger.Wait()
+	}
+	rec.Logger = logger.Socket
+	return nil
+}
+
+func stopPodContainer(ctx context.Context, p *sandbox.Pod, name string, sig unix.Signal, timeout time.Duration) error {
+	return p.StopContainer(ctx, name, sig, timeout)
+}
+
+func removePodContainer(ctx context.Context, p *sandbox.Pod, name string) error {
+	return p.RemoveContainer(ctx, name, true)
+}
+
+// reopenLog has rec's log writer reopen its log.
+func reopenLog(ctx context.Context, rec *containerRecord) error {
+	if rec.Logger == "" {
+		return errors.New("the container has no log writer")
+	}
+	return crilog.Reopen(ctx, rec.Logger)
+}
