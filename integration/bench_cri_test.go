@@ -303,10 +303,10 @@ func loadavg() string {
 }
 
 // treePss sums the Pss of every process below tini (not tini itself),
-// and of the server alone, and counts them by name.
-func treePss(tb testing.TB, tini, srv int) (kib, server int, procs map[string]int) {
+// and of the server alone, and counts them and their Pss by name.
+func treePss(tb testing.TB, tini, srv int) (kib, server int, procs map[string][2]int) {
 	tb.Helper()
-	procs = map[string]int{}
+	procs = map[string][2]int{}
 	for _, p := range descendants(tini) {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", p))
 		if err != nil {
@@ -316,7 +316,8 @@ func treePss(tb testing.TB, tini, srv int) (kib, server int, procs map[string]in
 			if rest, ok := strings.CutPrefix(line, "Pss:"); ok {
 				n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
 				kib += n
-				procs[comm(p)]++
+				c := procs[comm(p)]
+				procs[comm(p)] = [2]int{c[0] + 1, c[1] + n}
 				if p == srv {
 					server += n
 				}
@@ -328,7 +329,7 @@ func treePss(tb testing.TB, tini, srv int) (kib, server int, procs map[string]in
 
 // podsMemory measures s idle (after a warm-up pod, removed), then with n
 // pods each running one sleeping container, and removes them.
-func podsMemory(tb testing.TB, s *criServer, host string, n int) (idle, loaded, server int, procs map[string]int) {
+func podsMemory(tb testing.TB, s *criServer, host string, n int) (idle, loaded, server int, procs map[string][2]int) {
 	tb.Helper()
 	warmUp(tb, s, host)
 	time.Sleep(2 * time.Second) // let the removed pod's processes exit
@@ -368,13 +369,13 @@ func BenchmarkCRIMemory(b *testing.B) {
 	per := map[string]int{}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\nload average before: %s", loadavg())
-	fmt.Fprintf(&sb, "\n%d running pods, one sleeping container each; Pss of the server and every process it added\n| runtime | idle server | with %d pods | of which the server | per pod | processes with the pods |\n| --- | ---: | ---: | ---: | ---: | --- |\n", n, n)
+	fmt.Fprintf(&sb, "\n%d running pods, one sleeping container each; Pss of the server and every process it added\n| runtime | idle server | with %d pods | of which the server | per pod | processes with the pods: Pss |\n| --- | ---: | ---: | ---: | ---: | --- |\n", n, n)
 	for _, s := range servers {
 		idle, loaded, server, procs := podsMemory(b, s, host, n)
 		per[s.name] = (loaded - idle) / n
 		var names []string
 		for name, k := range procs {
-			names = append(names, fmt.Sprintf("%s ×%d", name, k))
+			names = append(names, fmt.Sprintf("%s ×%d: %d KiB", name, k[0], k[1]))
 		}
 		sort.Strings(names)
 		fmt.Fprintf(&sb, "| %s | %d KiB | %d KiB | %d KiB | %d KiB | %s |\n", s.name, idle, loaded, server, per[s.name], strings.Join(names, ", "))
