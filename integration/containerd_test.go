@@ -34,11 +34,17 @@
 //
 // Teardown removes every pod through crictl first, then sends SIGTERM to
 // containerd by PID, waits for it, and fails the test if any process that
-// was a descendant of its tini still runs (it is then killed by PID).
+// was a descendant of its tini still runs (it is then killed by PID), if any
+// process still holds its mount namespace, or if a cgroup of its pods or
+// containers (/k8s.io/ID in each hierarchy, runc's) is left; it removes the
+// k8s.io parents if it made them.
 package integration
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,6 +114,23 @@ type containerd struct {
 	crictl string
 	tini   *exec.Cmd
 	log    *bytes.Buffer
+	// newCgroups are the cgroup directories of containerd's namespace
+	// (k8s.io) in each hierarchy that did not exist before it started:
+	// runc makes /k8s.io/ID and removes only ID.
+	newCgroups []string
+}
+
+// containerdCgroups are the parents runc makes for containerd's k8s.io
+// namespace: containerd's default cgroupsPath is /k8s.io/ID.
+func containerdCgroups() []string {
+	d, _ := filepath.Glob("/sys/fs/cgroup/*")
+	var out []string
+	for _, h := range d {
+		if st, err := os.Stat(h); err == nil && st.IsDir() {
+			out = append(out, filepath.Join(h, "k8s.io"))
+		}
+	}
+	return out
 }
 
 // newContainerd starts containerd with its CRI plugin, its pause image
@@ -176,6 +199,11 @@ func newContainerd(tb testing.TB, crictl, host string) *containerd {
 		``,
 	}, "\n")
 	must(tb, os.WriteFile(p("config.toml"), []byte(config), 0o644))
+	for _, cg := range containerdCgroups() {
+		if _, err := os.Stat(cg); err != nil {
+			c.newCgroups = append(c.newCgroups, cg)
+		}
+	}
 	// The host's /run is covered in containerd's own mount namespace only.
 	c.tini = exec.Command("tini", "-s", "--", "unshare", "--mount", "--propagation", "private", "--",
 		"sh", "-c", `mount -t tmpfs -o mode=0755 podsb-peer /run && exec "$@"`, "sh", "containerd", "--config", p("config.toml"))
@@ -233,7 +261,12 @@ func (c *containerd) pid() int {
 func (c *containerd) teardown() {
 	tb := c.tb
 	tb.Helper()
+	var ids []string
+	if out, err := c.crictlCmd("ps", "-aq").Output(); err == nil {
+		ids = strings.Fields(string(out))
+	}
 	if out, err := c.crictlCmd("pods", "-q").Output(); err == nil {
+		ids = append(ids, strings.Fields(string(out))...)
 		for _, id := range strings.Fields(string(out)) {
 			if out, err := c.crictlCmd("stopp", id).CombinedOutput(); err != nil {
 				tb.Errorf("teardown: crictl stopp %s: %v: %s", id, err, out)
@@ -255,6 +288,10 @@ func (c *containerd) teardown() {
 	}
 	left := startTimes(descendants(c.tini.Process.Pid))
 	delete(left, srv)
+	var mntNS uint64
+	if srv > 0 {
+		mntNS = nsIno(tb, fmt.Sprintf("/proc/%d/ns/mnt", srv))
+	}
 	if srv > 0 {
 		syscall.Kill(srv, syscall.SIGTERM)
 	}
@@ -273,9 +310,57 @@ func (c *containerd) teardown() {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+	// Its mounts live in its own mount namespace: gone with its last
+	// process.
+	if mntNS != 0 {
+		if pids := processesInMntNS(mntNS); len(pids) > 0 {
+			tb.Errorf("teardown: containerd's mount namespace is still held by %v", pids)
+		}
+	}
+	for _, m := range mountsUnder(tb, c.dir) {
+		tb.Errorf("teardown: leaked mount %s on the host", m)
+	}
+	for _, id := range ids {
+		for _, cg := range containerdCgroups() {
+			if _, err := os.Stat(filepath.Join(cg, id)); err == nil {
+				tb.Errorf("teardown: leaked cgroup %s", filepath.Join(cg, id))
+			}
+		}
+	}
+	// The namespace's parent cgroups, if this peer made them and no other
+	// peer uses them now (rmdir fails on a cgroup with children).
+	for _, cg := range c.newCgroups {
+		var err error
+		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if err = os.Remove(cg); err == nil || errors.Is(err, fs.ErrNotExist) || time.Now().After(deadline) {
+				break
+			}
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			tb.Logf("teardown: %s is left: %v", cg, err)
+		}
+	}
 	if tb.Failed() {
 		tb.Logf("containerd's log:\n%s", c.log)
 	}
+}
+
+// processesInMntNS lists the processes whose mount namespace has inode
+// ino.
+func processesInMntNS(ino uint64) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, en := range ents {
+		p, err := strconv.Atoi(en.Name())
+		if err != nil {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(fmt.Sprintf("/proc/%d/ns/mnt", p), &st) == nil && st.Ino == ino {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // descendants lists every process below pid (not pid itself), from the
