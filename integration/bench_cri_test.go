@@ -387,3 +387,61 @@ func BenchmarkCRIMemory(b *testing.B) {
 	b.ReportMetric(ratio, "ratio")
 	b.Log(sb.String())
 }
+
+// critestGroups are issue 14's critest groups, as one --ginkgo.focus.
+const critestGroups = `\[k8s\.io\] (Runtime info |PodSandbox |Container runtime should support (basic operations|adding volume|log)|Multiple Containers |Idempotence |Image Manager |Image Consistency |Image Identifier Consistency |Streaming )`
+
+// critestPasses runs critest's conformance specs of critestGroups
+// against s and returns the numbers passed and failed, from its summary.
+func critestPasses(tb testing.TB, critest string, s *criServer, imagesFile string) (passed, failed int, out string) {
+	tb.Helper()
+	cmd := exec.Command(critest, "--runtime-endpoint", s.endpoint, "--image-endpoint", s.endpoint,
+		"--test-images-file", imagesFile, "--ginkgo.focus", critestGroups, "--ginkgo.no-color")
+	cmd.Dir = tb.TempDir()
+	b, _ := cmd.CombinedOutput() // a failed spec exits 1
+	out = string(b)
+	i := strings.LastIndex(out, " Passed | ")
+	if i < 0 {
+		tb.Fatalf("critest against %s: no summary:\n%s", s.name, out)
+	}
+	line := out[strings.LastIndex(out[:i], "\n")+1:]
+	if j := strings.IndexByte(line, '\n'); j >= 0 {
+		line = line[:j]
+	}
+	if _, err := fmt.Sscanf(line[strings.Index(line, "-- ")+3:], "%d Passed | %d Failed", &passed, &failed); err != nil {
+		tb.Fatalf("critest summary %q: %v", line, err)
+	}
+	return passed, failed, out
+}
+
+// BenchmarkCRICritestPasses runs critest's conformance groups of issue 14
+// against podsb cri and containerd in the same run, with the same images
+// file (the default container image from the local registry; the other
+// images critest names are not served, so their specs fail on both), and
+// reports how many pass on each. It is a benchmark only so that make test
+// does not run it (it takes minutes). Results: docs/performance.md.
+func BenchmarkCRICritestPasses(b *testing.B) {
+	testenv.RequireRoot(b)
+	critest := critestForBench(b)
+	crictl := crictlTB(b)
+	host := serveImages(b, peerImages(b))
+	images := filepath.Join(b.TempDir(), "images.yaml")
+	must(b, os.WriteFile(images, []byte("defaultTestContainerImage: "+host+"/busybox:1\n"), 0o644))
+	cd := newContainerd(b, crictl, host)
+	servers := []*criServer{newPodsbCRI(b, crictl), {name: "containerd", endpoint: cd.endpoint(), tini: cd.tini, server: cd.pid(), crictl: crictl}}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\ncritest %s\n| runtime | passed | failed |\n| --- | ---: | ---: |\n", critestGroups)
+	for _, s := range servers {
+		p, f, out := critestPasses(b, critest, s, images)
+		fmt.Fprintf(&sb, "| %s | %d | %d |\n", s.name, p, f)
+		b.ReportMetric(float64(p), "passed-"+s.name)
+		var fails []string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "  [FAIL] ") {
+				fails = append(fails, strings.TrimPrefix(l, "  [FAIL] "))
+			}
+		}
+		b.Logf("%s failed:\n%s", s.name, strings.Join(fails, "\n"))
+	}
+	b.Log(sb.String())
+}
