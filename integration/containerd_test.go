@@ -87,8 +87,9 @@ esac
 `
 
 // peerImages are the images both runtimes run: pause (podsb's pause
-// program as /pause) and busybox (Debian's busybox-static with the links
-// the benchmarks' commands need: sleep, and top for critest).
+// program as /pause) and busybox (Debian's busybox-static with a link for
+// each of its applets: sleep, top for critest's benchmarks, and what its
+// conformance specs run).
 func peerImages(tb testing.TB) map[string]v1.Image {
 	tb.Helper()
 	bb, err := os.ReadFile("/bin/busybox")
@@ -96,8 +97,16 @@ func peerImages(tb testing.TB) map[string]v1.Image {
 		tb.Skipf("no /bin/busybox (Debian's busybox-static, make deps): %v", err)
 	}
 	files := []tarFile{{name: "bin/busybox", mode: 0o755, body: bb}}
-	for _, l := range []string{"sh", "true", "sleep", "top"} {
-		files = append(files, tarFile{name: "bin/" + l, link: "busybox"})
+	// Every applet, as critest's specs run echo, cat, ls, nc, pgrep and
+	// more.
+	applets, err := exec.Command("/bin/busybox", "--list").Output()
+	if err != nil {
+		tb.Fatalf("busybox --list: %v", err)
+	}
+	for _, l := range strings.Fields(string(applets)) {
+		if l != "busybox" {
+			files = append(files, tarFile{name: "bin/" + l, link: "busybox"})
+		}
 	}
 	pause := layer(tb, tarFile{name: "pause", mode: 0o755, body: reaper.Image()})
 	return map[string]v1.Image{
