@@ -49,6 +49,9 @@ type Options struct {
 	StateDir string
 	// Log receives the server's structured logs; nil discards them.
 	Log *slog.Logger
+	// StreamAddr is the host:port the streaming server (exec, attach,
+	// port-forward) listens on; DefaultStreamAddr, loopback, if empty.
+	StreamAddr string
 }
 
 // Server serves the CRI's RuntimeService and ImageService. Its methods are
@@ -65,6 +68,8 @@ type Server struct {
 	registries *fetch.Registries
 	store      *store
 	log        *slog.Logger
+	// stream serves Exec, Attach and PortForward's URLs (streaming.go).
+	stream *streamer
 
 	// mu guards pods, names and ops. Long operations (creating, stopping,
 	// removing a pod) run without it, each under its pod's op lock, so
@@ -129,6 +134,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{root: root, bridge: o.Bridge, subnet: o.Subnet, images: im, registries: regs, store: st, log: o.Log,
+		stream: newStreamer(o.StreamAddr),
 		pods: map[string]*podRecord{}, names: map[string]string{}, ops: map[string]*sync.Mutex{}}
 	recs, bad := st.load()
 	for _, err := range bad {
@@ -203,6 +209,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration)
 	g := grpc.NewServer(grpc.ChainUnaryInterceptor(s.logCalls))
 	runtimeapi.RegisterRuntimeServiceServer(g, s)
 	runtimeapi.RegisterImageServiceServer(g, s)
+	if err := s.startStreams(); err != nil {
+		return err
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -211,6 +220,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration)
 		t := time.AfterFunc(grace, g.Stop)
 		g.GracefulStop()
 		t.Stop()
+		s.stopStreams(grace)
 	}()
 	s.log.Info("serving", "addr", l.Addr().String())
 	err := g.Serve(l)
