@@ -135,7 +135,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{root: root, bridge: o.Bridge, subnet: o.Subnet, images: im, registries: regs, store: st, log: o.Log,
 		stream: newStreamer(o.StreamAddr),
-		pods: map[string]*podRecord{}, names: map[string]string{}, ops: map[string]*sync.Mutex{}}
+		pods:   map[string]*podRecord{}, names: map[string]string{}, ops: map[string]*sync.Mutex{}}
 	recs, bad := st.load()
 	for _, err := range bad {
 		s.log.Warn("skip unreadable pod record", "err", err)
