@@ -134,8 +134,8 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{root: root, bridge: o.Bridge, subnet: o.Subnet, images: im, registries: regs, store: st, log: o.Log,
-		stream: newStreamer(o.StreamAddr),
-		pods:   map[string]*podRecord{}, names: map[string]string{}, ops: map[string]*sync.Mutex{}}
+		pods: map[string]*podRecord{}, names: map[string]string{}, ops: map[string]*sync.Mutex{}}
+	s.stream = newStreamer(o.StreamAddr)
 	recs, bad := st.load()
 	for _, err := range bad {
 		s.log.Warn("skip unreadable pod record", "err", err)
