@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/creack/pty"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
@@ -33,6 +32,10 @@ const maxExecSyncOutput = 16 << 20
 // client's first terminal size before it starts the command (the size is
 // set on the terminal before the client's input reaches it).
 const firstSizeWait = time.Second
+
+// settleWait bounds how long a call that killed a command waits for its
+// process group to be gone.
+const settleWait = 5 * time.Second
 
 // execTarget resolves a CRI container ID to its pod's ID and its podsb
 // container name: streamer.target if set, else searchTarget.
@@ -191,6 +194,9 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	outR.Close() // ends the copies
 	errR.Close()
 	<-read
+	if timedOut || ctx.Err() != nil {
+		g.settle()
+	}
 	switch {
 	case timedOut:
 		return nil, status.Errorf(codes.DeadlineExceeded, "exec in container %s: %q timed out after %ds: killed", id, strings.Join(cmd, " "), req.GetTimeout())
@@ -260,6 +266,16 @@ func (g *group) kill() {
 	defer g.mu.Unlock()
 	if !g.exited {
 		unix.Kill(-g.pid, unix.SIGKILL)
+	}
+}
+
+// settle waits, up to a few seconds, until the killed group is empty: a
+// signal is delivered after kill returns, and pause reaps the orphans.
+func (g *group) settle() {
+	for deadline := time.Now().Add(settleWait); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if errors.Is(unix.Kill(-g.pid, 0), unix.ESRCH) {
+			return
+		}
 	}
 }
 
@@ -335,6 +351,9 @@ func (s *Server) execStream(ctx context.Context, id string, cmd []string, stdin 
 	} else {
 		code, err = g.wait()
 	}
+	if ctx.Err() != nil {
+		g.settle()
+	}
 	if err != nil {
 		return fmt.Errorf("exec in container %s: %w", id, err)
 	}
@@ -385,6 +404,14 @@ func streamTerminal(ctx context.Context, g *group, term *os.File, first *remotec
 	return code, err
 }
 
+// setSize sets the terminal's size, through its raw connection: safe with
+// a Close at the same time, as File.Fd is not.
 func setSize(term *os.File, sz remotecommand.TerminalSize) {
-	pty.Setsize(term, &pty.Winsize{Rows: sz.Height, Cols: sz.Width})
+	rc, err := term.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
+	})
 }
