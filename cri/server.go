@@ -210,6 +210,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration)
 	runtimeapi.RegisterRuntimeServiceServer(g, s)
 	runtimeapi.RegisterImageServiceServer(g, s)
 	if err := s.startStreams(); err != nil {
+		l.Close()
 		return err
 	}
 	done := make(chan struct{})
