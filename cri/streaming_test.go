@@ -113,6 +113,24 @@ func startStreaming(t *testing.T, s *Server) {
 	t.Cleanup(func() { s.stopStreams(5 * time.Second) })
 }
 
+// TestStreamAddrInUse: a streaming address that cannot be listened on is
+// an error of the server's start, not a server without streams.
+func TestStreamAddrInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s := newStreamingServer(t)
+	s.stream = newStreamer(l.Addr().String())
+	if err := s.startStreams(); err == nil || !strings.Contains(err.Error(), "streaming server") {
+		t.Errorf("start on a taken address: %v", err)
+	}
+	if _, err := s.stream.server(); err == nil {
+		t.Error("a streaming server that did not start serves")
+	}
+}
+
 // TestStreamingBadInput: what a streaming RPC or ExecSync is asked that
 // cannot be done gets InvalidArgument, NotFound or Unimplemented, with a
 // message that names it, and no URL.

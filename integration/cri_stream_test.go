@@ -163,6 +163,27 @@ func TestCRIExecStream(t *testing.T) {
 			t.Errorf("exec -s after a client was killed: %q", out)
 		}
 	})
+	t.Run("server stopped", func(t *testing.T) {
+		cmd := c.crictlCmd("exec", "exec1", "sh", "-c", "sleep 1025 & sleep 1026")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the exec to start", func() bool { return c.podRuns(id, "sleep 1026") })
+		c.stopServer() // SIGTERM: a graceful stop ends the streams
+		if err := cmd.Wait(); err == nil {
+			t.Error("crictl exec succeeded while its server stopped")
+		}
+		if c.podRuns(id, "sleep 1025") || c.podRuns(id, "sleep 1026") {
+			t.Error("an exec's processes outlived the server")
+		}
+		if !c.podRuns(id, "sleep 100000") {
+			t.Error("the container did not outlive the server")
+		}
+		c.startServer()
+		if out := c.crictlMust("exec", "-s", "exec1", "echo", "back"); !strings.Contains(out, "back") {
+			t.Errorf("exec -s after a restart: %q", out)
+		}
+	})
 	if strings.Contains(c.log.String(), "panic") {
 		t.Errorf("the server's log has a panic:\n%s", c.log)
 	}
