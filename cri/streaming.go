@@ -28,13 +28,13 @@ import (
 // that kubelet (or crictl), on the same machine, connects to.
 const DefaultStreamAddr = "127.0.0.1:0"
 
-// AttachFunc streams a container's standard I/O: what Attach serves. ctx
+// attachFunc streams a container's standard I/O: what Attach serves. ctx
 // ends when the client disconnects or the server stops.
-type AttachFunc func(ctx context.Context, containerID string, stdin io.Reader, stdout, stderr io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error
+type attachFunc func(ctx context.Context, containerID string, stdin io.Reader, stdout, stderr io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error
 
-// TargetFunc resolves a CRI container ID to its pod's ID and its podsb
+// targetFunc resolves a CRI container ID to its pod's ID and its podsb
 // container name (sandbox.ExecConfig.Container).
-type TargetFunc func(containerID string) (podID, name string, err error)
+type targetFunc func(containerID string) (podID, name string, err error)
 
 // streamer serves the streaming side of the CRI: the HTTP server whose URLs
 // Exec, Attach and PortForward answer.
@@ -42,9 +42,9 @@ type streamer struct {
 	addr string // to listen on
 
 	// attach serves Attach; nil: Attach is Unimplemented.
-	attach AttachFunc
+	attach attachFunc
 	// target resolves container IDs; nil: searchTarget.
-	target TargetFunc
+	target targetFunc
 
 	mu     sync.Mutex
 	srv    streaming.Server // nil until start
