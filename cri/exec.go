@@ -22,11 +22,13 @@ import (
 	"github.com/podsb/podsb/sandbox"
 )
 
-// maxExecSyncOutput is how much of each of stdout and stderr ExecSync
-// keeps, as CRI-O: the rest is read and dropped, so that the command is
-// never blocked on a full pipe, and a command's output cannot fill the
-// server's memory.
-const maxExecSyncOutput = 16 << 20
+// maxExecSyncOutput is how much of stdout and stderr together ExecSync
+// answers: the rest is read and dropped, so that the command is never
+// blocked on a full pipe and cannot fill the server's memory. kubelet and
+// crictl take gRPC messages of at most 16 MiB (k8s.io/cri-client): the
+// output leaves 64 KiB of that to the rest of the message. stdout is kept
+// first, stderr gets what stdout leaves.
+const maxExecSyncOutput = 16<<20 - 64<<10
 
 // firstSizeWait bounds how long an exec with a terminal waits for the
 // client's first terminal size before it starts the command (the size is
@@ -116,7 +118,7 @@ func startExitCode(err error) (int, bool) {
 }
 
 // ExecSync runs a command in a container and returns its exit code and
-// output (the first maxExecSyncOutput bytes of each). With a timeout (in
+// output (its first maxExecSyncOutput bytes). With a timeout (in
 // seconds; 0 is none), a command still running then is killed with its
 // process group and the call fails with DeadlineExceeded.
 func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
@@ -204,6 +206,10 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 		return nil, status.FromContextError(ctx.Err()).Err()
 	case werr != nil:
 		return nil, internalf("exec in container %s: %v", id, werr)
+	}
+	if over := len(stdout.b) + len(stderr.b) - maxExecSyncOutput; over > 0 {
+		stderr.dropped += int64(over)
+		stderr.b = stderr.b[:len(stderr.b)-over]
 	}
 	if stdout.dropped > 0 || stderr.dropped > 0 {
 		s.log.Warn("exec output cut", "container", id, "cmd", cmd[0], "stdout dropped", stdout.dropped, "stderr dropped", stderr.dropped)

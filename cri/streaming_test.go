@@ -563,9 +563,15 @@ func TestExecInProcess(t *testing.T) {
 		}
 	})
 	t.Run("sync output cap", func(t *testing.T) {
-		r, err := st.rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: "c1", Cmd: []string{"sh", "-c", "head -c 17000000 /dev/zero"}}, grpc.MaxCallRecvMsgSize(64<<20))
-		if err != nil || len(r.Stdout) != maxExecSyncOutput || r.ExitCode != 0 {
-			t.Errorf("ExecSync of 17 MB: %v, %d bytes", err, len(r.GetStdout()))
+		// kubelet's and crictl's limit on a message: 16 MiB.
+		limit := grpc.MaxCallRecvMsgSize(16 << 20)
+		r, err := st.rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: "c1", Cmd: []string{"sh", "-c", "head -c 17000000 /dev/zero; head -c 1000 /dev/zero >&2"}}, limit)
+		if err != nil || len(r.Stdout) != maxExecSyncOutput || len(r.Stderr) != 0 || r.ExitCode != 0 {
+			t.Errorf("ExecSync of 17 MB and 1 KB: %v, %d and %d bytes", err, len(r.GetStdout()), len(r.GetStderr()))
+		}
+		r, err = st.rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: "c1", Cmd: []string{"sh", "-c", "head -c 10000000 /dev/zero; head -c 10000000 /dev/zero >&2"}}, limit)
+		if err != nil || len(r.Stdout) != 10000000 || len(r.Stdout)+len(r.Stderr) != maxExecSyncOutput {
+			t.Errorf("ExecSync of 10 MB and 10 MB: %v, %d and %d bytes", err, len(r.GetStdout()), len(r.GetStderr()))
 		}
 	})
 	execURL := func(req *runtimeapi.ExecRequest) string {
