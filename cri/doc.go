@@ -10,8 +10,12 @@
 // and read back when the server starts: pods outlive the server, and a
 // restarted server lists them with the same IDs.
 //
-// Containers, exec/attach/port-forward streaming and stats are not served
-// yet: those RPCs answer Unimplemented (the embedded Unimplemented*Server).
+// ExecSync runs a command in a container; Exec, Attach and PortForward
+// answer URLs of a streaming server (k8s.io/cri-streaming) on loopback,
+// whose streams run the command, or connect to a port on the pod's
+// loopback (streaming.go, exec.go, portforward.go). Containers and stats
+// are not served yet: those RPCs answer Unimplemented (the embedded
+// Unimplemented*Server).
 //
 // This package links grpc and the CRI's protobuf types: it is imported by
 // cmd/podsb-cri only, never by cmd/podsb, whose every command would pay
@@ -19,8 +23,9 @@
 //
 // Privileges: root, as package sandbox needs.
 //
-// Thread rules: none of its own. It changes no thread's namespaces (package
-// sandbox joins pods on threads of its own); gRPC calls its methods from
-// many goroutines at once, and calls on one pod are serialized by the
-// server's per-pod lock.
+// Thread rules: it changes no thread's namespaces itself: package sandbox
+// joins pods on threads of its own, and PortForward dials on a thread that
+// package nsenter joins to the pod's network namespace and destroys after.
+// gRPC calls its methods from many goroutines at once, and calls on one pod
+// are serialized by the server's per-pod lock.
 package cri

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
+	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 
 	"github.com/podsb/podsb/crilog"
 	"github.com/podsb/podsb/sandbox"
@@ -131,4 +133,55 @@ func reopenLog(ctx context.Context, rec *containerRecord) error {
 		return errors.New("the container has no log writer")
 	}
 	return crilog.Reopen(ctx, rec.Logger)
+}
+
+// attachContainer serves Attach: the container's log writer streams its
+// output and takes its input and terminal sizes.
+func (s *Server) attachContainer(ctx context.Context, id string, stdin io.Reader, stdout, stderr io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
+	rec, err := s.findContainer(id)
+	if err != nil {
+		return err
+	}
+	s.refresh(&rec)
+	if rec.State != stateRunning || rec.Logger == "" {
+		return failedPreconditionf("attach to container %s: it is not running", rec.ID)
+	}
+	if tty != rec.Run.TTY {
+		return invalidf("attach to container %s: tty %v, but the container was created with tty %v", rec.ID, tty, rec.Run.TTY)
+	}
+	if stdin != nil && !rec.Run.Stdin {
+		return invalidf("attach to container %s: stdin, but the container was created without stdin", rec.ID)
+	}
+	var sizes chan crilog.Size
+	if resize != nil {
+		sizes = make(chan crilog.Size)
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			defer close(sizes)
+			for {
+				select {
+				case sz, ok := <-resize:
+					if !ok {
+						return
+					}
+					select {
+					case sizes <- crilog.Size{Width: sz.Width, Height: sz.Height}:
+					case <-stop:
+						return
+					}
+				case <-stop:
+					return
+				}
+			}
+		}()
+	}
+	var out, errw io.Writer
+	if stdout != nil {
+		out = stdout
+	}
+	if stderr != nil {
+		errw = stderr
+	}
+	return crilog.Attach(ctx, rec.Logger, stdin, out, errw, sizes)
 }

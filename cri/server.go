@@ -55,6 +55,9 @@ type Options struct {
 	// LoggerBinary is podsb-logger, the containers' log writer; empty:
 	// the one next to the running program, else in PATH.
 	LoggerBinary string
+	// StreamAddr is the host:port the streaming server (exec, attach,
+	// port-forward) listens on; DefaultStreamAddr, loopback, if empty.
+	StreamAddr string
 }
 
 // Server serves the CRI's RuntimeService and ImageService. Its methods are
@@ -72,6 +75,8 @@ type Server struct {
 	registries *fetch.Registries
 	store      *store
 	log        *slog.Logger
+	// stream serves Exec, Attach and PortForward's URLs (streaming.go).
+	stream *streamer
 
 	// mu guards pods, names, containers, cnames and ops. Long operations (creating, stopping,
 	// removing a pod) run without it, each under its pod's op lock, so
@@ -148,6 +153,8 @@ func New(o Options) (*Server, error) {
 		pods: map[string]*podRecord{}, names: map[string]string{}, ops: map[string]*sync.Mutex{},
 		containers: map[string]*containerRecord{}, cnames: map[string]string{}}
 	im.HolderAlive = s.holderAlive
+	s.stream = newStreamer(o.StreamAddr)
+	s.stream.attach = s.attachContainer
 	recs, bad := st.load()
 	for _, err := range bad {
 		s.log.Warn("skip unreadable pod record", "err", err)
@@ -236,6 +243,10 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration)
 	g := grpc.NewServer(grpc.ChainUnaryInterceptor(s.logCalls))
 	runtimeapi.RegisterRuntimeServiceServer(g, s)
 	runtimeapi.RegisterImageServiceServer(g, s)
+	if err := s.startStreams(); err != nil {
+		l.Close()
+		return err
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -244,6 +255,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration)
 		t := time.AfterFunc(grace, g.Stop)
 		g.GracefulStop()
 		t.Stop()
+		s.stopStreams(grace)
 	}()
 	s.log.Info("serving", "addr", l.Addr().String())
 	err := g.Serve(l)
