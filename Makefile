@@ -81,9 +81,12 @@ BENCH_TMPDIR ?= /dev/shm
 bench: ## Run the benchmarks against runc, crun, unshare, podman, skopeo, umoci and containerd (needs root; PODSB_BENCH_ROUNDS=N, BENCH_TMPDIR=DIR)
 	TMPDIR=$(BENCH_TMPDIR) $(GO) test -count=1 -run '^$$' -bench . -benchtime=1x -timeout 60m -v ./integration/
 
-# critest is built by make critest; crictl by make tools.
-benchcri: ## Run only the CRI benchmarks: podsb cri against a private containerd (needs root, critest; PODSB_BENCH_ROUNDS=N, PODSB_BENCH_PODS=N)
-	TMPDIR=$(BENCH_TMPDIR) $(GO) test -count=1 -run '^$$' -bench 'BenchmarkCRI' -benchtime=1x -timeout 30m -v ./integration/
+# critest is built by make critest; crictl by make tools. BENCHCRI picks
+# some of them (BenchmarkCRILifecycle, BenchmarkCRIMemory,
+# BenchmarkCRICritestPasses).
+BENCHCRI ?= BenchmarkCRI
+benchcri: ## Run only the CRI benchmarks: podsb cri against a private containerd (needs root, critest; PODSB_BENCH_ROUNDS=N, PODSB_BENCH_PODS=N, BENCHCRI=NAME)
+	TMPDIR=$(BENCH_TMPDIR) $(GO) test -count=1 -run '^$$' -bench '$(BENCHCRI)' -benchtime=1x -timeout 40m -v ./integration/
 
 lint: ## gofmt, go vet, staticcheck, and the package dependency rules
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
