@@ -9,7 +9,7 @@ CRI_BIN = $(dir $(BIN))podsb-cri
 # So is image pull and import (package image/fetch: go-containerregistry,
 # net/http, the decompressors); podsb image pull and import execute it.
 IMAGE_BIN = $(dir $(BIN))podsb-image
-# Where tools the tests drive (crictl) are built once and kept.
+# Where tools the tests drive (crictl, critest) are built once and kept.
 TOOLS_DIR ?= /var/cache/podsb-tools
 CRICTL_VERSION := v1.37.0
 # A static binary starts faster (no dynamic loader) and runs anywhere.
@@ -50,10 +50,8 @@ build: ## Build bin/podsb (with exec's fast path if there is a C compiler), bin/
 		set -x; CGO_ENABLED=$(CGO) $(GO) build -ldflags="$(VERSION_LDFLAGS)" -o $(BIN) ./cmd/podsb; \
 	else exit $$rc; fi
 
-tools: ## Build crictl $(CRICTL_VERSION) into $(TOOLS_DIR) once (the CRI tests drive it)
-	@test -x $(TOOLS_DIR)/crictl-$(CRICTL_VERSION) || { set -e; mkdir -p $(TOOLS_DIR); tmp=$$(mktemp -d); \
-		GOBIN=$$tmp GOFLAGS=-mod=mod $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION); \
-		mv $$tmp/crictl $(TOOLS_DIR)/crictl-$(CRICTL_VERSION); rmdir $$tmp; }
+tools: ## Build crictl and critest $(CRICTL_VERSION) into $(TOOLS_DIR) once (scripts/cri-tools.sh; the CRI tests drive them)
+	TOOLS_DIR=$(TOOLS_DIR) CRI_TOOLS_VERSION=$(CRICTL_VERSION) GO=$(GO) sh scripts/cri-tools.sh
 
 deps: ## Install the Debian packages the tests drive, if missing (scripts/deps.sh; needs root)
 	sh scripts/deps.sh
