@@ -44,13 +44,16 @@ import (
 var mirrored = []string{"registry.k8s.io", "k8s.gcr.io", "gcr.io", "docker.io", "quay.io", "ghcr.io", "mcr.microsoft.com", "public.ecr.aws"}
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "criregistry:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string, stdout io.Writer) error {
+// run serves until ctx ends.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("criregistry", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "`HOST:PORT` to serve on (a loopback address)")
 	bb := fs.String("busybox", "/bin/busybox", "the static busybox `FILE` the images are made of")
@@ -73,6 +76,7 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
+	defer srv.Close()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	host := ln.Addr().String()
@@ -96,10 +100,8 @@ func run(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "serving %s\n", host)
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
-	case <-sig:
+	case <-ctx.Done():
 		return srv.Shutdown(context.Background())
 	case err := <-done:
 		return err
