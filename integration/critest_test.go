@@ -201,6 +201,9 @@ func TestCritest(t *testing.T) {
 	critest := critestBinary(t)
 	skips := loadCritestSkips(t, critestSkipsFile)
 	reg := startCRIRegistry(t)
+	// critest's temporary files (log directories, volumes): made before
+	// the server, so removed after it and its pods.
+	tmp := t.TempDir()
 	// podsb cri (newCRIEnv) takes --registries-conf from this.
 	t.Setenv("PODSB_REGISTRIES_CONF", reg.conf)
 	c := newCRIEnv(t)
@@ -235,7 +238,8 @@ func TestCritest(t *testing.T) {
 	defer logf.Close()
 	cmd := exec.CommandContext(ctx, critest, args...)
 	// critest looks for a crictl.yaml in its directory: one without any.
-	cmd.Dir = t.TempDir()
+	cmd.Dir = tmp
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.WaitDelay = 10 * time.Second
 	start := time.Now()
