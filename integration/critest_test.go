@@ -1,14 +1,12 @@
-//go:build critest
-
-// TestCritest runs only with the critest build tag (make critest), until
-// podsb cri passes it and CI runs it: without the tag it does not exist,
-// rather than skip (CI fails on a skip) or pass without running.
-
 package integration
+
+// critest v1.37.0 and its images, for TestCritest (critest_run_test.go,
+// build tag critest) and for the tests here, which CI runs: the skip list
+// names specs critest has, and podsb cri pulls the names critest uses
+// from the local registry.
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,12 +14,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/podsb/podsb/internal/testenv"
 )
 
 const critestVersion = "v1.37.0"
@@ -187,164 +187,126 @@ type ginkgoSpec struct {
 	}
 }
 
+// readGinkgoReport reads the specs of a --ginkgo.json-report.
+func readGinkgoReport(t *testing.T, path string) []ginkgoSpec {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var suites []struct{ SpecReports []ginkgoSpec }
+	if err := json.Unmarshal(b, &suites); err != nil || len(suites) != 1 {
+		t.Fatalf("ginkgo report %s: %d suites, %v", path, len(suites), err)
+	}
+	return suites[0].SpecReports
+}
+
 func (s ginkgoSpec) text() string {
 	return strings.TrimSpace(strings.Join(append(append([]string{}, s.ContainerHierarchyTexts...), s.LeafNodeText), " "))
 }
 
-// TestCritest runs critest v1.37.0's groups of issue 14 against a podsb
-// cri of the test's own, whose images come from a registry on 127.0.0.1
-// (criregistry; nothing is pulled from the network), and fails on any
-// spec failed that the skip list does not name, in a subtest per spec.
-// PODSB_CRITEST_REPORT_DIR=DIR keeps critest's log and its JSON and JUnit
-// reports there.
-func TestCritest(t *testing.T) {
+// Every line of the skip list names a spec that critest v1.37.0 has in
+// the groups TestCritest runs, and every group has specs: a list or
+// focus gone stale (a spec renamed by a new critest) fails here, in CI,
+// without running critest's specs (--ginkgo.dry-run).
+func TestCritestSkipList(t *testing.T) {
+	testenv.RequireRoot(t)
 	critest := critestBinary(t)
 	skips := loadCritestSkips(t, critestSkipsFile)
-	reg := startCRIRegistry(t)
-	// critest's temporary files (log directories, volumes): made before
-	// the server, so removed after it and its pods.
-	tmp := t.TempDir()
-	// podsb cri (newCRIEnv) takes --registries-conf from this.
-	t.Setenv("PODSB_REGISTRIES_CONF", reg.conf)
-	c := newCRIEnv(t)
-
-	reports := os.Getenv("PODSB_CRITEST_REPORT_DIR")
-	if reports == "" {
-		reports = t.TempDir()
-	} else if err := os.MkdirAll(reports, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	jsonReport := filepath.Join(reports, "critest.json")
-	logPath := filepath.Join(reports, "critest.log")
-	ep := "unix://" + c.sock
-	args := []string{"--runtime-endpoint", ep, "--image-endpoint", ep, "--test-images-file", reg.testImages,
-		"--ginkgo.no-color", "--ginkgo.json-report", jsonReport, "--ginkgo.junit-report", filepath.Join(reports, "critest-junit.xml")}
+	dir := t.TempDir()
+	report := filepath.Join(dir, "dry-run.json")
+	args := []string{"--ginkgo.dry-run", "--ginkgo.no-color", "--ginkgo.json-report", report}
 	for _, f := range critestFocus {
 		args = append(args, "--ginkgo.focus", f)
 	}
+	cmd := exec.Command(critest, args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("critest --ginkgo.dry-run: %v\n%s", err, out)
+	}
+	var texts []string
+	for _, s := range readGinkgoReport(t, report) {
+		// Run (in a dry run: passed) are the specs of the focus.
+		if s.LeafNodeType == "It" && s.State == "passed" {
+			texts = append(texts, s.text())
+		}
+	}
+	for _, f := range critestFocus {
+		re := regexp.MustCompile(f)
+		if !slices.ContainsFunc(texts, re.MatchString) {
+			t.Errorf("no spec of critest %s in the group %s", critestVersion, f)
+		}
+	}
 	for _, s := range skips {
-		args = append(args, "--ginkgo.skip", s.re.String())
+		if !slices.ContainsFunc(texts, s.re.MatchString) {
+			t.Errorf("%s: %q names no spec of critest %s in the groups TestCritest runs", critestSkipsFile, s.re, critestVersion)
+		}
 	}
-	ctx := context.Background()
-	if d, ok := t.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d.Add(-time.Minute))
-		defer cancel()
+	t.Logf("%d specs in the groups, %d lines in the skip list", len(texts), len(skips))
+}
+
+// podsb cri pulls the names critest uses (registry.k8s.io, k8s.gcr.io,
+// gcr.io) from the local registry criregistry serves, through the
+// mirrors of --registries-conf, and keeps them under those names; a name
+// the local registry lacks is an error, not a pull from the network.
+func TestCRIMirrors(t *testing.T) {
+	reg := startCRIRegistry(t)
+	t.Setenv("PODSB_REGISTRIES_CONF", reg.conf)
+	c := newCRIEnv(t)
+
+	ids := map[string]string{}
+	for _, ref := range []string{"registry.k8s.io/e2e-test-images/busybox:1.29-2", "registry.k8s.io/pause:3.9", "k8s.gcr.io/pause:3.9",
+		"gcr.io/k8s-staging-cri-tools/test-image-tags:1"} {
+		out := c.crictlMust("pull", ref)
+		id, ok := strings.CutPrefix(strings.TrimSpace(out), "Image is up to date for ")
+		if !ok || !strings.HasPrefix(id, "sha256:") {
+			t.Fatalf("crictl pull %s: %q", ref, out)
+		}
+		ids[ref] = id
 	}
-	logf, err := os.Create(logPath)
-	if err != nil {
+	if ids["registry.k8s.io/pause:3.9"] != ids["k8s.gcr.io/pause:3.9"] {
+		t.Errorf("one image from two registries has two IDs: %v", ids)
+	}
+	var imgs struct {
+		Images []struct {
+			ID       string   `json:"id"`
+			RepoTags []string `json:"repoTags"`
+		} `json:"images"`
+	}
+	if err := json.Unmarshal([]byte(c.crictlMust("images", "-o", "json")), &imgs); err != nil {
 		t.Fatal(err)
 	}
-	defer logf.Close()
-	cmd := exec.CommandContext(ctx, critest, args...)
-	// critest looks for a crictl.yaml in its directory: one without any.
-	cmd.Dir = tmp
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.WaitDelay = 10 * time.Second
-	start := time.Now()
-	runErr := cmd.Run()
-	t.Logf("critest %s ran for %v (%v); its log: %s", critestVersion, time.Since(start).Round(time.Second), runErr, logPath)
-
-	b, err := os.ReadFile(jsonReport)
-	if err != nil {
-		t.Fatalf("critest wrote no report (%v): %v\n%s", runErr, err, tail(logPath, 40))
-	}
-	var suites []struct{ SpecReports []ginkgoSpec }
-	if err := json.Unmarshal(b, &suites); err != nil || len(suites) != 1 {
-		t.Fatalf("critest's report %s: %v", jsonReport, err)
-	}
-	focus := regexp.MustCompile(strings.Join(critestFocus, "|"))
-	var passed, failed, skipped int
-	specs := suites[0].SpecReports
-	sort.SliceStable(specs, func(i, j int) bool { return specs[i].text() < specs[j].text() })
-	for _, s := range specs {
-		text := s.text()
-		if s.LeafNodeType != "It" {
-			// BeforeSuite and the like: a failure there fails every spec.
-			if s.State != "passed" {
-				t.Errorf("critest's %s: %s: %s", s.LeafNodeType, s.State, s.Failure.Message)
-			}
-			continue
+	tags := map[string]string{}
+	for _, im := range imgs.Images {
+		for _, tag := range im.RepoTags {
+			tags[tag] = im.ID
 		}
-		if s.State == "skipped" && s.Failure.Message == "" {
-			// Not run: out of focus, or skipped by a --ginkgo.skip (the
-			// list's, or critest's own "benchmark").
-			if sk := matchSkip(skips, text); sk != nil && focus.MatchString(text) {
-				skipped++
-				t.Logf("skipped (%s): %s: %s", critestSkipsFile, text, sk.reason)
-			}
-			continue
-		}
-		t.Run(strings.TrimPrefix(text, "[k8s.io] "), func(t *testing.T) {
-			if s.State == "passed" {
-				passed++
-				return
-			}
-			failed++
-			state := s.State
-			if state == "skipped" {
-				// critest's own Skip (an RPC Unimplemented that it
-				// tolerates, a field left empty) fails here: a spec skipped
-				// is one of the list, with its reason.
-				state = "skipped by critest itself (make it pass, or list it in " + critestSkipsFile + " with the reason)"
-			}
-			t.Errorf("%s after %v at %s:%d:\n%s", state, s.RunTime.Round(time.Millisecond),
-				filepath.Base(s.Failure.Location.FileName), s.Failure.Location.LineNumber, summary(s.Failure.Message))
-		})
 	}
-	t.Logf("critest: %d passed, %d failed, %d skipped by %s", passed, failed, skipped, critestSkipsFile)
-	if passed+failed == 0 {
-		t.Errorf("critest ran no spec of the groups (%v):\n%s", runErr, tail(logPath, 40))
-	} else if runErr != nil && failed == 0 {
-		t.Errorf("critest: %v, with no spec failed:\n%s", runErr, tail(logPath, 40))
+	for ref, id := range ids {
+		if tags[ref] != id {
+			t.Errorf("crictl images: %s is %q, pulled as %s", ref, tags[ref], id)
+		}
+	}
+	for ref := range tags {
+		if strings.Contains(ref, reg.host) {
+			t.Errorf("crictl images: %s is named by the local registry", ref)
+		}
 	}
 
-	// critest removes what it made, but some specs not when they fail: a
-	// pod left after every spec passed is one RemovePodSandbox left. The
-	// env's cleanup removes them and checks that nothing of them is left.
-	if out := strings.Fields(c.crictlMust("pods", "-q")); len(out) > 0 {
-		for _, id := range out {
-			c.use(id)
-		}
-		if failed == 0 {
-			t.Errorf("pods left after critest: %v", out)
-		} else {
-			t.Logf("pods left after critest's failed specs: %v", out)
-		}
+	r := c.crictlRun("pull", "registry.k8s.io/e2e-test-images/nosuch:1")
+	if r.code == 0 || !strings.Contains(r.stderr, reg.host) {
+		t.Errorf("pull of a name the local registry lacks: exit %d: %s", r.code, r.stderr)
 	}
-}
-
-func matchSkip(skips []critestSkip, text string) *critestSkip {
-	for i := range skips {
-		if skips[i].re.MatchString(text) {
-			return &skips[i]
+	// RemoveImage removes an image by all its names: pause:3.9 goes
+	// with either name.
+	rm := map[string]bool{}
+	for _, id := range ids {
+		if !rm[id] {
+			c.crictlMust("rmi", id)
+			rm[id] = true
 		}
 	}
-	return nil
-}
-
-// summary shortens a failure message: gomega follows a gRPC error's line
-// with a dump of the error's struct.
-func summary(msg string) string {
-	lines := strings.Split(strings.TrimSpace(msg), "\n")
-	for i, l := range lines {
-		if strings.Contains(l, "rpc error: code =") {
-			return strings.Join(lines[:i+1], "\n")
-		}
+	if out := c.crictlMust("images", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("crictl images after rmi: %q", out)
 	}
-	if len(lines) > 15 {
-		lines = append(lines[:15], fmt.Sprintf("... (%d lines more)", len(lines)-15))
-	}
-	return strings.Join(lines, "\n")
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
