@@ -82,6 +82,10 @@ pids=$(pidof "$1") || exit 1
 for p in $pids; do echo "$p"; done
 `
 
+// pauseCmd is the pause image's: sh, which as PID 1 ignores the signals
+// it does not trap, exits on SIGTERM or SIGINT.
+var pauseCmd = []string{"sh", "-c", "trap 'exit 0' TERM INT; tail -f /dev/null & wait"}
+
 // baseLayer is busybox (the file at bb) with a link for each of its
 // applets where `busybox --list-full` puts it, pgrep, the directories
 // a root file system has, and users and groups: root, www-data (33),
@@ -185,8 +189,11 @@ func images(bb string) (map[string]v1.Image, error) {
 		{v1.Config{Cmd: serve("nginx", 12003, "/usr/share/nginx/html")}, html("usr/share/nginx/html"),
 			[]string{criToolsImages + "hostnet-nginx-" + runtime.GOARCH + ":latest"}},
 		// The same image from two registries; a container of it runs with
-		// its default entrypoint.
-		{v1.Config{Entrypoint: []string{"sleep", "2147483647"}}, nil, []string{"registry.k8s.io/pause:3.9", "k8s.gcr.io/pause:3.9"}},
+		// its default entrypoint, and containerd runs it as its pods' pause.
+		// It waits until SIGTERM as pause does, as PID 1 too, and runs no
+		// sleep, which critest's ExecSync timeout spec looks for with pgrep
+		// in a pod whose processes share the PID namespace with pause.
+		{v1.Config{Entrypoint: pauseCmd}, nil, []string{"registry.k8s.io/pause:3.9", "k8s.gcr.io/pause:3.9"}},
 		// images/image-user: busybox with a USER.
 		{v1.Config{Cmd: []string{"sh"}, User: "1002"}, nil, []string{criToolsImages + "test-image-user-uid:latest"}},
 		{v1.Config{Cmd: []string{"sh"}, User: "www-data"}, nil, []string{criToolsImages + "test-image-user-username:latest"}},
