@@ -8,7 +8,9 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +46,10 @@ func TestCritest(t *testing.T) {
 	}
 	jsonReport := filepath.Join(reports, "critest.json")
 	logPath := filepath.Join(reports, "critest.log")
+	// Not a report of an earlier run in the same directory.
+	if err := os.Remove(jsonReport); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
 	ep := "unix://" + c.sock
 	args := []string{"--runtime-endpoint", ep, "--image-endpoint", ep, "--test-images-file", reg.testImages,
 		"--ginkgo.no-color", "--ginkgo.json-report", jsonReport, "--ginkgo.junit-report", filepath.Join(reports, "critest-junit.xml")}
