@@ -184,6 +184,7 @@ func TestCRIExecStream(t *testing.T) {
 			t.Errorf("exec -s after a restart: %q", out)
 		}
 	})
+	c.stopServer() // its log is read after it stopped writing it
 	if strings.Contains(c.log.String(), "panic") {
 		t.Errorf("the server's log has a panic:\n%s", c.log)
 	}
@@ -255,11 +256,12 @@ func TestCRIPortForward(t *testing.T) {
 		t.Error("GET through a forward to a closed port worked")
 	}
 	stop()
-	if !strings.Contains(c.log.String(), "port-forward failed") || !strings.Contains(c.log.String(), "connection refused") {
-		t.Errorf("the server did not log the refused forward:\n%s", c.log)
-	}
 	if r := c.crictlRun("pods", "-q"); r.code != 0 || strings.TrimSpace(r.stdout) != id {
 		t.Errorf("crictl pods after the forwards: %q %s", r.stdout, r.stderr)
+	}
+	c.stopServer() // its log is read after it stopped writing it
+	if !strings.Contains(c.log.String(), "port-forward failed") || !strings.Contains(c.log.String(), "connection refused") {
+		t.Errorf("the server did not log the refused forward:\n%s", c.log)
 	}
 }
 
