@@ -13,7 +13,7 @@ IMAGE_BIN = $(dir $(BIN))podsb-image
 # a process that outlives podsb-cri, linking only the standard library and
 # golang.org/x/sys.
 LOGGER_BIN = $(dir $(BIN))podsb-logger
-# Where tools the tests drive (crictl) are built once and kept.
+# Where tools the tests drive (crictl, critest) are built once and kept.
 TOOLS_DIR ?= /var/cache/podsb-tools
 CRICTL_VERSION := v1.37.0
 # A static binary starts faster (no dynamic loader) and runs anywhere.
@@ -31,13 +31,13 @@ VERSION_LDFLAGS := -X main.commit=$(COMMIT)
 EDGES := cmd/podsb:sandbox,fastexec,image cmd/podsb-image:image,image/fetch cmd/podsb-cri:cri cri:sandbox,image,image/fetch,crilog,rootfs,nsenter \
 	cmd/podsb-logger:crilog crilog: image:internal/errclass,rootfs image/fetch:image,internal/errclass sandbox:rootfs,network,reaper,nsenter,internal/setup,internal/errclass \
 	rootfs:internal/setup,internal/errclass network:internal/errclass nsenter: reaper: fastexec: \
-	internal/setup: internal/setup/gen:internal/setup,sandbox internal/errclass: internal/testenv: integration:
+	internal/setup: internal/setup/gen:internal/setup,sandbox internal/errclass: internal/testenv: integration: integration/internal/criregistry:
 CEDGES := fastexec:internal/setup reaper:internal/setup
 # What podsb and the lean image store it runs images through must not link: the pull and import side's registry client, HTTP,
 # decompressors and TOML live in image/fetch (docs/performance.md).
 HEAVY := go-containerregistry|go-digest|^net/http$$|klauspost|go-toml
 
-.PHONY: all build tools deps test unit integration bench benchcri lint demo pause clean help
+.PHONY: all build tools deps test unit integration critest bench benchcri lint demo pause clean help
 
 all: build
 
@@ -56,22 +56,30 @@ build: ## Build bin/podsb (with exec's fast path if there is a C compiler), bin/
 		set -x; CGO_ENABLED=$(CGO) $(GO) build -ldflags="$(VERSION_LDFLAGS)" -o $(BIN) ./cmd/podsb; \
 	else exit $$rc; fi
 
-tools: ## Build crictl $(CRICTL_VERSION) into $(TOOLS_DIR) once (the CRI tests drive it)
-	@test -x $(TOOLS_DIR)/crictl-$(CRICTL_VERSION) || { set -e; mkdir -p $(TOOLS_DIR); tmp=$$(mktemp -d); \
-		GOBIN=$$tmp GOFLAGS=-mod=mod $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION); \
-		mv $$tmp/crictl $(TOOLS_DIR)/crictl-$(CRICTL_VERSION); rmdir $$tmp; }
+tools: ## Build crictl and critest $(CRICTL_VERSION) into $(TOOLS_DIR) once (scripts/cri-tools.sh; the CRI tests drive them)
+	TOOLS_DIR=$(TOOLS_DIR) CRI_TOOLS_VERSION=$(CRICTL_VERSION) GO=$(GO) sh scripts/cri-tools.sh
 
 deps: ## Install the Debian packages the tests drive, if missing (scripts/deps.sh; needs root)
 	sh scripts/deps.sh
 
-test: deps ## Run every test: unit and root-only integration (needs root); installs missing packages first
-	$(GO) test -count=1 -race $(TESTFLAGS) ./...
+# The critest tag adds TestCritest: critest's groups of issue 14 against a
+# podsb cri (integration/critest_run_test.go).
+test: deps ## Run every test: unit, root-only integration and critest (needs root); installs missing packages first
+	$(GO) test -count=1 -race -tags critest -timeout 45m $(TESTFLAGS) ./...
 
 unit: ## Run the tests that need no root
-	$(GO) test -count=1 -race $(TESTFLAGS) ./cmd/... ./sandbox/... ./rootfs/... ./reaper/... ./nsenter/... ./network/... ./internal/... ./fastexec/... ./image/... ./crilog/...
+	$(GO) test -count=1 -race $(TESTFLAGS) ./cmd/... ./sandbox/... ./rootfs/... ./reaper/... ./nsenter/... ./network/... ./internal/... ./fastexec/... ./image/... ./crilog/... ./integration/internal/...
 
 integration: deps ## Run the root-only end-to-end tests of the built binary and the library
 	$(GO) test -count=1 $(TESTFLAGS) ./integration/...
+
+# critest's groups of issue 14 alone (integration/critest_run_test.go,
+# build tag critest; make test runs it too). Its log and JSON and JUnit
+# reports go to CRITEST_REPORTS, if set.
+CRITEST_REPORTS ?=
+
+critest: deps tools ## Run critest $(CRICTL_VERSION) against podsb cri, images from a local registry (needs root; CRITEST_REPORTS=DIR keeps its reports)
+	PODSB_INTEGRATION=1 PODSB_CRITEST_REPORT_DIR=$(CRITEST_REPORTS) $(GO) test -tags critest -count=1 -timeout 30m -run '^TestCritest$$' -v ./integration/
 
 # The benchmarks' state roots are temporary directories: on a tmpfs, as
 # /run (podsb's default root) is on most systems. BENCH_TMPDIR=/tmp (or any
@@ -93,6 +101,8 @@ lint: ## gofmt, go vet, staticcheck, and the package dependency rules
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 	$(GO) vet -tags fastexec ./fastexec
+	$(GO) vet -tags critest ./integration
+	$(STATICCHECK) -tags critest ./integration
 	@$(GO) list -f '{{.ImportPath}} {{join .Imports " "}}' ./... | awk -v edges="$(EDGES)" ' \
 		BEGIN { n = split(edges, e, " "); for (i = 1; i <= n; i++) { split(e[i], kv, ":"); p = "github.com/podsb/podsb/" kv[1]; known[p] = 1; \
 			m = split(kv[2], d, ","); for (j = 1; j <= m; j++) ok[p " github.com/podsb/podsb/" d[j]] = 1 } } \

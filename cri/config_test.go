@@ -41,6 +41,10 @@ func TestPodConfigBadInput(t *testing.T) {
 			c.PortMappings = []*runtimeapi.PortMapping{{Protocol: runtimeapi.Protocol_SCTP, HostPort: 80, ContainerPort: 80}}
 			return c
 		}, "", codes.Unimplemented, "SCTP"},
+		{"sysctls", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+			c.Linux = &runtimeapi.LinuxPodSandboxConfig{Sysctls: map[string]string{"kernel.shm_rmid_forced": "1"}}
+			return c
+		}, "", codes.Unimplemented, "sysctls are not supported"},
 		{"port out of range", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
 			c.PortMappings = []*runtimeapi.PortMapping{{HostPort: 70000, ContainerPort: 80}}
 			return c

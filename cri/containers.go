@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/podsb/podsb/crilog"
 	"github.com/podsb/podsb/image"
 	"github.com/podsb/podsb/rootfs"
 	"github.com/podsb/podsb/sandbox"
@@ -28,6 +29,11 @@ const (
 	stateRunning = "running"
 	stateExited  = "exited"
 )
+
+// logDrainWait bounds how long the server waits, when it sees a
+// container's process gone, for its log writer to write the last of its
+// output (a child of the container may hold the output open).
+const logDrainWait = 2 * time.Second
 
 // unknownExitCode is the exit code of a container whose exit nobody saw:
 // it died with its pod, or its start failed (as containerd reports them).
@@ -497,6 +503,13 @@ func (s *Server) refresh(rec *containerRecord) {
 	code, reason, finished, running := s.exitOf(rec)
 	if running {
 		return
+	}
+	// The log is complete before the container is reported exited, so a
+	// client that reads it then sees the last line (crictl logs, critest).
+	if rec.Logger != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), logDrainWait)
+		crilog.Attach(ctx, rec.Logger, nil, nil, nil, nil)
+		cancel()
 	}
 	next := *rec
 	next.State, next.ExitCode, next.Reason, next.Finished, next.Logger = stateExited, code, reason, finished, ""

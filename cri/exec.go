@@ -148,7 +148,9 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 		outW.Close()
 		return nil, internalf("exec in container %s: %v", id, err)
 	}
-	proc, err := pod.Exec(ctx, sandbox.ExecConfig{Args: cmd, Container: name, Stdout: outW, Stderr: errW})
+	c := sandbox.ExecConfig{Args: cmd, Container: name, Stdout: outW, Stderr: errW}
+	s.execDefaults(id, &c)
+	proc, err := pod.Exec(ctx, c)
 	outW.Close() // the command has its own
 	errW.Close()
 	if err != nil {
@@ -307,6 +309,7 @@ func (s *Server) execStream(ctx context.Context, id string, cmd []string, stdin 
 		return err
 	}
 	c := sandbox.ExecConfig{Args: cmd, Container: name, TTY: tty}
+	s.execDefaults(id, &c)
 	var first *remotecommand.TerminalSize
 	if tty {
 		// The client sends its terminal's size first: set it before the
@@ -425,4 +428,16 @@ func setSize(term *os.File, sz remotecommand.TerminalSize) {
 	rc.Control(func(fd uintptr) {
 		unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
 	})
+}
+
+// execDefaults gives a command run in a CRI container what the
+// container's own process has, as containerd's exec does: its environment
+// (over the image's), directory, user and privileges.
+func (s *Server) execDefaults(id string, c *sandbox.ExecConfig) {
+	rec, err := s.findContainer(id)
+	if err != nil {
+		return // a container the CRI did not make (searchTarget)
+	}
+	c.Env, c.Dir, c.User = rec.Run.Env, rec.Run.Dir, rec.Run.User
+	c.Security = sandbox.Security{Privileged: rec.Run.Privileged, CapAdd: rec.Run.CapAdd, CapDrop: rec.Run.CapDrop}
 }

@@ -106,7 +106,8 @@ func TestImages(t *testing.T) {
 		!strings.HasPrefix(im.RepoDigests[0], reg+"/test/hello@sha256:") || im.Size == 0 {
 		t.Errorf("image %v", im)
 	}
-	for _, r := range []string{ref, pr.ImageRef, pr.ImageRef[7:19]} {
+	// By every kind of reference, the repo digest it reports among them.
+	for _, r := range []string{ref, pr.ImageRef, pr.ImageRef[7:19], im.RepoDigests[0]} {
 		sr, err := ts.im.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: r}, Verbose: true})
 		if err != nil || sr.Image.GetId() != pr.ImageRef || sr.Image.GetUid().GetValue() != 1000 || sr.Info["info"] == "" {
 			t.Errorf("ImageStatus %s: %v %v", r, sr, err)

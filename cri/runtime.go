@@ -158,6 +158,9 @@ func podConfig(cfg *runtimeapi.PodSandboxConfig, handler string) (sandbox.Config
 	if cfg.GetWindows() != nil {
 		return sc, invalidf("pod sandbox config: windows options on a Linux runtime")
 	}
+	if n := len(cfg.GetLinux().GetSysctls()); n > 0 {
+		return sc, unimplementedf("pod sandbox config: %d sysctls: pod sysctls are not supported by podsb yet", n)
+	}
 	sc.Hostname = cfg.GetHostname()
 	net := &sandbox.NetworkConfig{}
 	for _, pm := range cfg.GetPortMappings() {

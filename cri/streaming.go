@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,12 +47,37 @@ type streamer struct {
 	// target resolves container IDs; nil: searchTarget.
 	target targetFunc
 
-	mu     sync.Mutex
-	srv    streaming.Server // nil until start
-	http   *http.Server
-	ctx    context.Context // ends when the server stops: ends every stream
-	cancel context.CancelFunc
-	active sync.WaitGroup // streams being served
+	mu       sync.Mutex
+	srv      streaming.Server // nil until start
+	http     *http.Server
+	stopping bool            // no new requests
+	ctx      context.Context // ends when the server stops: ends every stream
+	cancel   context.CancelFunc
+	active   sync.WaitGroup // exec and attach requests being served
+	conns    map[*watchedConn]struct{}
+}
+
+// track counts the exec and attach requests h serves, until the status
+// of each has been written: a stop waits for them. A port-forward has no
+// status: a stop closes its connection.
+func (st *streamer) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st.mu.Lock()
+		if st.stopping {
+			st.mu.Unlock()
+			http.Error(w, "the server is stopping", http.StatusServiceUnavailable)
+			return
+		}
+		counted := !strings.HasPrefix(r.URL.Path, "/portforward/")
+		if counted {
+			st.active.Add(1)
+		}
+		st.mu.Unlock()
+		if counted {
+			defer st.active.Done()
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 var klogOnce sync.Once
@@ -61,7 +87,7 @@ func newStreamer(addr string) *streamer {
 		addr = DefaultStreamAddr
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &streamer{addr: addr, ctx: ctx, cancel: cancel}
+	return &streamer{addr: addr, ctx: ctx, cancel: cancel, conns: map[*watchedConn]struct{}{}}
 }
 
 // startStreams listens on the streaming address and serves it until
@@ -87,7 +113,7 @@ func (s *Server) startStreams() error {
 		return fmt.Errorf("streaming server: %w", err)
 	}
 	hs := &http.Server{
-		Handler:           srv,
+		Handler:           st.track(srv),
 		ReadHeaderTimeout: 10 * time.Second,
 		ConnContext:       withConn,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
@@ -96,16 +122,18 @@ func (s *Server) startStreams() error {
 	st.srv, st.http = srv, hs
 	st.mu.Unlock()
 	s.log.Info("streaming", "addr", addr.String())
-	go hs.Serve(watchListener{l})
+	go hs.Serve(watchListener{l, st})
 	return nil
 }
 
-// stopStreams stops the streaming server: no new streams, and the streams
-// being served end (their commands are killed), waited for up to grace.
+// stopStreams stops the streaming server: no new streams; the commands of
+// exec streams are killed and their statuses sent, waited for up to grace;
+// then every connection left (port-forwards) is closed.
 func (s *Server) stopStreams(grace time.Duration) {
 	st := s.stream
 	st.mu.Lock()
 	hs := st.http
+	st.stopping = true
 	st.mu.Unlock()
 	if hs == nil {
 		return
@@ -120,7 +148,16 @@ func (s *Server) stopStreams(grace time.Duration) {
 	select {
 	case <-done:
 	case <-time.After(grace):
-		s.log.Warn("streams still running at shutdown")
+		s.log.Warn("exec streams still running at shutdown")
+	}
+	st.mu.Lock()
+	left := make([]*watchedConn, 0, len(st.conns))
+	for c := range st.conns {
+		left = append(left, c)
+	}
+	st.mu.Unlock()
+	for _, c := range left {
+		c.Close()
 	}
 }
 
@@ -237,11 +274,10 @@ func (r streamRuntime) PortForward(ctx context.Context, podID string, port int32
 	return err
 }
 
-// begin counts a stream as active and returns its context: it ends when
-// the stream's client disconnects (its connection is gone) or the server
-// stops, and when done is called.
+// begin returns a stream's context: it ends when the stream's client
+// disconnects (its connection is gone) or the server stops, and when done
+// is called.
 func (st *streamer) begin(ctx context.Context) (context.Context, func()) {
-	st.active.Add(1)
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(st.ctx, cancel)
 	if c, ok := ctx.Value(connKey{}).(*watchedConn); ok {
@@ -256,7 +292,6 @@ func (st *streamer) begin(ctx context.Context) (context.Context, func()) {
 	return ctx, func() {
 		stop()
 		cancel()
-		st.active.Done()
 	}
 }
 
@@ -266,8 +301,20 @@ func (st *streamer) begin(ctx context.Context) (context.Context, func()) {
 // the connection's end as an error, or closes it.
 type watchedConn struct {
 	net.Conn
+	st   *streamer // whose conns list it; nil in tests
 	once sync.Once
 	gone chan struct{}
+}
+
+func (c *watchedConn) end() {
+	c.once.Do(func() {
+		close(c.gone)
+		if c.st != nil {
+			c.st.mu.Lock()
+			delete(c.st.conns, c)
+			c.st.mu.Unlock()
+		}
+	})
 }
 
 func (c *watchedConn) Read(b []byte) (int, error) {
@@ -275,24 +322,32 @@ func (c *watchedConn) Read(b []byte) (int, error) {
 	// A deadline's timeout is not the end: net/http ends its own read so
 	// when it hands the connection over.
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-		c.once.Do(func() { close(c.gone) })
+		c.end()
 	}
 	return n, err
 }
 
 func (c *watchedConn) Close() error {
-	c.once.Do(func() { close(c.gone) })
+	c.end()
 	return c.Conn.Close()
 }
 
-type watchListener struct{ net.Listener }
+// watchListener hands out watchedConns, listed in its streamer's conns.
+type watchListener struct {
+	net.Listener
+	st *streamer
+}
 
 func (l watchListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &watchedConn{Conn: c, gone: make(chan struct{})}, nil
+	w := &watchedConn{Conn: c, st: l.st, gone: make(chan struct{})}
+	l.st.mu.Lock()
+	l.st.conns[w] = struct{}{}
+	l.st.mu.Unlock()
+	return w, nil
 }
 
 type connKey struct{}

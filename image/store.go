@@ -249,6 +249,24 @@ func (ix *index) find(ref string) (*Image, error) {
 			return im, nil
 		}
 	}
+	// REPO@DIGEST of a name the image has under a tag, as the CRI
+	// reports it (repoDigests) and critest looks it up.
+	full := ref
+	if nerr == nil {
+		full = norm
+	}
+	if repo, dg, ok := strings.Cut(full, "@"); ok {
+		for _, im := range ix.Images {
+			if im.Removed || im.Digest != dg {
+				continue
+			}
+			for _, n := range im.Names {
+				if !strings.Contains(n, "@") && untagged(n) == repo {
+					return im, nil
+				}
+			}
+		}
+	}
 	hex := strings.TrimPrefix(ref, "sha256:")
 	if len(hex) >= 4 && strings.Trim(hex, "0123456789abcdef") == "" {
 		var found *Image
@@ -513,4 +531,12 @@ func PodHolderAlive(h string) bool {
 	}
 	_, err := os.Lstat(filepath.Dir(filepath.Dir(h)))
 	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// untagged returns a name without its tag: a colon after the last slash.
+func untagged(name string) string {
+	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
+		return name[:i]
+	}
+	return name
 }

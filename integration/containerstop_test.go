@@ -171,11 +171,12 @@ func TestContainerStdioDetached(t *testing.T) {
 	}
 }
 
-// TTY with Detach: the command's stdio is a terminal of the pod, and the
-// caller gets its master side.
+// TTY with Detach: the command's stdio and controlling terminal is a
+// terminal of the pod, and the caller gets its master side.
 func TestContainerTTYDetached(t *testing.T) {
 	pod, _ := libPod(t)
-	cc := detached("term", "sh", "-c", "test -t 0 && test -t 1 && echo on-a-terminal; read x; echo got $x")
+	// Field 7 of stat: the controlling terminal, 0 for none.
+	cc := detached("term", "sh", "-c", "test -t 0 && test -t 1 && set -- $(cat /proc/$$/stat) && test $7 != 0 && echo on-a-terminal; read x; echo got $x")
 	cc.TTY = true
 	p := runWith(t, pod, cc)
 	m := p.PTY()
@@ -258,4 +259,17 @@ func containerRowField(ps, name string, i int) string {
 		}
 	}
 	return ""
+}
+
+// An attached container's terminal is its controlling terminal too, as
+// exec -t's is.
+func TestContainerTTYControlling(t *testing.T) {
+	pod, _ := libPod(t)
+	p := runWith(t, pod, sandbox.ContainerConfig{ExecConfig: sandbox.ExecConfig{TTY: true,
+		Args: []string{"sh", "-c", "set -- $(cat /proc/$$/stat); echo ctty=$7"}}})
+	out, _ := io.ReadAll(p.PTY()) // until the terminal is closed (EIO)
+	p.PTY().Close()
+	if code, err := p.Wait(); code != 0 || err != nil || !strings.Contains(string(out), "ctty=") || strings.Contains(string(out), "ctty=0\r") {
+		t.Errorf("attached run -t: %d %v %q", code, err, out)
+	}
 }

@@ -81,11 +81,14 @@ func TestCRICrictlContainers(t *testing.T) {
 	}
 
 	// exec -s: output and exit code.
-	if out := c.crictlMust("exec", "-s", ctr, "sh", "-c", "echo $GREETING from $(hostname)"); strings.TrimSpace(out) != "hello from app" &&
-		!strings.HasPrefix(strings.TrimSpace(out), "hello from ") {
+	// The container's environment (the config's over the image's) is the
+	// exec's too.
+	if out := c.crictlMust("exec", "-s", ctr, "sh", "-c", "echo $GREETING from $(hostname)"); strings.TrimSpace(out) != "hello from "+pod[:12] {
 		t.Errorf("exec -s: %q", out)
 	}
-	if r := c.crictlRun("exec", "-s", ctr, "sh", "-c", "exit 7"); r.code != 7 {
+	// crictl 1.37 runs each exec in a goroutine and exits 1 whatever the
+	// code: the code itself reaches it (TestCRIExecSync checks the value).
+	if r := c.crictlRun("exec", "-s", ctr, "sh", "-c", "exit 7"); r.code == 0 {
 		t.Errorf("exec -s exit 7: exit %d: %s", r.code, r.stderr)
 	}
 	// exec -it, on a terminal of the test's.

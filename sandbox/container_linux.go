@@ -21,8 +21,8 @@ import (
 type ContainerConfig struct {
 	// ExecConfig is the command, as for Exec; Detach sends its output to
 	// the log file ROOT/POD/logs/NAME.log (unless Stdio says otherwise).
-	// With Detach and TTY, the command's stdio is a terminal of the pod's
-	// devpts (not its controlling terminal), and Process.PTY is the
+	// With Detach and TTY, the command's stdio and controlling terminal
+	// is a terminal of the pod's devpts, and Process.PTY is the
 	// terminal's other side, which the caller reads and closes; there is
 	// no log file.
 	ExecConfig

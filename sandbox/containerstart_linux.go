@@ -241,6 +241,11 @@ func (r *containerStart) makeProgram(context.Context) error {
 	ops := append([]setup.Op{{Code: setup.Pdeathsig}}, planned...)
 	if c.Detach {
 		ops, cmdOps = append(ops, cmdOps[0]), cmdOps[1:] // Spawn
+		if c.TTY {
+			// The spawned process leads a new session: its stdio, the
+			// pty's terminal, becomes its controlling terminal.
+			ops[len(ops)-1].Num = 1
+		}
 	}
 	ops = append(ops, setup.Op{Code: setup.Sync}, setup.Op{Code: setup.Chdir, Str: []string{r.workdir}})
 	if r.pg, err = newProgram(append(ops, cmdOps...)); err != nil {
@@ -312,7 +317,11 @@ func (r *containerStart) forkInit(context.Context) error {
 			if r.overlay != nil {
 				extra = append(extra, r.overlay)
 			}
-			r.proc.hostPID, err = r.pg.fork(r.env, "/", r.s, extra, &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS, Setsid: true})
+			sys := &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS, Setsid: true}
+			// An attached command's terminal is its controlling one, as
+			// for exec -t (a detached one's process takes it: makeProgram).
+			sys.Setctty = r.cc.TTY && !r.cc.Detach
+			r.proc.hostPID, err = r.pg.fork(r.env, "/", r.s, extra, sys)
 		}
 		started <- err
 		if err == nil {

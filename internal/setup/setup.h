@@ -214,6 +214,7 @@
 #define SIOCGIFFLAGS 0x8913
 #define SIOCSIFFLAGS 0x8914
 #define IFF_UP 1
+#define TIOCSCTTY 0x540e
 #define PROT_READ 1
 #define PROT_WRITE 2
 #define MAP_PRIVATE 2

@@ -55,6 +55,9 @@ trap 'rm -f "$tmp"' EXIT
 #                              keeps such functions out of setup's big switch,
 #                              where inlining them costs more bytes than the
 #                              calls: with it the program fits its one page
+#   -fno-jump-tables           so does a chain of compares for that switch
+#                              (it runs once per pod, and the table would
+#                              be 8 bytes a case)
 # Linker:
 #   --build-id=none            the id would be the only nondeterministic bytes
 #   -z noseparate-code         headers, code and constants share one page:
@@ -65,7 +68,7 @@ trap 'rm -f "$tmp"' EXIT
 	-ffreestanding -nostdlib -static -fno-pie \
 	-fno-stack-protector -fcf-protection=none \
 	-fno-asynchronous-unwind-tables -fno-unwind-tables -fno-ident \
-	-fno-inline-functions-called-once \
+	-fno-inline-functions-called-once -fno-jump-tables \
 	-ffunction-sections -fdata-sections \
 	-Wl,--gc-sections -Wl,--build-id=none \
 	-Wl,-z,noseparate-code -Wl,-z,max-page-size=4096 \

@@ -448,9 +448,12 @@ static long exec_op(const struct op *o, char **envp)
 			report(REPORT_SPAWNED, r);
 			sys(SYS_EXIT_GROUP, 0, 0, 0, 0);
 		}
-		if (r == 0)
-			sys(SYS_SETSID, 0, 0, 0, 0);
-		return r < 0 ? r : 0;
+		if (r < 0)
+			return r;
+		sys(SYS_SETSID, 0, 0, 0, 0);
+		// A new session has no controlling terminal: with Num 1, the
+		// terminal at fd 0 becomes its.
+		return o->num ? sys(SYS_IOCTL, 0, TIOCSCTTY, 0, 0) : 0;
 	case OP_SET_IDS:
 		return set_ids(o);
 	case OP_CHDIR:

@@ -133,6 +133,7 @@ var kernel = []constant{
 	{"MS_REC", unix.MS_REC}, {"MS_SLAVE", unix.MS_SLAVE}, {"MNT_DETACH", unix.MNT_DETACH},
 	{"AF_INET", unix.AF_INET}, {"SOCK_DGRAM", unix.SOCK_DGRAM},
 	{"SIOCGIFFLAGS", unix.SIOCGIFFLAGS}, {"SIOCSIFFLAGS", unix.SIOCSIFFLAGS}, {"IFF_UP", unix.IFF_UP},
+	{"TIOCSCTTY", unix.TIOCSCTTY},
 	{"PROT_READ", unix.PROT_READ}, {"PROT_WRITE", unix.PROT_WRITE},
 	{"MAP_PRIVATE", unix.MAP_PRIVATE}, {"MAP_ANONYMOUS", unix.MAP_ANONYMOUS},
 }
