@@ -89,7 +89,7 @@ BENCH_TMPDIR ?= /dev/shm
 bench: ## Run the benchmarks against runc, crun, unshare, podman, skopeo, umoci and containerd (needs root; PODSB_BENCH_ROUNDS=N, BENCH_TMPDIR=DIR)
 	TMPDIR=$(BENCH_TMPDIR) $(GO) test -count=1 -run '^$$' -bench . -benchtime=1x -timeout 60m -v ./integration/
 
-# critest is built by make critest; crictl by make tools. BENCHCRI picks
+# crictl and critest are built by make tools. BENCHCRI picks
 # some of them (BenchmarkCRILifecycle, BenchmarkCRIMemory,
 # BenchmarkCRICritestPasses).
 BENCHCRI ?= BenchmarkCRI

@@ -129,7 +129,7 @@ func crictlTB(tb testing.TB) string {
 }
 
 // critestForBench returns critest v1.37.0: $PODSB_CRITEST_BIN, else the one
-// make critest keeps in $PODSB_TOOLS_DIR (/var/cache/podsb-tools).
+// make tools keeps in $PODSB_TOOLS_DIR (/var/cache/podsb-tools).
 func critestForBench(tb testing.TB) string {
 	tb.Helper()
 	p := os.Getenv("PODSB_CRITEST_BIN")
@@ -142,9 +142,9 @@ func critestForBench(tb testing.TB) string {
 	}
 	if _, err := os.Stat(p); err != nil {
 		if testenv.Integration() {
-			tb.Fatalf("PODSB_INTEGRATION=1 but no critest (make critest builds it): %v", err)
+			tb.Fatalf("PODSB_INTEGRATION=1 but no critest (make tools builds it): %v", err)
 		}
-		tb.Skipf("no critest (make critest builds it): %v", err)
+		tb.Skipf("no critest (make tools builds it): %v", err)
 	}
 	return p
 }
