@@ -7,7 +7,7 @@
 #
 # containerd, its pods, the registry and critest run in a network and mount
 # namespace of their own: the pods' CNI bridge, iptables rules and
-# /var/run/netns are made there, not on the host, and nothing can reach the
+# /run (over which it mounts an empty tmpfs) are made there, not on the host, and nothing can reach the
 # network. DIR (default a new directory in /tmp) keeps critest.log,
 # critest.json and containerd.log. Needs root, containerd, runc and
 # containernetworking-plugins; crictl and critest come from make tools.
@@ -31,8 +31,12 @@ fi
 
 dir=$2 tools=$3 focus=$4 skips=$5
 ip link set lo up
-mkdir -p /var/run/netns
-mount -t tmpfs tmpfs /var/run/netns
+# containerd 1.6 makes fixed paths under /run (/run/containerd/s for its
+# shims' sockets, /run/netns for its pods' pins): an empty tmpfs over /run,
+# in this mount namespace only, keeps them off the host's /run.
+mount --make-rprivate /
+mount -t tmpfs tmpfs /run
+mkdir -p /run/netns
 mkdir -p "$dir/reg" "$dir/certs.d" "$dir/cni" "$dir/tmp"
 
 pids=""
