@@ -35,6 +35,16 @@ if ! command -v apt-get >/dev/null; then
 fi
 echo "deps: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
+# The packages' services (containerd, nginx) are not to start: the tests run
+# their own instances, privately. A policy-rc.d that refuses every start
+# (invoke-rc.d(8)) is in place while apt-get runs, unless one is already.
+policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	policy=/usr/sbin/policy-rc.d
+	printf '#!/bin/sh\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
