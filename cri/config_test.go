@@ -224,3 +224,13 @@ insecure = true
 		t.Error("a missing config file loaded")
 	}
 }
+
+// A bad --stream-address (or stream-address in the config) stops podsb cri
+// at start with one line, exit 125.
+func TestMainBadStreamAddress(t *testing.T) {
+	var b strings.Builder
+	if code := Main([]string{"--stream-address", "nonsense"}, &b); code != 125 ||
+		!strings.Contains(b.String(), `--stream-address "nonsense": want HOST:PORT`) || strings.Count(b.String(), "\n") != 1 {
+		t.Errorf("exit %d: %q", code, b.String())
+	}
+}

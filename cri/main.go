@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -33,6 +34,7 @@ func Main(args []string, stderr io.Writer) int {
 	bridge := fs.String("bridge", "", "`NAME` of the pods' bridge, on the network's first use (default podsb0)")
 	subnet := fs.String("subnet", "", "`CIDR` of the pods' network, on its first use (default 10.89.0.0/16)")
 	state := fs.String("state", DefaultStateDir, "`DIR` of the CRI records of the pods")
+	stream := fs.String("stream-address", DefaultStreamAddr, "`HOST:PORT` of the streaming server (exec, attach, port-forward); loopback unless you mean otherwise")
 	grace := fs.Duration("grace", 10*time.Second, "how long calls in flight get to finish on SIGTERM")
 	logJSON := fs.Bool("log-json", false, "log as JSON instead of key=value text")
 	debug := fs.Bool("debug", false, "log debug messages too")
@@ -58,6 +60,10 @@ func Main(args []string, stderr io.Writer) int {
 			return 125
 		}
 	}
+	if _, _, err := net.SplitHostPort(*stream); err != nil {
+		fmt.Fprintf(stderr, "podsb cri: --stream-address %q: want HOST:PORT: %v\n", *stream, err)
+		return 125
+	}
 	lvl := slog.LevelInfo
 	if *debug {
 		lvl = slog.LevelDebug
@@ -80,7 +86,7 @@ func Main(args []string, stderr io.Writer) int {
 		}
 		sn = p
 	}
-	s, err := New(Options{Root: *root, Bridge: *bridge, Subnet: sn, ImageRoot: *imageRoot, RegistriesConf: *conf, Registries: regs, StateDir: *state, Log: log})
+	s, err := New(Options{Root: *root, Bridge: *bridge, Subnet: sn, ImageRoot: *imageRoot, RegistriesConf: *conf, Registries: regs, StateDir: *state, StreamAddr: *stream, Log: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "podsb cri: %v\n", err)
 		return 125

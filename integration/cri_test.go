@@ -89,7 +89,7 @@ func (c *criEnv) startServer() {
 		c.log = &bytes.Buffer{}
 	}
 	c.srv = exec.Command(c.bin, "cri", "--listen", "unix://"+c.sock, "--root", c.root, "--image-root", c.images,
-		"--state", c.state, "--bridge", c.bridge, "--subnet", c.subnet)
+		"--state", c.state, "--bridge", c.bridge, "--subnet", c.subnet, "--stream-address", "127.0.0.1:0")
 	c.srv.Stderr = c.log
 	if err := c.srv.Start(); err != nil {
 		c.t.Fatal(err)
