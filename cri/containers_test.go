@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -279,6 +280,11 @@ func TestContainerLifecycle(t *testing.T) {
 	}
 	if _, err := ts.im.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
 		t.Errorf("remove of the image once its containers are gone: %v", err)
+	}
+	// The last pod leaves the bridge network for the next one while the
+	// server runs; the server's stop removes it (checkNoLeaks).
+	if _, err := net.InterfaceByName(ts.bridge); err != nil {
+		t.Errorf("bridge %s after the last pod's removal: %v", ts.bridge, err)
 	}
 	if lr, err := ts.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{}); err != nil || len(lr.Containers) != 0 {
 		t.Errorf("left: %v %v", lr, err)

@@ -116,7 +116,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	}
 	if err := s.setReady(rec.ID, true); err != nil {
 		// Nothing may be left that no record names.
-		pod.Remove(context.WithoutCancel(ctx), sandbox.RemoveOptions{Force: true})
+		pod.Remove(context.WithoutCancel(ctx), sandbox.RemoveOptions{Force: true, KeepNetwork: true})
 		s.drop(rec)
 		return nil, internalf("pod %s: %v", id, err)
 	}
@@ -334,7 +334,7 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 	case err != nil:
 		return nil, grpcError("stop pod sandbox "+rec.ID, err)
 	default:
-		if err := p.Stop(ctx, sandbox.RemoveOptions{}); err != nil {
+		if err := p.Stop(ctx, sandbox.RemoveOptions{KeepNetwork: true}); err != nil {
 			return nil, grpcError("stop pod sandbox "+rec.ID, err)
 		}
 	}
@@ -374,7 +374,7 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 	case err != nil:
 		return nil, grpcError("remove pod sandbox "+rec.ID, err)
 	default:
-		if err := p.Remove(ctx, sandbox.RemoveOptions{}); err != nil {
+		if err := p.Remove(ctx, sandbox.RemoveOptions{KeepNetwork: true}); err != nil {
 			return nil, grpcError("remove pod sandbox "+rec.ID, err)
 		}
 	}

@@ -238,7 +238,8 @@ func Listen(addr string) (net.Listener, error) {
 
 // Serve serves the CRI on l until ctx is done, then stops gracefully: calls
 // in flight finish (for up to grace), new ones are refused. The pods keep
-// running.
+// running; the bridge network, which stays while the server runs, goes if
+// no pod is left.
 func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration) error {
 	g := grpc.NewServer(grpc.ChainUnaryInterceptor(s.logCalls))
 	runtimeapi.RegisterRuntimeServiceServer(g, s)
@@ -256,6 +257,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration)
 		g.GracefulStop()
 		t.Stop()
 		s.stopStreams(grace)
+		// Pods leave the network in place while the server runs
+		// (RemoveOptions.KeepNetwork): with none left, it goes now.
+		if err := sandbox.PruneNetwork(s.root); err != nil {
+			s.log.Warn("prune the pods' network", "err", err)
+		}
 	}()
 	s.log.Info("serving", "addr", l.Addr().String())
 	err := g.Serve(l)

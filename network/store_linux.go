@@ -25,6 +25,8 @@ type Network struct {
 	dir  string // ROOT/.network
 	cfg  config
 	lock *os.File
+	// keepEmpty: Close leaves an unused network in place (Options).
+	keepEmpty bool
 
 	// Trace, if set, is called after each step of Attach that changes the
 	// host or the pod, with the step's name.
@@ -46,6 +48,12 @@ type Options struct {
 	// nothing and fails with ErrNoNetwork otherwise (to release, there
 	// is nothing to make).
 	Existing bool
+	// KeepEmpty makes Close leave the network (bridge, NAT table, state)
+	// in place when no pod holds an address any more: for a caller that
+	// will make pods again soon (podsb cri, whose pods come and go one at
+	// a time), which removes it itself with Prune and Close. Tearing the
+	// network down and making it again costs tens of milliseconds.
+	KeepEmpty bool
 }
 
 // ErrNoNetwork means the state root has no network (Options.Existing).
@@ -81,7 +89,7 @@ func Open(root string, opts Options) (*Network, error) {
 		lock.Close()
 		return Open(root, opts)
 	}
-	n := &Network{root: root, dir: dir, lock: lock}
+	n := &Network{root: root, dir: dir, lock: lock, keepEmpty: opts.KeepEmpty}
 	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if opts.Existing && errors.Is(err, os.ErrNotExist) {
 		// An Open killed before it wrote the configuration: no pod has
@@ -146,7 +154,7 @@ func (n *Network) Close() error {
 		return nil
 	}
 	defer func() { n.lock.Close(); n.lock = nil }()
-	if n.cfg.Bridge == "" {
+	if n.cfg.Bridge == "" || n.keepEmpty {
 		return nil
 	}
 	if ents, err := os.ReadDir(filepath.Join(n.dir, "leases")); err == nil && len(ents) == 0 {

@@ -144,7 +144,7 @@ func (r *podCreate) reserveNetwork(context.Context) (func(), error) {
 		return nil, err
 	}
 	r.lease, r.podIP = lease, lease.Addr.Addr()
-	return func() { releaseNetwork(r.c.Root, r.c.Name, lease) }, nil
+	return func() { releaseNetwork(r.c.Root, r.c.Name, lease, false) }, nil
 }
 
 // plan decides the pod's root and init program. Its files live in the

@@ -133,8 +133,8 @@ func reattachNetwork(root, name string, l *network.Lease, netns string) (*networ
 // releaseNetwork gives back the pod's lease; without one (a create that
 // died before writing its state), whatever the network holds for pods that
 // are gone. The last pod removes the network.
-func releaseNetwork(root, name string, l *network.Lease) error {
-	n, err := network.Open(root, network.Options{Existing: true})
+func releaseNetwork(root, name string, l *network.Lease, keep bool) error {
+	n, err := network.Open(root, network.Options{Existing: true, KeepEmpty: keep})
 	if errors.Is(err, network.ErrNoNetwork) {
 		return nil // never used, or removed by the last pod
 	}
@@ -176,7 +176,7 @@ func PruneNetwork(root string) error {
 	if err != nil {
 		return err
 	}
-	return releaseNetwork(root, "", nil)
+	return releaseNetwork(root, "", nil, false)
 }
 
 // netipAddr returns the pod's address, or the zero Addr without a network.

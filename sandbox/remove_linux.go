@@ -22,6 +22,11 @@ type RemoveOptions struct {
 	Timeout time.Duration
 	// Force sends SIGKILL at once.
 	Force bool
+	// KeepNetwork leaves the state root's bridge network (bridge, NAT
+	// table) in place even if this was its last pod, for a caller that
+	// makes pods again soon: podsb cri, which prunes it when it stops
+	// (PruneNetwork). Otherwise the last pod's removal or stop removes it.
+	KeepNetwork bool
 	// Trace, if set, is called after each step of the removal with its
 	// name and duration, as Config.Trace is for Create.
 	Trace func(step string, d time.Duration)
@@ -57,7 +62,7 @@ func (p *Pod) removeLocked(d *podDir, opts RemoveOptions) error {
 	}
 	step("stop pause")
 	if st != nil && st.Network != nil {
-		if err := releaseNetwork(p.root, p.name, st.Network); err != nil {
+		if err := releaseNetwork(p.root, p.name, st.Network, opts.KeepNetwork); err != nil {
 			return err
 		}
 		step("release network")
@@ -72,7 +77,7 @@ func (p *Pod) removeLocked(d *podDir, opts RemoveOptions) error {
 	if st == nil {
 		// A create that died before its first state write may hold an
 		// address: free what belongs to pods that are gone.
-		if err := releaseNetwork(p.root, p.name, nil); err != nil {
+		if err := releaseNetwork(p.root, p.name, nil, opts.KeepNetwork); err != nil {
 			return err
 		}
 	}

@@ -27,7 +27,7 @@ func (p *Pod) Stop(ctx context.Context, opts RemoveOptions) error {
 	}
 	// The lease stays in the state: Start reattaches the pod to it.
 	if st.Network != nil {
-		if err := releaseNetwork(p.root, p.name, st.Network); err != nil {
+		if err := releaseNetwork(p.root, p.name, st.Network, opts.KeepNetwork); err != nil {
 			return fmt.Errorf("pod %s: release its network: %w", p.name, err)
 		}
 	}
