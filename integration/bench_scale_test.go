@@ -40,19 +40,35 @@ func BenchmarkScale(b *testing.B) {
 	for i := range names {
 		names[i] = e.name()
 	}
-	mem0 := memAvailable(b)
+	// Create with none alive: pods made and removed one at a time.
+	lone := sampleCreates(b, e, 50)
+	row("podsb create, no pod alive (50 create+rm)", stats(lone))
+	mem0, slab0 := memAvailable(b), meminfo(b, "Slab:")
+	creates := make([]time.Duration, 0, n)
 	start := time.Now()
 	for _, name := range names {
+		t0 := time.Now()
 		e.must("create", name)
+		creates = append(creates, time.Since(t0))
 	}
 	row("podsb create", perPod(time.Since(start)))
-	mem1 := memAvailable(b)
+	row(fmt.Sprintf("podsb create, 0 to %d pods alive", n), stats(creates))
+	mem1, slab1 := memAvailable(b), meminfo(b, "Slab:")
 	row("podsb memory per pod (MemAvailable drop)", fmt.Sprintf("%d KiB", (mem0-mem1)/int64(n)))
+	row("podsb Slab growth per pod", fmt.Sprintf("%d KiB", (slab1-slab0)/int64(n)))
+	full := sampleCreates(b, e, 50)
+	row(fmt.Sprintf("podsb create, %d pods alive (50 create+rm)", n), stats(full))
+	row(fmt.Sprintf("create with %d alive / with none (p50; p99 over p50 with none)", n),
+		fmt.Sprintf("%.2f×; %.2f×", float64(median(full))/float64(median(lone)), float64(percentile(full, 99))/float64(median(lone))))
+	execs := make([]time.Duration, 0, n)
 	start = time.Now()
 	for _, name := range names {
+		t0 := time.Now()
 		e.must("exec", name, "--", "true")
+		execs = append(execs, time.Since(t0))
 	}
 	row("podsb exec", perPod(time.Since(start)))
+	row(fmt.Sprintf("podsb exec, %d pods alive", n), stats(execs))
 	var psTimes []time.Duration
 	for range 5 {
 		start = time.Now()
@@ -137,4 +153,79 @@ func memAvailable(tb testing.TB) int64 {
 	}
 	tb.Fatal("no MemAvailable in /proc/meminfo")
 	return 0
+}
+
+// meminfo returns a field of /proc/meminfo (such as "Slab:"), in KiB.
+func meminfo(tb testing.TB, field string) int64 {
+	tb.Helper()
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, field); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb
+		}
+	}
+	tb.Fatalf("no %s in /proc/meminfo", field)
+	return 0
+}
+
+// sampleCreates times k creates of a pod, each removed before the next.
+func sampleCreates(tb testing.TB, e *env, k int) []time.Duration {
+	tb.Helper()
+	var d []time.Duration
+	for range k {
+		name := e.name()
+		t0 := time.Now()
+		e.must("create", name)
+		d = append(d, time.Since(t0))
+		e.must("rm", "-f", name)
+	}
+	return d
+}
+
+// stats formats p50, p99 and max of d.
+func stats(d []time.Duration) string {
+	return fmt.Sprintf("p50 %s, p99 %s, max %s", median(d).Round(10*time.Microsecond),
+		percentile(d, 99).Round(10*time.Microsecond), slices.Max(d).Round(10*time.Microsecond))
+}
+
+// BenchmarkScaleChurn keeps PODSB_SCALE_ALIVE pods (default 500) alive
+// while it creates and removes a pod PODSB_SCALE_CHURN times (default
+// 10000), and reports each create's p50, p99 and max, and how many took
+// more than a second (issue 16: none may). Results: docs/performance.md.
+func BenchmarkScaleChurn(b *testing.B) {
+	testenv.RequireRoot(b)
+	alive, churn := envInt(b, "PODSB_SCALE_ALIVE", 500), envInt(b, "PODSB_SCALE_CHURN", 10000)
+	e := newEnv(b)
+	for range alive {
+		e.must("create", e.name())
+	}
+	d := sampleCreates(b, e, churn)
+	slow := 0
+	for _, x := range d {
+		if x > time.Second {
+			slow++
+		}
+	}
+	b.Logf("\n| churn: %d create+rm, %d pods alive | value |\n| --- | --- |\n| create | %s |\n| creates over 1 s | %d |\n",
+		churn, alive, stats(d), slow)
+	e.must("rm", "--all")
+	checkNoLeaks(b, e.root, e.names, e.pids)
+}
+
+// envInt reads a positive number from the environment, or gives def.
+func envInt(tb testing.TB, key string, def int) int {
+	tb.Helper()
+	s := os.Getenv(key)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		tb.Fatalf("%s=%q: want a positive number", key, s)
+	}
+	return n
 }
