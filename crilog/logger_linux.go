@@ -65,6 +65,12 @@ func parseArgs(args []string) (config, error) {
 			return bad("--ready-fd %d: not an open fd of 3 or more", fd)
 		}
 	}
+	return c, c.check()
+}
+
+// check checks a container's paths, flags and fds.
+func (c config) check() error {
+	bad := func(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 	switch {
 	case c.logPath == "" || !filepath.IsAbs(c.logPath):
 		return bad("--log-path must be an absolute path, got %q", c.logPath)
@@ -77,7 +83,7 @@ func parseArgs(args []string) (config, error) {
 		if c.stdoutFD >= 0 || c.stderrFD >= 0 || c.stdinFD >= 0 {
 			return bad("--pty-fd takes no --stdout-fd, --stderr-fd or --stdin-fd: the terminal carries them all")
 		}
-		return c, checkFDs(c, []namedFD{{c.ptyFD, "pty"}})
+		return checkFDs(c, []namedFD{{c.ptyFD, "pty"}})
 	}
 	if c.stdoutFD < 0 || c.stderrFD < 0 {
 		return bad("want --stdout-fd and --stderr-fd (pipes), or --pty-fd (a terminal)")
@@ -89,7 +95,7 @@ func parseArgs(args []string) (config, error) {
 	if c.stdinFD >= 0 {
 		fds = append(fds, namedFD{c.stdinFD, "stdin"})
 	}
-	return c, checkFDs(c, fds)
+	return checkFDs(c, fds)
 }
 
 type namedFD struct {
@@ -137,6 +143,9 @@ func checkFDs(c config, fds []namedFD) error {
 // ends and returns the exit code. Errors go to stderr as one
 // "podsb-logger: " line each.
 func Main(args []string, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "--node" {
+		return nodeMain(args[1:], stderr)
+	}
 	c, err := parseArgs(args)
 	if err != nil {
 		report(stderr, c.readyFD, err)
@@ -237,8 +246,20 @@ func newLogger(c config, diag io.Writer) (*logger, error) {
 
 // openLog opens the log for appending, made 0640 as kubelet's runtimes
 // make it; its directory must exist.
+// A log it creates is made 0640 whatever the umask (a node logger's is
+// 0177, for its sockets).
 func openLog(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o640)
+	if err == nil {
+		if err = f.Chmod(0o640); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open log: %w", err)
+		}
+		return f, nil
+	}
+	if errors.Is(err, os.ErrExist) {
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
