@@ -33,7 +33,7 @@ const (
 // attach socket and flags. On the wire: the fields NUL-separated, the
 // flags as space-separated words.
 type nodeSpec struct {
-	id, logPath, socket     string
+	id, logPath, socket   string
 	tty, stdin, stdinOnce bool
 }
 
