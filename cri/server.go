@@ -67,9 +67,9 @@ type Server struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 	runtimeapi.UnimplementedImageServiceServer
 
-	root   string
+	root string
 	// logs is the node logger, which writes every container's log.
-	logs *crilog.Node
+	logs   *crilog.Node
 	bridge string
 	subnet netip.Prefix
 	images *image.Store
