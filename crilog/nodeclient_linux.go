@@ -110,7 +110,9 @@ func (n *Node) Add(id string, o Options) error {
 	}
 	for attempt := 0; ; attempt++ {
 		var nc *nodeConn
-		if nc, err = n.connectLocked(true); err == nil {
+		if nc, err = n.connectLocked(true); err != nil {
+			err = connError{err} // another server's node logger won the control socket, say
+		} else {
 			if err = nc.add(spec, fds); err == nil {
 				n.hmu.Lock()
 				n.held[id] = held{spec: spec.outputs(), fds: outs}
