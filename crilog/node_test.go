@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -186,4 +187,69 @@ func TestNodeBadAdds(t *testing.T) {
 		}
 	}
 	a.say(t, "still")
+}
+
+// TestNodeTerminal: a terminal container served by the node logger takes
+// input and window sizes through attach, before and after the node logger
+// was killed and replaced (the server holds the terminal's master, which
+// carries its input too); it ends, and is forgotten, when its shell exits.
+func TestNodeTerminal(t *testing.T) {
+	dir := t.TempDir()
+	n := NewNode(NodeOptions{Binary: loggerBin, Control: filepath.Join(dir, "logger.sock")})
+	defer n.Close()
+	master, slave := openPTY(t)
+	log, sock := filepath.Join(dir, "t.log"), filepath.Join(dir, "t.sock")
+	if err := n.Add("t", Options{LogPath: log, Socket: sock, PTY: master, Stdin: true}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", `stty -echo; for i in 1 2; do read x; echo "got-$x $(stty size)"; done`)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	master.Close()
+	slave.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// One attach sends the size, another the input; both end with ctx,
+	// once the log has the answer.
+	talkAsync := func(in string, w, h uint16, want string) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		resize := make(chan Size, 1)
+		resize <- Size{Width: w, Height: h}
+		go Attach(ctx, sock, nil, nil, nil, resize)
+		time.Sleep(300 * time.Millisecond)
+		go Attach(ctx, sock, strings.NewReader(in), nil, nil, nil)
+		waitFor(t, want+" in the log", func() bool { return logHas(t, log, Stdout, want) })
+	}
+	talkAsync("one\n", 100, 40, "got-one 40 100")
+	pid := n.PID()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, pid)
+	waitFor(t, "a new node logger", func() bool { p := n.PID(); return p != pid && alive(p) })
+	talkAsync("two\n", 132, 50, "got-two 50 132")
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("shell: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the shell did not exit")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := Attach(ctx, sock, nil, nil, nil, nil); err != nil && !errors.Is(err, ErrEnded) {
+		t.Fatalf("attach until the end: %v", err)
+	}
+	waitFor(t, "the node to forget t", func() bool {
+		n.hmu.Lock()
+		defer n.hmu.Unlock()
+		_, ok := n.held["t"]
+		return !ok
+	})
 }
