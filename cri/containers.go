@@ -703,6 +703,7 @@ func (s *Server) removeContainer(ctx context.Context, rec *containerRecord) erro
 	if err := s.dropContainer(rec); err != nil {
 		return internalf("remove record of container %s: %v", rec.ID, err)
 	}
+	s.logs.Forget(rec.ID)
 	// A log of the server's own (not kubelet's, which kubelet removes).
 	if rec.LogPath == s.defaultLogPath(rec.ID) {
 		os.Remove(rec.LogPath)

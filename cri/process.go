@@ -35,15 +35,20 @@ func (s *Server) defaultLogPath(id string) string {
 	return filepath.Join(s.store.dir, "containers", id+".log")
 }
 
+// loggerControl is the node logger's control socket.
+func (s *Server) loggerControl() string {
+	return filepath.Join(s.store.dir, "logger.sock")
+}
+
 // loggerSocket is the attach and control socket of a container's log
 // writer.
 func (s *Server) loggerSocket(id string) string {
 	return filepath.Join(s.store.dir, "containers", id+".sock")
 }
 
-// startProcess starts rec's log writer (podsb-logger, which holds the
-// container's output and input across restarts of the server) and its
-// process, detached: pause adopts it and records its exit. Without a
+// startProcess has the node logger (podsb-logger, which holds the
+// containers' output and input across restarts of the server) write rec's
+// log and starts its process, detached: pause adopts it and records its exit. Without a
 // terminal the logger starts first, on the pipes' read ends; with one, it
 // takes the terminal's master once the process runs. A failure leaves
 // neither running.
@@ -56,7 +61,7 @@ func (s *Server) startProcess(ctx context.Context, p *sandbox.Pod, rec *containe
 	if err := os.MkdirAll(filepath.Dir(rec.LogPath), 0o755); err != nil {
 		return fmt.Errorf("log directory: %w", err)
 	}
-	opts := crilog.Options{Binary: s.logger, LogPath: rec.LogPath, Socket: s.loggerSocket(rec.ID), Stdin: rec.Run.Stdin, StdinOnce: rec.Run.StdinOnce}
+	opts := crilog.Options{LogPath: rec.LogPath, Socket: s.loggerSocket(rec.ID), Stdin: rec.Run.Stdin, StdinOnce: rec.Run.StdinOnce}
 	var ours []*os.File // the container's ends, closed once it has them
 	defer func() {
 		for _, f := range ours {
@@ -70,7 +75,6 @@ func (s *Server) startProcess(ctx context.Context, p *sandbox.Pod, rec *containe
 		}
 		return r, w, err
 	}
-	var logger *crilog.Handle
 	if !rec.Run.TTY {
 		var outR, outW, errR, errW, inR, inW *os.File
 		if outR, outW, err = pipe(); err != nil {
@@ -85,10 +89,9 @@ func (s *Server) startProcess(ctx context.Context, p *sandbox.Pod, rec *containe
 			}
 		}
 		opts.Stdout, opts.Stderr, opts.StdinPipe = outR, errR, inW
-		if logger, err = crilog.Start(opts); err != nil {
-			return fmt.Errorf("log writer: %w", err)
+		if err = s.logs.Add(rec.ID, opts); err != nil {
+			return err
 		}
-		go logger.Wait()
 		// The logger has its ends now: ours go, so that it sees the
 		// output end when the container's do.
 		for _, f := range []*os.File{outR, errR, inW} {
@@ -109,13 +112,12 @@ func (s *Server) startProcess(ctx context.Context, p *sandbox.Pod, rec *containe
 		master := proc.PTY()
 		ours = append(ours, master)
 		opts.PTY = master
-		if logger, err = crilog.Start(opts); err != nil {
+		if err = s.logs.Add(rec.ID, opts); err != nil {
 			p.StopContainer(context.WithoutCancel(ctx), rec.ID, unix.SIGKILL, 0)
-			return fmt.Errorf("log writer: %w", err)
+			return err
 		}
-		go logger.Wait()
 	}
-	rec.Logger = logger.Socket
+	rec.Logger = opts.Socket
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/podsb/podsb/crilog"
 	"github.com/podsb/podsb/image"
 	"github.com/podsb/podsb/image/fetch"
 	"github.com/podsb/podsb/sandbox"
@@ -66,8 +67,9 @@ type Server struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 	runtimeapi.UnimplementedImageServiceServer
 
-	root   string
-	logger string // podsb-logger's path, or "" to look it up
+	root string
+	// logs is the node logger, which writes every container's log.
+	logs   *crilog.Node
 	bridge string
 	subnet netip.Prefix
 	images *image.Store
@@ -149,10 +151,17 @@ func New(o Options) (*Server, error) {
 	if o.Registries != nil {
 		regs = o.Registries
 	}
-	s := &Server{root: root, logger: o.LoggerBinary, bridge: o.Bridge, subnet: o.Subnet, images: im, registries: regs, store: st, log: o.Log,
+	s := &Server{root: root, bridge: o.Bridge, subnet: o.Subnet, images: im, registries: regs, store: st, log: o.Log,
 		pods: map[string]*podRecord{}, names: map[string]string{}, ops: map[string]*sync.Mutex{},
 		containers: map[string]*containerRecord{}, cnames: map[string]string{}}
 	im.HolderAlive = s.holderAlive
+	s.logs = crilog.NewNode(crilog.NodeOptions{Binary: o.LoggerBinary, Control: s.loggerControl(), OnRestart: func(err error) {
+		if err != nil {
+			s.log.Error("replace the node logger, which died", "err", err)
+		} else {
+			s.log.Warn("the node logger died: replaced, and given the containers' outputs")
+		}
+	}})
 	s.stream = newStreamer(o.StreamAddr)
 	s.stream.attach = s.attachContainer
 	recs, bad := st.load()

@@ -3,6 +3,7 @@ package crilog
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +18,9 @@ import (
 // benchLoggers is how many containers each side runs at once: PSS
 // divides the pages they share (the binary, libraries) among them.
 const benchLoggers = 10
+
+// benchLoggersN is how many containers the run in progress starts.
+var benchLoggersN = benchLoggers
 
 // benchWorkload waits for a line on FIFO go, writes 10 MiB in lines of
 // 100 bytes and DONE, and waits for a line on FIFO end.
@@ -111,6 +115,35 @@ func startPodsbLogger(b *testing.B, dir string) *benchCtr {
 	return c
 }
 
+// startNodeLogger starts the workload behind the node logger of n.
+func startNodeLogger(b *testing.B, n *Node, dir string) *benchCtr {
+	c := &benchCtr{dir: dir, log: filepath.Join(dir, "log")}
+	outR, outW, _ := os.Pipe()
+	errR, errW, _ := os.Pipe()
+	t0 := time.Now()
+	sock := filepath.Join(dir, "sock")
+	err := n.Add(filepath.Base(dir), Options{LogPath: c.log, Socket: sock, Stdout: outR, Stderr: errR})
+	c.start = time.Since(t0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	outR.Close()
+	errR.Close()
+	cmd := exec.Command("/bin/sh", "-c", benchWorkload, "sh", dir)
+	cmd.Stdout, cmd.Stderr = outW, errW
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	outW.Close()
+	errW.Close()
+	c.pid = n.PID()
+	c.wait = func() {
+		cmd.Wait()
+		_ = Attach(context.Background(), sock, nil, nil, nil, nil) // until its log is written
+	}
+	return c
+}
+
 // fakeOCIRuntime is an OCI runtime for conmon: create starts the bundle's
 // workload in the background with conmon's pipes and writes its PID.
 const fakeOCIRuntime = `#!/bin/sh
@@ -190,20 +223,26 @@ func BenchmarkLoggerFootprint(b *testing.B) {
 		r.name = name
 		for i := 0; i < b.N; i++ {
 			var cs []*benchCtr
-			for j := 0; j < benchLoggers; j++ {
+			for j := 0; j < benchLoggersN; j++ {
 				dir := b.TempDir()
 				mkfifos(b, dir)
 				cs = append(cs, start(dir))
 			}
 			time.Sleep(200 * time.Millisecond) // settle
+			// A node logger serving them all counts once.
+			seen := map[int]bool{}
 			for _, c := range cs {
+				r.start += c.start
+				if seen[c.pid] {
+					continue
+				}
+				seen[c.pid] = true
 				f, err := smapsRollup(c.pid)
 				if err != nil {
 					b.Fatal(err)
 				}
 				r.idle.rss += f.rss
 				r.idle.pss += f.pss
-				r.start += c.start
 			}
 			for _, c := range cs {
 				signalFIFO(b, filepath.Join(c.dir, "go"))
@@ -211,7 +250,12 @@ func BenchmarkLoggerFootprint(b *testing.B) {
 			for _, c := range cs {
 				waitDone(b, c.log)
 			}
+			seen = map[int]bool{}
 			for _, c := range cs {
+				if seen[c.pid] {
+					continue
+				}
+				seen[c.pid] = true
 				f, err := smapsRollup(c.pid)
 				if err != nil {
 					b.Fatal(err)
@@ -226,7 +270,7 @@ func BenchmarkLoggerFootprint(b *testing.B) {
 				c.wait()
 			}
 		}
-		n := b.N * benchLoggers
+		n := b.N * benchLoggersN
 		r.idle, r.after, r.start = footprint{r.idle.rss / n, r.idle.pss / n}, footprint{r.after.rss / n, r.after.pss / n}, r.start/time.Duration(n)
 		results = append(results, r)
 		b.ReportMetric(float64(r.idle.rss), name+"-idle-RSS-KiB")
@@ -236,6 +280,19 @@ func BenchmarkLoggerFootprint(b *testing.B) {
 		b.ReportMetric(float64(r.start.Microseconds()), name+"-start-µs")
 	}
 	run("podsb-logger", func(dir string) *benchCtr { return startPodsbLogger(b, dir) })
+	// The node logger: one process for all the containers, its memory
+	// divided among them; and its cost with one container, to tell its
+	// fixed cost from each container's.
+	node := func(name string, k int) {
+		saved := benchLoggersN
+		benchLoggersN = k
+		defer func() { benchLoggersN = saved }()
+		n := NewNode(NodeOptions{Binary: loggerBin, Control: filepath.Join(b.TempDir(), "logger.sock")})
+		defer n.Close()
+		run(name, func(dir string) *benchCtr { return startNodeLogger(b, n, dir) })
+	}
+	node("node-1ctr", 1)
+	node("node-10ctr", benchLoggers)
 	if conmon == "" {
 		b.Log("no conmon installed: podsb-logger alone")
 	} else {

@@ -1,7 +1,7 @@
 // Package crilog writes CRI container logs: podsb-logger (cmd/podsb-logger,
-// whose main is Main) is one small process per container that holds the
-// container's output and input, and this package starts it (Start), asks it
-// to reopen its log (Reopen), attaches to it (Attach), and parses the log
+// whose main is Main) holds the containers' output and input, and this
+// package starts it (NewNode and Node.Add; Start for one container), asks
+// it to reopen a log (Reopen), attaches to it (Attach), and parses the log
 // it writes (ParseLine, ReadLine).
 //
 // # Why a process
@@ -12,7 +12,45 @@
 // as conmon does for CRI-O and the shim does for containerd. It links only
 // the standard library and golang.org/x/sys.
 //
-// # podsb-logger
+// # The node logger
+//
+// podsb-cri runs one podsb-logger for all its containers, a node logger
+// (podsb-logger --node), so that a container costs a few KiB of its memory
+// rather than a process (about 0.8 MiB of Go runtime each). Each container
+// is served as by a logger of its own (below: its log, its socket, the
+// same protocol); one container's failure (a log it cannot open) is that
+// container's only.
+//
+//	podsb-logger --node --control PATH --conn-fd N
+//
+// fd N is a unix seqpacket socket to the server that started it; later
+// servers connect to PATH (made 0600). On each connection the node logger
+// says hello ('H' "podsb-logger 1 node"), sends one 'L' message per
+// container it serves (the container's ID, log path, socket and flags,
+// with duplicates of its outputs as SCM_RIGHTS) and 'Z'; the server sends
+// 'A' messages (a container and its fds: the pipes, or the terminal's
+// master), each answered 'K' or 'E' once its log is open and its socket
+// served; the node logger sends 'D' once a container's output ended and
+// its log was written. It exits 0 once it serves no container and no
+// server is connected; 2 for bad flags, 1 if it cannot listen on PATH
+// (another node logger serves it), saying why in an 'E' message and on
+// stderr. Like the logger of one container (below), it runs in a session
+// of its own and ignores SIGHUP, SIGINT, SIGTERM and SIGPIPE.
+//
+// Neither crash loses a container's output. The server (Node) keeps
+// duplicates of each container's outputs, so that the pipes stay open if
+// the node logger dies (SIGKILL): the container's writes fill the pipe
+// (64 KiB) and then wait, instead of failing with EPIPE. The server sees the connection
+// end, starts a new node logger and hands it every container again. A
+// server that restarts takes the duplicates back from the node logger
+// ('L') when it starts, so that it can do the same later. What such a
+// replacement loses: the output the killed node logger had read but not
+// written (at most one read, 32 KiB, per stream), attached clients (they
+// see the connection end), a pipe container's stdin (the server holds no
+// duplicate of it: the container reads EOF), and stdin-once's memory of
+// its first attach.
+//
+// # podsb-logger for one container
 //
 //	podsb-logger --log-path PATH --socket PATH
 //	    (--stdout-fd N --stderr-fd N [--stdin --stdin-fd N] | --pty-fd N [--stdin])

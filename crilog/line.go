@@ -143,7 +143,7 @@ func (s *lineSplitter) emit(dst []byte, t time.Time, partial bool, p []byte) []b
 		content = bytes.TrimSuffix(content, []byte("\r"))
 	}
 	dst = appendRecord(dst, t, s.stream, partial, content)
-	s.buf = s.buf[:0]
+	s.buf = nil // an idle stream holds no buffer
 	return dst
 }
 

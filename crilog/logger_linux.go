@@ -65,6 +65,12 @@ func parseArgs(args []string) (config, error) {
 			return bad("--ready-fd %d: not an open fd of 3 or more", fd)
 		}
 	}
+	return c, c.check()
+}
+
+// check checks a container's paths, flags and fds.
+func (c config) check() error {
+	bad := func(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 	switch {
 	case c.logPath == "" || !filepath.IsAbs(c.logPath):
 		return bad("--log-path must be an absolute path, got %q", c.logPath)
@@ -77,7 +83,7 @@ func parseArgs(args []string) (config, error) {
 		if c.stdoutFD >= 0 || c.stderrFD >= 0 || c.stdinFD >= 0 {
 			return bad("--pty-fd takes no --stdout-fd, --stderr-fd or --stdin-fd: the terminal carries them all")
 		}
-		return c, checkFDs(c, []namedFD{{c.ptyFD, "pty"}})
+		return checkFDs(c, []namedFD{{c.ptyFD, "pty"}})
 	}
 	if c.stdoutFD < 0 || c.stderrFD < 0 {
 		return bad("want --stdout-fd and --stderr-fd (pipes), or --pty-fd (a terminal)")
@@ -89,7 +95,7 @@ func parseArgs(args []string) (config, error) {
 	if c.stdinFD >= 0 {
 		fds = append(fds, namedFD{c.stdinFD, "stdin"})
 	}
-	return c, checkFDs(c, fds)
+	return checkFDs(c, fds)
 }
 
 type namedFD struct {
@@ -137,6 +143,9 @@ func checkFDs(c config, fds []namedFD) error {
 // ends and returns the exit code. Errors go to stderr as one
 // "podsb-logger: " line each.
 func Main(args []string, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "--node" {
+		return nodeMain(args[1:], stderr)
+	}
 	c, err := parseArgs(args)
 	if err != nil {
 		report(stderr, c.readyFD, err)
@@ -237,8 +246,20 @@ func newLogger(c config, diag io.Writer) (*logger, error) {
 
 // openLog opens the log for appending, made 0640 as kubelet's runtimes
 // make it; its directory must exist.
+// A log it creates is made 0640 whatever the umask (a node logger's is
+// 0177, for its sockets).
 func openLog(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o640)
+	if err == nil {
+		if err = f.Chmod(0o640); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open log: %w", err)
+		}
+		return f, nil
+	}
+	if errors.Is(err, os.ErrExist) {
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
@@ -316,28 +337,67 @@ func (l *logger) run() {
 	l.logMu.Unlock()
 }
 
+// readBufs are the buffers output is read into, and recBufs those records
+// are made in: taken for one read once the output is readable, so that an
+// idle container holds neither (a node logger serves many).
+var (
+	readBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+	recBufs  = sync.Pool{New: func() any { b := make([]byte, 0, 40<<10); return &b }}
+)
+
+// maxPooledRec is the largest record buffer kept for reuse (32 KiB of
+// empty lines make 1.3 MiB of records).
+const maxPooledRec = 256 << 10
+
 // copyOutput reads one output until its end (EOF; EIO on a terminal once
 // no process holds its other side) and writes it to the log and to the
 // attached clients.
 func (l *logger) copyOutput(f *os.File, typ byte, stream string) {
-	buf := make([]byte, 32<<10)
 	split := lineSplitter{stream: stream}
-	var rec []byte
-	for {
-		n, err := f.Read(buf)
-		if n > 0 {
-			rec = split.add(rec[:0], time.Now(), buf[:n])
-			l.writeLog(rec)
-			l.broadcast(typ, buf[:n])
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, unix.EIO) {
-				fmt.Fprintf(l.diag, "podsb-logger: read %s: %v\n", stream, err)
+	rc, err := f.SyscallConn()
+	for err == nil {
+		var bp *[]byte
+		var n int
+		var rerr error
+		err = rc.Read(func(fd uintptr) bool {
+			bp = readBufs.Get().(*[]byte)
+			for {
+				n, rerr = unix.Read(int(fd), *bp)
+				if rerr != unix.EINTR {
+					break
+				}
 			}
-			break
+			if rerr == unix.EAGAIN {
+				readBufs.Put(bp)
+				bp = nil
+				return false // wait until it is readable
+			}
+			return true
+		})
+		switch {
+		case err == nil && rerr != nil:
+			err, n = rerr, 0
+		case err == nil && n == 0:
+			err = io.EOF
+		}
+		if n > 0 {
+			rp := recBufs.Get().(*[]byte)
+			rec := split.add((*rp)[:0], time.Now(), (*bp)[:n])
+			l.writeLog(rec)
+			l.broadcast(typ, (*bp)[:n])
+			if cap(rec) <= maxPooledRec {
+				*rp = rec[:0]
+				recBufs.Put(rp)
+			}
+		}
+		if bp != nil {
+			readBufs.Put(bp)
 		}
 	}
-	l.writeLog(split.flush(rec[:0], time.Now()))
+	if !errors.Is(err, io.EOF) && !errors.Is(err, unix.EIO) {
+		fmt.Fprintf(l.diag, "podsb-logger: read %s: %v\n", stream, err)
+	}
+	l.writeLog(split.flush(nil, time.Now()))
 }
 
 // writeLog appends records to the log. A failing write (a full disk) loses

@@ -334,7 +334,14 @@ func podsMemory(tb testing.TB, s *criServer, host string, n int) (idle, loaded, 
 	warmUp(tb, s, host)
 	time.Sleep(2 * time.Second) // let the removed pod's processes exit
 	idle, _, idleProcs := treePss(tb, s.tini.Process.Pid, s.server)
-	if len(idleProcs) != 1 {
+	// podsb cri's node logger (one per server, started with its first
+	// container: the warm-up's) is part of the idle server, as containerd
+	// writes logs from its own process.
+	extra := len(idleProcs) - 1
+	if _, ok := idleProcs["podsb-logger"]; ok && s.name == "podsb" {
+		extra--
+	}
+	if extra != 0 {
 		tb.Errorf("%s idle has more than its server: %v", s.name, idleProcs)
 	}
 	for i := range n {

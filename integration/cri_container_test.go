@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,4 +158,116 @@ func TestCRICrictlContainers(t *testing.T) {
 	if r := c.crictlRun("start", "nosuchcontainer"); r.code == 0 || !strings.Contains(r.stderr, "NotFound") {
 		t.Errorf("start of an unknown container: exit %d: %s", r.code, r.stderr)
 	}
+}
+
+// nodeLoggers returns the PIDs of the node loggers serving the state
+// directory (found by their command line, wherever they were reparented).
+func (c *criEnv) nodeLoggers() []int {
+	want := "--control\x00" + filepath.Join(c.state, "logger.sock") + "\x00"
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && bytes.Contains(b, []byte(want)) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// oneNodeLogger waits until one node logger serves the state directory,
+// other than not, and returns its PID.
+func (c *criEnv) oneNodeLogger(not int) int {
+	c.t.Helper()
+	var pids []int
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if pids = c.nodeLoggers(); len(pids) == 1 && pids[0] != not {
+			return pids[0]
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("node loggers %v, want one other than %d", pids, not)
+		}
+	}
+}
+
+// TestCRILoggerKilled: a container's output goes on to its log when the
+// node logger is killed with SIGKILL (podsb cri replaces it, with the
+// outputs it holds), when podsb cri is killed (the node logger goes on),
+// and when the node logger is then killed (the restarted podsb cri took
+// the outputs back from it); once the pods are removed and the server
+// stopped, no node logger is left.
+func TestCRILoggerKilled(t *testing.T) {
+	c := newCRIEnv(t)
+	host := serveImages(t, map[string]v1.Image{"busybox:1": ociImage(t, []string{"sh", "-c", "i=0; while :; do echo line $i; i=$((i+1)); usleep 20000; done"}, busyboxLayer(t))})
+	ref := host + "/busybox:1"
+	c.crictlMust("pull", ref)
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	os.Mkdir(logs, 0o755)
+	podJSON := filepath.Join(dir, "pod.json")
+	os.WriteFile(podJSON, []byte(`{"metadata": {"name": "lk", "namespace": "default", "uid": "lk1"}, "log_directory": "`+logs+`", "linux": {}}`), 0o644)
+	ctrJSON := filepath.Join(dir, "ctr.json")
+	os.WriteFile(ctrJSON, []byte(`{"metadata": {"name": "talker"}, "image": {"image": "`+ref+`"}, "log_path": "talker.log", "linux": {}}`), 0o644)
+	pod := strings.TrimSpace(c.crictlMust("runp", podJSON))
+	c.use(pod)
+	ctr := strings.TrimSpace(c.crictlMust("create", pod, ctrJSON, podJSON))
+	c.crictlMust("start", ctr)
+	logPath := filepath.Join(logs, "talker.log")
+	// lastLine is the highest line number in the log.
+	lastLine := func() int {
+		b, _ := os.ReadFile(logPath)
+		n := -1
+		for _, l := range strings.Split(string(b), "\n") {
+			if i := strings.Index(l, " F line "); i >= 0 {
+				if v, err := strconv.Atoi(l[i+len(" F line "):]); err == nil && v > n {
+					n = v
+				}
+			}
+		}
+		return n
+	}
+	goesOn := func(what string) {
+		t.Helper()
+		n := lastLine()
+		waitFor(t, "the log to go on "+what, func() bool { return lastLine() > n+5 })
+	}
+	goesOn("at the start")
+	pid := c.oneNodeLogger(0)
+
+	syscall.Kill(pid, syscall.SIGKILL)
+	pid = c.oneNodeLogger(pid)
+	goesOn("after the node logger was killed")
+
+	c.srv.Process.Kill()
+	c.srv.Wait()
+	c.srv = nil
+	goesOn("after podsb cri was killed")
+	c.startServer()
+	goesOn("after podsb cri restarted")
+	syscall.Kill(pid, syscall.SIGKILL)
+	c.oneNodeLogger(pid)
+	goesOn("after the node logger was killed under the restarted server")
+	if out := c.crictlMust("logs", "--tail", "1", ctr); !strings.HasPrefix(out, "line ") {
+		t.Errorf("crictl logs --tail 1: %q", out)
+	}
+	// Every line is in the log once, in order, but those the killed node
+	// loggers had read and not yet written.
+	b, _ := os.ReadFile(logPath)
+	prev := -1
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		i := strings.Index(l, " F line ")
+		v, err := strconv.Atoi(l[i+len(" F line "):])
+		if i < 0 || err != nil || v <= prev {
+			t.Fatalf("log line %q after line %d", l, prev)
+		}
+		prev = v
+	}
+
+	c.crictlMust("stopp", pod)
+	c.crictlMust("rmp", pod)
+	c.stopServer()
+	waitFor(t, "no node logger left", func() bool { return len(c.nodeLoggers()) == 0 })
 }
