@@ -202,3 +202,11 @@ func CapNames(mask uint64) []string {
 	sort.Strings(out)
 	return out
 }
+
+// IsCap reports whether name is a capability podsb knows (CAP_ optional,
+// any case) or ALL.
+func IsCap(name string) bool {
+	n := capName(name)
+	_, ok := capNumbers[n]
+	return ok || n == "ALL"
+}
