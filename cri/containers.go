@@ -90,18 +90,11 @@ type runConfig struct {
 	Privileged bool              `json:"privileged,omitempty"`
 	CapAdd     []string          `json:"capAdd,omitempty"`
 	CapDrop    []string          `json:"capDrop,omitempty"`
-	// The rest of the security context (security.go).
-	NewPrivs      bool     `json:"newPrivs,omitempty"`
-	Unconfined    bool     `json:"unconfined,omitempty"`
-	Seccomp       string   `json:"seccomp,omitempty"`
-	Groups        []uint32 `json:"groups,omitempty"`
-	StrictGroups  bool     `json:"strictGroups,omitempty"`
-	MaskedPaths   []string `json:"maskedPaths,omitempty"`
-	ReadOnlyPaths []string `json:"readOnlyPaths,omitempty"`
-	// Identity is who the process runs as, once started.
-	Identity *sandbox.Identity `json:"identity,omitempty"`
 	StopSignal string            `json:"stopSignal,omitempty"`
 	Image      *rootfs.ImageRoot `json:"image"`
+
+	// secConfig is the rest of the security context (security.go).
+	secConfig
 
 	// argsSplit is where the config's command ends and its args begin
 	// in Args, until imageRootFor has made the command; -1 after.

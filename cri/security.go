@@ -157,6 +157,20 @@ func podSecurityOf(sc *runtimeapi.LinuxSandboxSecurityContext, c *sandbox.Config
 	return noLSM(field, sc.GetApparmor(), "", sc.GetSelinuxOptions())
 }
 
+// secConfig is the part of a container's security context that runConfig
+// keeps besides privileged, the capabilities and the read-only root.
+type secConfig struct {
+	NewPrivs      bool     `json:"newPrivs,omitempty"`
+	Unconfined    bool     `json:"unconfined,omitempty"`
+	Seccomp       string   `json:"seccomp,omitempty"` // a Localhost profile's contents
+	Groups        []uint32 `json:"groups,omitempty"`
+	StrictGroups  bool     `json:"strictGroups,omitempty"`
+	MaskedPaths   []string `json:"maskedPaths,omitempty"`
+	ReadOnlyPaths []string `json:"readOnlyPaths,omitempty"`
+	// Identity is who the process runs as, once started.
+	Identity *sandbox.Identity `json:"identity,omitempty"`
+}
+
 // security is the sandbox's Security of a container's process and its
 // execs.
 func (r *runConfig) security() sandbox.Security {
