@@ -208,7 +208,7 @@ func (p *planner) maskTarget(s *Spec, path string) (string, os.FileInfo, error) 
 	if dir == "" {
 		dir = "/" // the default root's system directories are the host's
 	}
-	resolved, err := securejoin.SecureJoin(dir, clean)
+	resolved, err := securejoin.SecureJoinVFS(dir, clean, p.host)
 	if err != nil {
 		return "", nil, nil
 	}
