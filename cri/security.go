@@ -61,10 +61,12 @@ func securityOf(name string, sc *runtimeapi.LinuxContainerSecurityContext, run *
 	}
 	run.MaskedPaths, run.ReadOnlyPaths = sc.GetMaskedPaths(), sc.GetReadonlyPaths()
 	var err error
+	//lint:ignore SA1019 deprecated, but older kubelets send it
 	run.Unconfined, run.Seccomp, err = seccompOf(field, sc.GetSeccomp(), sc.GetSeccompProfilePath())
 	if err != nil {
 		return err
 	}
+	//lint:ignore SA1019 deprecated, but older kubelets send it
 	return noLSM(field, sc.GetApparmor(), sc.GetApparmorProfile(), sc.GetSelinuxOptions())
 }
 
@@ -148,6 +150,7 @@ func noLSM(field func(string) string, apparmor *runtimeapi.SecurityProfile, appa
 func podSecurityOf(sc *runtimeapi.LinuxSandboxSecurityContext, c *sandbox.Config) error {
 	field := func(f string) string { return "pod sandbox config: linux.security_context." + f }
 	c.Security.Privileged = sc.GetPrivileged()
+	//lint:ignore SA1019 deprecated, but older kubelets send it
 	unconfined, _, err := seccompOf(field, sc.GetSeccomp(), sc.GetSeccompProfilePath())
 	if err != nil {
 		return err

@@ -39,9 +39,11 @@ func TestSecurityOf(t *testing.T) {
 			{"localhost", &runtimeapi.LinuxContainerSecurityContext{Seccomp: local(good)}, func(r runConfig) bool {
 				return !r.Unconfined && strings.Contains(r.Seccomp, "sethostname")
 			}},
+			//lint:ignore SA1019 the deprecated fields are still honoured
 			{"deprecated path", &runtimeapi.LinuxContainerSecurityContext{SeccompProfilePath: "localhost/" + good}, func(r runConfig) bool {
 				return strings.Contains(r.Seccomp, "sethostname")
 			}},
+			//lint:ignore SA1019 the deprecated fields are still honoured
 			{"deprecated runtime/default", &runtimeapi.LinuxContainerSecurityContext{SeccompProfilePath: "runtime/default"}, func(r runConfig) bool {
 				return !r.Unconfined && r.Seccomp == ""
 			}},
@@ -54,6 +56,7 @@ func TestSecurityOf(t *testing.T) {
 				return r.MaskedPaths[0] == "/bin/ls" && r.ReadOnlyPaths[0] == "/tmp" && r.CapAdd[0] == "NET_ADMIN" && r.CapDrop[0] == "ALL"
 			}},
 			{"apparmor unconfined", &runtimeapi.LinuxContainerSecurityContext{Apparmor: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined},
+				//lint:ignore SA1019 the deprecated fields are still honoured
 				ApparmorProfile: "unconfined"}, func(runConfig) bool { return true }},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -86,8 +89,10 @@ func TestSecurityOf(t *testing.T) {
 		{"missing profile", &runtimeapi.LinuxContainerSecurityContext{Seccomp: local(filepath.Join(dir, "none.json"))}, codes.InvalidArgument, "seccomp: localhost profile"},
 		{"profile is a directory", &runtimeapi.LinuxContainerSecurityContext{Seccomp: local(dir)}, codes.InvalidArgument, "not a regular file"},
 		{"relative profile", &runtimeapi.LinuxContainerSecurityContext{Seccomp: local("p.json")}, codes.InvalidArgument, "not an absolute path"},
+		//lint:ignore SA1019 the deprecated fields are still honoured
 		{"bad deprecated path", &runtimeapi.LinuxContainerSecurityContext{SeccompProfilePath: "docker/strict"}, codes.InvalidArgument, "seccomp_profile_path"},
 		{"apparmor localhost", &runtimeapi.LinuxContainerSecurityContext{Apparmor: local("p")}, codes.InvalidArgument, "apparmor: profile Localhost"},
+		//lint:ignore SA1019 the deprecated fields are still honoured
 		{"apparmor deprecated", &runtimeapi.LinuxContainerSecurityContext{ApparmorProfile: "runtime/default"}, codes.InvalidArgument, "apparmor_profile"},
 		{"selinux", &runtimeapi.LinuxContainerSecurityContext{SelinuxOptions: &runtimeapi.SELinuxOption{Level: "s0:c1"}}, codes.InvalidArgument, "selinux_options"},
 	} {
