@@ -93,6 +93,9 @@ type runConfig struct {
 	StopSignal string            `json:"stopSignal,omitempty"`
 	Image      *rootfs.ImageRoot `json:"image"`
 
+	// secConfig is the rest of the security context (security.go).
+	secConfig
+
 	// argsSplit is where the config's command ends and its args begin
 	// in Args, until imageRootFor has made the command; -1 after.
 	argsSplit int
@@ -282,11 +285,10 @@ func runConfigOf(cfg *runtimeapi.ContainerConfig) (runConfig, error) {
 		return run, invalidf("container %s: windows options on a Linux runtime", name)
 	}
 	sc := cfg.GetLinux().GetSecurityContext()
+	if err := securityOf(name, sc, &run); err != nil {
+		return run, err
+	}
 	if sc != nil {
-		run.Privileged = sc.GetPrivileged()
-		run.ReadOnly = sc.GetReadonlyRootfs()
-		run.CapAdd = sc.GetCapabilities().GetAddCapabilities()
-		run.CapDrop = sc.GetCapabilities().GetDropCapabilities()
 		var user, group string
 		switch {
 		case sc.GetRunAsUsername() != "":
@@ -474,6 +476,9 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 		return nil, grpcError("start container "+rec.ID, err)
 	}
 	rec.State = stateRunning
+	if st, err := p.Container(rec.ID); err == nil {
+		rec.Run.Identity = st.User
+	}
 	if err := s.updateContainer(&rec); err != nil {
 		return nil, err
 	}
@@ -487,9 +492,10 @@ func containerConfig(rec *containerRecord) sandbox.ContainerConfig {
 	return sandbox.ContainerConfig{
 		ExecConfig: sandbox.ExecConfig{
 			Args: r.Args, Env: r.Env, Dir: r.Dir, User: r.User, TTY: r.TTY, Detach: true,
-			Security: sandbox.Security{Privileged: r.Privileged, CapAdd: r.CapAdd, CapDrop: r.CapDrop},
+			Groups: r.Groups, StrictGroups: r.StrictGroups, Security: r.security(),
 		},
 		Name: rec.ID, ReadOnly: r.ReadOnly, Volumes: r.Volumes, Image: r.Image,
+		MaskedPaths: r.MaskedPaths, ReadOnlyPaths: r.ReadOnlyPaths,
 	}
 }
 
@@ -570,6 +576,13 @@ func (s *Server) ContainerStatus(_ context.Context, req *runtimeapi.ContainerSta
 		ExitCode: rec.ExitCode, Reason: rec.Reason, Message: rec.Message,
 		Image: &runtimeapi.ImageSpec{Image: rec.Image}, ImageRef: rec.ImageRef, ImageId: rec.ImageRef,
 		Labels: rec.Labels, Annotations: rec.Annotations, LogPath: rec.LogPath,
+	}
+	if id := rec.Run.Identity; id != nil {
+		u := &runtimeapi.LinuxContainerUser{Uid: int64(id.UID), Gid: int64(id.GID)}
+		for _, g := range id.Groups {
+			u.SupplementalGroups = append(u.SupplementalGroups, int64(g))
+		}
+		st.User = &runtimeapi.ContainerUser{Linux: u}
 	}
 	for _, v := range rec.Run.Volumes {
 		st.Mounts = append(st.Mounts, &runtimeapi.Mount{ContainerPath: v.Destination, HostPath: v.Source, Readonly: v.ReadOnly})

@@ -439,5 +439,6 @@ func (s *Server) execDefaults(id string, c *sandbox.ExecConfig) {
 		return // a container the CRI did not make (searchTarget)
 	}
 	c.Env, c.Dir, c.User = rec.Run.Env, rec.Run.Dir, rec.Run.User
-	c.Security = sandbox.Security{Privileged: rec.Run.Privileged, CapAdd: rec.Run.CapAdd, CapDrop: rec.Run.CapDrop}
+	c.Groups, c.StrictGroups = rec.Run.Groups, rec.Run.StrictGroups
+	c.Security = rec.Run.security()
 }

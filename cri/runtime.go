@@ -60,6 +60,8 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 			{Type: runtimeapi.NetworkReady, Status: true},
 		}},
 		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{}}},
+		// ContainerStatus reports the user (security.go).
+		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}
 	if req.GetVerbose() {
 		resp.Info = map[string]string{"config": mustJSON(map[string]string{"root": s.root, "images": s.images.Root(), "state": s.store.dir})}
@@ -160,6 +162,9 @@ func podConfig(cfg *runtimeapi.PodSandboxConfig, handler string) (sandbox.Config
 	}
 	if n := len(cfg.GetLinux().GetSysctls()); n > 0 {
 		return sc, unimplementedf("pod sandbox config: %d sysctls: pod sysctls are not supported by podsb yet", n)
+	}
+	if err := podSecurityOf(cfg.GetLinux().GetSecurityContext(), &sc); err != nil {
+		return sc, err
 	}
 	sc.Hostname = cfg.GetHostname()
 	net := &sandbox.NetworkConfig{}

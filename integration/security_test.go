@@ -190,7 +190,34 @@ func TestSeccompDefault(t *testing.T) {
 			t.Errorf("%v: Seccomp %s", flag, got)
 		}
 	}
-	wantFailure(t, e.run("exec", "--security-opt", "apparmor=x", pod, "--", "true"), "only seccomp=unconfined")
+	wantFailure(t, e.run("exec", "--security-opt", "apparmor=x", pod, "--", "true"), "want seccomp=unconfined, seccomp=FILE")
+}
+
+// A profile of the caller's replaces the default filter, with its own
+// errno; a bad one is refused before anything runs. no-new-privileges=false
+// leaves no_new_privs off.
+func TestSeccompProfileCLI(t *testing.T) {
+	e := newEnv(t)
+	pod, _ := e.create()
+	dir := t.TempDir()
+	prof := filepath.Join(dir, "p.json")
+	os.WriteFile(prof, []byte(`{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}`), 0o644)
+	getppid := `import ctypes; l = ctypes.CDLL(None, use_errno=True); r = l.syscall(110); print(r, ctypes.get_errno())`
+	for _, run := range [][]string{{"exec"}, {"run"}} {
+		args := append(append(run, "--security-opt", "seccomp="+prof, pod, "--"), "python3", "-c", getppid)
+		if out := e.must(args...); out != "-1 13\n" {
+			t.Errorf("%s: getppid under the profile: %q, want -1 EACCES", run[0], out)
+		}
+		// With no_new_privs off too: the filter still goes in.
+		st := e.must(append(append(run, "--security-opt", "seccomp="+prof, "--security-opt", "no-new-privileges=false", pod, "--"), "cat", "/proc/self/status")...)
+		if procStatusField(st, "Seccomp") != "2" || procStatusField(st, "NoNewPrivs") != "0" {
+			t.Errorf("%s: Seccomp %s NoNewPrivs %s", run[0], procStatusField(st, "Seccomp"), procStatusField(st, "NoNewPrivs"))
+		}
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"defaultAction": "SCMP_ACT_NOTIFY"}`), 0o644)
+	wantFailure(t, e.run("exec", "--security-opt", "seccomp="+bad, pod, "--", "true"), "SCMP_ACT_NOTIFY")
+	wantFailure(t, e.run("exec", "--security-opt", "seccomp="+filepath.Join(dir, "missing.json"), pod, "--", "true"), "no such file")
 }
 
 // A device node made in a pod cannot be opened: CAP_MKNOD is in the default

@@ -52,7 +52,9 @@ func plan(h Host, s *Spec) ([]setup.Op, error) {
 	p.devices(p.path("dev"), s.NoDev, s.Shared)
 	p.mount("tmpfs", p.path("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
 	if s.Mask {
-		p.mask()
+		if err := p.mask(s); err != nil {
+			return nil, err
+		}
 	}
 	if err := p.etc(s); err != nil {
 		return nil, err
@@ -144,29 +146,87 @@ func (p *planner) defaultRoot() error {
 	return nil
 }
 
-// mask hides MaskedPaths and makes ReadOnlyPaths read-only. What the host's
-// kernel does not have is skipped (the pod's /proc and /sys are of the
-// same kernel).
-func (p *planner) mask() {
-	for _, m := range MaskedPaths {
-		fi, err := p.host.Stat(m)
+// mask hides MaskedPaths and makes ReadOnlyPaths read-only (or the spec's
+// own lists). What the host's kernel does not have is skipped (the pod's
+// /proc and /sys are of the same kernel), as is a path the root lacks.
+func (p *planner) mask(s *Spec) error {
+	masked, readOnly := MaskedPaths, ReadOnlyPaths
+	if s.MaskPaths != nil {
+		masked = s.MaskPaths
+	}
+	if s.ReadOnlyPaths != nil {
+		readOnly = s.ReadOnlyPaths
+	}
+	for _, m := range masked {
+		target, fi, err := p.maskTarget(s, m)
 		if err != nil {
-			continue
+			return err
 		}
-		if fi.IsDir() {
-			p.mount("tmpfs", p.path(m), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
-		} else {
-			p.mount("/dev/null", p.path(m), "", unix.MS_BIND, "")
+		switch {
+		case fi == nil:
+		case fi.IsDir():
+			p.mount("tmpfs", target, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+		default:
+			p.mount("/dev/null", target, "", unix.MS_BIND, "")
 		}
 	}
-	for _, r := range ReadOnlyPaths {
-		if _, err := p.host.Stat(r); err != nil {
-			continue
+	for _, r := range readOnly {
+		target, fi, err := p.maskTarget(s, r)
+		if err != nil {
+			return err
 		}
-		p.mount(p.path(r), p.path(r), "", unix.MS_BIND|unix.MS_REC, "")
-		p.add(setup.Op{Code: setup.RemountRO, Num: setup.Recursive, Str: []string{p.path(r)}})
+		if fi != nil {
+			p.mount(target, target, "", unix.MS_BIND|unix.MS_REC, "")
+			p.add(setup.Op{Code: setup.RemountRO, Num: setup.Recursive, Str: []string{target}})
+		}
 	}
+	return nil
 }
+
+// maskTarget is where a masked or read-only path is in the target, and
+// what it is; a nil FileInfo for a path that does not exist. The plan's
+// own mounts (/proc, /sys, /dev, /tmp) are the kernel's or made here;
+// other paths are resolved in the root directory, never leaving it.
+func (p *planner) maskTarget(s *Spec, path string) (string, os.FileInfo, error) {
+	clean := filepath.Clean(path)
+	if !filepath.IsAbs(path) || clean == "/" {
+		return "", nil, invalidf("masked or read-only path %q: not an absolute path below /", path)
+	}
+	switch {
+	case within(clean, "/proc"), within(clean, "/sys"):
+		fi, err := p.host.Stat(clean)
+		if err != nil {
+			return "", nil, nil
+		}
+		return p.path(clean), fi, nil
+	case clean == "/tmp", clean == "/dev":
+		return p.path(clean), dirInfo{}, nil
+	case within(clean, "/dev"), within(clean, "/tmp"):
+		return "", nil, invalidf("masked or read-only path %q: below the pod's /dev or /tmp, which podsb makes", path)
+	}
+	dir := s.Dir
+	if dir == "" {
+		dir = "/" // the default root's system directories are the host's
+	}
+	resolved, err := securejoin.SecureJoinVFS(dir, clean, p.host)
+	if err != nil {
+		return "", nil, nil
+	}
+	fi, err := p.host.Lstat(resolved)
+	if err != nil {
+		return "", nil, nil
+	}
+	rel, err := filepath.Rel(dir, resolved)
+	if err != nil {
+		return "", nil, nil
+	}
+	return p.path(rel), fi, nil
+}
+
+// dirInfo is the FileInfo of a directory the plan makes.
+type dirInfo struct{ os.FileInfo }
+
+func (dirInfo) IsDir() bool { return true }
 
 // devNodes are the character devices every pod gets, as runc gives them.
 var devNodes = []struct {

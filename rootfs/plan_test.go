@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"errors"
 	"io/fs"
 	"path"
 	"slices"
@@ -253,6 +254,57 @@ func TestPlanVolumeIntoKernelDirs(t *testing.T) {
 		_, err := plan(h, &Spec{Dir: "/srv/root", Target: "/t", Volumes: []Volume{{Source: "/srv/data", Destination: dst}}})
 		if err == nil || !strings.Contains(err.Error(), "cannot mount") {
 			t.Errorf("sneaky -> %s: %v", target, err)
+		}
+	}
+}
+
+// TestPlanMaskLists checks a spec's own masked and read-only paths: they
+// replace the default lists; a path in the root resolves inside it (a
+// symbolic link never leaves it); /tmp is the plan's own; a missing path
+// is skipped; a relative one, or one under /dev, refused.
+func TestPlanMaskLists(t *testing.T) {
+	h := merged()
+	h.fs["srv/root/bin/ls"] = file("elf")
+	h.fs["srv/root/bin/evil"] = link("/srv/conf.txt")
+	h.fs["srv/root/bin/up"] = link("../../../srv/conf.txt")
+	h.fs["srv/root/srv"] = dir()
+	h.fs["srv/root/srv/conf.txt"] = file("inside")
+	s := &Spec{Target: "/t", Dir: "/srv/root", Mask: true,
+		MaskPaths: []string{"/bin/ls", "/bin/evil", "/bin/up", "/nonexistent", "/proc/acpi"}, ReadOnlyPaths: []string{"/tmp", "/etc"}}
+	ops, err := plan(h, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := mountsAt(ops, "/t/bin/ls"); len(m) != 1 || m[0].Str[0] != "/dev/null" {
+		t.Errorf("/bin/ls mounts %+v", m)
+	}
+	if m := mountsAt(ops, "/t/proc/acpi"); len(m) != 1 || m[0].Str[2] != "tmpfs" {
+		t.Errorf("/proc/acpi mounts %+v", m)
+	}
+	// Both links resolve inside the root, to its /srv/conf.txt.
+	if m := mountsAt(ops, "/t/srv/conf.txt"); len(m) != 2 {
+		t.Errorf("links resolved in the root: /t/srv/conf.txt mounts %+v", m)
+	}
+	if m := mountsAt(ops, "/t/proc/keys"); len(m) != 0 {
+		t.Errorf("the spec's list replaces the default, but /proc/keys mounts %+v", m)
+	}
+	for _, o := range ops {
+		if o.Code == setup.Mount && o.Str[1] != "/" && (!strings.HasPrefix(o.Str[1], "/t") || strings.Contains(o.Str[1], "nonexistent")) {
+			t.Errorf("mount outside the root or of a missing path: %+v", o)
+		}
+	}
+	for _, p := range []string{"/t/tmp", "/t/etc"} {
+		if ro := find(ops, setup.RemountRO, p); len(ro) != 1 {
+			t.Errorf("%s read-only ops %+v", p, ro)
+		}
+	}
+	if ro := find(ops, setup.RemountRO, "/t/proc/sys"); len(ro) != 0 {
+		t.Errorf("the spec's read-only list replaces the default, but /proc/sys: %+v", ro)
+	}
+	for _, bad := range []string{"bin/ls", "/", "/dev/shm"} {
+		s := &Spec{Target: "/t", Dir: "/srv/root", Mask: true, MaskPaths: []string{bad}}
+		if _, err := plan(h, s); !errors.Is(err, ErrInvalid) {
+			t.Errorf("masked path %q: %v", bad, err)
 		}
 	}
 }

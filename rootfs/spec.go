@@ -34,6 +34,13 @@ type Spec struct {
 	// Mask hides the sensitive parts of /proc and /sys (MaskedPaths) and
 	// makes others read-only (ReadOnlyPaths), as runc does by default.
 	Mask bool `json:"mask,omitempty"`
+	// MaskPaths and ReadOnlyPaths, when not nil, replace MaskedPaths and
+	// ReadOnlyPaths for Mask: absolute paths in the root. One under /proc
+	// or /sys is the kernel's; another is looked up in Dir, without
+	// leaving it (a symbolic link resolves inside the root). A path that
+	// does not exist is skipped.
+	MaskPaths     []string `json:"maskPaths,omitempty"`
+	ReadOnlyPaths []string `json:"readOnlyPaths,omitempty"`
 	// NoDev lets device nodes work only where the plan puts them, in /dev:
 	// the root (a directory root's bind), the volumes and /dev itself are
 	// nodev, and /dev's nodes are bind mounts of the host's. Without it a

@@ -43,6 +43,11 @@ type ContainerConfig struct {
 	ReadOnly bool
 	// Volumes are host paths bound into the container.
 	Volumes []Volume
+	// MaskedPaths and ReadOnlyPaths, when not nil, replace the default
+	// lists of paths hidden and made read-only (rootfs.MaskedPaths and
+	// rootfs.ReadOnlyPaths; see rootfs.Spec.MaskPaths). Privileged
+	// containers have none.
+	MaskedPaths, ReadOnlyPaths []string
 	// Image, if set, makes the root an overlay of image layers (instead
 	// of Rootfs) and applies the image's configuration: see
 	// rootfs.ImageRoot.
@@ -71,6 +76,8 @@ type ContainerState struct {
 	MountNamespace string `json:"mountNamespace"`
 	// Log is the output of a detached container.
 	Log string `json:"log,omitempty"`
+	// User is who the container's process runs as.
+	User *Identity `json:"user,omitempty"`
 	// Exit is how a stopped detached container ended, as pause recorded
 	// it (exit_linux.go); Container and Containers fill it in, it is not
 	// stored here. It is nil while the container runs, for a container
@@ -243,7 +250,8 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 	if err := validateContainerName(name); err != nil {
 		return nil, err
 	}
-	spec := rootfs.Spec{Dir: cc.Rootfs, ReadOnly: cc.ReadOnly, Volumes: cc.Volumes, Mask: !cc.Security.Privileged, NoDev: !cc.Security.Privileged}
+	spec := rootfs.Spec{Dir: cc.Rootfs, ReadOnly: cc.ReadOnly, Volumes: cc.Volumes, Mask: !cc.Security.Privileged, NoDev: !cc.Security.Privileged,
+		MaskPaths: cc.MaskedPaths, ReadOnlyPaths: cc.ReadOnlyPaths}
 	if spec.Dir != "" {
 		spec.Dir = filepath.Clean(spec.Dir)
 	}

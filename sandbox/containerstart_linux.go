@@ -174,6 +174,9 @@ func (r *containerStart) prepare(context.Context) error {
 	if r.user, err = userIn(etc, c.User); err != nil {
 		return err
 	}
+	if err := r.user.addGroups(c.Groups, c.StrictGroups); err != nil {
+		return err
+	}
 	r.env, r.workdir = commandEnv(c, r.user, st.Hostname)
 	return nil
 }
@@ -405,7 +408,7 @@ func (r *containerStart) record(context.Context) error {
 		Name: r.name, Status: specs.StateCreating, Pid: r.proc.hostPID, PodPID: r.proc.PodPID(),
 		Created: time.Now().UTC(), Args: cc.Args, Rootfs: cc.Rootfs, ReadOnly: cc.ReadOnly,
 		Volumes: cc.Volumes, Detached: cc.Detach, MountNamespace: r.pod.containerMountNS(r.name), Log: r.state.Log,
-		Image: cc.Image,
+		Image: cc.Image, User: r.user.identity(),
 	}
 	ps, err := readStat(r.proc.hostPID)
 	if err != nil {

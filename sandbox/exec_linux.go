@@ -48,6 +48,10 @@ type ExecConfig struct {
 	// /etc/group) or numbers; root with HOME=/root and no supplementary
 	// groups if empty.
 	User string
+	// Groups are supplementary groups added to those the pod's /etc/group
+	// lists the user in; with StrictGroups, the only ones.
+	Groups       []uint32
+	StrictGroups bool
 	// Stdin, Stdout and Stderr are the command's stdio; nil is /dev/null.
 	// With TTY they are not used: read and write Process.PTY instead.
 	Stdin          io.Reader
@@ -333,6 +337,9 @@ type launch struct {
 // environment and the command's path.
 func (p *Pod) prepare(c ExecConfig) (*launch, error) {
 	u, err := userIn("/etc", c.User)
+	if err == nil {
+		err = u.addGroups(c.Groups, c.StrictGroups)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,14 @@ type Security struct {
 	// Unconfined turns off the default seccomp filter alone
 	// (--security-opt seccomp=unconfined).
 	Unconfined bool
+	// Seccomp, if set, is a seccomp profile in the OCI (Docker) JSON
+	// format that replaces the default filter (unless Privileged or
+	// Unconfined). It is compiled to a BPF filter for this architecture:
+	// CheckSeccomp tells what it cannot express.
+	Seccomp string `json:"seccomp,omitempty"`
+	// NewPrivs leaves no_new_privs off, so that set-user-ID programs raise
+	// privileges (the CRI's no_new_privs false); podsb's own default is on.
+	NewPrivs bool `json:"newPrivs,omitempty"`
 }
 
 // privilegeOps are the last operations before a process of a pod runs:
@@ -41,17 +49,36 @@ func (s Security) privilegeOps(uid uint32, mask uint64, all bool, setIDs []setup
 	if s.Privileged {
 		return ops, nil
 	}
-	ops = append(ops, setup.Op{Code: setup.NoNewPrivs})
+	var filter []setup.Op
 	if !s.Unconfined {
 		if all {
 			mask = ^uint64(0)
 		}
-		filter, err := seccompFilter(mask)
+		var f []byte
+		var err error
+		if s.Seccomp != "" {
+			f, err = profileFilter(s.Seccomp, mask)
+		} else {
+			f, err = seccompFilter(mask)
+		}
 		if err != nil {
 			return nil, err
 		}
-		ops = append(ops, setup.Op{Code: setup.Seccomp, Str: []string{string(filter)}})
+		filter = []setup.Op{{Code: setup.Seccomp, Str: []string{string(f)}}}
 	}
+	if !s.NewPrivs {
+		ops = append(ops, setup.Op{Code: setup.NoNewPrivs})
+		return append(ops, filter...), nil
+	}
+	// Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: it
+	// goes in while the process is still root with every capability,
+	// before the user changes (as runc orders it). The filter then sees
+	// the user change, which every profile worth using allows.
+	at := 0
+	if !all {
+		at = 1 // after the bounding set
+	}
+	ops = append(ops[:at:at], append(filter, ops[at:]...)...)
 	return ops, nil
 }
 
@@ -174,4 +201,12 @@ func CapNames(mask uint64) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// IsCap reports whether name is a capability podsb knows (CAP_ optional,
+// any case) or ALL.
+func IsCap(name string) bool {
+	n := capName(name)
+	_, ok := capNumbers[n]
+	return ok || n == "ALL"
 }

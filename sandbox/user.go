@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -119,6 +120,38 @@ func resolveUser(spec string, passwd, group io.Reader) (execUser, error) {
 		return u, invalidf("user %q: in %d groups of /etc/group, at most %d are supported", name, len(u.groups), setup.MaxStrings)
 	}
 	return u, nil
+}
+
+// addGroups adds extra supplementary groups to u's, or with strict makes
+// them u's only ones; the primary group is never listed twice.
+func (u *execUser) addGroups(extra []uint32, strict bool) error {
+	if strict {
+		u.groups = nil
+	}
+	for _, g := range extra {
+		if g != u.gid && !slices.Contains(u.groups, g) {
+			u.groups = append(u.groups, g)
+		}
+	}
+	if len(u.groups) > setup.MaxStrings {
+		return invalidf("%d supplementary groups: at most %d are supported", len(u.groups), setup.MaxStrings)
+	}
+	return nil
+}
+
+// Identity is who a container's process runs as: its user, primary
+// group, and every group it is in (the primary one too), sorted.
+type Identity struct {
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups"`
+}
+
+func (u execUser) identity() *Identity {
+	id := &Identity{UID: u.uid, GID: u.gid, Groups: append([]uint32{u.gid}, u.groups...)}
+	slices.Sort(id.Groups)
+	id.Groups = slices.Compact(id.Groups)
+	return id
 }
 
 func parseColonFile(r io.Reader) [][]string {

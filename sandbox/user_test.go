@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -82,5 +83,49 @@ func TestNames(t *testing.T) {
 		if id := NewName(); isNumber(id) || validateContainerName(id) != nil {
 			t.Fatalf("generated name %q", id)
 		}
+	}
+}
+
+// TestAddGroups checks the supplementary groups of a CRI container: the
+// image's and the config's (Merge), or the config's alone (Strict), never
+// the primary group twice.
+func TestAddGroups(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		extra  []uint32
+		strict bool
+		want   []uint32
+		ids    []uint32
+	}{
+		{"merge", []uint32{1234, 50000}, false, []uint32{50000, 1234}, []uint32{1000, 1234, 50000}},
+		{"strict", []uint32{1234, 1000}, true, []uint32{1234}, []uint32{1000, 1234}},
+		{"none", nil, false, []uint32{50000}, []uint32{1000, 50000}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := resolveUser("1000", strings.NewReader("u:x:1000:1000::/home:/bin/sh\n"), strings.NewReader("u:x:1000:\ng:x:50000:u\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := u.addGroups(tc.extra, tc.strict); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(u.groups, tc.want) {
+				t.Errorf("groups %v, want %v", u.groups, tc.want)
+			}
+			if id := u.identity(); id.UID != 1000 || id.GID != 1000 || !slices.Equal(id.Groups, tc.ids) {
+				t.Errorf("identity %+v, want groups %v", id, tc.ids)
+			}
+		})
+	}
+	u := execUser{}
+	if err := u.addGroups(make([]uint32, 100), false); err != nil {
+		t.Errorf("a group repeated: %v", err)
+	}
+	many := make([]uint32, 70)
+	for i := range many {
+		many[i] = uint32(i + 1)
+	}
+	if err := u.addGroups(many, false); !errors.Is(err, ErrInvalid) {
+		t.Errorf("70 groups: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/creack/pty"
@@ -54,19 +55,36 @@ func securityFlags(f *pflag.FlagSet, s *sandbox.Security) {
 	f.StringSliceVar(&s.CapAdd, "cap-add", nil, "add capabilities to the default set (`CAP,...` or ALL)")
 	f.StringSliceVar(&s.CapDrop, "cap-drop", nil, "drop capabilities from the default set (`CAP,...` or ALL)")
 	f.BoolVar(&s.Privileged, "privileged", false, "keep every capability; no no_new_privs or seccomp filter (and, for create and run, no masking of /proc and no nodev)")
-	f.Var(&securityOpt{s}, "security-opt", "`seccomp=unconfined`: no seccomp filter")
+	f.Var(&securityOpt{s}, "security-opt", "`seccomp=unconfined`: no seccomp filter; seccomp=PROFILE.json: that profile's filter instead of the default; no-new-privileges=false: set-user-ID programs raise privileges")
 }
 
-// securityOpt is --security-opt; it knows seccomp=unconfined.
+// securityOpt is --security-opt: seccomp=unconfined, seccomp=FILE (a
+// profile in the OCI JSON format) and no-new-privileges[=true|false].
 type securityOpt struct{ s *sandbox.Security }
 
 func (o *securityOpt) String() string { return "" }
 func (o *securityOpt) Type() string   { return "string" }
 func (o *securityOpt) Set(v string) error {
-	if v != "seccomp=unconfined" {
-		return fmt.Errorf("--security-opt %q: only seccomp=unconfined is known", v)
+	key, val, _ := strings.Cut(v, "=")
+	switch {
+	case v == "seccomp=unconfined":
+		o.s.Unconfined = true
+	case key == "seccomp" && val != "":
+		b, err := os.ReadFile(val)
+		if err != nil {
+			return fmt.Errorf("--security-opt %s: %w", v, err)
+		}
+		if err := sandbox.CheckSeccomp(string(b)); err != nil {
+			return fmt.Errorf("--security-opt %s: %w", v, err)
+		}
+		o.s.Seccomp = string(b)
+	case v == "no-new-privileges", v == "no-new-privileges=true":
+		o.s.NewPrivs = false
+	case v == "no-new-privileges=false":
+		o.s.NewPrivs = true
+	default:
+		return fmt.Errorf("--security-opt %q: want seccomp=unconfined, seccomp=FILE or no-new-privileges[=false]", v)
 	}
-	o.s.Unconfined = true
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -28,18 +29,55 @@ const (
 	nginxImage     = "registry.k8s.io/e2e-test-images/nginx:1.14-2"
 	httpdImage     = "registry.k8s.io/e2e-test-images/httpd:2.4.39-4"
 	criToolsImages = "gcr.io/k8s-staging-cri-tools/"
+	// nonewprivsImage is the NoNewPrivs specs' (pkg/validate/consts.go).
+	nonewprivsImage = "registry.k8s.io/e2e-test-images/nonewprivs:1.3"
 )
+
+// nnpSource is the nonewprivs image's program, as its nnp.c: it prints
+// its effective user ID.
+const nnpSource = `package main
+
+import (
+	"os"
+	"strconv"
+)
+
+func main() {
+	os.Stdout.WriteString("Effective uid: " + strconv.Itoa(os.Geteuid()) + "\n")
+}
+`
+
+// nnpProgram builds nnpSource: a static binary (no cgo).
+func nnpProgram() ([]byte, error) {
+	dir, err := os.MkdirTemp("", "criregistry-nnp")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(nnpSource), 0o644); err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(dir, "nnp")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "main.go")
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), "CGO_ENABLED=0", "GO111MODULE=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build nonewprivs' program: %v: %s", err, out)
+	}
+	return os.ReadFile(bin)
+}
 
 // path is the PATH of every image, as Docker's default.
 const path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// file is one entry of a layer: a regular file, a directory (dir), or a
-// symbolic link (link).
+// file is one entry of a layer: a regular file, a directory (dir), a
+// symbolic link (link), or a hard link (hard, the name of the linked
+// file in the layer).
 type file struct {
 	name string
 	mode int64
 	body []byte
 	link string
+	hard string
 	dir  bool
 }
 
@@ -55,6 +93,8 @@ func layerOf(files ...file) (v1.Layer, error) {
 			h.Typeflag, h.Name = tar.TypeDir, f.name+"/"
 		case f.link != "":
 			h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, f.link, 0o777
+		case f.hard != "":
+			h.Typeflag, h.Linkname = tar.TypeLink, f.hard
 		default:
 			h.Typeflag, h.Size = tar.TypeReg, int64(len(f.body))
 		}
@@ -86,8 +126,9 @@ for p in $pids; do echo "$p"; done
 // it does not trap, exits on SIGTERM or SIGINT.
 var pauseCmd = []string{"sh", "-c", "trap 'exit 0' TERM INT; tail -f /dev/null & wait"}
 
-// baseLayer is busybox (the file at bb) with a link for each of its
-// applets where `busybox --list-full` puts it, pgrep, the directories
+// baseLayer is busybox (the file at bb) with a hard link for each of its
+// applets where `busybox --list-full` puts it (as busybox's image has:
+// masking one applet, critest's MaskedPaths spec, leaves the others), pgrep, the directories
 // a root file system has, and users and groups: root, www-data (33),
 // nobody.
 func baseLayer(bb string) (v1.Layer, error) {
@@ -115,7 +156,7 @@ func baseLayer(bb string) (v1.Layer, error) {
 		if a == "bin/busybox" || a == "usr/bin/pgrep" {
 			continue
 		}
-		files = append(files, file{name: a, link: "/bin/busybox"})
+		files = append(files, file{name: a, hard: "bin/busybox"})
 	}
 	return layerOf(files...)
 }
@@ -212,6 +253,14 @@ func images(bb string) (map[string]v1.Image, error) {
 		{v1.Config{Cmd: []string{"sh"}}, []file{{name: "test", mode: 0o644}}, []string{criToolsImages + "test-image-tag:test"}},
 		{v1.Config{Cmd: []string{"sh"}}, []file{{name: "all", mode: 0o644}}, []string{criToolsImages + "test-image-tag:all"}},
 	}
+	// e2e-test-images/nonewprivs: a set-user-ID root program that prints
+	// its effective user.
+	nnp, err := nnpProgram()
+	if err != nil {
+		return nil, err
+	}
+	specs = append(specs, spec{v1.Config{Entrypoint: []string{"/usr/local/bin/nnp"}},
+		[]file{{name: "usr/local/bin/nnp", mode: 0o4755, body: nnp}}, []string{nonewprivsImage}})
 	// test-image-digest is named by the digest of cri-tools' build, which
 	// no other build has (docs/cri.md#conformance-critest): it is served
 	// by its tag only, and the spec that pulls it by digest is skipped.
