@@ -34,7 +34,12 @@ func cgroupPath(root, name string) string {
 // cgroupManager manages a pod's cgroup on this machine's layout: cgroup v1
 // controllers (hybrid included) or the unified v2 hierarchy.
 func cgroupManager(path string, l Limits) (cgroups.Manager, error) {
-	cg := &cgroups.Cgroup{Path: path, Resources: l.resources()}
+	return cgroupManagerOf(path, l.resources())
+}
+
+// cgroupManagerOf manages the cgroup at path, to be given r.
+func cgroupManagerOf(path string, r *cgroups.Resources) (cgroups.Manager, error) {
+	cg := &cgroups.Cgroup{Path: path, Resources: r}
 	if cgroups.IsCgroup2UnifiedMode() {
 		return fs2.NewManager(cg, filepath.Join("/sys/fs/cgroup", path))
 	}
@@ -59,17 +64,27 @@ func (p *Pod) joinCgroup(pid int) error {
 	return nil
 }
 
-// removeCgroup removes a pod's cgroup once its processes are gone.
-func removeCgroup(st *State) error {
-	if st == nil || st.Cgroup == "" {
-		return nil
+// removeCgroup removes a pod's cgroup once its processes are gone, with
+// its containers' cgroups below it. A pod without limits may still have
+// one, made as the parent of its containers' (podCgroup).
+func (p *Pod) removeCgroup(st *State) error {
+	path := cgroupPath(p.root, p.name)
+	var l Limits
+	if st != nil && st.Cgroup != "" {
+		path, l = st.Cgroup, st.Limits
 	}
-	m, err := cgroupManager(st.Cgroup, st.Limits)
+	return destroyCgroup(path, l)
+}
+
+// destroyCgroup removes the cgroup at path and those below it; a missing
+// one is no error.
+func destroyCgroup(path string, l Limits) error {
+	m, err := cgroupManager(path, l)
 	if err != nil {
 		return err
 	}
 	if err := m.Destroy(); err != nil {
-		return fmt.Errorf("remove cgroup %s: %w", st.Cgroup, err)
+		return fmt.Errorf("remove cgroup %s: %w", path, err)
 	}
 	return nil
 }

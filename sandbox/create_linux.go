@@ -232,7 +232,7 @@ func (r *podCreate) joinCgroup(context.Context) (func(), error) {
 	// A cgroup with a process in it cannot be removed: the init goes first.
 	undo := func() {
 		r.child.kill()
-		removeCgroup(&State{Cgroup: r.cgroup, Limits: r.c.Limits})
+		destroyCgroup(r.cgroup, r.c.Limits)
 	}
 	m, err := cgroupManager(r.cgroup, r.c.Limits)
 	if err == nil {
