@@ -92,6 +92,8 @@ type runConfig struct {
 	CapDrop    []string          `json:"capDrop,omitempty"`
 	StopSignal string            `json:"stopSignal,omitempty"`
 	Image      *rootfs.ImageRoot `json:"image"`
+	// Resources are the container's limits (its cgroup's).
+	Resources sandbox.Resources `json:"resources,omitzero"`
 
 	// argsSplit is where the config's command ends and its args begin
 	// in Args, until imageRootFor has made the command; -1 after.
@@ -281,6 +283,11 @@ func runConfigOf(cfg *runtimeapi.ContainerConfig) (runConfig, error) {
 	if cfg.GetWindows() != nil {
 		return run, invalidf("container %s: windows options on a Linux runtime", name)
 	}
+	res, err := resourcesOf(name, cfg.GetLinux().GetResources())
+	if err != nil {
+		return run, err
+	}
+	run.Resources = res
 	sc := cfg.GetLinux().GetSecurityContext()
 	if sc != nil {
 		run.Privileged = sc.GetPrivileged()
@@ -489,7 +496,7 @@ func containerConfig(rec *containerRecord) sandbox.ContainerConfig {
 			Args: r.Args, Env: r.Env, Dir: r.Dir, User: r.User, TTY: r.TTY, Detach: true,
 			Security: sandbox.Security{Privileged: r.Privileged, CapAdd: r.CapAdd, CapDrop: r.CapDrop},
 		},
-		Name: rec.ID, ReadOnly: r.ReadOnly, Volumes: r.Volumes, Image: r.Image,
+		Name: rec.ID, ReadOnly: r.ReadOnly, Volumes: r.Volumes, Image: r.Image, Resources: r.Resources,
 	}
 }
 
@@ -531,7 +538,10 @@ func (s *Server) exitOf(rec *containerRecord) (code int32, reason string, finish
 		if err == nil {
 			if ex := exitRecord(cs); ex != nil {
 				reason := "Completed"
-				if ex.code != 0 {
+				switch {
+				case p.OOMKilled(rec.ID):
+					reason = "OOMKilled"
+				case ex.code != 0:
 					reason = "Error"
 				}
 				return int32(ex.code), reason, ex.finished.UnixNano(), false
@@ -570,6 +580,7 @@ func (s *Server) ContainerStatus(_ context.Context, req *runtimeapi.ContainerSta
 		ExitCode: rec.ExitCode, Reason: rec.Reason, Message: rec.Message,
 		Image: &runtimeapi.ImageSpec{Image: rec.Image}, ImageRef: rec.ImageRef, ImageId: rec.ImageRef,
 		Labels: rec.Labels, Annotations: rec.Annotations, LogPath: rec.LogPath,
+		Resources: criResources(rec.Run.Resources),
 	}
 	for _, v := range rec.Run.Volumes {
 		st.Mounts = append(st.Mounts, &runtimeapi.Mount{ContainerPath: v.Destination, HostPath: v.Source, Readonly: v.ReadOnly})
@@ -725,10 +736,4 @@ func (s *Server) ReopenContainerLog(ctx context.Context, req *runtimeapi.ReopenC
 		return nil, grpcError("reopen log of container "+rec.ID, err)
 	}
 	return &runtimeapi.ReopenContainerLogResponse{}, nil
-}
-
-// UpdateContainerResources is not served yet: podsb applies a pod's limits
-// to the pod's cgroup alone.
-func (s *Server) UpdateContainerResources(context.Context, *runtimeapi.UpdateContainerResourcesRequest) (*runtimeapi.UpdateContainerResourcesResponse, error) {
-	return nil, unimplementedf("update container resources: podsb has no per-container cgroups yet")
 }

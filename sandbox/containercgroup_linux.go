@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
+	"syscall"
 
 	"github.com/opencontainers/cgroups"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -52,6 +55,9 @@ func (r Resources) resources() *cgroups.Resources {
 	if r.Pids > 0 {
 		c.PidsLimit = &r.Pids
 	}
+	for size, limit := range r.Hugepages {
+		c.HugetlbLimit = append(c.HugetlbLimit, &cgroups.HugepageLimit{Pagesize: size, Limit: limit})
+	}
 	return c
 }
 
@@ -59,6 +65,9 @@ func (r Resources) resources() *cgroups.Resources {
 // puts pid in it, before pid runs anything of the container's.
 func (p *Pod) joinContainerCgroup(name string, pid int, res Resources) (string, error) {
 	path := p.containerCgroup(name)
+	if len(res.Hugepages) > 0 && !HasController("hugetlb") {
+		return path, invalidf("hugepage limits: this machine has no hugetlb cgroup controller")
+	}
 	m, err := cgroupManagerOf(path, res.resources())
 	if err == nil {
 		if err = m.Apply(pid); err == nil {
@@ -189,6 +198,8 @@ type CgroupStats struct {
 	// Pids and PidsLimit are the processes (threads) now and the most
 	// allowed (0: none).
 	Pids, PidsLimit uint64
+	// Procs are the host PIDs of the cgroup's processes.
+	Procs []int
 }
 
 // ContainerStats reads the cgroup of the container name.
@@ -256,7 +267,19 @@ func cgroupStats(path string) (CgroupStats, error) {
 	}
 	out.Pids, out.PidsLimit = st.PidsStats.Current, st.PidsStats.Limit
 	out.OOMKills, _ = oomKills(path)
+	out.Procs, _ = m.GetPids()
 	return out, nil
+}
+
+// HasController tells whether this machine's cgroups have the controller
+// name (cpu, memory, pids, hugetlb...).
+func HasController(name string) bool {
+	if cgroups.IsCgroup2UnifiedMode() {
+		b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers")
+		return err == nil && slices.Contains(strings.Fields(string(b)), name)
+	}
+	_, err := os.Stat(filepath.Join("/sys/fs/cgroup", name))
+	return err == nil
 }
 
 // cgroupDir is the directory of the cgroup at path, of controller on
@@ -293,4 +316,42 @@ func oomKillField(b []byte) uint64 {
 		}
 	}
 	return 0
+}
+
+// DiskUsage is what a container's writable layer holds.
+type DiskUsage struct {
+	// Dir is the layer's directory (the overlay's upper) on the host.
+	Dir string
+	// Bytes and Inodes are what its files use.
+	Bytes, Inodes uint64
+}
+
+// ContainerDiskUsage measures the writable layer of the container name (a
+// container from image layers; ErrNotFound for another).
+func (p *Pod) ContainerDiskUsage(name string) (DiskUsage, error) {
+	var u DiskUsage
+	if err := validateContainerName(name); err != nil {
+		return u, err
+	}
+	ov := filepath.Join(p.containerDir(name), "overlay")
+	if b, err := os.ReadFile(filepath.Join(p.containerDir(name), upperRecord)); err == nil {
+		ov = string(b)
+	}
+	u.Dir = filepath.Join(ov, "upper")
+	if _, err := os.Lstat(u.Dir); err != nil {
+		return u, errclass.New(ErrNotFound, "container %s in pod %s has no writable layer", name, p.name)
+	}
+	err := filepath.WalkDir(u.Dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil // gone meanwhile
+		}
+		u.Inodes++
+		if info, err := d.Info(); err == nil {
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				u.Bytes += uint64(st.Blocks) * 512
+			}
+		}
+		return nil
+	})
+	return u, err
 }

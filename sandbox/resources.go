@@ -28,6 +28,9 @@ type Resources struct {
 	// OOMScoreAdj is the container's processes' oom_score_adj: -1000 to
 	// 1000.
 	OOMScoreAdj int `json:"oomScoreAdj,omitempty"`
+	// Hugepages limits the container's huge pages of each size ("2MB",
+	// "1GB") in bytes; it needs the hugetlb controller.
+	Hugepages map[string]uint64 `json:"hugepages,omitempty"`
 }
 
 // Check refuses resources the kernel would refuse, misread or silently
