@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 // cadvisor's container metrics, by name, read from the same sources as the
 // stats (stats.go). Values are whole units of the name: a _seconds metric
 // is truncated to seconds. Metrics podsb has no source for (pressure,
-// hugetlb, ulimits, block I/O) are not described.
+// hugetlb, ulimits) are not described; block I/O ones are there only for
+// devices the blkio controller counted.
 
 // metricLabels are the labels of every metric, sorted as cadvisor's.
 var metricLabels = []string{"container", "id", "image", "name", "namespace", "pod"}
@@ -29,6 +31,11 @@ type metricDesc struct {
 }
 
 var metricDescs = []metricDesc{
+	{"container_blkio_device_usage_total", "Blkio device bytes usage.", false, []string{"device", "major", "minor", "operation"}},
+	{"container_fs_reads_bytes_total", "Cumulative count of bytes read.", false, []string{"device"}},
+	{"container_fs_reads_total", "Cumulative count of reads completed.", false, []string{"device"}},
+	{"container_fs_writes_bytes_total", "Cumulative count of bytes written.", false, []string{"device"}},
+	{"container_fs_writes_total", "Cumulative count of writes completed.", false, []string{"device"}},
 	{"container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", false, nil},
 	{"container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", false, nil},
 	{"container_cpu_cfs_throttled_seconds_total", "Total time duration the container has been throttled.", false, nil},
@@ -172,6 +179,19 @@ func (s *Server) containerMetrics(pod *podRecord, rec *containerRecord) *runtime
 			m.add("container_fs_limit_bytes", fs.Blocks*uint64(fs.Bsize), du.Dir)
 		}
 		m.add("container_fs_usage_bytes", du.Bytes, du.Dir)
+	}
+	for _, b := range st.Blkio {
+		major, minor := strconv.FormatUint(b.Major, 10), strconv.FormatUint(b.Minor, 10)
+		dev := major + ":" + minor
+		m.add("container_blkio_device_usage_total", b.Bytes, dev, major, minor, b.Op)
+		switch b.Op {
+		case "Read":
+			m.add("container_fs_reads_bytes_total", b.Bytes, dev)
+			m.add("container_fs_reads_total", b.Ops, dev)
+		case "Write":
+			m.add("container_fs_writes_bytes_total", b.Bytes, dev)
+			m.add("container_fs_writes_total", b.Ops, dev)
+		}
 	}
 	m.add("container_last_seen", uint64(time.Now().Unix()))
 	m.add("container_memory_cache", st.MemoryCache)

@@ -200,6 +200,17 @@ type CgroupStats struct {
 	Pids, PidsLimit uint64
 	// Procs are the host PIDs of the cgroup's processes.
 	Procs []int
+	// Blkio is the block I/O of the cgroup's processes, by device and
+	// operation (Read, Write...), as the blkio (io) controller counts it.
+	Blkio []BlkioStat
+}
+
+// BlkioStat is one device's count of one operation.
+type BlkioStat struct {
+	Major, Minor uint64
+	Op           string
+	// Bytes and Ops are the bytes moved and the operations done.
+	Bytes, Ops uint64
 }
 
 // ContainerStats reads the cgroup of the container name.
@@ -268,6 +279,20 @@ func cgroupStats(path string) (CgroupStats, error) {
 	out.Pids, out.PidsLimit = st.PidsStats.Current, st.PidsStats.Limit
 	out.OOMKills, _ = oomKills(path)
 	out.Procs, _ = m.GetPids()
+	ops := map[[2]uint64]map[string]uint64{}
+	for _, e := range st.BlkioStats.IoServicedRecursive {
+		k := [2]uint64{e.Major, e.Minor}
+		if ops[k] == nil {
+			ops[k] = map[string]uint64{}
+		}
+		ops[k][e.Op] = e.Value
+	}
+	for _, e := range st.BlkioStats.IoServiceBytesRecursive {
+		if e.Op == "Total" || e.Op == "" {
+			continue
+		}
+		out.Blkio = append(out.Blkio, BlkioStat{Major: e.Major, Minor: e.Minor, Op: e.Op, Bytes: e.Value, Ops: ops[[2]uint64{e.Major, e.Minor}][e.Op]})
+	}
 	return out, nil
 }
 
