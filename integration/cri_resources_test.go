@@ -116,7 +116,10 @@ func TestCRIResources(t *testing.T) {
 		// exec runs in it.
 		procs := strings.Fields(cgroupFile(t, pod, ctr, "memory", "cgroup.procs"))
 		if len(procs) != 1 {
-			t.Errorf("cgroup.procs: %v, want the container's command alone", procs)
+			t.Fatalf("cgroup.procs: %v, want the container's command alone", procs)
+		}
+		if b, _ := os.ReadFile("/proc/" + procs[0] + "/oom_score_adj"); strings.TrimSpace(string(b)) != "500" {
+			t.Errorf("the command's oom_score_adj: %q, want 500", b)
 		}
 		if out := c.crictlMust("exec", "-s", ctr, "sh", "-c", "cat /proc/self/oom_score_adj; cat /proc/self/cgroup"); !strings.HasPrefix(out, "500\n") || !strings.Contains(out, "/c-"+ctr) {
 			t.Errorf("exec in the container:\n%s", out)

@@ -61,6 +61,33 @@ func (r Resources) resources() *cgroups.Resources {
 	return c
 }
 
+// resetFrom is the cgroup settings that change a container's limits from
+// old to r: the library leaves a field of 0 untouched, so a limit that r
+// drops is set back to the kernel's default here.
+func (r Resources) resetFrom(old Resources) *cgroups.Resources {
+	c := r.resources()
+	if r.CPUShares == 0 && old.CPUShares != 0 {
+		c.CpuShares = 1024
+	}
+	if r.CPUQuota == 0 && old.CPUQuota != 0 {
+		c.CpuQuota = -1
+	}
+	if r.CPUPeriod == 0 && old.CPUPeriod != 0 {
+		c.CpuPeriod = cpuPeriod
+	}
+	if r.Memory == 0 && old.Memory != 0 {
+		c.Memory = -1
+	}
+	if r.MemorySwap == 0 && old.MemorySwap != 0 {
+		c.MemorySwap = -1
+	}
+	if r.Pids == 0 && old.Pids != 0 {
+		unlimited := int64(-1)
+		c.PidsLimit = &unlimited
+	}
+	return c
+}
+
 // joinContainerCgroup makes the cgroup of the container name with res and
 // puts pid in it, before pid runs anything of the container's.
 func (p *Pod) joinContainerCgroup(name string, pid int, res Resources) (string, error) {
@@ -74,14 +101,22 @@ func (p *Pod) joinContainerCgroup(name string, pid int, res Resources) (string, 
 			err = m.Set(res.resources())
 		}
 	}
-	if err == nil && res.OOMScoreAdj != 0 {
-		// Inherited by every process the container forks.
-		err = os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte(strconv.Itoa(res.OOMScoreAdj)), 0)
+	if err == nil {
+		err = setOOMScoreAdj(pid, res.OOMScoreAdj)
 	}
 	if err != nil {
 		return path, fmt.Errorf("cgroup of container %s: %w", name, err)
 	}
 	return path, nil
+}
+
+// setOOMScoreAdj sets the oom_score_adj of pid, which every process it
+// forks inherits; 0 (the default) is left alone.
+func setOOMScoreAdj(pid, adj int) error {
+	if adj == 0 {
+		return nil
+	}
+	return os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte(strconv.Itoa(adj)), 0)
 }
 
 // joinCgroupOf puts pid in the cgroup of the container name (for a command
@@ -97,7 +132,7 @@ func (p *Pod) joinCgroupOf(container string, pid int) error {
 			if err := m.Apply(pid); err != nil {
 				return fmt.Errorf("join the cgroup of container %s: %w", container, err)
 			}
-			return nil
+			return setOOMScoreAdj(pid, cs.Resources.OOMScoreAdj)
 		}
 	}
 	return p.joinCgroup(pid)
@@ -140,11 +175,12 @@ func (p *Pod) UpdateContainer(ctx context.Context, name string, res Resources) e
 	if cs.Cgroup == "" {
 		return fmt.Errorf("container %s in pod %s has no cgroup (started by an older podsb)", name, p.name)
 	}
-	m, err := cgroupManagerOf(cs.Cgroup, res.resources())
+	set := res.resetFrom(cs.Resources)
+	m, err := cgroupManagerOf(cs.Cgroup, set)
 	if err != nil {
 		return err
 	}
-	if err := m.Set(res.resources()); err != nil {
+	if err := m.Set(set); err != nil {
 		return fmt.Errorf("update container %s in pod %s: %w", name, p.name, err)
 	}
 	return p.updateContainerState(name, func(cs *ContainerState) { cs.Resources = res })
