@@ -167,11 +167,23 @@ func TestCRIResources(t *testing.T) {
 
 	t.Run("oom", func(t *testing.T) {
 		ctr := strings.TrimSpace(c.crictlMust("create", pod, ctrJSON("oom", `{"memory_limit_in_bytes": 15728640, "memory_swap_limit_in_bytes": 15728640}`,
-			"dd", "if=/dev/zero", "of=/dev/null", "bs=20M"), podJSON))
+			"sh", "-c", "dd if=/dev/zero of=/dev/null bs=20M"), podJSON))
 		c.crictlMust("start", ctr)
 		st := c.waitState(ctr, "CONTAINER_EXITED")
 		if st.Status.Reason != "OOMKilled" || st.Status.ExitCode != 137 {
 			t.Errorf("OOM-killed container: reason %q, exit code %d; want OOMKilled, 137", st.Status.Reason, st.Status.ExitCode)
+		}
+		c.crictlMust("rm", ctr)
+	})
+
+	t.Run("failed start", func(t *testing.T) {
+		// The start's undo removes the cgroup it made.
+		ctr := strings.TrimSpace(c.crictlMust("create", pod, ctrJSON("nocmd", `{"memory_limit_in_bytes": 67108864}`, "no-such-command"), podJSON))
+		if r := c.crictlRun("start", ctr); r.code == 0 {
+			t.Fatalf("start of a missing command succeeded")
+		}
+		if dirs, _ := filepath.Glob("/sys/fs/cgroup/*/podsb-*-" + pod + "/c-" + ctr); len(dirs) != 0 {
+			t.Errorf("cgroup left by a failed start: %v", dirs)
 		}
 		c.crictlMust("rm", ctr)
 	})
