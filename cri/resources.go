@@ -3,6 +3,8 @@ package cri
 import (
 	"context"
 	"errors"
+	"path"
+	"strings"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -106,4 +108,26 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.U
 		return nil, err
 	}
 	return &runtimeapi.UpdateContainerResourcesResponse{}, nil
+}
+
+// cgroupParentOf checks a pod's linux.cgroup_parent: a cgroupfs path (as
+// kubelet's cgroupfs driver sends) that the pod's cgroup is made in.
+// systemd slices are refused; a missing cgroup is refused by
+// sandbox.Create.
+func cgroupParentOf(p string) (string, error) {
+	switch {
+	case p == "":
+		return "", nil
+	case strings.HasSuffix(p, ".slice"):
+		return "", unimplementedf("pod sandbox config: linux.cgroup_parent %q: systemd slices are not supported by podsb (use kubelet's cgroupfs driver)", p)
+	case !path.IsAbs(p) || path.Clean(p) != p || p == "/":
+		return "", invalidf("pod sandbox config: linux.cgroup_parent %q: want a clean absolute path below the cgroup root", p)
+	}
+	return p, nil
+}
+
+// RuntimeConfig tells kubelet the cgroup driver: podsb manages cgroups
+// itself, by path (cgroupfs), so cgroup_parent is a path, not a slice.
+func (s *Server) RuntimeConfig(context.Context, *runtimeapi.RuntimeConfigRequest) (*runtimeapi.RuntimeConfigResponse, error) {
+	return &runtimeapi.RuntimeConfigResponse{Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS}}, nil
 }

@@ -161,6 +161,11 @@ func podConfig(cfg *runtimeapi.PodSandboxConfig, handler string) (sandbox.Config
 	if n := len(cfg.GetLinux().GetSysctls()); n > 0 {
 		return sc, unimplementedf("pod sandbox config: %d sysctls: pod sysctls are not supported by podsb yet", n)
 	}
+	cp, err := cgroupParentOf(cfg.GetLinux().GetCgroupParent())
+	if err != nil {
+		return sc, err
+	}
+	sc.CgroupParent = cp
 	sc.Hostname = cfg.GetHostname()
 	net := &sandbox.NetworkConfig{}
 	for _, pm := range cfg.GetPortMappings() {

@@ -215,3 +215,92 @@ func TestCRIResources(t *testing.T) {
 		t.Errorf("cgroups left after rmp: %v", dirs)
 	}
 }
+
+// TestCRICgroupParent: a pod with linux.cgroup_parent (kubelet's cgroupfs
+// driver) has its cgroup, holding pause and its containers' cgroups, in
+// that parent, which podsb neither makes nor removes; a missing, relative
+// or systemd parent is refused and leaves no pod.
+func TestCRICgroupParent(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/cgroup/cpu"); err != nil {
+		t.Skip("cgroup v1 layout expected (the files checked are v1's)")
+	}
+	c := newCRIEnv(t)
+	host := serveImages(t, map[string]v1.Image{"busybox:1": ociImage(t, []string{"sh", "-c", "exec sleep 1000"}, busyboxLayer(t))})
+	ref := host + "/busybox:1"
+	c.crictlMust("pull", ref)
+
+	// The parent, made in every hierarchy as kubelet makes it.
+	parent := "/kp-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	ents, _ := os.ReadDir("/sys/fs/cgroup")
+	var parents []string
+	for _, e := range ents {
+		d := filepath.Join("/sys/fs/cgroup", e.Name(), parent)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		parents = append(parents, d)
+	}
+	t.Cleanup(func() {
+		for _, d := range parents {
+			if err := os.Remove(d); err != nil {
+				t.Errorf("remove the test's parent cgroup: %v", err)
+			}
+		}
+	})
+
+	dir := t.TempDir()
+	podJSON := func(name, parent string) string {
+		f := filepath.Join(dir, name+".json")
+		os.WriteFile(f, []byte(`{"metadata": {"name": "`+name+`", "namespace": "default", "uid": "`+name+`", "attempt": 0},
+			"log_directory": "`+dir+`", "linux": {"cgroup_parent": "`+parent+`"}}`), 0o644)
+		return f
+	}
+	for _, b := range []struct{ parent, want string }{
+		{"/no-such-parent-cgroup", "InvalidArgument"},
+		{"kp", "InvalidArgument"},
+		{"/kubepods.slice", "Unimplemented"},
+	} {
+		r := c.crictlRun("runp", podJSON("bad", b.parent))
+		if r.code == 0 || !strings.Contains(r.stderr, b.want) || !strings.Contains(r.stderr, "cgroup") {
+			t.Errorf("runp with cgroup_parent %q: exit %d: %s; want %s naming the cgroup parent", b.parent, r.code, r.stderr, b.want)
+		}
+	}
+	if out := c.crictlMust("pods", "-q", "--name", "bad"); strings.TrimSpace(out) != "" {
+		t.Errorf("refused runp left pods: %s", out)
+	}
+
+	pj := podJSON("inparent", parent)
+	pod := strings.TrimSpace(c.crictlMust("runp", pj))
+	c.use(pod)
+	podDirs, _ := filepath.Glob("/sys/fs/cgroup/memory" + parent + "/podsb-*-" + pod)
+	if len(podDirs) != 1 {
+		t.Fatalf("pod cgroup in %s: %v", parent, podDirs)
+	}
+	if b, _ := os.ReadFile(filepath.Join(podDirs[0], "cgroup.procs")); len(strings.Fields(string(b))) != 1 {
+		t.Errorf("pod cgroup's processes: %q, want pause", b)
+	}
+	f := filepath.Join(dir, "ctr.json")
+	os.WriteFile(f, []byte(`{"metadata": {"name": "main"}, "image": {"image": "`+ref+`"}, "linux": {"resources": {"memory_limit_in_bytes": 33554432}}}`), 0o644)
+	ctr := strings.TrimSpace(c.crictlMust("create", pod, f, pj))
+	c.crictlMust("start", ctr)
+	c.waitState(ctr, "CONTAINER_RUNNING")
+	if b, err := os.ReadFile(filepath.Join(podDirs[0], "c-"+ctr, "memory.limit_in_bytes")); err != nil || strings.TrimSpace(string(b)) != "33554432" {
+		t.Errorf("container cgroup below the pod's: %q %v", b, err)
+	}
+	c.crictlMust("stopp", pod)
+	c.crictlMust("rmp", pod)
+	for _, d := range parents {
+		if ents, _ := os.ReadDir(d); slicesHasDir(ents) {
+			t.Errorf("cgroup left in the parent %s after rmp", d)
+		}
+	}
+}
+
+func slicesHasDir(ents []os.DirEntry) bool {
+	for _, e := range ents {
+		if e.IsDir() {
+			return true
+		}
+	}
+	return false
+}

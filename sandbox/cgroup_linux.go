@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/opencontainers/cgroups"
@@ -29,6 +30,36 @@ func cgroupPath(root, name string) string {
 	// At the top, with no parent of podsb's own: a shared parent would be
 	// left empty after the last pod, or, removed then, race a create.
 	return "/podsb-" + hex.EncodeToString(sum[:4]) + "-" + name
+}
+
+// checkCgroupParent refuses a cgroup parent that does not exist: podsb
+// makes no cgroup above the pod's, whose owner (kubelet) would not remove
+// it.
+func checkCgroupParent(p string) error {
+	if p == "" {
+		return nil
+	}
+	dirs := []string{filepath.Join("/sys/fs/cgroup", p)}
+	if !cgroups.IsCgroup2UnifiedMode() {
+		// Every hierarchy the pod's cgroup is made in: the library's
+		// MkdirAll would make a missing parent in any of them.
+		dirs = nil
+		ents, err := os.ReadDir("/sys/fs/cgroup")
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if e.IsDir() {
+				dirs = append(dirs, filepath.Join("/sys/fs/cgroup", e.Name(), p))
+			}
+		}
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); err != nil {
+			return invalidf("cgroup parent %s: no such cgroup (%s)", p, d)
+		}
+	}
+	return nil
 }
 
 // cgroupManager manages a pod's cgroup on this machine's layout: cgroup v1
