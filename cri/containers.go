@@ -92,6 +92,8 @@ type runConfig struct {
 	CapDrop    []string          `json:"capDrop,omitempty"`
 	StopSignal string            `json:"stopSignal,omitempty"`
 	Image      *rootfs.ImageRoot `json:"image"`
+	// Resources are the container's limits (its cgroup's).
+	Resources sandbox.Resources `json:"resources,omitzero"`
 
 	// secConfig is the rest of the security context (security.go).
 	secConfig
@@ -284,6 +286,11 @@ func runConfigOf(cfg *runtimeapi.ContainerConfig) (runConfig, error) {
 	if cfg.GetWindows() != nil {
 		return run, invalidf("container %s: windows options on a Linux runtime", name)
 	}
+	res, err := resourcesOf(name, cfg.GetLinux().GetResources())
+	if err != nil {
+		return run, err
+	}
+	run.Resources = res
 	sc := cfg.GetLinux().GetSecurityContext()
 	if err := securityOf(name, sc, &run); err != nil {
 		return run, err
@@ -494,7 +501,7 @@ func containerConfig(rec *containerRecord) sandbox.ContainerConfig {
 			Args: r.Args, Env: r.Env, Dir: r.Dir, User: r.User, TTY: r.TTY, Detach: true,
 			Groups: r.Groups, StrictGroups: r.StrictGroups, Security: r.security(),
 		},
-		Name: rec.ID, ReadOnly: r.ReadOnly, Volumes: r.Volumes, Image: r.Image,
+		Name: rec.ID, ReadOnly: r.ReadOnly, Volumes: r.Volumes, Image: r.Image, Resources: r.Resources,
 		MaskedPaths: r.MaskedPaths, ReadOnlyPaths: r.ReadOnlyPaths,
 	}
 }
@@ -537,7 +544,10 @@ func (s *Server) exitOf(rec *containerRecord) (code int32, reason string, finish
 		if err == nil {
 			if ex := exitRecord(cs); ex != nil {
 				reason := "Completed"
-				if ex.code != 0 {
+				switch {
+				case p.OOMKilled(rec.ID):
+					reason = "OOMKilled"
+				case ex.code != 0:
 					reason = "Error"
 				}
 				return int32(ex.code), reason, ex.finished.UnixNano(), false
@@ -576,6 +586,7 @@ func (s *Server) ContainerStatus(_ context.Context, req *runtimeapi.ContainerSta
 		ExitCode: rec.ExitCode, Reason: rec.Reason, Message: rec.Message,
 		Image: &runtimeapi.ImageSpec{Image: rec.Image}, ImageRef: rec.ImageRef, ImageId: rec.ImageRef,
 		Labels: rec.Labels, Annotations: rec.Annotations, LogPath: rec.LogPath,
+		Resources: criResources(rec.Run.Resources),
 	}
 	if id := rec.Run.Identity; id != nil {
 		u := &runtimeapi.LinuxContainerUser{Uid: int64(id.UID), Gid: int64(id.GID)}
@@ -739,10 +750,4 @@ func (s *Server) ReopenContainerLog(ctx context.Context, req *runtimeapi.ReopenC
 		return nil, grpcError("reopen log of container "+rec.ID, err)
 	}
 	return &runtimeapi.ReopenContainerLogResponse{}, nil
-}
-
-// UpdateContainerResources is not served yet: podsb applies a pod's limits
-// to the pod's cgroup alone.
-func (s *Server) UpdateContainerResources(context.Context, *runtimeapi.UpdateContainerResourcesRequest) (*runtimeapi.UpdateContainerResourcesResponse, error) {
-	return nil, unimplementedf("update container resources: podsb has no per-container cgroups yet")
 }

@@ -166,6 +166,11 @@ func podConfig(cfg *runtimeapi.PodSandboxConfig, handler string) (sandbox.Config
 	if err := podSecurityOf(cfg.GetLinux().GetSecurityContext(), &sc); err != nil {
 		return sc, err
 	}
+	cp, err := cgroupParentOf(cfg.GetLinux().GetCgroupParent())
+	if err != nil {
+		return sc, err
+	}
+	sc.CgroupParent = cp
 	sc.Hostname = cfg.GetHostname()
 	net := &sandbox.NetworkConfig{}
 	for _, pm := range cfg.GetPortMappings() {

@@ -309,4 +309,5 @@ var readOnly = map[string]bool{
 	"Version": true, "Status": true, "ListPodSandbox": true, "PodSandboxStatus": true,
 	"ListImages": true, "ImageStatus": true, "ImageFsInfo": true, "ListContainers": true,
 	"ListPodSandboxStats": true, "ListContainerStats": true, "RuntimeConfig": true,
+	"ListPodSandboxMetrics": true, "ListMetricDescriptors": true, "PodSandboxStats": true, "ContainerStats": true,
 }

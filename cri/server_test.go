@@ -201,9 +201,9 @@ func TestVersionStatus(t *testing.T) {
 			t.Errorf("condition %s not true", c.Type)
 		}
 	}
-	// What is not served yet says so.
+	// An update names its container.
 	_, err = ts.rt.UpdateContainerResources(context.Background(), &runtimeapi.UpdateContainerResourcesRequest{})
-	wantCode(t, "UpdateContainerResources", err, codes.Unimplemented)
+	wantCode(t, "UpdateContainerResources", err, codes.InvalidArgument)
 }
 
 func TestSocketMode(t *testing.T) {

@@ -44,10 +44,15 @@ func TestResourceLimits(t *testing.T) {
 	if got := readInt(t, filepath.Join(cgroupDir(t, d, "cpu"), "cpu.cfs_quota_us")); got != 50000 {
 		t.Errorf("cpu quota %d", got)
 	}
-	for _, args := range [][]string{{"exec", pod}, {"run", pod}} {
-		out := e.must(append(args, "--", "cat", "/proc/self/cgroup")...)
-		if !strings.Contains(out, "pids:"+d.Cgroup+"\n") {
-			t.Errorf("%s's process is not in the pod's cgroup:\n%s", args[0], out)
+	// exec's process is in the pod's cgroup, run's in its container's,
+	// below the pod's (so the pod's limits hold it too).
+	for _, c := range []struct {
+		args []string
+		want string
+	}{{[]string{"exec", pod}, "pids:" + d.Cgroup + "\n"}, {[]string{"run", "--name", "lim", pod}, "pids:" + d.Cgroup + "/c-lim\n"}} {
+		out := e.must(append(c.args, "--", "cat", "/proc/self/cgroup")...)
+		if !strings.Contains(out, c.want) {
+			t.Errorf("%s's process is not in %s:\n%s", c.args[0], c.want, out)
 		}
 	}
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", d.Pid))

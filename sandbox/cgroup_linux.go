@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/opencontainers/cgroups"
@@ -31,10 +32,45 @@ func cgroupPath(root, name string) string {
 	return "/podsb-" + hex.EncodeToString(sum[:4]) + "-" + name
 }
 
+// checkCgroupParent refuses a cgroup parent that does not exist: podsb
+// makes no cgroup above the pod's, whose owner (kubelet) would not remove
+// it.
+func checkCgroupParent(p string) error {
+	if p == "" {
+		return nil
+	}
+	dirs := []string{filepath.Join("/sys/fs/cgroup", p)}
+	if !cgroups.IsCgroup2UnifiedMode() {
+		// Every hierarchy the pod's cgroup is made in: the library's
+		// MkdirAll would make a missing parent in any of them.
+		dirs = nil
+		ents, err := os.ReadDir("/sys/fs/cgroup")
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if e.IsDir() {
+				dirs = append(dirs, filepath.Join("/sys/fs/cgroup", e.Name(), p))
+			}
+		}
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); err != nil {
+			return invalidf("cgroup parent %s: no such cgroup (%s)", p, d)
+		}
+	}
+	return nil
+}
+
 // cgroupManager manages a pod's cgroup on this machine's layout: cgroup v1
 // controllers (hybrid included) or the unified v2 hierarchy.
 func cgroupManager(path string, l Limits) (cgroups.Manager, error) {
-	cg := &cgroups.Cgroup{Path: path, Resources: l.resources()}
+	return cgroupManagerOf(path, l.resources())
+}
+
+// cgroupManagerOf manages the cgroup at path, to be given r.
+func cgroupManagerOf(path string, r *cgroups.Resources) (cgroups.Manager, error) {
+	cg := &cgroups.Cgroup{Path: path, Resources: r}
 	if cgroups.IsCgroup2UnifiedMode() {
 		return fs2.NewManager(cg, filepath.Join("/sys/fs/cgroup", path))
 	}
@@ -59,17 +95,27 @@ func (p *Pod) joinCgroup(pid int) error {
 	return nil
 }
 
-// removeCgroup removes a pod's cgroup once its processes are gone.
-func removeCgroup(st *State) error {
-	if st == nil || st.Cgroup == "" {
-		return nil
+// removeCgroup removes a pod's cgroup once its processes are gone, with
+// its containers' cgroups below it. A pod without limits may still have
+// one, made as the parent of its containers' (podCgroup).
+func (p *Pod) removeCgroup(st *State) error {
+	path := cgroupPath(p.root, p.name)
+	var l Limits
+	if st != nil && st.Cgroup != "" {
+		path, l = st.Cgroup, st.Limits
 	}
-	m, err := cgroupManager(st.Cgroup, st.Limits)
+	return destroyCgroup(path, l)
+}
+
+// destroyCgroup removes the cgroup at path and those below it; a missing
+// one is no error.
+func destroyCgroup(path string, l Limits) error {
+	m, err := cgroupManager(path, l)
 	if err != nil {
 		return err
 	}
 	if err := m.Destroy(); err != nil {
-		return fmt.Errorf("remove cgroup %s: %w", st.Cgroup, err)
+		return fmt.Errorf("remove cgroup %s: %w", path, err)
 	}
 	return nil
 }

@@ -48,6 +48,11 @@ type Config struct {
 	Network *NetworkConfig
 	// Limits are the pod's resource limits (a cgroup); none if zero.
 	Limits Limits
+	// CgroupParent, if set, is an existing cgroup (a path below the
+	// cgroup root, as kubelet's cgroupfs driver names them) that the
+	// pod's cgroup is made in; the pod then always has a cgroup, which
+	// holds pause. Empty: the pod's cgroup, if any, is at the top.
+	CgroupParent string
 	// ResolvConf is the content of the pod's /etc/resolv.conf; empty: the
 	// host's, without loopback name servers.
 	ResolvConf string
@@ -107,6 +112,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if err := c.Limits.check(); err != nil {
 		return c, err
+	}
+	if p := c.CgroupParent; p != "" && (!filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/") {
+		return c, invalidf("cgroup parent %q: want a clean absolute path below the cgroup root", p)
 	}
 	spec := rootfs.Spec{Dir: c.Rootfs, Volumes: c.Volumes}
 	if err := spec.Check(); err != nil {

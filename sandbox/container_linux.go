@@ -52,6 +52,9 @@ type ContainerConfig struct {
 	// of Rootfs) and applies the image's configuration: see
 	// rootfs.ImageRoot.
 	Image *rootfs.ImageRoot
+	// Resources are the container's limits, in a cgroup of its own below
+	// the pod's (every container has one, limits or not).
+	Resources Resources
 }
 
 // ContainerState is what podsb keeps of a container in
@@ -78,6 +81,10 @@ type ContainerState struct {
 	Log string `json:"log,omitempty"`
 	// User is who the container's process runs as.
 	User *Identity `json:"user,omitempty"`
+	// Cgroup is the path of the container's cgroup, Resources its limits
+	// (as last updated).
+	Cgroup    string    `json:"cgroup,omitempty"`
+	Resources Resources `json:"resources,omitzero"`
 	// Exit is how a stopped detached container ended, as pause recorded
 	// it (exit_linux.go); Container and Containers fill it in, it is not
 	// stored here. It is nil while the container runs, for a container
@@ -183,7 +190,7 @@ func (p *Pod) reclaimDeadStart(name string) bool {
 		return false
 	}
 	os.Remove(handle)
-	if removeUpper(f) != nil {
+	if removeUpper(f) != nil || p.removeContainerCgroup(name) != nil {
 		return false
 	}
 	return os.RemoveAll(p.containerDir(name)) == nil
@@ -226,6 +233,9 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 	c := cc.ExecConfig
 	if c.Container != "" {
 		return nil, invalidf("run: ExecConfig.Container is for Exec")
+	}
+	if err := cc.Resources.Check(); err != nil {
+		return nil, err
 	}
 	if err := p.checkLaunch(c); err != nil {
 		return nil, err

@@ -345,8 +345,16 @@ func (r *containerStart) forkInit(context.Context) error {
 	return nil
 }
 
+// joinCgroup makes the container's cgroup and puts its init in it before
+// the init runs anything: every process of the container is born in it.
 func (r *containerStart) joinCgroup(context.Context) error {
-	return r.pod.joinCgroup(r.initPID)
+	// Removed last, once the init (forkInit's undo) and the spawned
+	// process (buildRoot's) are dead: a cgroup with a process in it
+	// cannot be removed.
+	r.undo = append([]func(){func() { r.pod.removeContainerCgroup(r.name) }}, r.undo...)
+	path, err := r.pod.joinContainerCgroup(r.name, r.initPID, r.cc.Resources)
+	r.state.Cgroup = path
+	return err
 }
 
 // buildRoot sends the program and waits until the root is made and the
@@ -408,7 +416,7 @@ func (r *containerStart) record(context.Context) error {
 		Name: r.name, Status: specs.StateCreating, Pid: r.proc.hostPID, PodPID: r.proc.PodPID(),
 		Created: time.Now().UTC(), Args: cc.Args, Rootfs: cc.Rootfs, ReadOnly: cc.ReadOnly,
 		Volumes: cc.Volumes, Detached: cc.Detach, MountNamespace: r.pod.containerMountNS(r.name), Log: r.state.Log,
-		Image: cc.Image, User: r.user.identity(),
+		Image: cc.Image, User: r.user.identity(), Cgroup: r.state.Cgroup, Resources: cc.Resources,
 	}
 	ps, err := readStat(r.proc.hostPID)
 	if err != nil {

@@ -184,6 +184,9 @@ func (p *Pod) removeContainerFiles(name string) error {
 	if err := removeUpper(f); err != nil {
 		return err
 	}
+	if err := p.removeContainerCgroup(name); err != nil {
+		return err
+	}
 	if err := os.Remove(filepath.Join(p.Dir(), "logs", name+".log")); err != nil && !isNotExist(err) {
 		return err
 	}

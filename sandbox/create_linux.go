@@ -48,6 +48,9 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkCgroupParent(c.CgroupParent); err != nil {
+		return nil, err
+	}
 	root, err := makeRoot(c.Root)
 	if err != nil {
 		if errors.Is(err, ErrUntrustedRoot) {
@@ -111,7 +114,7 @@ var createSteps = []createStep{
 }
 
 func noNetwork(r *podCreate) bool { return r.c.Network == nil }
-func noLimits(r *podCreate) bool  { return r.c.Limits.none() }
+func noLimits(r *podCreate) bool  { return r.c.Limits.none() && r.c.CgroupParent == "" }
 
 // run runs the steps; on failure it undoes what they made, and removes the
 // pod's directory with whatever is still mounted or pinned below it.
@@ -219,8 +222,8 @@ func (r *podCreate) firstStateWrite(context.Context) (func(), error) {
 		Security:   c.Security,
 		ResolvConf: c.ResolvConf,
 	}
-	if !c.Limits.none() {
-		r.cgroup = cgroupPath(c.Root, c.Name)
+	if !noLimits(r) {
+		r.cgroup = c.CgroupParent + cgroupPath(c.Root, c.Name)
 		r.st.Cgroup = r.cgroup
 	}
 	return nil, writeState(r.lock, r.st)
@@ -232,7 +235,7 @@ func (r *podCreate) joinCgroup(context.Context) (func(), error) {
 	// A cgroup with a process in it cannot be removed: the init goes first.
 	undo := func() {
 		r.child.kill()
-		removeCgroup(&State{Cgroup: r.cgroup, Limits: r.c.Limits})
+		destroyCgroup(r.cgroup, r.c.Limits)
 	}
 	m, err := cgroupManager(r.cgroup, r.c.Limits)
 	if err == nil {

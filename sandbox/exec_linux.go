@@ -233,7 +233,7 @@ func (p *Pod) exec(ctx context.Context, c ExecConfig) (*Process, error) {
 		return nil, f.err
 	}
 	defer f.pg.close()
-	err = p.joinCgroup(proc.hostPID)
+	err = p.joinCgroupOf(c.Container, proc.hostPID)
 	if err == nil {
 		_, err = f.pg.run(ctx, nil)
 	}
@@ -488,7 +488,7 @@ func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, c ExecConfig
 		return fail(err)
 	}
 	step("fork spawner")
-	err = p.joinCgroup(pid)
+	err = p.joinCgroupOf(c.Container, pid)
 	if err == nil {
 		err = pg.send()
 	} else {

@@ -67,7 +67,7 @@ func (p *Pod) removeLocked(d *podDir, opts RemoveOptions) error {
 		}
 		step("release network")
 	}
-	if err := removeCgroup(st); err != nil {
+	if err := p.removeCgroup(st); err != nil {
 		return err
 	}
 	step("remove cgroup")
