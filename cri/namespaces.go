@@ -1,0 +1,62 @@
+package cri
+
+import (
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/podsb/podsb/sandbox"
+)
+
+// podNamespaces applies a pod's namespace options to sc: NODE network and
+// IPC become the host's namespaces; a NODE PID namespace and user
+// namespaces are refused. A PID mode of CONTAINER or TARGET at the pod's
+// level says what its containers ask for (their own options decide).
+func podNamespaces(ns *runtimeapi.NamespaceOption, sc *sandbox.Config) error {
+	if ns == nil {
+		return nil
+	}
+	switch ns.GetNetwork() {
+	case runtimeapi.NamespaceMode_POD:
+	case runtimeapi.NamespaceMode_NODE:
+		sc.HostNetwork = true
+	default:
+		return invalidf("pod sandbox config: namespace_options.network: mode %s is not one of POD, NODE", ns.GetNetwork())
+	}
+	switch ns.GetIpc() {
+	case runtimeapi.NamespaceMode_POD:
+	case runtimeapi.NamespaceMode_NODE:
+		sc.HostIPC = true
+	default:
+		return invalidf("pod sandbox config: namespace_options.ipc: mode %s is not one of POD, NODE", ns.GetIpc())
+	}
+	if ns.GetPid() == runtimeapi.NamespaceMode_NODE {
+		return unimplementedf("pod sandbox config: namespace_options.pid: the host's PID namespace (NODE) is not supported by podsb: " +
+			"pause, which records the exits of the pod's processes, must be their PID namespace's init")
+	}
+	if ns.GetUsernsOptions().GetMode() == runtimeapi.NamespaceMode_POD {
+		return unimplementedf("pod sandbox config: namespace_options.userns_options: user namespaces are not supported by podsb yet")
+	}
+	return nil
+}
+
+// podSysctls turns the pod's sysctls into podsb's, which sandbox.Create
+// checks.
+func podSysctls(m map[string]string) []sandbox.Sysctl {
+	var out []sandbox.Sysctl
+	for k, v := range m {
+		out = append(out, sandbox.Sysctl{Key: k, Value: v})
+	}
+	return out
+}
+
+// namespaceOption is the pod's namespace options, as PodSandboxStatus
+// reports them.
+func (r *podRecord) namespaceOption() *runtimeapi.NamespaceOption {
+	o := &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Pid: runtimeapi.NamespaceMode_POD, Ipc: runtimeapi.NamespaceMode_POD}
+	if r.HostNetwork {
+		o.Network = runtimeapi.NamespaceMode_NODE
+	}
+	if r.HostIPC {
+		o.Ipc = runtimeapi.NamespaceMode_NODE
+	}
+	return o
+}
