@@ -32,7 +32,8 @@ func podNamespaces(ns *runtimeapi.NamespaceOption, sc *sandbox.Config) error {
 		return unimplementedf("pod sandbox config: namespace_options.pid: the host's PID namespace (NODE) is not supported by podsb: " +
 			"pause, which records the exits of the pod's processes, must be their PID namespace's init")
 	}
-	if ns.GetUsernsOptions().GetMode() == runtimeapi.NamespaceMode_POD {
+	// POD is the zero mode: no user namespace options is the host's.
+	if u := ns.GetUsernsOptions(); u != nil && u.GetMode() == runtimeapi.NamespaceMode_POD {
 		return unimplementedf("pod sandbox config: namespace_options.userns_options: user namespaces are not supported by podsb yet")
 	}
 	return nil
