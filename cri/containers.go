@@ -90,6 +90,8 @@ type runConfig struct {
 	Privileged bool              `json:"privileged,omitempty"`
 	CapAdd     []string          `json:"capAdd,omitempty"`
 	CapDrop    []string          `json:"capDrop,omitempty"`
+	// PID is the container's PID namespace (namespaces.go: pidModeOf).
+	PID sandbox.PIDMode `json:"pid,omitzero"`
 	StopSignal string            `json:"stopSignal,omitempty"`
 	Image      *rootfs.ImageRoot `json:"image"`
 
@@ -165,6 +167,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	}
 	run, err := runConfigOf(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if run.PID.Target, err = s.pidTarget(md.GetName(), pod.ID, run.PID.Target); err != nil {
 		return nil, err
 	}
 	id, err := newContainerID()
@@ -304,12 +309,11 @@ func runConfigOf(cfg *runtimeapi.ContainerConfig) (runConfig, error) {
 			user += ":" + group
 		}
 		run.User = user
-		if ns := sc.GetNamespaceOptions(); ns != nil {
-			if ns.GetPid() == runtimeapi.NamespaceMode_CONTAINER || ns.GetPid() == runtimeapi.NamespaceMode_NODE ||
-				ns.GetPid() == runtimeapi.NamespaceMode_TARGET {
-				return run, unimplementedf("container %s: PID namespace mode %s is not supported by podsb yet (the pod's is)", name, ns.GetPid())
-			}
+		pid, err := pidModeOf(name, sc.GetNamespaceOptions())
+		if err != nil {
+			return run, err
 		}
+		run.PID = pid
 	}
 	return run, nil
 }
@@ -489,7 +493,7 @@ func containerConfig(rec *containerRecord) sandbox.ContainerConfig {
 			Args: r.Args, Env: r.Env, Dir: r.Dir, User: r.User, TTY: r.TTY, Detach: true,
 			Security: sandbox.Security{Privileged: r.Privileged, CapAdd: r.CapAdd, CapDrop: r.CapDrop},
 		},
-		Name: rec.ID, ReadOnly: r.ReadOnly, Volumes: r.Volumes, Image: r.Image,
+		Name: rec.ID, ReadOnly: r.ReadOnly, Volumes: r.Volumes, Image: r.Image, PID: r.PID,
 	}
 }
 

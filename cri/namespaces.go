@@ -61,3 +61,36 @@ func (r *podRecord) namespaceOption() *runtimeapi.NamespaceOption {
 	}
 	return o
 }
+
+// pidModeOf is a container's PID namespace: the pod's (POD), one of its
+// own (CONTAINER), or another container's (TARGET, by target_id); the
+// host's (NODE) is refused as for pods.
+func pidModeOf(name string, ns *runtimeapi.NamespaceOption) (sandbox.PIDMode, error) {
+	switch ns.GetPid() {
+	case runtimeapi.NamespaceMode_POD:
+		return sandbox.PIDMode{}, nil
+	case runtimeapi.NamespaceMode_CONTAINER:
+		return sandbox.PIDMode{Own: true}, nil
+	case runtimeapi.NamespaceMode_TARGET:
+		if ns.GetTargetId() == "" {
+			return sandbox.PIDMode{}, invalidf("container %s: namespace_options.target_id is empty (PID mode TARGET)", name)
+		}
+		return sandbox.PIDMode{Target: ns.GetTargetId()}, nil
+	case runtimeapi.NamespaceMode_NODE:
+		return sandbox.PIDMode{}, unimplementedf("container %s: namespace_options.pid: the host's PID namespace (NODE) is not supported by podsb", name)
+	}
+	return sandbox.PIDMode{}, invalidf("container %s: namespace_options.pid: unknown mode %s", name, ns.GetPid())
+}
+
+// pidTarget checks that a container's PID namespace target, if any, is a
+// container of the same pod, and returns its full ID.
+func (s *Server) pidTarget(name, podID, target string) (string, error) {
+	if target == "" {
+		return "", nil
+	}
+	t, err := s.findContainer(target)
+	if err != nil || t.PodID != podID {
+		return "", invalidf("container %s: namespace_options.target_id %q: no such container in pod sandbox %s", name, target, podID)
+	}
+	return t.ID, nil
+}
