@@ -190,6 +190,14 @@ func images(bb string) (map[string]v1.Image, error) {
 	serve := func(name string, port int, dir string) []string {
 		return []string{"sh", "-c", fmt.Sprintf("echo '%s: serving %s on port %d' >&2; exec httpd -f -v -p %d -h %s", name, dir, port, port, dir)}
 	}
+	// nginx's main process names itself "nginx: master process" (critest's
+	// ContainerPID spec looks for it as PID 1 of a container with a PID
+	// namespace of its own): here the shell that runs httpd, named so by
+	// its $0, which stops the server on SIGTERM.
+	nginxMain := func(port int, dir string) []string {
+		return []string{"sh", "-c", fmt.Sprintf("echo 'nginx: serving %s on port %d' >&2; httpd -f -v -p %d -h %s & trap 'kill $!; exit 0' TERM INT; wait", dir, port, port, dir),
+			"nginx: master process nginx"}
+	}
 	type spec struct {
 		c     v1.Config
 		extra []file
@@ -197,7 +205,7 @@ func images(bb string) (map[string]v1.Image, error) {
 	}
 	specs := []spec{
 		{v1.Config{Cmd: []string{"sh"}}, nil, []string{busyboxImage}},
-		{v1.Config{Cmd: serve("nginx", 80, "/usr/share/nginx/html")}, html("usr/share/nginx/html"), []string{nginxImage}},
+		{v1.Config{Cmd: nginxMain(80, "/usr/share/nginx/html")}, html("usr/share/nginx/html"), []string{nginxImage}},
 		{v1.Config{Cmd: serve("httpd", 80, "/usr/local/apache2/htdocs")}, html("usr/local/apache2/htdocs"), []string{httpdImage}},
 		// images/hostnet-nginx: nginx on port 12003.
 		{v1.Config{Cmd: serve("nginx", 12003, "/usr/share/nginx/html")}, html("usr/share/nginx/html"),
