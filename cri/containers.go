@@ -78,20 +78,20 @@ type containerRecord struct {
 // runConfig is the part of a CRI container config that StartContainer
 // turns into a podsb container.
 type runConfig struct {
-	Args       []string          `json:"args"`
-	Env        []string          `json:"env,omitempty"`
-	Dir        string            `json:"dir,omitempty"`
-	User       string            `json:"user,omitempty"`
-	Volumes    []sandbox.Volume  `json:"volumes,omitempty"`
-	TTY        bool              `json:"tty,omitempty"`
-	Stdin      bool              `json:"stdin,omitempty"`
-	StdinOnce  bool              `json:"stdinOnce,omitempty"`
-	ReadOnly   bool              `json:"readOnly,omitempty"`
-	Privileged bool              `json:"privileged,omitempty"`
-	CapAdd     []string          `json:"capAdd,omitempty"`
-	CapDrop    []string          `json:"capDrop,omitempty"`
+	Args       []string         `json:"args"`
+	Env        []string         `json:"env,omitempty"`
+	Dir        string           `json:"dir,omitempty"`
+	User       string           `json:"user,omitempty"`
+	Volumes    []sandbox.Volume `json:"volumes,omitempty"`
+	TTY        bool             `json:"tty,omitempty"`
+	Stdin      bool             `json:"stdin,omitempty"`
+	StdinOnce  bool             `json:"stdinOnce,omitempty"`
+	ReadOnly   bool             `json:"readOnly,omitempty"`
+	Privileged bool             `json:"privileged,omitempty"`
+	CapAdd     []string         `json:"capAdd,omitempty"`
+	CapDrop    []string         `json:"capDrop,omitempty"`
 	// PID is the container's PID namespace (namespaces.go: pidModeOf).
-	PID sandbox.PIDMode `json:"pid,omitzero"`
+	PID        sandbox.PIDMode   `json:"pid,omitzero"`
 	StopSignal string            `json:"stopSignal,omitempty"`
 	Image      *rootfs.ImageRoot `json:"image"`
 
