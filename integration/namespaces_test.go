@@ -11,8 +11,9 @@ import (
 	"time"
 )
 
-// hostLinks names the host's network links that are no pod's: neither a
-// veth nor a bridge that podsb tests make and remove.
+// hostLinks returns the host's loopback and physical links (those with a
+// device), with whether each is up: links that concurrent tests' pods and
+// bridges do not make or remove.
 func hostLinks(t *testing.T) map[string]bool {
 	t.Helper()
 	ifs, err := net.Interfaces()
@@ -21,9 +22,12 @@ func hostLinks(t *testing.T) map[string]bool {
 	}
 	out := map[string]bool{}
 	for _, i := range ifs {
-		if !strings.HasPrefix(i.Name, "veth") && !strings.HasPrefix(i.Name, "podsb") && !strings.HasPrefix(i.Name, "pt") {
+		if _, err := os.Stat("/sys/class/net/" + i.Name + "/device"); err == nil || i.Name == "lo" {
 			out[i.Name] = i.Flags&net.FlagUp != 0
 		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no host links")
 	}
 	return out
 }
