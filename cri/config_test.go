@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/podsb/podsb/sandbox"
 )
 
 func goodConfig() *runtimeapi.PodSandboxConfig {
@@ -32,19 +34,30 @@ func TestPodConfigBadInput(t *testing.T) {
 		{"no namespace", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig { c.Metadata.Namespace = ""; return c }, "", codes.InvalidArgument, "metadata.namespace"},
 		{"no uid", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig { c.Metadata.Uid = ""; return c }, "", codes.InvalidArgument, "metadata.uid"},
 		{"handler", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig { return c }, "kata", codes.InvalidArgument, "runtime handler"},
-		{"host network", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+		{"host PID", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
 			c.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}}
+				NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_NODE}}}
 			return c
-		}, "", codes.Unimplemented, "host network namespace"},
+		}, "", codes.Unimplemented, "namespace_options.pid: the host's PID namespace"},
+		{"network mode TARGET", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+			c.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_TARGET}}}
+			return c
+		}, "", codes.InvalidArgument, "namespace_options.network"},
+		{"IPC mode CONTAINER", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+			c.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtimeapi.NamespaceOption{Ipc: runtimeapi.NamespaceMode_CONTAINER}}}
+			return c
+		}, "", codes.InvalidArgument, "namespace_options.ipc"},
+		{"user namespace", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+			c.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtimeapi.NamespaceOption{UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD}}}}
+			return c
+		}, "", codes.Unimplemented, "userns_options"},
 		{"sctp", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
 			c.PortMappings = []*runtimeapi.PortMapping{{Protocol: runtimeapi.Protocol_SCTP, HostPort: 80, ContainerPort: 80}}
 			return c
 		}, "", codes.Unimplemented, "SCTP"},
-		{"sysctls", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
-			c.Linux = &runtimeapi.LinuxPodSandboxConfig{Sysctls: map[string]string{"kernel.shm_rmid_forced": "1"}}
-			return c
-		}, "", codes.Unimplemented, "sysctls are not supported"},
 		{"port out of range", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
 			c.PortMappings = []*runtimeapi.PortMapping{{HostPort: 70000, ContainerPort: 80}}
 			return c
@@ -98,6 +111,48 @@ func TestPodConfig(t *testing.T) {
 	}
 	if got := strings.Join(ports, " "); got != "8080:80/tcp 127.0.0.1:5353:53/udp" {
 		t.Errorf("ports %s", got)
+	}
+}
+
+// NODE network and IPC are the host's namespaces; a host-network pod's
+// port mappings publish nothing; sysctls go to sandbox.Create, which checks
+// them (TestSysctlPaths, TestPodSysctls).
+func TestPodConfigNamespaces(t *testing.T) {
+	c := goodConfig()
+	c.PortMappings = []*runtimeapi.PortMapping{{ContainerPort: 80, HostPort: 80}}
+	c.Linux = &runtimeapi.LinuxPodSandboxConfig{
+		Sysctls: map[string]string{"kernel.shm_rmid_forced": "1"},
+		SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{
+			Network: runtimeapi.NamespaceMode_NODE, Ipc: runtimeapi.NamespaceMode_NODE, Pid: runtimeapi.NamespaceMode_CONTAINER}},
+	}
+	sc, err := podConfig(c, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sc.HostNetwork || !sc.HostIPC || sc.Network != nil || len(sc.Sysctls) != 1 || sc.Sysctls[0].Key != "kernel.shm_rmid_forced" {
+		t.Errorf("host network %v, IPC %v, network %+v, sysctls %v", sc.HostNetwork, sc.HostIPC, sc.Network, sc.Sysctls)
+	}
+}
+
+func TestPIDModeOf(t *testing.T) {
+	for _, tc := range []struct {
+		ns   *runtimeapi.NamespaceOption
+		want sandbox.PIDMode
+		code codes.Code
+		msg  string
+	}{
+		{nil, sandbox.PIDMode{}, codes.OK, ""},
+		{&runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD}, sandbox.PIDMode{}, codes.OK, ""},
+		{&runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER}, sandbox.PIDMode{Own: true}, codes.OK, ""},
+		{&runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_TARGET, TargetId: "abc"}, sandbox.PIDMode{Target: "abc"}, codes.OK, ""},
+		{&runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_TARGET}, sandbox.PIDMode{}, codes.InvalidArgument, "namespace_options.target_id is empty"},
+		{&runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_NODE}, sandbox.PIDMode{}, codes.Unimplemented, "namespace_options.pid"},
+	} {
+		got, err := pidModeOf("c", tc.ns)
+		st, _ := status.FromError(err)
+		if got != tc.want || st.Code() != tc.code || !strings.Contains(st.Message(), tc.msg) {
+			t.Errorf("%v: %+v %v, want %+v %v %q", tc.ns, got, err, tc.want, tc.code, tc.msg)
+		}
 	}
 }
 

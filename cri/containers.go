@@ -78,18 +78,20 @@ type containerRecord struct {
 // runConfig is the part of a CRI container config that StartContainer
 // turns into a podsb container.
 type runConfig struct {
-	Args       []string          `json:"args"`
-	Env        []string          `json:"env,omitempty"`
-	Dir        string            `json:"dir,omitempty"`
-	User       string            `json:"user,omitempty"`
-	Volumes    []sandbox.Volume  `json:"volumes,omitempty"`
-	TTY        bool              `json:"tty,omitempty"`
-	Stdin      bool              `json:"stdin,omitempty"`
-	StdinOnce  bool              `json:"stdinOnce,omitempty"`
-	ReadOnly   bool              `json:"readOnly,omitempty"`
-	Privileged bool              `json:"privileged,omitempty"`
-	CapAdd     []string          `json:"capAdd,omitempty"`
-	CapDrop    []string          `json:"capDrop,omitempty"`
+	Args       []string         `json:"args"`
+	Env        []string         `json:"env,omitempty"`
+	Dir        string           `json:"dir,omitempty"`
+	User       string           `json:"user,omitempty"`
+	Volumes    []sandbox.Volume `json:"volumes,omitempty"`
+	TTY        bool             `json:"tty,omitempty"`
+	Stdin      bool             `json:"stdin,omitempty"`
+	StdinOnce  bool             `json:"stdinOnce,omitempty"`
+	ReadOnly   bool             `json:"readOnly,omitempty"`
+	Privileged bool             `json:"privileged,omitempty"`
+	CapAdd     []string         `json:"capAdd,omitempty"`
+	CapDrop    []string         `json:"capDrop,omitempty"`
+	// PID is the container's PID namespace (namespaces.go: pidModeOf).
+	PID        sandbox.PIDMode   `json:"pid,omitzero"`
 	StopSignal string            `json:"stopSignal,omitempty"`
 	Image      *rootfs.ImageRoot `json:"image"`
 	// Resources are the container's limits (its cgroup's).
@@ -170,6 +172,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	}
 	run, err := runConfigOf(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if run.PID.Target, err = s.pidTarget(md.GetName(), pod.ID, run.PID.Target); err != nil {
 		return nil, err
 	}
 	id, err := newContainerID()
@@ -313,12 +318,11 @@ func runConfigOf(cfg *runtimeapi.ContainerConfig) (runConfig, error) {
 			user += ":" + group
 		}
 		run.User = user
-		if ns := sc.GetNamespaceOptions(); ns != nil {
-			if ns.GetPid() == runtimeapi.NamespaceMode_CONTAINER || ns.GetPid() == runtimeapi.NamespaceMode_NODE ||
-				ns.GetPid() == runtimeapi.NamespaceMode_TARGET {
-				return run, unimplementedf("container %s: PID namespace mode %s is not supported by podsb yet (the pod's is)", name, ns.GetPid())
-			}
+		pid, err := pidModeOf(name, sc.GetNamespaceOptions())
+		if err != nil {
+			return run, err
 		}
+		run.PID = pid
 	}
 	return run, nil
 }
@@ -501,7 +505,7 @@ func containerConfig(rec *containerRecord) sandbox.ContainerConfig {
 			Args: r.Args, Env: r.Env, Dir: r.Dir, User: r.User, TTY: r.TTY, Detach: true,
 			Groups: r.Groups, StrictGroups: r.StrictGroups, Security: r.security(),
 		},
-		Name: rec.ID, ReadOnly: r.ReadOnly, Volumes: r.Volumes, Image: r.Image, Resources: r.Resources,
+		Name: rec.ID, ReadOnly: r.ReadOnly, Volumes: r.Volumes, Image: r.Image, Resources: r.Resources, PID: r.PID,
 		MaskedPaths: r.MaskedPaths, ReadOnlyPaths: r.ReadOnlyPaths,
 	}
 }

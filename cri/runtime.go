@@ -97,6 +97,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		ID: id, Name: md.GetName(), UID: md.GetUid(), Namespace: md.GetNamespace(), Attempt: md.GetAttempt(),
 		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), Created: time.Now().UnixNano(),
 		LogDirectory: cfg.GetLogDirectory(), Hostname: sc.Hostname, RuntimeHandler: req.GetRuntimeHandler(),
+		HostNetwork: sc.HostNetwork, HostIPC: sc.HostIPC,
 	}
 	if rec.Hostname == "" {
 		rec.Hostname = id[:12]
@@ -108,7 +109,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		return nil, err
 	}
 	sc.Root, sc.Name = s.root, id
-	sc.Network.Bridge, sc.Network.Subnet = s.bridge, s.subnet
+	if sc.Network != nil {
+		sc.Network.Bridge, sc.Network.Subnet = s.bridge, s.subnet
+	}
 	s.creating.RLock()
 	pod, err := sandbox.Create(ctx, sc)
 	s.creating.RUnlock()
@@ -147,22 +150,13 @@ func podConfig(cfg *runtimeapi.PodSandboxConfig, handler string) (sandbox.Config
 	if handler != "" {
 		return sc, invalidf("runtime handler %q: podsb has only the default handler (\"\")", handler)
 	}
-	if ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(); ns != nil {
-		for what, m := range map[string]runtimeapi.NamespaceMode{"network": ns.GetNetwork(), "pid": ns.GetPid(), "ipc": ns.GetIpc()} {
-			if m == runtimeapi.NamespaceMode_NODE {
-				return sc, unimplementedf("pod sandbox config: host %s namespace (NODE) is not supported by podsb yet", what)
-			}
-		}
-		if ns.GetUsernsOptions().GetMode() == runtimeapi.NamespaceMode_POD {
-			return sc, unimplementedf("pod sandbox config: user namespaces are not supported by podsb yet")
-		}
+	if err := podNamespaces(cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(), &sc); err != nil {
+		return sc, err
 	}
 	if cfg.GetWindows() != nil {
 		return sc, invalidf("pod sandbox config: windows options on a Linux runtime")
 	}
-	if n := len(cfg.GetLinux().GetSysctls()); n > 0 {
-		return sc, unimplementedf("pod sandbox config: %d sysctls: pod sysctls are not supported by podsb yet", n)
-	}
+	sc.Sysctls = podSysctls(cfg.GetLinux().GetSysctls())
 	if err := podSecurityOf(cfg.GetLinux().GetSecurityContext(), &sc); err != nil {
 		return sc, err
 	}
@@ -198,7 +192,11 @@ func podConfig(cfg *runtimeapi.PodSandboxConfig, handler string) (sandbox.Config
 		}
 		net.Publish = append(net.Publish, p)
 	}
-	sc.Network = net
+	if !sc.HostNetwork {
+		// A host-network pod's port mappings are the host's ports
+		// themselves: nothing to publish (containerd ignores them too).
+		sc.Network = net
+	}
 	if d := cfg.GetDnsConfig(); d != nil {
 		rc, err := resolvConf(d)
 		if err != nil {
@@ -440,9 +438,7 @@ func (s *Server) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandboxS
 	l := s.liveOf(&rec)
 	st := &runtimeapi.PodSandboxStatus{
 		Id: rec.ID, Metadata: rec.metadata(), State: state(l.ready), CreatedAt: rec.Created,
-		Linux: &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{Options: &runtimeapi.NamespaceOption{
-			Network: runtimeapi.NamespaceMode_POD, Pid: runtimeapi.NamespaceMode_POD, Ipc: runtimeapi.NamespaceMode_POD,
-		}}},
+		Linux:  &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{Options: rec.namespaceOption()}},
 		Labels: rec.Labels, Annotations: rec.Annotations, RuntimeHandler: rec.RuntimeHandler,
 	}
 	if l.ip != "" {

@@ -35,6 +35,10 @@ type podRecord struct {
 	Hostname string `json:"hostname,omitempty"`
 	// RuntimeHandler is the handler the pod was run with ("" is podsb's).
 	RuntimeHandler string `json:"runtimeHandler,omitempty"`
+	// HostNetwork and HostIPC say the pod uses the host's network (and
+	// UTS) and IPC namespaces.
+	HostNetwork bool `json:"hostNetwork,omitempty"`
+	HostIPC     bool `json:"hostIPC,omitempty"`
 	// Ready is false from the record's first write until RunPodSandbox
 	// has made the pod, and again after StopPodSandbox: a pod is READY
 	// only while Ready and its pause lives.

@@ -254,7 +254,7 @@ func TestCRICrictl(t *testing.T) {
 	// (crictl quotes the message: look for a part without quotes.)
 	for _, tc := range []struct{ config, want string }{
 		{`"dns_config": {"servers": ["dns.example"]}`, "InvalidArgument desc = dns config: server"},
-		{`"linux": {"security_context": {"namespace_options": {"network": 2}}}`, "Unimplemented desc = pod sandbox config: host network namespace (NODE) is not supported"},
+		{`"linux": {"security_context": {"namespace_options": {"pid": 2}}}`, "Unimplemented desc = pod sandbox config: namespace_options.pid: the host's PID namespace (NODE) is not supported"},
 	} {
 		bad := filepath.Join(dir, "bad.json")
 		os.WriteFile(bad, []byte(`{"metadata": {"name": "bad", "namespace": "default", "uid": "1"}, `+tc.config+`}`), 0o644)

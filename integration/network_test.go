@@ -257,7 +257,7 @@ func TestNetworkBadInput(t *testing.T) {
 		{"port in use on host", []string{"-p", fmt.Sprintf("%d:80", busyPort)}, "in use on the host"},
 		{"published twice", []string{"-p", "30001:80", "-p", "30001:81"}, "published twice"},
 		{"network none with port", []string{"--network", "none", "-p", "30002:80"}, "need --network bridge"},
-		{"bad network", []string{"--network", "host"}, "want bridge or none"},
+		{"bad network", []string{"--network", "nat"}, "want bridge, none or host"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"create"}, nargs...)

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"os"
 	"path/filepath"
 	"time"
 
@@ -46,6 +47,14 @@ type Config struct {
 	// Network connects the pod to the state root's bridge network; nil
 	// leaves it loopback only.
 	Network *NetworkConfig
+	// HostNetwork puts the pod in the host's network and UTS namespaces
+	// instead of new ones: no bridge (Network must be nil), the host's
+	// hostname (Hostname is ignored). HostIPC puts it in the host's IPC
+	// namespace. Removing the pod only drops its handles of them.
+	HostNetwork, HostIPC bool
+	// Sysctls are set in the pod's own namespaces when it is created
+	// (sysctlPaths says which may be).
+	Sysctls []Sysctl
 	// Limits are the pod's resource limits (a cgroup); none if zero.
 	Limits Limits
 	// CgroupParent, if set, is an existing cgroup (a path below the
@@ -101,8 +110,21 @@ func (c Config) withDefaults() (Config, error) {
 	if err := ValidateName(c.Name); err != nil {
 		return c, err
 	}
+	if c.HostNetwork {
+		if c.Network != nil {
+			return c, invalidf("pod %s: host network and a bridge network", c.Name)
+		}
+		h, err := os.Hostname()
+		if err != nil {
+			return c, err
+		}
+		c.Hostname = h
+	}
 	if c.Hostname == "" {
 		c.Hostname = c.Name
+	}
+	if _, err := sysctlPaths(c.Sysctls, c.HostNetwork, c.HostIPC); err != nil {
+		return c, err
 	}
 	if err := validateHostname(c.Hostname); err != nil {
 		return c, err

@@ -55,6 +55,9 @@ type ContainerConfig struct {
 	// Resources are the container's limits, in a cgroup of its own below
 	// the pod's (every container has one, limits or not).
 	Resources Resources
+	// PID chooses the container's PID namespace (pidns_linux.go): the
+	// pod's (zero), one of its own, or another container's.
+	PID PIDMode
 }
 
 // ContainerState is what podsb keeps of a container in
@@ -77,6 +80,11 @@ type ContainerState struct {
 	Image *rootfs.ImageRoot `json:"image,omitempty"`
 	// MountNamespace is the pinned handle of its mount namespace.
 	MountNamespace string `json:"mountNamespace"`
+	// PIDNamespace is the pinned handle of its PID namespace if it has
+	// one of its own (PIDMode.Own); PIDTarget the container whose PID
+	// namespace it joined (PIDMode.Target).
+	PIDNamespace string `json:"pidNamespace,omitempty"`
+	PIDTarget    string `json:"pidTarget,omitempty"`
 	// Log is the output of a detached container.
 	Log string `json:"log,omitempty"`
 	// User is who the container's process runs as.
@@ -185,11 +193,12 @@ func (p *Pod) reclaimDeadStart(name string) bool {
 		}
 	}
 	os.Remove(filepath.Join(p.Dir(), "logs", name+".log"))
-	handle := p.containerMountNS(name)
-	if unmount(handle) != nil {
-		return false
+	for _, handle := range []string{p.containerMountNS(name), p.containerPIDNS(name)} {
+		if unmount(handle) != nil {
+			return false
+		}
+		os.Remove(handle)
 	}
-	os.Remove(handle)
 	if removeUpper(f) != nil || p.removeContainerCgroup(name) != nil {
 		return false
 	}
@@ -258,6 +267,9 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 		name = newID()
 	}
 	if err := validateContainerName(name); err != nil {
+		return nil, err
+	}
+	if err := p.checkPIDMode(cc.PID, c.Detach, name); err != nil {
 		return nil, err
 	}
 	spec := rootfs.Spec{Dir: cc.Rootfs, ReadOnly: cc.ReadOnly, Volumes: cc.Volumes, Mask: !cc.Security.Privileged, NoDev: !cc.Security.Privileged,

@@ -53,6 +53,7 @@ type containerStart struct {
 	initGone                  bool     // reaped (-d: after its Spawn)
 	spawnFD                   int      // -d: a pidfd of the spawned command, or -1
 	overlay                   *os.File // an image root's detached overlay
+	pidNS                     string   // the handle of the PID namespace the init joins
 	state                     ContainerState
 }
 
@@ -241,14 +242,26 @@ func (r *containerStart) makeProgram(context.Context) error {
 	if err != nil {
 		return err
 	}
-	ops := append([]setup.Op{{Code: setup.Pdeathsig}}, planned...)
+	ops := []setup.Op{{Code: setup.Pdeathsig}}
 	if c.Detach {
-		ops, cmdOps = append(ops, cmdOps[0]), cmdOps[1:] // Spawn
+		spawn := cmdOps[0]
+		cmdOps = cmdOps[1:]
 		if c.TTY {
 			// The spawned process leads a new session: its stdio, the
 			// pty's terminal, becomes its controlling terminal.
-			ops[len(ops)-1].Num = 1
+			spawn.Num = 1
 		}
+		if r.cc.PID.Own {
+			// PID 1 of a new namespace, forked before the root is made:
+			// the root's /proc is its namespace's.
+			spawn.Num |= unix.CLONE_NEWPID
+			ops = append(ops, spawn)
+			ops = append(ops, planned...)
+		} else {
+			ops = append(append(ops, planned...), spawn)
+		}
+	} else {
+		ops = append(ops, planned...)
 	}
 	ops = append(ops, setup.Op{Code: setup.Sync}, setup.Op{Code: setup.Chdir, Str: []string{r.workdir}})
 	if r.pg, err = newProgram(append(ops, cmdOps...)); err != nil {
@@ -300,11 +313,16 @@ func (r *containerStart) makeProgram(context.Context) error {
 // stays until the Process is released: the init dies with it.
 func (r *containerStart) forkInit(context.Context) error {
 	p := r.pod
-	var nss []nsenter.Namespace
+	pidNS, err := r.pidNSPath()
+	if err != nil {
+		return err
+	}
+	r.pidNS = pidNS
+	nss := []nsenter.Namespace{{Type: unix.CLONE_NEWPID, Path: pidNS}}
 	for _, t := range []struct {
 		flag int
 		ns   specs.LinuxNamespaceType
-	}{{unix.CLONE_NEWPID, specs.PIDNamespace}, {unix.CLONE_NEWUTS, specs.UTSNamespace}, {unix.CLONE_NEWIPC, specs.IPCNamespace}, {unix.CLONE_NEWNET, specs.NetworkNamespace}} {
+	}{{unix.CLONE_NEWUTS, specs.UTSNamespace}, {unix.CLONE_NEWIPC, specs.IPCNamespace}, {unix.CLONE_NEWNET, specs.NetworkNamespace}} {
 		nss = append(nss, nsenter.Namespace{Type: t.flag, Path: p.NamespacePath(t.ns)})
 	}
 	h, err := p.openNS(nss)
@@ -377,8 +395,7 @@ func (r *containerStart) buildRoot(ctx context.Context) error {
 	waitExit(r.initPID)
 	r.initGone = true
 	close(r.proc.release)
-	r.proc.podPID = r.pg.spawned
-	r.proc.hostPID = hostPIDOf(r.pod, r.proc.podPID)
+	r.proc.hostPID, r.proc.podPID = spawnedHostPID(r.pod, r.cc.PID.Own, r.pidNS, r.pg.spawned)
 	if r.proc.hostPID <= 0 {
 		return fmt.Errorf("container %s: its process %d is not in the pod", r.name, r.proc.podPID)
 	}
@@ -404,6 +421,20 @@ func (r *containerStart) pin(context.Context) error {
 		return fmt.Errorf("pin mount namespace of container %s: %w", r.name, err)
 	}
 	r.onFail(func() { unmount(handle) })
+	if r.cc.PID == (PIDMode{}) {
+		return nil
+	}
+	// A PID namespace not the pod's: exec joins it by this handle.
+	pidHandle := r.pod.containerPIDNS(r.name)
+	if err := touch(pidHandle); err != nil {
+		return err
+	}
+	r.onFail(func() { os.Remove(pidHandle) })
+	if err := mount(fmt.Sprintf("/proc/%d/ns/pid", r.proc.hostPID), pidHandle, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("pin PID namespace of container %s: %w", r.name, err)
+	}
+	r.onFail(func() { unmount(pidHandle) })
+	r.state.PIDNamespace = pidHandle
 	return nil
 }
 
@@ -417,6 +448,7 @@ func (r *containerStart) record(context.Context) error {
 		Created: time.Now().UTC(), Args: cc.Args, Rootfs: cc.Rootfs, ReadOnly: cc.ReadOnly,
 		Volumes: cc.Volumes, Detached: cc.Detach, MountNamespace: r.pod.containerMountNS(r.name), Log: r.state.Log,
 		Image: cc.Image, User: r.user.identity(), Cgroup: r.state.Cgroup, Resources: cc.Resources,
+		PIDNamespace: r.state.PIDNamespace, PIDTarget: cc.PID.Target,
 	}
 	ps, err := readStat(r.proc.hostPID)
 	if err != nil {

@@ -174,12 +174,13 @@ func (p *Pod) removeContainerFiles(name string) error {
 	} else if err == nil && cs.PodPID > 0 {
 		unlinkExit(filepath.Join(p.exitsDir(), strconv.Itoa(cs.PodPID)), filepath.Join(dir, exitFile))
 	}
-	handle := p.containerMountNS(name)
-	if err := unmount(handle); err != nil {
-		return fmt.Errorf("remove container %s in pod %s: %w", name, p.name, err)
-	}
-	if err := os.Remove(handle); err != nil && !isNotExist(err) {
-		return err
+	for _, handle := range []string{p.containerMountNS(name), p.containerPIDNS(name)} {
+		if err := unmount(handle); err != nil {
+			return fmt.Errorf("remove container %s in pod %s: %w", name, p.name, err)
+		}
+		if err := os.Remove(handle); err != nil && !isNotExist(err) {
+			return err
+		}
 	}
 	if err := removeUpper(f); err != nil {
 		return err

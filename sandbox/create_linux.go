@@ -24,6 +24,19 @@ import (
 // cloneFlags are the namespaces a pod's init is born in.
 const cloneFlags = unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWNS | unix.CLONE_NEWNET
 
+// podCloneFlags are cloneFlags without the namespaces the pod shares with
+// the host: its pinned handles of them are then the host's.
+func podCloneFlags(c Config) uintptr {
+	flags := uintptr(cloneFlags)
+	if c.HostNetwork {
+		flags &^= unix.CLONE_NEWNET | unix.CLONE_NEWUTS
+	}
+	if c.HostIPC {
+		flags &^= unix.CLONE_NEWIPC
+	}
+	return flags
+}
+
 // pauseOOMScoreAdj is the OOM score adjustment of pause, as Kubernetes gives
 // its pause container: the kernel should kill it last, as the pod dies with
 // it. Lowering the score needs CAP_SYS_RESOURCE; without it pause keeps the
@@ -178,15 +191,18 @@ func (r *podCreate) plan(context.Context) (func(), error) {
 			return nil, err
 		}
 	}
-	var err error
-	r.ops, err = initProgram(&r.spec, c.Hostname, c.Security, true, r.dir)
+	sysctls, err := sysctlPaths(c.Sysctls, c.HostNetwork, c.HostIPC)
+	if err != nil {
+		return nil, err
+	}
+	r.ops, err = initProgram(&r.spec, c.Hostname, c.Security, !c.HostNetwork, sysctls, r.dir)
 	return nil, err
 }
 
 // startInit starts the pod's init in new namespaces, waiting for its
 // program.
 func (r *podCreate) startInit(context.Context) (func(), error) {
-	child, err := startInit(r.ops, cloneFlags)
+	child, err := startInit(r.ops, podCloneFlags(r.c))
 	if err != nil {
 		return nil, err
 	}
@@ -210,17 +226,19 @@ func (r *podCreate) firstStateWrite(context.Context) (func(), error) {
 			Pid:     pid,
 			Bundle:  r.dir,
 		},
-		Created:    time.Now().UTC(),
-		StartTime:  ps.startTime,
-		BootID:     bootID(),
-		Hostname:   c.Hostname,
-		Rootfs:     c.Rootfs,
-		ReadOnly:   c.ReadOnly,
-		Volumes:    c.Volumes,
-		Network:    r.lease,
-		Limits:     c.Limits,
-		Security:   c.Security,
-		ResolvConf: c.ResolvConf,
+		Created:     time.Now().UTC(),
+		StartTime:   ps.startTime,
+		BootID:      bootID(),
+		Hostname:    c.Hostname,
+		Rootfs:      c.Rootfs,
+		ReadOnly:    c.ReadOnly,
+		Volumes:     c.Volumes,
+		Network:     r.lease,
+		Limits:      c.Limits,
+		Security:    c.Security,
+		ResolvConf:  c.ResolvConf,
+		HostNetwork: c.HostNetwork,
+		HostIPC:     c.HostIPC,
 	}
 	if !noLimits(r) {
 		r.cgroup = c.CgroupParent + cgroupPath(c.Root, c.Name)
@@ -295,8 +313,11 @@ func (r *podCreate) finalStateWrite(context.Context) (func(), error) {
 // initProgram is what the pod's init does before it becomes pause: first
 // it opens the exits directory of the pod's directory dir, which pause
 // keeps (exit_linux.go). With newNet, the init also names the new UTS
-// namespace and brings up the new network namespace's loopback.
-func initProgram(spec *rootfs.Spec, hostname string, sec Security, newNet bool, dir string) ([]setup.Op, error) {
+// namespace and brings up the new network namespace's loopback. Then it
+// writes the sysctls (paths below /proc/sys and values, sysctlPaths):
+// still seeing the host's /proc, it opens them in its own namespaces,
+// which is where the kernel applies a namespaced sysctl.
+func initProgram(spec *rootfs.Spec, hostname string, sec Security, newNet bool, sysctls [][2]string, dir string) ([]setup.Op, error) {
 	root, err := rootfs.Plan(spec)
 	if err != nil {
 		return nil, err
@@ -313,6 +334,9 @@ func initProgram(spec *rootfs.Spec, hostname string, sec Security, newNet bool, 
 	ops := []setup.Op{openExitsOp(dir), {Code: setup.Write, Flags: setup.Optional, Str: []string{"/proc/self/oom_score_adj", pauseOOMScoreAdj}}}
 	if newNet {
 		ops = append(ops, setup.Op{Code: setup.Hostname, Str: []string{hostname}}, setup.Op{Code: setup.LoopbackUp})
+	}
+	for _, s := range sysctls {
+		ops = append(ops, setup.Op{Code: setup.Write, Num: 0o644, Str: []string{"/proc/sys/" + s[0], s[1]}})
 	}
 	return append(ops, root...), nil
 }

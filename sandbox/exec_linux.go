@@ -293,7 +293,7 @@ func (p *Pod) checkLaunch(c ExecConfig) error {
 // openHandles opens the pod's pinned namespace handles in joining order;
 // with a container's name, its mount namespace instead of the pod's.
 func (p *Pod) openHandles(container string) (*nsenter.Handles, error) {
-	mnt := p.NamespacePath(specs.MountNamespace)
+	mnt, pid := p.NamespacePath(specs.MountNamespace), p.NamespacePath(specs.PIDNamespace)
 	if container != "" {
 		// A stopped container's mount namespace may still be pinned
 		// (until rm; after start, of a pause of before): not joined.
@@ -308,6 +308,9 @@ func (p *Pod) openHandles(container string) (*nsenter.Handles, error) {
 		if _, err := os.Stat(mnt); err != nil {
 			return nil, errclass.New(ErrNotFound, "no such container %s in pod %s", container, p.name)
 		}
+		if cs.PIDNamespace != "" {
+			pid = p.containerPIDNS(container)
+		}
 	}
 	flags := map[specs.LinuxNamespaceType]int{
 		specs.PIDNamespace: unix.CLONE_NEWPID, specs.UTSNamespace: unix.CLONE_NEWUTS,
@@ -316,7 +319,11 @@ func (p *Pod) openHandles(container string) (*nsenter.Handles, error) {
 	}
 	var nss []nsenter.Namespace
 	for _, t := range NamespaceTypes {
-		if t != specs.MountNamespace {
+		switch t {
+		case specs.MountNamespace:
+		case specs.PIDNamespace:
+			nss = append(nss, nsenter.Namespace{Type: flags[t], Path: pid})
+		default:
 			nss = append(nss, nsenter.Namespace{Type: flags[t], Path: p.NamespacePath(t)})
 		}
 	}

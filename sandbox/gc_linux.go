@@ -132,7 +132,9 @@ func tidy(d *podDir) error {
 		if deadStart(c) {
 			// A run that died before its command ran.
 			if ns, err := openAt(d.dir, "ns", unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
-				errs = append(errs, unmountAt(ns, "mnt-"+n), unlinkAt(ns, "mnt-"+n, 0))
+				for _, h := range []string{"mnt-" + n, "pid-" + n} {
+					errs = append(errs, unmountAt(ns, h), unlinkAt(ns, h, 0))
+				}
 				ns.Close()
 			}
 			if logs, err := openAt(d.dir, "logs", unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {

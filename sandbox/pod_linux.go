@@ -250,6 +250,7 @@ func (p *Pod) Processes() ([]ProcessInfo, error) {
 		return nil, err
 	}
 	containers := map[uint64]string{}
+	pidNSs := map[uint64]bool{ino: true} // the pod's, and its containers' own
 	if ns, err := openAt(d.dir, "ns", unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
 		names, _ := ns.Readdirnames(-1)
 		for _, n := range names {
@@ -258,13 +259,23 @@ func (p *Pod) Processes() ([]ProcessInfo, error) {
 					containers[ino] = name
 				}
 			}
+			if strings.HasPrefix(n, "pid-") {
+				if ino, ok := pinnedInode(ns, n); ok {
+					pidNSs[ino] = true
+				}
+			}
 		}
 		ns.Close()
+	}
+	// PIDs are the pod namespace's: pause's level.
+	level := -1
+	if ps, err := readStatus(strconv.Itoa(p.state.Pid)); err == nil && len(ps.nspid) > 0 {
+		level = len(ps.nspid) - 1
 	}
 	var procs []ProcessInfo
 	hostToPod := map[int]int{}
 	for _, pid := range pids {
-		if i, ok := pidNSInode(pid); !ok || i != ino {
+		if i, ok := pidNSInode(pid); !ok || !pidNSs[i] {
 			continue
 		}
 		s, err := readStatus(pid)
@@ -273,6 +284,9 @@ func (p *Pod) Processes() ([]ProcessInfo, error) {
 		}
 		host, _ := strconv.Atoi(pid)
 		inner := s.nspid[len(s.nspid)-1]
+		if level >= 0 && level < len(s.nspid) {
+			inner = s.nspid[level]
+		}
 		hostToPod[host] = inner
 		pi := ProcessInfo{PID: inner, HostPID: host, PPID: s.ppid, State: s.state, Command: readCmdline(pid, s.name)}
 		if len(containers) > 0 {

@@ -86,7 +86,7 @@ func (p *Pod) Start(ctx context.Context) error {
 	if err := makeExitsDir(dir); err != nil {
 		return err
 	}
-	ops, err := initProgram(&spec, st.Hostname, st.Security, false, dir)
+	ops, err := initProgram(&spec, st.Hostname, st.Security, false, nil, dir)
 	if err != nil {
 		return err
 	}

@@ -78,6 +78,10 @@ type State struct {
 	ResolvConf string `json:"resolvConf,omitempty"`
 	// Security is what the pod's pause may do (and Start needs again).
 	Security Security `json:"security,omitzero"`
+	// HostNetwork and HostIPC say the pod uses the host's network and UTS,
+	// and IPC, namespaces (Config.HostNetwork, HostIPC).
+	HostNetwork bool `json:"hostNetwork,omitempty"`
+	HostIPC     bool `json:"hostIPC,omitempty"`
 	// Network is the pod's place on the bridge network: address, gateway,
 	// bridge, host veth, published ports. Nil without one.
 	Network *network.Lease `json:"network,omitempty"`

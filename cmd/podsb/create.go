@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,8 +18,9 @@ import (
 func newCreateCmd(g *globals) *cobra.Command {
 	var (
 		cfg                            sandbox.Config
-		volumes, publish               []string
+		volumes, publish, sysctls      []string
 		netMode, subnet, bridge, ipArg string
+		ipcMode                        string
 		pids, memory, cpus             string
 	)
 	cmd := &cobra.Command{
@@ -56,9 +58,13 @@ short unique ID. Returns once the pod is ready.`,
 				}
 			}
 			switch netMode {
-			case "none":
+			case "none", "host":
+				cfg.HostNetwork = netMode == "host"
 				if subnet != "" || bridge != "" || ipArg != "" || len(publish) > 0 {
 					return errors.New("create: --subnet, --bridge, --ip and --publish need --network bridge")
+				}
+				if cfg.HostNetwork && f.Changed("hostname") {
+					return errors.New("create: --hostname: a pod on the host's network has the host's")
 				}
 			case "bridge":
 				nc := &sandbox.NetworkConfig{Bridge: bridge}
@@ -85,7 +91,21 @@ short unique ID. Returns once the pod is ready.`,
 				}
 				cfg.Network = nc
 			default:
-				return fmt.Errorf("--network %q: want bridge or none", netMode)
+				return fmt.Errorf("--network %q: want bridge, none or host", netMode)
+			}
+			switch ipcMode {
+			case "private":
+			case "host":
+				cfg.HostIPC = true
+			default:
+				return fmt.Errorf("--ipc %q: want private or host", ipcMode)
+			}
+			for _, kv := range sysctls {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					return fmt.Errorf("--sysctl %q: want KEY=VALUE", kv)
+				}
+				cfg.Sysctls = append(cfg.Sysctls, sandbox.Sysctl{Key: k, Value: v})
 			}
 			for _, v := range volumes {
 				vol, err := sandbox.ParseVolume(v)
@@ -113,7 +133,9 @@ short unique ID. Returns once the pod is ready.`,
 	f.BoolVar(&cfg.ReadOnly, "read-only", false, "make the pod's root read-only")
 	f.StringArrayVarP(&volumes, "volume", "v", nil, "bind-mount a host path: `SRC:DST[:OPTS]`, OPTS ro or rw, and kernelfs (repeatable)")
 	f.StringVar(&cfg.Hostname, "hostname", "", "the pod's hostname (default: its name)")
-	f.StringVar(&netMode, "network", "bridge", "bridge: an address on the state root's bridge; none: loopback only")
+	f.StringVar(&netMode, "network", "bridge", "bridge: an address on the state root's bridge; none: loopback only; host: the host's network and UTS namespaces")
+	f.StringVar(&ipcMode, "ipc", "private", "private: an IPC namespace of the pod's own; host: the host's")
+	f.StringArrayVar(&sysctls, "sysctl", nil, "set a sysctl of the pod's own namespaces: `KEY=VALUE` (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, kernel.domainname; repeatable)")
 	f.StringVar(&subnet, "subnet", "", "the bridge network's IPv4 subnet, on its first use (default 10.89.0.0/16)")
 	f.StringVar(&bridge, "bridge", "", "the bridge's name, on its first use (default podsb0)")
 	f.StringVar(&ipArg, "ip", "", "ask for this free address of the subnet")

@@ -61,7 +61,7 @@ const (
 	// detached mount trees that MoveMount attaches.
 	MoveMount Code = 11 // attach the detached mount tree at fd Num on Str[0]
 	Sync      Code = 12 // report Synced, then wait for the go-ahead: one byte on fd 5 (end of file without it fails with EPIPE: podsb died)
-	Spawn     Code = 13 // fork: the parent reports Spawned with the child's PID and exits; the child goes on in a new session, with Num 1 taking the terminal at fd 0 as its controlling terminal
+	Spawn     Code = 13 // fork (clone with the CLONE_NEW* flags of Num above bit 0): the parent reports Spawned with the child's PID and exits; the child goes on in a new session, with bit 0 of Num taking the terminal at fd 0 as its controlling terminal
 	SetIDs    Code = 14 // setgroups(Str as numbers), setgid(Num>>32), setuid(Num&0xffffffff)
 	Chdir     Code = 15 // chdir(Str[0])
 	Pdeathsig Code = 16 // SIGKILL when the parent thread dies

@@ -67,6 +67,7 @@
 #define SYS_GETPID 39
 #define SYS_SOCKET 41
 #define SYS_FORK 57
+#define SYS_CLONE 56
 #define SYS_EXECVE 59
 #define SYS_EXIT_GROUP 231
 #define SYS_WAIT4 61

@@ -443,7 +443,8 @@ static long exec_op(const struct op *o, char **envp)
 		return r == 1 ? 0 : r < 0 ? r : -EPIPE;
 	}
 	case OP_SPAWN:
-		r = sys(SYS_FORK, 0, 0, 0, 0);
+		// fork, with the namespace flags Go put above bit 0 of Num.
+		r = sys(SYS_CLONE, SIGCHLD | (o->num & ~1UL), 0, 0, 0);
 		if (r > 0) {
 			report(REPORT_SPAWNED, r);
 			sys(SYS_EXIT_GROUP, 0, 0, 0, 0);
@@ -453,7 +454,7 @@ static long exec_op(const struct op *o, char **envp)
 		sys(SYS_SETSID, 0, 0, 0, 0);
 		// A new session has no controlling terminal: with Num 1, the
 		// terminal at fd 0 becomes its.
-		return o->num ? sys(SYS_IOCTL, 0, TIOCSCTTY, 0, 0) : 0;
+		return o->num & 1 ? sys(SYS_IOCTL, 0, TIOCSCTTY, 0, 0) : 0;
 	case OP_SET_IDS:
 		return set_ids(o);
 	case OP_CHDIR:

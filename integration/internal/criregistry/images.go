@@ -122,13 +122,26 @@ pids=$(pidof "$1") || exit 1
 for p in $pids; do echo "$p"; done
 `
 
+// ipcs stands in for busybox's ipcs, which Debian's busybox-static
+// lacks: critest's HostIpc specs run `ipcs -m` and look for the ID of a
+// segment made on the host. It lists the System V shared memory segments
+// of its IPC namespace, as /proc/sysvipc/shm has them.
+const ipcs = `#!/bin/sh
+# ipcs [-m]: the shared memory segments (key, shmid, owner, perms, bytes, nattch).
+echo "------ Shared Memory Segments --------"
+echo "key        shmid      owner      perms      bytes      nattch"
+tail -n +2 /proc/sysvipc/shm | while read key shmid perms size cpid lpid nattch uid rest; do
+	echo "$key $shmid $uid $perms $size $nattch"
+done
+`
+
 // pauseCmd is the pause image's: sh, which as PID 1 ignores the signals
 // it does not trap, exits on SIGTERM or SIGINT.
 var pauseCmd = []string{"sh", "-c", "trap 'exit 0' TERM INT; tail -f /dev/null & wait"}
 
 // baseLayer is busybox (the file at bb) with a hard link for each of its
 // applets where `busybox --list-full` puts it (as busybox's image has:
-// masking one applet, critest's MaskedPaths spec, leaves the others), pgrep, the directories
+// masking one applet, critest's MaskedPaths spec, leaves the others), pgrep, ipcs, the directories
 // a root file system has, and users and groups: root, www-data (33),
 // nobody.
 func baseLayer(bb string) (v1.Layer, error) {
@@ -148,12 +161,13 @@ func baseLayer(bb string) (v1.Layer, error) {
 	files = append(files, file{name: "tmp", mode: 0o1777, dir: true},
 		file{name: "bin/busybox", mode: 0o755, body: body},
 		file{name: "usr/bin/pgrep", mode: 0o755, body: []byte(pgrep)},
+		file{name: "usr/bin/ipcs", mode: 0o755, body: []byte(ipcs)},
 		file{name: "etc/passwd", mode: 0o644, body: []byte("root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/false\nnobody:x:65534:65534:nobody:/home:/bin/false\n")},
 		file{name: "etc/group", mode: 0o644, body: []byte("root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n")})
 	applets := strings.Fields(string(out))
 	sort.Strings(applets)
 	for _, a := range applets {
-		if a == "bin/busybox" || a == "usr/bin/pgrep" {
+		if a == "bin/busybox" || a == "usr/bin/pgrep" || a == "usr/bin/ipcs" {
 			continue
 		}
 		files = append(files, file{name: a, hard: "bin/busybox"})
@@ -217,6 +231,14 @@ func images(bb string) (map[string]v1.Image, error) {
 	serve := func(name string, port int, dir string) []string {
 		return []string{"sh", "-c", fmt.Sprintf("echo '%s: serving %s on port %d' >&2; exec httpd -f -v -p %d -h %s", name, dir, port, port, dir)}
 	}
+	// nginx's main process names itself "nginx: master process" (critest's
+	// ContainerPID spec looks for it as PID 1 of a container with a PID
+	// namespace of its own): here the shell that runs httpd, named so by
+	// its $0, which stops the server on SIGTERM.
+	nginxMain := func(port int, dir string) []string {
+		return []string{"sh", "-c", fmt.Sprintf("echo 'nginx: serving %s on port %d' >&2; httpd -f -v -p %d -h %s & trap 'kill $!; exit 0' TERM INT; wait", dir, port, port, dir),
+			"nginx: master process nginx"}
+	}
 	type spec struct {
 		c     v1.Config
 		extra []file
@@ -224,7 +246,7 @@ func images(bb string) (map[string]v1.Image, error) {
 	}
 	specs := []spec{
 		{v1.Config{Cmd: []string{"sh"}}, nil, []string{busyboxImage}},
-		{v1.Config{Cmd: serve("nginx", 80, "/usr/share/nginx/html")}, html("usr/share/nginx/html"), []string{nginxImage}},
+		{v1.Config{Cmd: nginxMain(80, "/usr/share/nginx/html")}, html("usr/share/nginx/html"), []string{nginxImage}},
 		{v1.Config{Cmd: serve("httpd", 80, "/usr/local/apache2/htdocs")}, html("usr/local/apache2/htdocs"), []string{httpdImage}},
 		// images/hostnet-nginx: nginx on port 12003.
 		{v1.Config{Cmd: serve("nginx", 12003, "/usr/share/nginx/html")}, html("usr/share/nginx/html"),
