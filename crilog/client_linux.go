@@ -223,12 +223,21 @@ func Attach(ctx context.Context, socket string, stdin io.Reader, stdout, stderr 
 		defer wmu.Unlock()
 		return writeFrame(conn, typ, p)
 	}
+	// A reset before the logger's hello is a connection that waited in
+	// the backlog of a socket closed meanwhile: the same end as a socket
+	// that refuses (dialLogger).
 	if err := send(frameHello, []byte(h.String())); err != nil {
+		if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+			return fmt.Errorf("%w (%s)", ErrEnded, socket)
+		}
 		return attachErr(ctx, err)
 	}
 	fr := &frameReader{r: conn}
 	typ, p, err := fr.next()
 	if err != nil {
+		if errors.Is(err, syscall.ECONNRESET) && ctx.Err() == nil {
+			return fmt.Errorf("%w (%s)", ErrEnded, socket)
+		}
 		return attachErr(ctx, err)
 	}
 	if typ == frameError {
