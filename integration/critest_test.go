@@ -40,6 +40,7 @@ var critestFocus = []string{
 	`\[k8s\.io\] Image Consistency `,
 	`\[k8s\.io\] Image Identifier Consistency `,
 	`\[k8s\.io\] Streaming `,
+	`\[k8s\.io\] Container Mount `, // issue 15: propagation, read-only mounts
 }
 
 // critestSkipsFile is the one list of the specs skipped, with the reasons
