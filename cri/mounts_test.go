@@ -15,8 +15,8 @@ import (
 // their round trip to ContainerStatus.
 func TestMountModes(t *testing.T) {
 	const (
-		slave   = runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
-		shared  = runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
+		slave  = runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
+		shared = runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
 	)
 	for _, tc := range []struct {
 		name string
