@@ -324,6 +324,9 @@ func runConfigOf(cfg *runtimeapi.ContainerConfig) (runConfig, error) {
 		}
 		run.PID = pid
 	}
+	if err := checkBidirectional(&run); err != nil {
+		return run, invalidf("container %s: %v", name, err)
+	}
 	return run, nil
 }
 
@@ -337,10 +340,11 @@ func volumeOf(m *runtimeapi.Mount) (sandbox.Volume, error) {
 		return v, fmt.Errorf("mount %s: host path %q is not absolute", v.Destination, v.Source)
 	case v.Destination == "" || !filepath.IsAbs(v.Destination):
 		return v, fmt.Errorf("mount of %s: container path %q is not absolute", v.Source, v.Destination)
-	case m.GetPropagation() != runtimeapi.MountPropagation_PROPAGATION_PRIVATE:
-		return v, fmt.Errorf("mount %s: propagation %s is not supported by podsb yet (private is)", v.Destination, m.GetPropagation())
 	case len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0:
 		return v, fmt.Errorf("mount %s: ID-mapped mounts are not supported by podsb yet", v.Destination)
+	}
+	if err := mountModes(m, &v); err != nil {
+		return v, err
 	}
 	// A host path that is a symlink mounts what it points to, as
 	// containerd and CRI-O do (critest checks it). A missing host path is
@@ -351,6 +355,11 @@ func volumeOf(m *runtimeapi.Mount) (sandbox.Volume, error) {
 		return v, fmt.Errorf("mount %s: host path: %w", v.Destination, err)
 	}
 	v.Source = src
+	// The source's mount must be able to propagate as asked, now rather
+	// than at start.
+	if err := (&rootfs.Spec{Volumes: []rootfs.Volume{v}}).Check(); err != nil {
+		return v, fmt.Errorf("mount %s: %w", v.Destination, err)
+	}
 	return v, nil
 }
 
@@ -600,7 +609,7 @@ func (s *Server) ContainerStatus(_ context.Context, req *runtimeapi.ContainerSta
 		st.User = &runtimeapi.ContainerUser{Linux: u}
 	}
 	for _, v := range rec.Run.Volumes {
-		st.Mounts = append(st.Mounts, &runtimeapi.Mount{ContainerPath: v.Destination, HostPath: v.Source, Readonly: v.ReadOnly})
+		st.Mounts = append(st.Mounts, mountOf(v))
 	}
 	resp := &runtimeapi.ContainerStatusResponse{Status: st}
 	if req.GetVerbose() {

@@ -244,7 +244,7 @@ func TestContainerLifecycle(t *testing.T) {
 	wantCode(t, "relative host path", err, codes.InvalidArgument)
 	bad.Mounts = []*runtimeapi.Mount{{HostPath: t.TempDir(), ContainerPath: "/x", Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL}}
 	_, err = ts.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: pod, Config: bad})
-	wantCode(t, "bidirectional propagation", err, codes.InvalidArgument)
+	wantCode(t, "bidirectional propagation in an unprivileged container", err, codes.InvalidArgument)
 	_, err = ts.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: strings.Repeat("e", 64)})
 	wantCode(t, "status of unknown", err, codes.NotFound)
 	_, err = ts.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{})

@@ -369,10 +369,27 @@ func (p *planner) volume(s *Spec, v Volume) error {
 	if !fi.IsDir() {
 		p.add(setup.Op{Code: setup.Touch, Num: 0o644, Str: []string{dst}})
 	}
-	if v.ReadOnly {
-		p.bindReadOnly(v.Source, dst)
+	if fd, ok := s.Shared[VolumeKey(v)]; ok {
+		// A detached clone of the source's tree, made on the host: it
+		// keeps the peer group of the source's mount.
+		p.add(setup.Op{Code: setup.MoveMount, Num: uint64(fd), Str: []string{dst}})
+	} else if v.Propagation == PropagationShared {
+		return invalidf("volume %s: propagation %s needs the source's tree opened on the host", v, v.Propagation)
 	} else {
 		p.mount(v.Source, dst, "", unix.MS_BIND|unix.MS_REC, "")
+	}
+	switch v.Propagation {
+	case PropagationPrivate:
+		p.mount("", dst, "", unix.MS_REC|unix.MS_PRIVATE, "")
+	case PropagationSlave:
+		p.mount("", dst, "", unix.MS_REC|unix.MS_SLAVE, "")
+	}
+	if v.ReadOnly {
+		op := setup.Op{Code: setup.RemountRO, Num: setup.Recursive, Str: []string{dst}}
+		if v.NonRecursive {
+			op.Num = 0
+		}
+		p.add(op)
 	}
 	if s.NoDev {
 		p.noDev(dst)

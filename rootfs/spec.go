@@ -65,6 +65,38 @@ type Volume struct {
 	// option kernelfs). Without it such a source is refused: a pod's root
 	// could write the host's sysctls through it.
 	KernelFS bool `json:"kernelFS,omitempty"`
+	// NonRecursive, with ReadOnly, makes only the volume's own mount
+	// read-only: the mounts below the source keep their mode (the CRI's
+	// readonly without recursive_read_only). Without it a read-only
+	// volume is read-only all the way down.
+	NonRecursive bool `json:"nonRecursive,omitempty"`
+	// Propagation is how mounts travel between the source's mount on the
+	// host and the volume (PropagationPrivate, PropagationSlave,
+	// PropagationShared). Empty is the plan's default: the volume is a
+	// slave of the host's mount if that is shared, as rslave.
+	Propagation string `json:"propagation,omitempty"`
+}
+
+// The propagations of a volume (mount(8)'s names).
+const (
+	// PropagationPrivate: no mount travels either way.
+	PropagationPrivate = "rprivate"
+	// PropagationSlave: mounts made on the host below the source appear
+	// in the volume; none travels back. The source's mount must be
+	// shared or a slave.
+	PropagationSlave = "rslave"
+	// PropagationShared: mounts travel both ways; the volume joins the
+	// peer group of the source's mount, which must be shared. The plan
+	// cannot make it (the container's namespace is a slave of the
+	// host's): the volume comes as a detached clone of the source's tree
+	// in Spec.Shared under VolumeKey.
+	PropagationShared = "rshared"
+)
+
+// VolumeKey is the key in Spec.Shared of a volume whose mount comes as a
+// detached tree: its destination relative to the root.
+func VolumeKey(v Volume) string {
+	return strings.TrimPrefix(filepath.Clean(v.Destination), "/")
 }
 
 // kernelDirs are the pod's own proc, sysfs and /dev: no volume may be
@@ -192,6 +224,30 @@ func (s *Spec) Check() error {
 		if err := checkSource(v); err != nil {
 			return err
 		}
+		if err := checkVolumeModes(v); err != nil {
+			return err
+		}
+		if err := checkPropagation(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkVolumeModes refuses a propagation podsb does not know, and the
+// combinations that cannot hold: a recursively read-only volume that
+// receives mounts from the host would have writable mounts below it.
+func checkVolumeModes(v Volume) error {
+	switch v.Propagation {
+	case "", PropagationPrivate, PropagationSlave, PropagationShared:
+	default:
+		return invalidf("volume %s: propagation %q is not %s, %s or %s", v, v.Propagation, PropagationPrivate, PropagationSlave, PropagationShared)
+	}
+	if v.NonRecursive && !v.ReadOnly {
+		return invalidf("volume %s: non-recursive without read-only", v)
+	}
+	if v.ReadOnly && !v.NonRecursive && (v.Propagation == PropagationSlave || v.Propagation == PropagationShared) {
+		return invalidf("volume %s: recursively read-only with propagation %s: mounts from the host below it would be writable", v, v.Propagation)
 	}
 	return nil
 }

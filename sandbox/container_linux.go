@@ -280,6 +280,9 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 	if err := spec.Check(); err != nil {
 		return nil, invalid(err)
 	}
+	if err := checkSharedVolumes(&cc); err != nil {
+		return nil, err
+	}
 	if err := checkExposures(p.root, spec.Dir, spec.Volumes); err != nil {
 		return nil, err
 	}

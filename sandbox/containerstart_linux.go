@@ -49,11 +49,13 @@ type containerStart struct {
 	pg                        *program
 	s                         *stdio
 	proc                      *Process
-	initPID                   int      // the container's init, a child of podsb
-	initGone                  bool     // reaped (-d: after its Spawn)
-	spawnFD                   int      // -d: a pidfd of the spawned command, or -1
-	overlay                   *os.File // an image root's detached overlay
-	pidNS                     string   // the handle of the PID namespace the init joins
+	initPID                   int                 // the container's init, a child of podsb
+	initGone                  bool                // reaped (-d: after its Spawn)
+	spawnFD                   int                 // -d: a pidfd of the spawned command, or -1
+	overlay                   *os.File            // an image root's detached overlay
+	volumes                   map[string]*os.File // detached trees of volumes, by rootfs.VolumeKey
+	extra                     []*os.File          // the init's extra files, from programExtraFD
+	pidNS                     string              // the handle of the PID namespace the init joins
 	state                     ContainerState
 }
 
@@ -69,6 +71,7 @@ func (r *containerStart) steps() []startStep {
 		{"container directory", r.makeDir},
 		{"image overlay", r.mountOverlay},
 		{"root, user, environment", r.prepare},
+		{"volume trees", r.openVolumes},
 		{"pod devices", r.openPodDevices},
 		{"program, stdio", r.makeProgram},
 		{"fork init", r.forkInit},
@@ -231,8 +234,14 @@ func (r *containerStart) openPodDevices(context.Context) error {
 func (r *containerStart) makeProgram(context.Context) error {
 	c := r.cc.ExecConfig
 	r.spec.Shared = map[string]int{"dev/shm": programExtraFD, "dev/pts": programExtraFD + 1}
+	r.extra = []*os.File{r.shm, r.pts}
 	if r.overlay != nil {
-		r.spec.Shared["."] = programExtraFD + 2
+		r.spec.Shared["."] = programExtraFD + len(r.extra)
+		r.extra = append(r.extra, r.overlay)
+	}
+	for key, f := range r.volumes {
+		r.spec.Shared[key] = programExtraFD + len(r.extra)
+		r.extra = append(r.extra, f)
 	}
 	planned, err := rootfs.Plan(&r.spec)
 	if err != nil {
@@ -334,10 +343,7 @@ func (r *containerStart) forkInit(context.Context) error {
 	started := make(chan error, 1)
 	h.Go(func(err error) {
 		if err == nil {
-			extra := []*os.File{r.shm, r.pts}
-			if r.overlay != nil {
-				extra = append(extra, r.overlay)
-			}
+			extra := r.extra
 			sys := &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS, Setsid: true}
 			// An attached command's terminal is its controlling one, as
 			// for exec -t (a detached one's process takes it: makeProgram).
