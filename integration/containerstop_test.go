@@ -273,3 +273,36 @@ func TestContainerTTYControlling(t *testing.T) {
 		t.Errorf("attached run -t: %d %v %q", code, err, out)
 	}
 }
+
+// RemoveContainer ends every process of the container, not only its main
+// one: a child it left behind (which lives on as pause's) would otherwise
+// keep the container's cgroup busy, and the remove failed (critest's image
+// identifier spec hit it).
+func TestRemoveContainerKillsLeftProcesses(t *testing.T) {
+	pod, _ := libPod(t)
+	ctx := context.Background()
+	runWith(t, pod, detached("parent", "sh", "-c", "sleep 1000 & exec sleep 999"))
+	cs, err := pod.Container("parent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs := filepath.Join("/sys/fs/cgroup/pids", cs.Cgroup, "cgroup.procs")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b, err := os.ReadFile(procs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(strings.Fields(string(b))) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the container's cgroup holds %q, want 2 processes", b)
+		}
+	}
+	if err := pod.RemoveContainer(ctx, "parent", true); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	if _, err := os.Stat(filepath.Dir(procs)); err == nil {
+		t.Errorf("cgroup %s left", cs.Cgroup)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/opencontainers/cgroups"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -145,10 +146,48 @@ func (p *Pod) removeContainerCgroup(name string) error {
 	if err != nil {
 		return err
 	}
+	if err := killCgroup(m); err != nil {
+		return fmt.Errorf("remove cgroup of container %s: %w", name, err)
+	}
 	if err := m.Destroy(); err != nil {
 		return fmt.Errorf("remove cgroup of container %s: %w", name, err)
 	}
 	return nil
+}
+
+// killCgroup ends every process left in a container's cgroup: those its
+// main process left (they live on as pause's children) and execs. Frozen,
+// they cannot exit, so no PID read from the cgroup is reused before its
+// SIGKILL; thawed, they die. It waits until the cgroup is empty.
+func killCgroup(m cgroups.Manager) error {
+	dir := procsDir(m)
+	if dir == "" {
+		return nil
+	}
+	pids, err := cgroups.GetAllPids(dir)
+	if err != nil || len(pids) == 0 {
+		return nil // no cgroup (already gone), or nothing in it
+	}
+	if err := m.Freeze(cgroups.Frozen); err != nil {
+		return fmt.Errorf("freeze: %w", err)
+	}
+	if pids, err = cgroups.GetAllPids(dir); err == nil {
+		for _, pid := range pids {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+	if err := m.Freeze(cgroups.Thawed); err != nil {
+		return fmt.Errorf("thaw: %w", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		pids, err := cgroups.GetAllPids(dir)
+		if err != nil || len(pids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d processes still in it after SIGKILL", len(pids))
+		}
+	}
 }
 
 // UpdateContainer gives the running container name new resources, and
@@ -314,7 +353,9 @@ func cgroupStats(path string) (CgroupStats, error) {
 	}
 	out.Pids, out.PidsLimit = st.PidsStats.Current, st.PidsStats.Limit
 	out.OOMKills, _ = oomKills(path)
-	out.Procs, _ = m.GetPids()
+	if dir := procsDir(m); dir != "" {
+		out.Procs, _ = cgroups.GetPids(dir)
+	}
 	ops := map[[2]uint64]map[string]uint64{}
 	for _, e := range st.BlkioStats.IoServicedRecursive {
 		k := [2]uint64{e.Major, e.Minor}
@@ -415,4 +456,14 @@ func (p *Pod) ContainerDiskUsage(name string) (DiskUsage, error) {
 		return nil
 	})
 	return u, err
+}
+
+// procsDir is where a cgroup's processes are listed: the pids hierarchy's
+// directory (v1), or the unified one. Not the devices hierarchy's, where
+// fs's GetPids and GetAllPids look and containers have no cgroup.
+func procsDir(m cgroups.Manager) string {
+	if dir := m.Path("pids"); dir != "" {
+		return dir
+	}
+	return m.Path("")
 }
