@@ -15,10 +15,12 @@
 #	busybox-static        the files of the images and image roots the tests build
 #	podman, skopeo, umoci peers of the image pull benchmark
 #	containerd            the CRI peer of podsb cri (run privately by the tests, never as the service)
-#	containernetworking-plugins  its loopback CNI plugin (/usr/lib/cni/loopback)
+#	containernetworking-plugins  its loopback CNI plugin (/usr/lib/cni/loopback); podsb cri's
+#	                      CNI tests' bridge, host-local and portmap plugins
+#	iptables, nftables    portmap's rules; iptables-save and nft list ruleset check that none is left
 set -eu
 
-pkgs="util-linux bsdutils iproute2 iputils-ping python3 nginx-light gcc runc crun catatonit tini busybox-static podman skopeo umoci containerd containernetworking-plugins"
+pkgs="util-linux bsdutils iproute2 iputils-ping python3 nginx-light gcc runc crun catatonit tini busybox-static podman skopeo umoci containerd containernetworking-plugins iptables nftables"
 
 missing=""
 for p in $pkgs; do

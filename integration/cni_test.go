@@ -1,0 +1,246 @@
+package integration
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// cniNet is a CNI network of a test's own: a conf directory with one
+// conflist (the bridge plugin on a bridge of the test's name and subnet,
+// host-local addresses kept in the test's directory, and plugins after
+// it), and what the host's firewall held of it before.
+type cniNet struct {
+	t                        *testing.T
+	name, bridge, subnet, gw string
+	confDir, binDir, ipamDir string
+	hostportChains           bool // CNI-HOSTPORT-* existed before the test
+}
+
+// newCNINet writes the conflist, with more plugins (JSON objects) after
+// the bridge, and registers the cleanup that removes the bridge, and the
+// portmap plugin's top chains if the test made them, and checks that the
+// host's iptables and nftables hold nothing of the network.
+func newCNINet(t *testing.T, more ...string) *cniNet {
+	t.Helper()
+	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
+		t.Fatalf("Debian's containernetworking-plugins (make deps): %v", err)
+	}
+	dir := t.TempDir()
+	n := &cniNet{t: t, name: fmt.Sprintf("podsbtest-%06x", rand.IntN(1<<24)), bridge: fmt.Sprintf("pc%06x", rand.IntN(1<<24)),
+		confDir: filepath.Join(dir, "net.d"), binDir: filepath.Join(dir, "bin"), ipamDir: filepath.Join(dir, "ipam")}
+	a, b := 200+rand.IntN(50), rand.IntN(256)
+	n.subnet, n.gw = fmt.Sprintf("10.%d.%d.0/24", a, b), fmt.Sprintf("10.%d.%d.1", a, b)
+	for _, d := range []string{n.confDir, n.binDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plugins := append([]string{fmt.Sprintf(`{"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": false,
+		"ipam": {"type": "host-local", "subnet": %q, "dataDir": %q, "routes": [{"dst": "0.0.0.0/0"}]}}`, n.bridge, n.subnet, n.ipamDir)}, more...)
+	conf := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": %q, "plugins": [%s]}`, n.name, strings.Join(plugins, ",\n"))
+	if err := os.WriteFile(filepath.Join(n.confDir, "10-test.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.hostportChains = strings.Contains(iptablesSave(t), ":CNI-HOSTPORT-DNAT")
+	if leaked := n.firewallLines(); len(leaked) > 0 {
+		t.Fatalf("the host's firewall names %s before the test: %q", n.name, leaked)
+	}
+	t.Cleanup(n.cleanup)
+	return n
+}
+
+// args are podsb cri's flags for the network: the test's bin directory
+// (its own plugins) before Debian's.
+func (n *cniNet) args() []string {
+	return []string{"--cni-conf-dir", n.confDir, "--cni-bin-dir", n.binDir + ",/usr/lib/cni"}
+}
+
+func iptablesSave(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("iptables-save").CombinedOutput()
+	if err != nil {
+		t.Fatalf("iptables-save: %v: %s", err, out)
+	}
+	return string(out)
+}
+
+// firewallLines are the lines of iptables-save and nft list ruleset that
+// name the network or its bridge.
+func (n *cniNet) firewallLines() []string {
+	var lines []string
+	nft, err := exec.Command("nft", "list", "ruleset").CombinedOutput()
+	if err != nil {
+		n.t.Fatalf("nft list ruleset: %v: %s", err, nft)
+	}
+	for _, l := range strings.Split(iptablesSave(n.t)+string(nft), "\n") {
+		if strings.Contains(l, n.name) || strings.Contains(l, n.bridge) {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// cleanup runs after the server's and the pods' (registered before them):
+// the bridge plugin leaves its bridge, and portmap its top chains.
+func (n *cniNet) cleanup() {
+	t := n.t
+	if err := exec.Command("ip", "link", "show", n.bridge).Run(); err == nil {
+		if out, err := exec.Command("ip", "link", "del", n.bridge).CombinedOutput(); err != nil {
+			t.Errorf("ip link del %s: %v: %s", n.bridge, err, out)
+		}
+	}
+	if !n.hostportChains {
+		removeHostportChains(t)
+	}
+	for _, l := range n.firewallLines() {
+		t.Errorf("left in the host's firewall: %s", l)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(n.ipamDir, n.name)); len(ents) > 0 {
+		for _, e := range ents {
+			if e.Name() != "lock" && !strings.HasPrefix(e.Name(), "last_reserved_ip") {
+				t.Errorf("host-local lease left: %s", e.Name())
+			}
+		}
+	}
+}
+
+// removeHostportChains removes the portmap plugin's top chains in the nat
+// table and the jumps to them, which its DEL leaves, if they are empty:
+// an empty one serves no other network.
+func removeHostportChains(t *testing.T) {
+	save := iptablesSave(t)
+	for _, c := range []string{"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"} {
+		if !strings.Contains(save, ":"+c+" ") {
+			continue
+		}
+		if strings.Contains(save, "-A "+c+" ") {
+			t.Logf("%s is in use: left", c)
+			continue
+		}
+		for _, parent := range []string{"PREROUTING", "OUTPUT", "POSTROUTING"} {
+			for _, l := range strings.Split(save, "\n") {
+				if strings.HasPrefix(l, "-A "+parent+" ") && strings.Contains(l, "-j "+c) {
+					args := append([]string{"-t", "nat", "-D"}, strings.Fields(strings.TrimPrefix(l, "-A "))...)
+					if out, err := exec.Command("iptables", unquote(args)...).CombinedOutput(); err != nil {
+						t.Errorf("iptables %v: %v: %s", args, err, out)
+					}
+				}
+			}
+		}
+	}
+	save = iptablesSave(t)
+	for _, c := range []string{"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"} {
+		if strings.Contains(save, ":"+c+" ") && !strings.Contains(save, "-A "+c+" ") && !strings.Contains(save, "-j "+c) {
+			if out, err := exec.Command("iptables", "-t", "nat", "-X", c).CombinedOutput(); err != nil {
+				t.Errorf("iptables -X %s: %v: %s", c, err, out)
+			}
+		}
+	}
+}
+
+// unquote drops the quotes iptables-save puts around comments: the words
+// go to iptables as arguments, not through a shell.
+func unquote(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if strings.HasPrefix(a, `"`) {
+			w := a
+			for !strings.HasSuffix(w, `"`) || len(w) == 1 {
+				i++
+				w += " " + args[i]
+			}
+			a = strings.Trim(w, `"`)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// TestCNIPod runs pods on a CNI network: the pod's address is the bridge
+// plugin's (host-local's), on its eth0 in the pinned network namespace;
+// its published port is the portmap plugin's; StopPodSandbox runs DEL (the
+// lease and the port's rules go) and nothing of the network is left in the
+// host's firewall.
+func TestCNIPod(t *testing.T) {
+	n := newCNINet(t, `{"type": "portmap", "capabilities": {"portMappings": true}}`)
+	c := newCRIEnvArgs(t, n.args()...)
+	hostPort := 20000 + rand.IntN(20000)
+	dir := t.TempDir()
+	podJSON := filepath.Join(dir, "pod.json")
+	os.WriteFile(podJSON, []byte(fmt.Sprintf(`{"metadata": {"name": "web", "namespace": "default", "uid": "cni-1"},
+		"port_mappings": [{"container_port": 8080, "host_port": %d}, {"container_port": 9090}], "linux": {}}`, hostPort)), 0o644)
+	id := strings.TrimSpace(c.crictlMust("runp", podJSON))
+	c.use(id)
+	st := c.inspectp(id)
+	if st.Status.Network == nil {
+		t.Fatalf("inspectp: no network: %+v", st)
+	}
+	ip := st.Status.Network.IP
+	_, sn, _ := net.ParseCIDR(n.subnet)
+	if a := net.ParseIP(ip); a == nil || !sn.Contains(a) || ip == n.gw {
+		t.Fatalf("pod IP %q, want one of %s", ip, n.subnet)
+	}
+	if r := c.inPod(id, "ip", "-4", "-o", "addr", "show", "eth0"); !strings.Contains(r.stdout, ip+"/24") {
+		t.Errorf("pod's eth0: %q %s", r.stdout, r.stderr)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(n.ipamDir, n.name)); !hasEntry(ents, ip) {
+		t.Errorf("host-local holds no lease for %s", ip)
+	}
+	c.pyServer(id, "tcp", 8080)
+	if got := dial(t, "tcp", net.JoinHostPort(ip, "8080")); got != "hello from "+id {
+		t.Errorf("pod's address: %q", got)
+	}
+	if got := dial(t, "tcp", fmt.Sprintf("127.0.0.1:%d", hostPort)); got != "hello from "+id {
+		t.Errorf("published port %d: %q", hostPort, got)
+	}
+	if lines := n.firewallLines(); len(lines) == 0 {
+		t.Errorf("portmap made no rule naming %s", n.name)
+	}
+
+	c.crictlMust("stopp", id)
+	if st := c.inspectp(id); st.Status.Network != nil && st.Status.Network.IP != "" {
+		t.Errorf("stopped pod has an address: %+v", st.Status.Network)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(n.ipamDir, n.name)); hasEntry(ents, ip) {
+		t.Errorf("host-local lease of %s left after stopp", ip)
+	}
+	if lines := n.firewallLines(); len(lines) > 0 {
+		t.Errorf("rules left after stopp: %q", lines)
+	}
+	c.crictlMust("rmp", id)
+
+	// A second pod after a restart of the server: the network is
+	// loaded again, and rmp of a running pod runs DEL too.
+	c.stopServer()
+	c.startServer()
+	id2 := strings.TrimSpace(c.crictlMust("runp", podJSON))
+	c.use(id2)
+	if st := c.inspectp(id2); st.Status.Network == nil || !sn.Contains(net.ParseIP(st.Status.Network.IP)) {
+		t.Fatalf("second pod: %+v", st)
+	}
+	c.crictlMust("stopp", id2)
+	c.crictlMust("rmp", id2)
+	if ents, _ := os.ReadDir(filepath.Join(n.ipamDir, n.name)); len(ents) > 0 {
+		for _, e := range ents {
+			if net.ParseIP(e.Name()) != nil {
+				t.Errorf("lease left after rmp: %s", e.Name())
+			}
+		}
+	}
+}
+
+func hasEntry(ents []os.DirEntry, name string) bool {
+	for _, e := range ents {
+		if e.Name() == name {
+			return true
+		}
+	}
+	return false
+}
