@@ -20,6 +20,9 @@ type cniNet struct {
 	name, bridge, subnet, gw string
 	confDir, binDir, ipamDir string
 	hostportChains           bool // CNI-HOSTPORT-* existed before the test
+	// natTables are the iptables nat tables (ip nat, ip6 nat) that did
+	// not exist before the test: iptables-nft makes them for portmap.
+	natTables []string
 }
 
 // newCNINet writes the conflist, with more plugins (JSON objects) after
@@ -47,7 +50,13 @@ func newCNINet(t *testing.T, more ...string) *cniNet {
 	if err := os.WriteFile(filepath.Join(n.confDir, "10-test.conflist"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n.hostportChains = strings.Contains(iptablesSave(t), ":CNI-HOSTPORT-DNAT")
+	n.hostportChains = strings.Contains(iptablesSave(t), "CNI-HOSTPORT")
+	tables := nftTables(t)
+	for _, tb := range []string{"ip nat", "ip6 nat"} {
+		if !tables[tb] {
+			n.natTables = append(n.natTables, tb)
+		}
+	}
 	if leaked := n.firewallLines(); len(leaked) > 0 {
 		t.Fatalf("the host's firewall names %s before the test: %q", n.name, leaked)
 	}
@@ -97,6 +106,12 @@ func (n *cniNet) cleanup() {
 	}
 	if !n.hostportChains {
 		removeHostportChains(t)
+		if save := iptablesSave(t); strings.Contains(save, "CNI-HOSTPORT") {
+			t.Errorf("portmap's chains left, which the test made:\n%s", save)
+		}
+	}
+	for _, tb := range n.natTables {
+		removeEmptyTable(t, tb)
 	}
 	for _, l := range n.firewallLines() {
 		t.Errorf("left in the host's firewall: %s", l)
@@ -111,36 +126,76 @@ func (n *cniNet) cleanup() {
 }
 
 // removeHostportChains removes the portmap plugin's top chains in the nat
-// table and the jumps to them, which its DEL leaves, if they are empty:
-// an empty one serves no other network.
+// table (CNI-HOSTPORT-*, which hold only portmap's fixed rules when no
+// port is mapped) and the jumps to them, which its DEL leaves, unless a
+// port of another network is still mapped (CNI-HOSTPORT-DNAT not empty).
 func removeHostportChains(t *testing.T) {
+	chains := []string{"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"}
 	save := iptablesSave(t)
-	for _, c := range []string{"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"} {
-		if !strings.Contains(save, ":"+c+" ") {
+	if strings.Contains(save, "-A CNI-HOSTPORT-DNAT ") {
+		t.Logf("CNI-HOSTPORT-DNAT is in use: left")
+		return
+	}
+	for _, l := range strings.Split(save, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 || f[0] != "-A" || strings.HasPrefix(f[1], "CNI-HOSTPORT-") {
 			continue
 		}
-		if strings.Contains(save, "-A "+c+" ") {
-			t.Logf("%s is in use: left", c)
-			continue
-		}
-		for _, parent := range []string{"PREROUTING", "OUTPUT", "POSTROUTING"} {
-			for _, l := range strings.Split(save, "\n") {
-				if strings.HasPrefix(l, "-A "+parent+" ") && strings.Contains(l, "-j "+c) {
-					args := append([]string{"-t", "nat", "-D"}, strings.Fields(strings.TrimPrefix(l, "-A "))...)
-					if out, err := exec.Command("iptables", unquote(args)...).CombinedOutput(); err != nil {
-						t.Errorf("iptables %v: %v: %s", args, err, out)
-					}
+		for _, c := range chains {
+			if strings.HasSuffix(l, "-j "+c) {
+				args := append([]string{"-t", "nat", "-D"}, unquote(f[1:])...)
+				if out, err := exec.Command("iptables", args...).CombinedOutput(); err != nil {
+					t.Errorf("iptables %v: %v: %s", args, err, out)
 				}
 			}
 		}
 	}
-	save = iptablesSave(t)
-	for _, c := range []string{"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"} {
-		if strings.Contains(save, ":"+c+" ") && !strings.Contains(save, "-A "+c+" ") && !strings.Contains(save, "-j "+c) {
-			if out, err := exec.Command("iptables", "-t", "nat", "-X", c).CombinedOutput(); err != nil {
-				t.Errorf("iptables -X %s: %v: %s", c, err, out)
+	for _, c := range chains {
+		if !strings.Contains(save, ":"+c+" ") {
+			continue
+		}
+		for _, op := range []string{"-F", "-X"} {
+			if out, err := exec.Command("iptables", "-t", "nat", op, c).CombinedOutput(); err != nil {
+				t.Errorf("iptables -t nat %s %s: %v: %s", op, c, err, out)
 			}
 		}
+	}
+}
+
+// nftTables are the host's nftables tables, as "FAMILY NAME".
+func nftTables(t *testing.T) map[string]bool {
+	t.Helper()
+	out, err := exec.Command("nft", "list", "tables").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list tables: %v: %s", err, out)
+	}
+	tables := map[string]bool{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "table" {
+			tables[f[1]+" "+f[2]] = true
+		}
+	}
+	return tables
+}
+
+// removeEmptyTable deletes the nftables table tb ("ip nat") if it exists
+// and its chains hold no rule: iptables-nft leaves its tables after their
+// last rule is gone.
+func removeEmptyTable(t *testing.T, tb string) {
+	out, err := exec.Command("nft", append([]string{"list", "table"}, strings.Fields(tb)...)...).CombinedOutput()
+	if err != nil {
+		return // not there
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || l == "}" || strings.HasPrefix(l, "table ") || strings.HasPrefix(l, "chain ") || strings.HasPrefix(l, "type ") {
+			continue
+		}
+		t.Logf("table %s holds rules: left", tb)
+		return
+	}
+	if out, err := exec.Command("nft", append([]string{"delete", "table"}, strings.Fields(tb)...)...).CombinedOutput(); err != nil {
+		t.Errorf("nft delete table %s: %v: %s", tb, err, out)
 	}
 }
 
