@@ -143,16 +143,16 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	cniOpts, err := openCNI(o.CNIConfDir, o.CNIBinDirs, o.StateDir)
+	if err != nil {
+		return nil, err
+	}
 	st, err := openStore(o.StateDir)
 	if err != nil {
 		return nil, err
 	}
 	if o.Registries != nil && o.RegistriesConf != "" {
 		return nil, fmt.Errorf("registries: from a registries config file or from the config's [[registry]] tables, not both")
-	}
-	cniOpts, err := openCNI(o.CNIConfDir, o.CNIBinDirs, o.StateDir)
-	if err != nil {
-		return nil, err
 	}
 	im, regs, err := openImages(o.ImageRoot, o.RegistriesConf)
 	if err != nil {
