@@ -299,3 +299,129 @@ func hasEntry(ents []os.DirEntry, name string) bool {
 	}
 	return false
 }
+
+// TestCNIBadConfig: podsb cri refuses to start, with one line and exit
+// 125, on a CNI conf directory that is missing, empty or holds no valid
+// configuration, and on a plugin directory without a conf directory; it
+// leaves no state directory behind.
+func TestCNIBadConfig(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	bad := filepath.Join(dir, "bad")
+	for _, d := range []string{empty, bad} {
+		os.Mkdir(d, 0o755)
+	}
+	os.WriteFile(filepath.Join(bad, "10-x.conflist"), []byte(`{"cniVersion": "1.0.0", "name": "x", "plugins": []}`), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing conf dir", []string{"--cni-conf-dir", filepath.Join(dir, "nonexistent")}, "cni config: conf directory: stat " + filepath.Join(dir, "nonexistent") + ": no such file or directory"},
+		{"empty conf dir", []string{"--cni-conf-dir", empty}, "holds no network configuration (*.conflist, *.conf, *.json)"},
+		{"no valid conflist", []string{"--cni-conf-dir", bad}, "holds no valid network configuration: 10-x.conflist: error parsing configuration list: no plugins in list"},
+		{"missing bin dir", []string{"--cni-conf-dir", bad, "--cni-bin-dir", filepath.Join(dir, "nobin")}, "plugin directory: stat " + filepath.Join(dir, "nobin")},
+		{"bin dir alone", []string{"--cni-bin-dir", "/usr/lib/cni"}, "a plugin directory without a conf directory (--cni-conf-dir)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			state := filepath.Join(t.TempDir(), "state")
+			args := append([]string{"cri", "--listen", "unix://" + filepath.Join(dir, "cri.sock"), "--root", e.root,
+				"--image-root", filepath.Join(dir, "images"), "--state", state}, tc.args...)
+			r := e.runCmd(exec.Command(e.bin, args...))
+			if r.code != 125 || !strings.Contains(r.stderr, tc.want) || strings.Count(r.stderr, "\n") != 1 {
+				t.Errorf("podsb cri %v: exit %d: %q, want 125 and %q", tc.args, r.code, r.stderr, tc.want)
+			}
+			if _, err := os.Stat(state); err == nil {
+				t.Errorf("state directory %s made", state)
+			}
+		})
+	}
+}
+
+// failPlugin is a CNI plugin that fails ADD with a message of its own and
+// succeeds at everything else.
+const failPlugin = `#!/bin/sh
+case "$CNI_COMMAND" in
+ADD) echo '{"cniVersion": "1.0.0", "code": 999, "msg": "podsbfail: refused by the test"}'; exit 1 ;;
+VERSION) echo '{"cniVersion": "1.0.0", "supportedVersions": ["0.4.0", "1.0.0"]}' ;;
+esac
+exit 0
+`
+
+// TestCNIAddFails: a plugin that fails ADD fails RunPodSandbox with its
+// message, and leaves no pod, record, network namespace pin, veth or
+// address lease (the env's and the network's cleanups check the rest); a
+// port mapping on a network without the portmap plugin is refused, naming
+// the field; a conf directory emptied while the server runs makes the
+// network not ready, and RunPodSandbox fails with a clear error.
+func TestCNIAddFails(t *testing.T) {
+	n := newCNINet(t, `{"type": "podsbfail"}`)
+	if err := os.WriteFile(filepath.Join(n.binDir, "podsbfail"), []byte(failPlugin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := newCRIEnvArgs(t, n.args()...)
+	dir := t.TempDir()
+	pod := func(extra string) string {
+		p := filepath.Join(dir, "pod.json")
+		os.WriteFile(p, []byte(`{"metadata": {"name": "p", "namespace": "default", "uid": "cni-2"}, `+extra+`"linux": {}}`), 0o644)
+		return p
+	}
+	noneLeft := func(what string) {
+		t.Helper()
+		if out := c.crictlMust("pods", "-q"); strings.TrimSpace(out) != "" {
+			t.Errorf("%s: pods left: %q", what, out)
+		}
+		if ents := stateEntries(c.root); len(ents) > 0 {
+			// The network's kept state (.network) is podsb's bridge's,
+			// unused with CNI; a pod directory or work entry is a leak.
+			for _, e := range ents {
+				if e != ".work" && e != ".lock" {
+					t.Errorf("%s: left in the state root: %s", what, e)
+				}
+			}
+		}
+		for _, m := range mountsUnder(t, c.root) {
+			t.Errorf("%s: mount left: %s", what, m)
+		}
+		if out, _ := exec.Command("ip", "-o", "link", "show", "master", n.bridge).CombinedOutput(); strings.Contains(string(out), "veth") {
+			t.Errorf("%s: veth left on %s: %s", what, n.bridge, out)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(n.ipamDir, n.name)); len(ents) > 0 {
+			for _, e := range ents {
+				if net.ParseIP(e.Name()) != nil {
+					t.Errorf("%s: lease left: %s", what, e.Name())
+				}
+			}
+		}
+		recs, _ := os.ReadDir(filepath.Join(c.state, "pods"))
+		for _, r := range recs {
+			t.Errorf("%s: record left: %s", what, r.Name())
+		}
+	}
+
+	r := c.crictlRun("runp", pod(""))
+	if r.code == 0 || !strings.Contains(r.stderr, "podsbfail: refused by the test") || !strings.Contains(r.stderr, "cni network "+n.name+": add") {
+		t.Errorf("runp with a failing plugin: exit %d: %s", r.code, r.stderr)
+	}
+	noneLeft("failed ADD")
+
+	// A network without portmap cannot publish a port.
+	os.WriteFile(filepath.Join(n.binDir, "podsbfail"), []byte("#!/bin/sh\necho '{\"cniVersion\": \"1.0.0\"}'\n"), 0o755)
+	r = c.crictlRun("runp", pod(`"port_mappings": [{"container_port": 80, "host_port": 18080}], `))
+	if r.code == 0 || !strings.Contains(r.stderr, "InvalidArgument desc = port mappings: the CNI network "+n.name) {
+		t.Errorf("runp with a port on a network without portmap: exit %d: %s", r.code, r.stderr)
+	}
+	noneLeft("port mapping refused")
+
+	// The conf directory emptied: not ready, and no pod.
+	os.Rename(filepath.Join(n.confDir, "10-test.conflist"), filepath.Join(dir, "10-test.conflist"))
+	if out := c.crictlMust("info"); !strings.Contains(out, `"NetworkPluginNotReady"`) {
+		t.Errorf("crictl info with no network configuration:\n%s", out)
+	}
+	r = c.crictlRun("runp", pod(""))
+	if r.code == 0 || !strings.Contains(r.stderr, "FailedPrecondition desc = pod network: cni config: "+n.confDir+" holds no network configuration") {
+		t.Errorf("runp with no network configuration: exit %d: %s", r.code, r.stderr)
+	}
+	noneLeft("no configuration")
+}
