@@ -8,7 +8,7 @@
 #	iproute2              ip (the tests check links, addresses, netns)
 #	iputils-ping          ping between pods and the host
 #	python3               servers and raw-socket probes inside pods
-#	nginx-light           the proxy of the two-container example
+#	nginx-light           the proxy of the two-container example; critest's web server image (its nginx)
 #	gcc                   building the exec fast path and reproducing pause
 #	runc, crun            peers of the benchmarks and escape tests
 #	catatonit, tini       peers of pause (footprint, reaping)
