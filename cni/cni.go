@@ -148,11 +148,23 @@ func parseList(b []byte) (*libcni.NetworkConfigList, error) {
 		return nil, fmt.Errorf("not JSON: %w", err)
 	}
 	if _, ok := probe["plugins"]; !ok {
-		pc, err := libcni.NetworkPluginConfFromBytes(b)
+		// One plugin's configuration: the list of it alone, with its
+		// name and version (what libcni's deprecated ConfListFromConf
+		// does).
+		if _, err := libcni.NetworkPluginConfFromBytes(b); err != nil {
+			return nil, err
+		}
+		m := map[string]json.RawMessage{"plugins": json.RawMessage("[" + string(b) + "]")}
+		for _, k := range []string{"name", "cniVersion"} {
+			if v, ok := probe[k]; ok {
+				m[k] = v
+			}
+		}
+		list, err := json.Marshal(m)
 		if err != nil {
 			return nil, err
 		}
-		return libcni.ConfListFromConf(pc)
+		b = list
 	}
 	// libcni refuses a list without a name or plugins, and a plugin
 	// without a type.

@@ -35,6 +35,7 @@ func TestLoadBad(t *testing.T) {
 		{name: "no plugins", files: map[string]string{"10-a.conflist": `{"cniVersion":"1.0.0","name":"a","plugins":[]}`}, want: "10-a.conflist: error parsing configuration list: no plugins"},
 		{name: "no name", files: map[string]string{"10-a.conflist": `{"cniVersion":"1.0.0","plugins":[{"type":"bridge"}]}`}, want: "no name"},
 		{name: "plugin without type", files: map[string]string{"10-a.conflist": `{"cniVersion":"1.0.0","name":"a","plugins":[{"bridge":"x"}]}`}, want: "missing 'type'"},
+		{name: "conf without name", files: map[string]string{"10-a.conf": `{"cniVersion":"1.0.0","type":"bridge"}`}, want: "10-a.conf: error parsing configuration list: no name"},
 		{name: "conf without type", files: map[string]string{"10-a.conf": `{"cniVersion":"1.0.0","name":"a"}`}, want: "10-a.conf: error parsing configuration: missing 'type'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
