@@ -20,6 +20,9 @@ type cniRecord struct {
 	// File and Config are the network configuration list and its file.
 	File   string `json:"file"`
 	Config []byte `json:"config"`
+	// BinDirs are where its plugins were found: DEL runs them even if
+	// the server runs without CNI since.
+	BinDirs []string `json:"binDirs"`
 	// Ports are the published ports passed to the plugins.
 	Ports []cni.PortMapping `json:"ports,omitempty"`
 	// Added is true from before ADD runs until DEL has succeeded: a pod
@@ -106,7 +109,7 @@ func (s *Server) cniPrepare(rec *podRecord, ports []sandbox.Port) error {
 	if len(ports) > 0 && !n.HasCapability("portMappings") {
 		return invalidf("port mappings: the CNI network %s (%s) has no plugin with the portMappings capability (portmap)", n.Name(), n.File)
 	}
-	rec.CNI = &cniRecord{File: n.File, Config: n.Bytes(), Ports: cniPorts(ports)}
+	rec.CNI = &cniRecord{File: n.File, Config: n.Bytes(), BinDirs: s.cni.BinDirs, Ports: cniPorts(ports)}
 	return nil
 }
 
@@ -144,7 +147,7 @@ func (s *Server) cniDel(ctx context.Context, id string) error {
 	if err != nil || rec.CNI == nil || !rec.CNI.Added {
 		return nil
 	}
-	o := cni.Options{CacheDir: filepath.Join(s.store.dir, "cni")}
+	o := cni.Options{CacheDir: filepath.Join(s.store.dir, "cni"), BinDirs: rec.CNI.BinDirs}
 	if s.cni != nil {
 		o = *s.cni
 	}
@@ -159,9 +162,6 @@ func (s *Server) cniDel(ctx context.Context, id string) error {
 		netns = p.NamespacePath(specs.NetworkNamespace)
 	case !errors.Is(err, sandbox.ErrNotFound):
 		return grpcError("pod "+id, err)
-	}
-	if len(o.BinDirs) == 0 {
-		return failedPreconditionf("pod %s is on the CNI network %s, but podsb cri runs without --cni-conf-dir: its plugins cannot be run to delete it", id, n.Name())
 	}
 	if err := n.Del(ctx, cniAttachment(&rec, netns)); err != nil {
 		return internalf("pod %s: %v", id, err)

@@ -3,6 +3,7 @@ package cri
 import (
 	"errors"
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/podsb/podsb/cni"
+	"github.com/podsb/podsb/sandbox"
 )
 
 func TestOpenCNI(t *testing.T) {
@@ -76,5 +78,19 @@ func TestConfigCNIKeys(t *testing.T) {
 	}
 	if *conf != "/etc/cni/net.d" || *bin != "/opt/cni/bin,/usr/lib/cni" {
 		t.Fatalf("cni-conf-dir %q, cni-bin-dir %q", *conf, *bin)
+	}
+}
+
+func TestCNIPorts(t *testing.T) {
+	ports := []sandbox.Port{{Proto: "tcp", HostPort: 8080, PodPort: 80}, {Proto: "udp", HostPort: 5353, PodPort: 53, HostIP: netip.MustParseAddr("127.0.0.1")}}
+	want := []cni.PortMapping{{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}, {HostPort: 5353, ContainerPort: 53, Protocol: "udp", HostIP: "127.0.0.1"}}
+	if got := cniPorts(ports); !slices.Equal(got, want) {
+		t.Errorf("cniPorts: %+v, want %+v", got, want)
+	}
+	rec := &podRecord{ID: "id", Name: "web", Namespace: "ns", UID: "u", CNI: &cniRecord{Ports: want}}
+	a := cniAttachment(rec, "/run/podsb/id/ns/net")
+	if a.ID != "id" || a.NetNS != "/run/podsb/id/ns/net" || !slices.Equal(a.Ports, want) ||
+		!slices.Contains(a.Args, [2]string{"K8S_POD_NAME", "web"}) || !slices.Contains(a.Args, [2]string{"K8S_POD_UID", "u"}) {
+		t.Errorf("cniAttachment: %+v", a)
 	}
 }
