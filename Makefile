@@ -28,7 +28,7 @@ VERSION_LDFLAGS := -X main.commit=$(COMMIT)
 # fastexec's C includes reaper's pause image (fastexec/c/build.sh) and
 # reads sandbox's files at run time: the join record and the namespace
 # handles (fastexec/doc.go names them).
-EDGES := cmd/podsb:sandbox,fastexec,image cmd/podsb-image:image,image/fetch cmd/podsb-cri:cri cri:sandbox,image,image/fetch,crilog,rootfs,nsenter \
+EDGES := cmd/podsb:sandbox,fastexec,image cmd/podsb-image:image,image/fetch cmd/podsb-cri:cri cri:sandbox,image,image/fetch,crilog,rootfs,nsenter,cni cni: \
 	cmd/podsb-logger:crilog crilog: image:internal/errclass,rootfs image/fetch:image,internal/errclass sandbox:rootfs,network,reaper,nsenter,internal/setup,internal/errclass \
 	rootfs:internal/setup,internal/errclass network:internal/errclass nsenter: reaper: fastexec: \
 	internal/setup: internal/setup/gen:internal/setup,sandbox internal/errclass: internal/testenv: integration: integration/internal/criregistry:

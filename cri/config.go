@@ -22,6 +22,8 @@ import (
 //	root = "/run/podsb"
 //	bridge = "podsb0"
 //	grace = "10s"
+//	cni-conf-dir = "/etc/cni/net.d"
+//	cni-bin-dir = "/usr/lib/cni"
 //
 //	[[registry]]
 //	prefix = "registry.k8s.io"

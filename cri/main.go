@@ -33,6 +33,8 @@ func Main(args []string, stderr io.Writer) int {
 	conf := fs.String("registries-conf", os.Getenv("PODSB_REGISTRIES_CONF"), "registries config `FILE`: mirrors, insecure registries")
 	bridge := fs.String("bridge", "", "`NAME` of the pods' bridge, on the network's first use (default podsb0)")
 	subnet := fs.String("subnet", "", "`CIDR` of the pods' network, on its first use (default 10.89.0.0/16)")
+	cniConf := fs.String("cni-conf-dir", "", "`DIR` of CNI network configurations: the pods' network is its first valid one, run by CNI plugins, instead of podsb's bridge")
+	cniBin := fs.String("cni-bin-dir", "", "comma-separated `DIRS` of the CNI plugins (default "+DefaultCNIBinDir+"); only with --cni-conf-dir")
 	state := fs.String("state", DefaultStateDir, "`DIR` of the CRI records of the pods")
 	stream := fs.String("stream-address", DefaultStreamAddr, "`HOST:PORT` of the streaming server (exec, attach, port-forward); loopback unless you mean otherwise")
 	grace := fs.Duration("grace", 10*time.Second, "how long calls in flight get to finish on SIGTERM")
@@ -86,7 +88,8 @@ func Main(args []string, stderr io.Writer) int {
 		}
 		sn = p
 	}
-	s, err := New(Options{Root: *root, Bridge: *bridge, Subnet: sn, ImageRoot: *imageRoot, RegistriesConf: *conf, Registries: regs, StateDir: *state, StreamAddr: *stream, Log: log})
+	s, err := New(Options{Root: *root, Bridge: *bridge, Subnet: sn, ImageRoot: *imageRoot, RegistriesConf: *conf, Registries: regs, StateDir: *state, StreamAddr: *stream, Log: log,
+		CNIConfDir: *cniConf, CNIBinDirs: SplitDirs(*cniBin)})
 	if err != nil {
 		fmt.Fprintf(stderr, "podsb cri: %v\n", err)
 		return 125

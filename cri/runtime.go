@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/podsb/podsb/cni"
 	"github.com/podsb/podsb/sandbox"
 )
 
@@ -52,12 +53,19 @@ func buildVersion() string {
 }
 
 // Status reports the runtime ready. The network is ready too: podsb's bridge
-// is made on the first pod's use, with no CNI to wait for.
+// is made on the first pod's use; with CNI, while the conf directory holds
+// a valid network configuration.
 func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
+	netReady := &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Status: true}
+	if s.cni != nil {
+		if _, err := cni.Load(*s.cni); err != nil {
+			netReady.Status, netReady.Reason, netReady.Message = false, "NetworkPluginNotReady", err.Error()
+		}
+	}
 	resp := &runtimeapi.StatusResponse{
 		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
 			{Type: runtimeapi.RuntimeReady, Status: true},
-			{Type: runtimeapi.NetworkReady, Status: true},
+			netReady,
 		}},
 		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true}}},
 		// ContainerStatus reports the user (security.go).
@@ -103,6 +111,14 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		rec.Hostname = id[:12]
 		sc.Hostname = rec.Hostname
 	}
+	if s.cni != nil {
+		// CNI's plugins wire the pod's network namespace, which podsb
+		// makes with loopback only.
+		if err := s.cniPrepare(rec, sc.Network.Publish); err != nil {
+			return nil, err
+		}
+		sc.Network = nil
+	}
 	unlock := s.lockPod(id)
 	defer unlock()
 	if err := s.reserve(rec); err != nil {
@@ -119,8 +135,17 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		s.drop(rec)
 		return nil, grpcError("run pod sandbox "+md.GetName(), err)
 	}
+	if rec.CNI != nil {
+		if err := s.cniAdd(ctx, rec, pod); err != nil {
+			// Add undid its plugins' work; nothing else may be left.
+			pod.Remove(context.WithoutCancel(ctx), sandbox.RemoveOptions{Force: true, KeepNetwork: true})
+			s.drop(rec)
+			return nil, err
+		}
+	}
 	if err := s.setReady(rec.ID, true); err != nil {
 		// Nothing may be left that no record names.
+		s.cniDel(context.WithoutCancel(ctx), rec.ID)
 		pod.Remove(context.WithoutCancel(ctx), sandbox.RemoveOptions{Force: true, KeepNetwork: true})
 		s.drop(rec)
 		return nil, internalf("pod %s: %v", id, err)
@@ -346,6 +371,10 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 			return nil, grpcError("stop pod sandbox "+rec.ID, err)
 		}
 	}
+	// Its address and ports are given back, as podsb's bridge does.
+	if err := s.cniDel(ctx, rec.ID); err != nil {
+		return nil, err
+	}
 	return &runtimeapi.StopPodSandboxResponse{}, nil
 }
 
@@ -372,6 +401,10 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 			return nil, err
 		}
 	}
+	// DEL while the pod's network namespace is pinned.
+	if err := s.cniDel(ctx, rec.ID); err != nil {
+		return nil, err
+	}
 	p, err := sandbox.Load(s.root, rec.ID)
 	switch {
 	case errors.Is(err, sandbox.ErrNotFound):
@@ -396,8 +429,10 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 type live struct {
 	ready bool
 	ip    string
-	pid   int
-	netns string
+	// moreIPs are a CNI pod's other addresses.
+	moreIPs []string
+	pid     int
+	netns   string
 }
 
 func (s *Server) liveOf(rec *podRecord) live {
@@ -413,6 +448,9 @@ func (s *Server) liveOf(rec *podRecord) live {
 		l.netns = st.NetNS
 		if st.Network != nil {
 			l.ip = st.Network.Addr.Addr().String()
+		}
+		if rec.CNI != nil && len(rec.CNI.IPs) > 0 {
+			l.ip, l.moreIPs = rec.CNI.IPs[0], rec.CNI.IPs[1:]
 		}
 	}
 	return l
@@ -443,6 +481,9 @@ func (s *Server) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandboxS
 	}
 	if l.ip != "" {
 		st.Network = &runtimeapi.PodSandboxNetworkStatus{Ip: l.ip}
+		for _, ip := range l.moreIPs {
+			st.Network.AdditionalIps = append(st.Network.AdditionalIps, &runtimeapi.PodIP{Ip: ip})
+		}
 	}
 	resp := &runtimeapi.PodSandboxStatusResponse{Status: st, Timestamp: time.Now().UnixNano()}
 	if req.GetVerbose() {

@@ -18,6 +18,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/podsb/podsb/crilog"
+	"github.com/podsb/podsb/cni"
 	"github.com/podsb/podsb/image"
 	"github.com/podsb/podsb/image/fetch"
 	"github.com/podsb/podsb/sandbox"
@@ -59,6 +60,11 @@ type Options struct {
 	// StreamAddr is the host:port the streaming server (exec, attach,
 	// port-forward) listens on; DefaultStreamAddr, loopback, if empty.
 	StreamAddr string
+	// CNIConfDir, if set, hands the pods' networks to the CNI plugins of
+	// its first valid network configuration, found in CNIBinDirs
+	// (DefaultCNIBinDir if empty), instead of podsb's bridge.
+	CNIConfDir string
+	CNIBinDirs []string
 }
 
 // Server serves the CRI's RuntimeService and ImageService. Its methods are
@@ -79,6 +85,8 @@ type Server struct {
 	log        *slog.Logger
 	// stream serves Exec, Attach and PortForward's URLs (streaming.go).
 	stream *streamer
+	// cni locates the CNI network of the pods; nil: podsb's bridge.
+	cni *cni.Options
 
 	// mu guards pods, names, containers, cnames and ops. Long operations (creating, stopping,
 	// removing a pod) run without it, each under its pod's op lock, so
@@ -137,6 +145,10 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	cniOpts, err := openCNI(o.CNIConfDir, o.CNIBinDirs, o.StateDir)
+	if err != nil {
+		return nil, err
+	}
 	st, err := openStore(o.StateDir)
 	if err != nil {
 		return nil, err
@@ -151,7 +163,7 @@ func New(o Options) (*Server, error) {
 	if o.Registries != nil {
 		regs = o.Registries
 	}
-	s := &Server{root: root, bridge: o.Bridge, subnet: o.Subnet, images: im, registries: regs, store: st, log: o.Log,
+	s := &Server{root: root, bridge: o.Bridge, subnet: o.Subnet, images: im, registries: regs, store: st, log: o.Log, cni: cniOpts,
 		pods: map[string]*podRecord{}, names: map[string]string{}, ops: map[string]*sync.Mutex{},
 		containers: map[string]*containerRecord{}, cnames: map[string]string{}}
 	im.HolderAlive = s.holderAlive

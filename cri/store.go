@@ -43,6 +43,8 @@ type podRecord struct {
 	// has made the pod, and again after StopPodSandbox: a pod is READY
 	// only while Ready and its pause lives.
 	Ready bool `json:"ready"`
+	// CNI is the pod's CNI network; nil for a pod on podsb's bridge.
+	CNI *cniRecord `json:"cni,omitempty"`
 }
 
 // key is the CRI's uniqueness key of a pod: no two pods of a server share

@@ -61,13 +61,18 @@ type criEnv struct {
 	crictl, sock, images, state, subnet string
 	srv                                 *exec.Cmd
 	log                                 *bytes.Buffer
+	// args are more flags of podsb cri (newCRIEnvArgs).
+	args []string
 }
 
-func newCRIEnv(t *testing.T) *criEnv {
+func newCRIEnv(t *testing.T) *criEnv { return newCRIEnvArgs(t) }
+
+// newCRIEnvArgs is newCRIEnv with more flags of podsb cri.
+func newCRIEnvArgs(t *testing.T, args ...string) *criEnv {
 	e, netArgs := netEnv(t)
 	dir := t.TempDir()
 	c := &criEnv{env: e, crictl: crictlBinary(t), sock: filepath.Join(dir, "cri.sock"),
-		images: filepath.Join(dir, "images"), state: filepath.Join(dir, "state"), subnet: netArgs[5]}
+		images: filepath.Join(dir, "images"), state: filepath.Join(dir, "state"), subnet: netArgs[5], args: args}
 	// Registered after the env's cleanup, so it runs first: the server
 	// goes before the env checks for leaks.
 	t.Cleanup(func() {
@@ -91,6 +96,7 @@ func (c *criEnv) startServer() {
 	}
 	c.srv = exec.Command(c.bin, "cri", "--listen", "unix://"+c.sock, "--root", c.root, "--image-root", c.images,
 		"--state", c.state, "--bridge", c.bridge, "--subnet", c.subnet, "--stream-address", "127.0.0.1:0")
+	c.srv.Args = append(c.srv.Args, c.args...)
 	c.srv.Stderr = c.log
 	if err := c.srv.Start(); err != nil {
 		c.t.Fatal(err)

@@ -28,7 +28,29 @@ import (
 // PODSB_CRITEST_FOCUS=REGEXP runs only the specs it matches instead of the
 // groups. PODSB_CRITEST_REPORT_DIR=DIR keeps critest's log and its JSON and JUnit
 // reports there.
-func TestCritest(t *testing.T) {
+func TestCritest(t *testing.T) { runCritest(t, critestFocus, nil) }
+
+// critestCNIFocus are the specs of critest that TestCritestCNI runs with
+// the pods on a CNI network: those that use the pod's network.
+var critestCNIFocus = []string{
+	`\[k8s\.io\] Networking `,
+	`\[k8s\.io\] PodSandbox runtime should support basic operations`,
+	`\[k8s\.io\] Multiple Containers .* should support network`,
+	`\[k8s\.io\] Streaming .* should support portforward`,
+}
+
+// TestCritestCNI runs critest's specs of the pod's network against a podsb
+// cri whose pods are on a CNI network of the test's own (bridge,
+// host-local, portmap; newCNINet), which leaves nothing in the host's
+// firewall.
+func TestCritestCNI(t *testing.T) {
+	n := newCNINet(t, `{"type": "portmap", "capabilities": {"portMappings": true}}`)
+	runCritest(t, critestCNIFocus, n.args())
+}
+
+// runCritest runs critest's specs of focusList against a podsb cri with
+// the flags args more.
+func runCritest(t *testing.T, focusList, args []string) {
 	critest := critestBinary(t)
 	skips := loadCritestSkips(t, critestSkipsFile)
 	reg := startCRIRegistry(t)
@@ -37,7 +59,7 @@ func TestCritest(t *testing.T) {
 	tmp := t.TempDir()
 	// podsb cri (newCRIEnv) takes --registries-conf from this.
 	t.Setenv("PODSB_REGISTRIES_CONF", reg.conf)
-	c := newCRIEnv(t)
+	c := newCRIEnvArgs(t, args...)
 
 	reports := os.Getenv("PODSB_CRITEST_REPORT_DIR")
 	if reports == "" {
@@ -52,9 +74,8 @@ func TestCritest(t *testing.T) {
 		t.Fatal(err)
 	}
 	ep := "unix://" + c.sock
-	args := []string{"--runtime-endpoint", ep, "--image-endpoint", ep, "--test-images-file", reg.testImages,
+	args = []string{"--runtime-endpoint", ep, "--image-endpoint", ep, "--test-images-file", reg.testImages,
 		"--ginkgo.no-color", "--ginkgo.json-report", jsonReport, "--ginkgo.junit-report", filepath.Join(reports, "critest-junit.xml")}
-	focusList := critestFocus
 	if f := os.Getenv("PODSB_CRITEST_FOCUS"); f != "" {
 		// One group while working on it: a regular expression over the
 		// spec's full text, as a --ginkgo.focus.

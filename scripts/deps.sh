@@ -8,17 +8,19 @@
 #	iproute2              ip (the tests check links, addresses, netns)
 #	iputils-ping          ping between pods and the host
 #	python3               servers and raw-socket probes inside pods
-#	nginx-light           the proxy of the two-container example
+#	nginx-light           the proxy of the two-container example; critest's web server image (its nginx)
 #	gcc                   building the exec fast path and reproducing pause
 #	runc, crun            peers of the benchmarks and escape tests
 #	catatonit, tini       peers of pause (footprint, reaping)
 #	busybox-static        the files of the images and image roots the tests build
 #	podman, skopeo, umoci peers of the image pull benchmark
 #	containerd            the CRI peer of podsb cri (run privately by the tests, never as the service)
-#	containernetworking-plugins  its loopback CNI plugin (/usr/lib/cni/loopback)
+#	containernetworking-plugins  its loopback CNI plugin (/usr/lib/cni/loopback); podsb cri's
+#	                      CNI tests' bridge, host-local and portmap plugins
+#	iptables, nftables    portmap's rules; iptables-save and nft list ruleset check that none is left
 set -eu
 
-pkgs="util-linux bsdutils iproute2 iputils-ping python3 nginx-light gcc runc crun catatonit tini busybox-static podman skopeo umoci containerd containernetworking-plugins"
+pkgs="util-linux bsdutils iproute2 iputils-ping python3 nginx-light gcc runc crun catatonit tini busybox-static podman skopeo umoci containerd containernetworking-plugins iptables nftables"
 
 missing=""
 for p in $pkgs; do

@@ -196,15 +196,25 @@ func imageOf(c v1.Config, layers ...v1.Layer) (v1.Image, error) {
 }
 
 // images returns every image critest pulls in the groups TestCritest
-// runs, by the name critest pulls it by.
-func images(bb string) (map[string]v1.Image, error) {
+// runs, by the name critest pulls it by: of busybox at bb and, for the web
+// server (the test-images file's webServerTestImage) and hostnet-nginx,
+// Debian's nginx at nginx.
+func images(bb, nginx string) (map[string]v1.Image, error) {
 	base, err := baseLayer(bb)
 	if err != nil {
 		return nil, err
 	}
+	ngx, err := nginxLayer(nginx)
+	if err != nil {
+		return nil, err
+	}
 	imgs := map[string]v1.Image{}
-	add := func(c v1.Config, extra []file, names ...string) error {
+	// add adds an image of busybox, nginx if web, and extra.
+	add := func(c v1.Config, web bool, extra []file, names ...string) error {
 		layers := []v1.Layer{base}
+		if web {
+			layers = append(layers, ngx)
+		}
 		if len(extra) > 0 {
 			l, err := layerOf(extra...)
 			if err != nil {
@@ -231,14 +241,6 @@ func images(bb string) (map[string]v1.Image, error) {
 	serve := func(name string, port int, dir string) []string {
 		return []string{"sh", "-c", fmt.Sprintf("echo '%s: serving %s on port %d' >&2; exec httpd -f -v -p %d -h %s", name, dir, port, port, dir)}
 	}
-	// nginx's main process names itself "nginx: master process" (critest's
-	// ContainerPID spec looks for it as PID 1 of a container with a PID
-	// namespace of its own): here the shell that runs httpd, named so by
-	// its $0, which stops the server on SIGTERM.
-	nginxMain := func(port int, dir string) []string {
-		return []string{"sh", "-c", fmt.Sprintf("echo 'nginx: serving %s on port %d' >&2; httpd -f -v -p %d -h %s & trap 'kill $!; exit 0' TERM INT; wait", dir, port, port, dir),
-			"nginx: master process nginx"}
-	}
 	type spec struct {
 		c     v1.Config
 		extra []file
@@ -246,11 +248,7 @@ func images(bb string) (map[string]v1.Image, error) {
 	}
 	specs := []spec{
 		{v1.Config{Cmd: []string{"sh"}}, nil, []string{busyboxImage}},
-		{v1.Config{Cmd: nginxMain(80, "/usr/share/nginx/html")}, html("usr/share/nginx/html"), []string{nginxImage}},
 		{v1.Config{Cmd: serve("httpd", 80, "/usr/local/apache2/htdocs")}, html("usr/local/apache2/htdocs"), []string{httpdImage}},
-		// images/hostnet-nginx: nginx on port 12003.
-		{v1.Config{Cmd: serve("nginx", 12003, "/usr/share/nginx/html")}, html("usr/share/nginx/html"),
-			[]string{criToolsImages + "hostnet-nginx-" + runtime.GOARCH + ":latest"}},
 		// The same image from two registries; a container of it runs with
 		// its default entrypoint, and containerd runs it as its pods' pause.
 		// It waits until SIGTERM as pause does, as PID 1 too, and runs no
@@ -290,9 +288,18 @@ func images(bb string) (map[string]v1.Image, error) {
 		specs = append(specs, spec{v1.Config{Cmd: []string{"sh"}}, []file{{name: n, mode: 0o644}}, []string{criToolsImages + n + ":latest"}})
 	}
 	for _, s := range specs {
-		if err := add(s.c, s.extra, s.names...); err != nil {
+		if err := add(s.c, false, s.extra, s.names...); err != nil {
 			return nil, err
 		}
+	}
+	// nginx: Debian's, on port 80, as critest's web server (its Networking
+	// and port-forward specs fetch its page), and images/hostnet-nginx's
+	// on port 12003.
+	if err := add(v1.Config{Cmd: []string{"nginx"}}, true, nginxSite(80), nginxImage); err != nil {
+		return nil, err
+	}
+	if err := add(v1.Config{Cmd: []string{"nginx"}}, true, nginxSite(12003), criToolsImages+"hostnet-nginx-"+runtime.GOARCH+":latest"); err != nil {
+		return nil, err
 	}
 	return imgs, nil
 }

@@ -1,10 +1,10 @@
 // Command criregistry builds the images critest v1.37.0 pulls, from
-// Debian's busybox-static, and serves them from a registry on 127.0.0.1
+// Debian's busybox-static (and nginx, the web server's), and serves them from a registry on 127.0.0.1
 // (go-containerregistry's pkg/registry), so that critest runs with no
 // traffic leaving the machine. TestCritest runs it; so can a person, for
 // critest against any CRI runtime:
 //
-//	criregistry [-listen 127.0.0.1:0] [-busybox /bin/busybox] DIR
+//	criregistry [-listen 127.0.0.1:0] [-busybox /bin/busybox] [-nginx /usr/sbin/nginx] DIR
 //
 // Once it serves, it writes in DIR
 //
@@ -57,17 +57,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("criregistry", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "`HOST:PORT` to serve on (a loopback address)")
 	bb := fs.String("busybox", "/bin/busybox", "the static busybox `FILE` the images are made of")
+	nginx := fs.String("nginx", "/usr/sbin/nginx", "Debian's nginx `FILE`, the web server images'")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("usage: criregistry [-listen HOST:PORT] [-busybox FILE] DIR")
+		return errors.New("usage: criregistry [-listen HOST:PORT] [-busybox FILE] [-nginx FILE] DIR")
 	}
 	dir := fs.Arg(0)
 	if h, _, err := net.SplitHostPort(*listen); err != nil || net.ParseIP(h) == nil || !net.ParseIP(h).IsLoopback() {
 		return fmt.Errorf("-listen %s: not a loopback HOST:PORT", *listen)
 	}
-	imgs, err := images(*bb)
+	imgs, err := images(*bb, *nginx)
 	if err != nil {
 		return err
 	}

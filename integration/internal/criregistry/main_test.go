@@ -55,7 +55,7 @@ func layerFiles(t *testing.T, l v1.Layer) map[string]string {
 // own where it wants several, the users it reads back, and what its
 // commands run.
 func TestImages(t *testing.T) {
-	imgs, err := images(busybox(t))
+	imgs, err := images(busybox(t), "/usr/sbin/nginx")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +117,63 @@ func TestImages(t *testing.T) {
 	for _, f := range []string{"bin/sh", "bin/echo", "bin/sleep", "bin/ls", "bin/cat", "bin/hostname", "usr/bin/top", "usr/bin/seq", "bin/sync", "usr/sbin/httpd", "bin/pidof"} {
 		if files[f] != "bin/busybox" { // a hard link
 			t.Errorf("busybox image: %s -> %q", f, files[f])
+		}
+	}
+}
+
+// The web server images are Debian's nginx with its libraries and the
+// loader, configured for their port.
+func TestNginxImages(t *testing.T) {
+	imgs, err := images(busybox(t), "/usr/sbin/nginx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n, port := range map[string]string{nginxImage: "80", criToolsImages + "hostnet-nginx-" + runtime.GOARCH + ":latest": "12003"} {
+		layers, err := imgs[n].Layers()
+		if err != nil || len(layers) != 3 {
+			t.Fatalf("%s: %d layers, %v", n, len(layers), err)
+		}
+		files := layerFiles(t, layers[1])
+		for _, f := range []string{"usr/sbin/nginx", "etc/nginx/mime.types", "var/lib/nginx", "var/log/nginx", "run"} {
+			if _, ok := files[f]; !ok {
+				t.Errorf("%s lacks %s", n, f)
+			}
+		}
+		var libc, loader bool
+		for f := range files {
+			libc = libc || strings.HasSuffix(f, "/libc.so.6")
+			loader = loader || strings.Contains(f, "/ld-linux")
+		}
+		if !libc || !loader {
+			t.Errorf("%s: libc %v, loader %v", n, libc, loader)
+		}
+		conf := layerFile(t, layers[2], "etc/nginx/nginx.conf")
+		if !strings.Contains(conf, "listen "+port+";") || !strings.Contains(conf, "daemon off;") {
+			t.Errorf("%s: nginx.conf:\n%s", n, conf)
+		}
+	}
+}
+
+// layerFile returns the content of the file name of a layer.
+func layerFile(t *testing.T, l v1.Layer, name string) string {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if h.Name == name {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
 		}
 	}
 }
