@@ -111,9 +111,10 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		rec.Hostname = id[:12]
 		sc.Hostname = rec.Hostname
 	}
-	if s.cni != nil {
+	if s.cni != nil && !sc.HostNetwork {
 		// CNI's plugins wire the pod's network namespace, which podsb
-		// makes with loopback only.
+		// makes with loopback only; a pod on the host's network has none
+		// to wire, as with containerd.
 		if err := s.cniPrepare(rec, sc.Network.Publish); err != nil {
 			return nil, err
 		}
