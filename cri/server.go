@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/podsb/podsb/crilog"
 	"github.com/podsb/podsb/cni"
+	"github.com/podsb/podsb/crilog"
 	"github.com/podsb/podsb/image"
 	"github.com/podsb/podsb/image/fetch"
 	"github.com/podsb/podsb/sandbox"
