@@ -31,7 +31,7 @@ VERSION_LDFLAGS := -X main.commit=$(COMMIT)
 EDGES := cmd/podsb:sandbox,fastexec,image cmd/podsb-image:image,image/fetch cmd/podsb-cri:cri cri:sandbox,image,image/fetch,crilog,rootfs,nsenter,cni cni: \
 	cmd/podsb-logger:crilog crilog: image:internal/errclass,rootfs image/fetch:image,internal/errclass sandbox:rootfs,network,reaper,nsenter,internal/setup,internal/errclass \
 	rootfs:internal/setup,internal/errclass network:internal/errclass nsenter: reaper: fastexec: \
-	internal/setup: internal/setup/gen:internal/setup,sandbox internal/errclass: internal/testenv: integration: integration/internal/criregistry:
+	internal/setup: internal/setup/gen:internal/setup,sandbox internal/errclass: internal/testenv: integration: integration/internal/criregistry: integration/internal/critesttable:
 CEDGES := fastexec:internal/setup reaper:internal/setup
 # What podsb and the lean image store it runs images through must not link: the pull and import side's registry client, HTTP,
 # decompressors and TOML live in image/fetch (docs/performance.md).

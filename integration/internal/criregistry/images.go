@@ -170,7 +170,9 @@ func baseLayer(bb string) (v1.Layer, error) {
 		if a == "bin/busybox" || a == "usr/bin/pgrep" || a == "usr/bin/ipcs" {
 			continue
 		}
-		files = append(files, file{name: a, hard: "bin/busybox"})
+		// The link's header has busybox's mode: some unpackers (containerd's)
+		// apply a hard link's mode to the file it links.
+		files = append(files, file{name: a, mode: 0o755, hard: "bin/busybox"})
 	}
 	return layerOf(files...)
 }
