@@ -182,7 +182,7 @@ func Reopen(ctx context.Context, socket string) error {
 
 // dialLogger connects, mapping a missing or refusing socket to ErrEnded.
 func dialLogger(ctx context.Context, socket string) (*net.UnixConn, error) {
-	c, err := dial(ctx, socket)
+	c, err := dial(ctx, "unix", socket)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, fmt.Errorf("%w (%s)", ErrEnded, socket)

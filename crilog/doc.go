@@ -33,7 +33,7 @@
 // served; the node logger sends 'D' once a container's output ended and
 // its log was written. It exits 0 once it serves no container and no
 // server is connected; 2 for bad flags, 1 if it cannot listen on PATH
-// (another node logger serves it), saying why in an 'E' message and on
+// (another logger serves it), saying why in an 'E' message and on
 // stderr. Like the logger of one container (below), it runs in a session
 // of its own and ignores SIGHUP, SIGINT, SIGTERM and SIGPIPE.
 //

@@ -285,7 +285,7 @@ type rawClient struct {
 // the client gets every output.
 func attachRaw(t *testing.T, socket string, stdin bool) *rawClient {
 	t.Helper()
-	conn, err := dial(context.Background(), socket)
+	conn, err := dial(context.Background(), "unix", socket)
 	if err != nil {
 		t.Fatal(err)
 	}

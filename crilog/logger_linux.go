@@ -1,6 +1,7 @@
 package crilog
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -234,7 +235,7 @@ func newLogger(c config, diag io.Writer) (*logger, error) {
 		return nil, err
 	}
 	l.log = log
-	if l.ln, err = listenFresh(c.socket); err != nil {
+	if l.ln, err = listenFresh("unix", c.socket); err != nil {
 		log.Close()
 		if errors.Is(statErr, os.ErrNotExist) {
 			os.Remove(c.logPath) // leave nothing of a failed start
@@ -266,28 +267,28 @@ func openLog(path string) (*os.File, error) {
 	return f, nil
 }
 
-// listenFresh listens on path, replacing a stale socket (one nobody
-// accepts on: a logger that was killed) but not a live one or another file.
-func listenFresh(path string) (*net.UnixListener, error) {
-	ln, err := listen(path)
+// listenFresh listens on path, of network "unix" or "unixpacket",
+// replacing a stale socket (one nobody accepts on: a logger that was
+// killed) but not a live one or another file.
+func listenFresh(network, path string) (*net.UnixListener, error) {
+	ln, err := listen(network, path)
 	if err == nil || !errors.Is(err, unix.EADDRINUSE) {
 		return ln, err
 	}
 	if fi, serr := os.Lstat(path); serr != nil || fi.Mode().Type() != os.ModeSocket {
 		return nil, fmt.Errorf("listen on %s: the path exists and is not a socket", path)
 	}
-	if addr, done, aerr := shortPath(path); aerr == nil {
-		conn, cerr := net.DialTimeout("unix", addr, time.Second)
-		done()
-		if cerr == nil {
-			conn.Close()
-			return nil, fmt.Errorf("listen on %s: another logger serves it", path)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	conn, cerr := dial(ctx, network, path)
+	cancel()
+	if cerr == nil {
+		conn.Close()
+		return nil, fmt.Errorf("listen on %s: another logger serves it", path)
 	}
 	if err := os.Remove(path); err != nil {
 		return nil, fmt.Errorf("remove stale socket: %w", err)
 	}
-	return listen(path)
+	return listen(network, path)
 }
 
 // run serves until the output ends, then finishes: the last partial lines

@@ -75,7 +75,7 @@ func nodeMain(args []string, stderr io.Writer) int {
 	// Sockets are made 0600 with this umask, without changing it while
 	// other goroutines create files; logs are chmodded to 0640.
 	unix.Umask(0o177)
-	ln, err := listenPacketFresh(*control)
+	ln, err := listenFresh("unixpacket", *control)
 	if err != nil {
 		_ = sendMsg(conn, nodeErr, []byte("podsb-logger: "+err.Error()), nil)
 		return fail(ExitStart, err)
@@ -86,26 +86,6 @@ func nodeMain(args []string, stderr io.Writer) int {
 	go n.serveConn(conn)
 	<-n.exit
 	return ExitOK
-}
-
-// listenPacketFresh listens on the control socket, replacing a stale one
-// (a node logger that was killed) but not a live one or another file.
-func listenPacketFresh(path string) (*net.UnixListener, error) {
-	ln, err := listenPacket(path)
-	if err == nil || !errors.Is(err, unix.EADDRINUSE) {
-		return ln, err
-	}
-	if fi, serr := os.Lstat(path); serr != nil || fi.Mode().Type() != os.ModeSocket {
-		return nil, fmt.Errorf("listen on %s: the path exists and is not a socket", path)
-	}
-	if c, derr := dialPacket(path); derr == nil {
-		c.Close()
-		return nil, fmt.Errorf("listen on %s: another node logger serves it", path)
-	}
-	if err := os.Remove(path); err != nil {
-		return nil, fmt.Errorf("remove stale socket: %w", err)
-	}
-	return listenPacket(path)
 }
 
 func (n *node) accept() {

@@ -1,6 +1,7 @@
 package crilog
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -191,7 +192,7 @@ func (n *Node) connectLocked(start bool) (*nodeConn, error) {
 		n.conn = nil
 	}
 	var nc *nodeConn
-	c, err := dialPacket(n.opts.Control)
+	c, err := dial(context.Background(), "unixpacket", n.opts.Control)
 	switch {
 	case err == nil:
 		nc = &nodeConn{c: c}

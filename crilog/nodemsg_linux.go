@@ -159,35 +159,3 @@ func dupFDs(fds []int) ([]int, error) {
 	}
 	return out, nil
 }
-
-// listenPacket listens on the seqpacket socket path, long or short, made
-// 0600.
-func listenPacket(path string) (*net.UnixListener, error) {
-	addr, done, err := shortPath(path)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	old := unix.Umask(0o177)
-	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: addr, Net: "unixpacket"})
-	unix.Umask(old)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, unwrapOp(err))
-	}
-	ln.SetUnlinkOnClose(false)
-	return ln, nil
-}
-
-// dialPacket connects to the seqpacket socket path, long or short.
-func dialPacket(path string) (*net.UnixConn, error) {
-	addr, done, err := shortPath(path)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: addr, Net: "unixpacket"})
-	if err != nil {
-		return nil, fmt.Errorf("connect to node logger %s: %w", path, unwrapOp(err))
-	}
-	return c, nil
-}

@@ -39,20 +39,22 @@ func shortPath(path string) (addr string, done func(), err error) {
 	return addr, func() { unix.Close(fd) }, nil
 }
 
-// listen binds and listens on the socket path, long or short, made 0600:
-// whoever connects reads the container's output and writes its input. The
-// socket is not removed by the listener's Close: the caller removes path.
+// listen binds and listens on the socket path, long or short, of network
+// "unix" (a container's socket) or "unixpacket" (the node logger's control
+// socket), made 0600: whoever connects reads the container's output and
+// writes its input. The socket is not removed by the listener's Close: the
+// caller removes path.
 //
 // Preconditions: no other goroutine creates files (the umask is the
 // process's).
-func listen(path string) (*net.UnixListener, error) {
+func listen(network, path string) (*net.UnixListener, error) {
 	addr, done, err := shortPath(path)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
 	old := unix.Umask(0o177)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: addr, Net: "unix"})
+	ln, err := net.ListenUnix(network, &net.UnixAddr{Name: addr, Net: network})
 	unix.Umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, unwrapOp(err))
@@ -61,15 +63,16 @@ func listen(path string) (*net.UnixListener, error) {
 	return ln, nil
 }
 
-// dial connects to the socket path, long or short.
-func dial(ctx context.Context, path string) (*net.UnixConn, error) {
+// dial connects to the socket path, long or short, of network "unix" or
+// "unixpacket".
+func dial(ctx context.Context, network, path string) (*net.UnixConn, error) {
 	addr, done, err := shortPath(path)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", addr)
+	c, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect to logger %s: %w", path, unwrapOp(err))
 	}
