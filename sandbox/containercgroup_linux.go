@@ -120,23 +120,21 @@ func setOOMScoreAdj(pid, adj int) error {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte(strconv.Itoa(adj)), 0)
 }
 
-// joinCgroupOf puts pid in the cgroup of the container name (for a command
-// run in it by Exec), or in the pod's if name is empty or the container
-// has no cgroup (started by a podsb without container cgroups).
-func (p *Pod) joinCgroupOf(container string, pid int) error {
-	if container != "" {
-		if cs, err := p.Container(container); err == nil && cs.Cgroup != "" {
-			m, err := cgroupManagerOf(cs.Cgroup, &cgroups.Resources{SkipDevices: true})
-			if err != nil {
-				return err
-			}
-			if err := m.Apply(pid); err != nil {
-				return fmt.Errorf("join the cgroup of container %s: %w", container, err)
-			}
-			return setOOMScoreAdj(pid, cs.Resources.OOMScoreAdj)
-		}
+// joinCgroupOf puts pid in the cgroup of the container cs (for a command
+// run in it by Exec), or in the pod's if cs is nil or the container has no
+// cgroup (started by a podsb without container cgroups).
+func (p *Pod) joinCgroupOf(cs *ContainerState, pid int) error {
+	if cs == nil || cs.Cgroup == "" {
+		return p.joinCgroup(pid)
 	}
-	return p.joinCgroup(pid)
+	m, err := cgroupManagerOf(cs.Cgroup, &cgroups.Resources{SkipDevices: true})
+	if err != nil {
+		return err
+	}
+	if err := m.Apply(pid); err != nil {
+		return fmt.Errorf("join the cgroup of container %s: %w", cs.Name, err)
+	}
+	return setOOMScoreAdj(pid, cs.Resources.OOMScoreAdj)
 }
 
 // removeContainerCgroup removes the cgroup of the container name, once its

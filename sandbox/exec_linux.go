@@ -201,13 +201,13 @@ func (p *Pod) exec(ctx context.Context, c ExecConfig) (*Process, error) {
 		return nil, err
 	}
 	p.imageDefaults(&c)
-	h, err := p.openHandles(c.Container)
+	h, cs, err := p.openHandles(c.Container)
 	if err != nil {
 		return nil, err
 	}
 	defer h.Close()
 	if c.Detach {
-		return p.execDetached(ctx, h, c)
+		return p.execDetached(ctx, h, cs, c)
 	}
 	proc := &Process{release: make(chan struct{})}
 	type forked struct {
@@ -233,7 +233,7 @@ func (p *Pod) exec(ctx context.Context, c ExecConfig) (*Process, error) {
 		return nil, f.err
 	}
 	defer f.pg.close()
-	err = p.joinCgroupOf(c.Container, proc.hostPID)
+	err = p.joinCgroupOf(cs, proc.hostPID)
 	if err == nil {
 		_, err = f.pg.run(ctx, nil)
 	}
@@ -291,22 +291,25 @@ func (p *Pod) checkLaunch(c ExecConfig) error {
 }
 
 // openHandles opens the pod's pinned namespace handles in joining order;
-// with a container's name, its mount namespace instead of the pod's.
-func (p *Pod) openHandles(container string) (*nsenter.Handles, error) {
+// with a container's name, its mount namespace instead of the pod's (and
+// its PID namespace if it has one of its own), and returns its state.
+func (p *Pod) openHandles(container string) (*nsenter.Handles, *ContainerState, error) {
 	mnt, pid := p.NamespacePath(specs.MountNamespace), p.NamespacePath(specs.PIDNamespace)
+	var cs *ContainerState
 	if container != "" {
 		// A stopped container's mount namespace may still be pinned
 		// (until rm; after start, of a pause of before): not joined.
-		cs, err := p.Container(container)
+		st, err := p.Container(container)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if cs.Status != specs.StateRunning {
-			return nil, errclass.New(ErrNotRunning, "container %s in pod %s is not running", container, p.name)
+		if st.Status != specs.StateRunning {
+			return nil, nil, errclass.New(ErrNotRunning, "container %s in pod %s is not running", container, p.name)
 		}
+		cs = &st
 		mnt = p.containerMountNS(container)
 		if _, err := os.Stat(mnt); err != nil {
-			return nil, errclass.New(ErrNotFound, "no such container %s in pod %s", container, p.name)
+			return nil, nil, errclass.New(ErrNotFound, "no such container %s in pod %s", container, p.name)
 		}
 		if cs.PIDNamespace != "" {
 			pid = p.containerPIDNS(container)
@@ -329,7 +332,8 @@ func (p *Pod) openHandles(container string) (*nsenter.Handles, error) {
 	}
 	// The mount namespace last: host paths no longer resolve after it.
 	nss = append(nss, nsenter.Namespace{Type: unix.CLONE_NEWNS, Path: mnt})
-	return p.openNS(nss)
+	h, err := p.openNS(nss)
+	return h, cs, err
 }
 
 // launch is what prepare resolves for a command.
@@ -435,7 +439,7 @@ func (p *Pod) startError(name string, err error) error {
 
 // execDetached starts the command through a program that spawns it: a
 // process inside the pod forks the command and exits, so pause adopts it.
-func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, c ExecConfig) (*Process, error) {
+func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, cs *ContainerState, c ExecConfig) (*Process, error) {
 	// gc leaves the log alone while it is being made.
 	lock, err := p.lockShared(ctx)
 	if err != nil {
@@ -495,7 +499,7 @@ func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, c ExecConfig
 		return fail(err)
 	}
 	step("fork spawner")
-	err = p.joinCgroupOf(c.Container, pid)
+	err = p.joinCgroupOf(cs, pid)
 	if err == nil {
 		err = pg.send()
 	} else {
