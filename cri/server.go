@@ -287,13 +287,24 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration)
 	s.log.Info("serving", "addr", l.Addr().String())
 	err := g.Serve(l)
 	if ctx.Err() != nil {
-		<-done
+		// The shutdown may wait on a call that never ends (one stuck on
+		// a lock): the server exits anyway. An abandoned call is as if
+		// the server were killed, which a restart recovers from.
+		select {
+		case <-done:
+		case <-time.After(shutdownLimit(grace)):
+			s.log.Error("shutdown did not finish; exiting with calls or the network's pruning still running", "after", shutdownLimit(grace))
+		}
 		if errors.Is(err, grpc.ErrServerStopped) {
 			err = nil
 		}
 	}
 	return err
 }
+
+// shutdownLimit is how long Serve waits for its shutdown: grace for the
+// calls, grace for the streams, and a little for pruning the network.
+func shutdownLimit(grace time.Duration) time.Duration { return 2*grace + 5*time.Second }
 
 // logCalls logs each call that changes something, and every failure, and
 // turns a panic into an Internal error: nothing a client sends may end the

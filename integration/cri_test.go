@@ -16,6 +16,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -356,4 +357,48 @@ func TestCRIKilledDuringRunp(t *testing.T) {
 			t.Errorf("delay %v: state root holds %v:\n%s", delay, ents, out)
 		}
 	}
+}
+
+// TestCRIShutdownStuck: SIGTERM ends podsb cri even when its shutdown
+// cannot finish (here its network's lock is held by someone else, so the
+// pruning of the network waits): it gives up after its limit, logs it and
+// exits, and a new server finds the pod as it was.
+func TestCRIShutdownStuck(t *testing.T) {
+	c := newCRIEnvArgs(t, "--grace", "1s")
+	dir := t.TempDir()
+	podJSON := filepath.Join(dir, "pod.json")
+	os.WriteFile(podJSON, []byte(`{"metadata": {"name": "stuck", "namespace": "default", "uid": "u1"}, "linux": {}}`), 0o644)
+	id := strings.TrimSpace(c.crictlMust("runp", podJSON))
+	c.use(id)
+
+	lock, err := os.Open(filepath.Join(c.root, ".network"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	c.srv.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- c.srv.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("podsb cri after SIGTERM: %v", err)
+		}
+	case <-time.After(time.Minute): // a hang, not a timing
+		c.srv.Process.Kill()
+		<-exited
+		t.Errorf("podsb cri did not exit on SIGTERM while its shutdown was stuck")
+	}
+	lock.Close()
+	c.srv = nil
+	if !strings.Contains(c.log.String(), "shutdown did not finish") {
+		t.Errorf("podsb cri did not log its stuck shutdown:\n%s", c.log)
+	}
+	c.startServer()
+	if st := c.inspectp(id); st.Status.State != "SANDBOX_READY" {
+		t.Errorf("pod after the restart: %s", st.Status.State)
+	}
+	c.crictlMust("rmp", "-f", id)
 }
