@@ -177,6 +177,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if run.PID.Target, err = s.pidTarget(md.GetName(), pod.ID, run.PID.Target); err != nil {
 		return nil, err
 	}
+	if err := hostPIDOf(md.GetName(), run.PID, &pod); err != nil {
+		return nil, err
+	}
 	id, err := newContainerID()
 	if err != nil {
 		return nil, internalf("container ID: %v", err)

@@ -52,6 +52,11 @@ type Config struct {
 	// hostname (Hostname is ignored). HostIPC puts it in the host's IPC
 	// namespace. Removing the pod only drops its handles of them.
 	HostNetwork, HostIPC bool
+	// HostPID lets the pod's containers run in the host's PID namespace
+	// (PIDMode.Host). pause keeps a PID namespace of its own, so the pod's
+	// life is unchanged; its removal kills such containers, which pause's
+	// exit does not.
+	HostPID bool
 	// Sysctls are set in the pod's own namespaces when it is created
 	// (sysctlPaths says which may be).
 	Sysctls []Sysctl
