@@ -193,8 +193,12 @@ func checkExposure(root, dir string, vols []Volume) error {
 	}
 	check := func(what, src string) error {
 		real, err := filepath.EvalSymlinks(src)
-		if err != nil {
-			return nil // Spec.Check reports it
+		if err != nil || !filepath.IsAbs(real) {
+			// Spec.Check reports it. (The walk up below would never
+			// reach "/" from a relative path: "" went round "." for
+			// ever, and an image volume, which has no source, hung
+			// its container's start.)
+			return nil
 		}
 		if i, ok := idOf(real); ok && holds[i] {
 			return invalidf("%s %s holds the state root %s: a pod could plant records in it", what, src, root)
@@ -215,6 +219,9 @@ func checkExposure(root, dir string, vols []Volume) error {
 		}
 	}
 	for _, v := range vols {
+		if v.Image != nil {
+			continue // the image store's layers, read-only
+		}
 		if err := check("volume source", v.Source); err != nil {
 			return err
 		}
