@@ -59,7 +59,8 @@ type Spec struct {
 	SharedFiles map[string]bool `json:"-"`
 }
 
-// Volume is a bind mount of a host path into the pod.
+// Volume is a bind mount of a host path into the pod, or (Image set) a
+// read-only mount of an image's layers.
 type Volume struct {
 	Source      string `json:"source"`
 	Destination string `json:"destination"`
