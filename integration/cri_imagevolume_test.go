@@ -13,7 +13,7 @@ import (
 
 // podsb cri: image volumes (a CRI mount whose image is set). The whole
 // image, of two layers (the upper one's file wins), a sub path of it (a
-// directory), and an image of one layer are mounted read-only: the
+// directory), a file of it, and an image of one layer are mounted read-only: the
 // container reads them, runs a program from one, and cannot write them;
 // ContainerStatus names each volume's image by its ID. The images are held
 // while the container is, and released by its removal (rmi works after).
@@ -65,7 +65,8 @@ func TestCRIImageVolume(t *testing.T) {
 	ctr := strings.TrimSpace(c.crictlMust("create", pod, ctrJSON("vols", fmt.Sprintf(`
 		{"container_path": "/mnt/all", "readonly": true, "image": {"image": %q}},
 		{"container_path": "/mnt/etc", "readonly": true, "image": {"image": %q}, "image_sub_path": "etc"},
-		{"container_path": "/mnt/one", "readonly": true, "image": {"image": %q}}`, dataRef, dataRef, oneRef)), podJSON))
+		{"container_path": "/mnt/one", "readonly": true, "image": {"image": %q}},
+		{"container_path": "/mnt/file", "readonly": true, "image": {"image": %q}, "image_sub_path": "data/hello"}`, dataRef, dataRef, oneRef, dataRef)), podJSON))
 	c.crictlMust("start", ctr)
 	c.waitState(ctr, "CONTAINER_RUNNING")
 	for _, tc := range []struct {
@@ -74,13 +75,14 @@ func TestCRIImageVolume(t *testing.T) {
 	}{
 		{[]string{"cat", "/mnt/all/data/hello", "/mnt/all/data/lower-only"}, "upper\nonly"},
 		{[]string{"cat", "/mnt/etc/passwd"}, "root:x:0:0::/:/bin/sh"},
+		{[]string{"cat", "/mnt/file"}, "upper"},
 		{[]string{"/mnt/one/bin/sh", "-c", "echo ran"}, "ran"},
 	} {
 		if out, ok := c.execOut(ctr, tc.args...); !ok || out != tc.want {
 			t.Errorf("exec %v: %q, want %q", tc.args, out, tc.want)
 		}
 	}
-	for _, p := range []string{"/mnt/all/new", "/mnt/all/data/hello", "/mnt/etc/new", "/mnt/one/new"} {
+	for _, p := range []string{"/mnt/all/new", "/mnt/all/data/hello", "/mnt/etc/new", "/mnt/one/new", "/mnt/file"} {
 		if out, ok := c.execOut(ctr, "touch", p); ok {
 			t.Errorf("touch %s in an image volume worked: %q", p, out)
 		}
@@ -104,7 +106,7 @@ func TestCRIImageVolume(t *testing.T) {
 			got[m.ContainerPath] = m.Image.ImageRef
 		}
 	}
-	if want := map[string]string{"/mnt/all": dataID, "/mnt/etc": dataID, "/mnt/one": oneID}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if want := map[string]string{"/mnt/all": dataID, "/mnt/etc": dataID, "/mnt/file": dataID, "/mnt/one": oneID}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("ContainerStatus mounts' images: %v, want %v", got, want)
 	}
 	if r := c.crictlRun("rmi", oneRef); r.code == 0 {
