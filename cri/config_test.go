@@ -34,11 +34,11 @@ func TestPodConfigBadInput(t *testing.T) {
 		{"no namespace", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig { c.Metadata.Namespace = ""; return c }, "", codes.InvalidArgument, "metadata.namespace"},
 		{"no uid", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig { c.Metadata.Uid = ""; return c }, "", codes.InvalidArgument, "metadata.uid"},
 		{"handler", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig { return c }, "kata", codes.InvalidArgument, "runtime handler"},
-		{"host PID", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+		{"PID mode unknown", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
 			c.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-				NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_NODE}}}
+				NamespaceOptions: &runtimeapi.NamespaceOption{Pid: 9}}}
 			return c
-		}, "", codes.Unimplemented, "namespace_options.pid: the host's PID namespace"},
+		}, "", codes.InvalidArgument, "namespace_options.pid: unknown mode"},
 		{"network mode TARGET", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
 			c.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
 				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_TARGET}}}
@@ -134,6 +134,37 @@ func TestPodConfigNamespaces(t *testing.T) {
 	}
 }
 
+// A NODE PID mode of a pod lets its containers ask for the host's PID
+// namespace; a container asks for it only in such a pod.
+func TestHostPIDOf(t *testing.T) {
+	c := goodConfig()
+	c.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+		NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_NODE}}}
+	sc, err := podConfig(c, "")
+	if err != nil || !sc.HostPID {
+		t.Fatalf("pid NODE: host PID %v, %v", sc.HostPID, err)
+	}
+	host, pod := &podRecord{ID: "p1", HostPID: true}, &podRecord{ID: "p2"}
+	if r := (&podRecord{HostPID: true}).namespaceOption(); r.GetPid() != runtimeapi.NamespaceMode_NODE {
+		t.Errorf("namespace option of a host-PID pod: %v", r)
+	}
+	for _, tc := range []struct {
+		m    sandbox.PIDMode
+		pod  *podRecord
+		code codes.Code
+	}{
+		{sandbox.PIDMode{Host: true}, host, codes.OK},
+		{sandbox.PIDMode{}, host, codes.OK},
+		{sandbox.PIDMode{}, pod, codes.OK},
+		{sandbox.PIDMode{Host: true}, pod, codes.InvalidArgument},
+	} {
+		err := hostPIDOf("c", tc.m, tc.pod)
+		if st, _ := status.FromError(err); st.Code() != tc.code || (err != nil && !strings.Contains(st.Message(), "namespace_options.pid: NODE")) {
+			t.Errorf("%+v in %+v: %v, want %v", tc.m, tc.pod, err, tc.code)
+		}
+	}
+}
+
 func TestPIDModeOf(t *testing.T) {
 	for _, tc := range []struct {
 		ns   *runtimeapi.NamespaceOption
@@ -146,7 +177,7 @@ func TestPIDModeOf(t *testing.T) {
 		{&runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER}, sandbox.PIDMode{Own: true}, codes.OK, ""},
 		{&runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_TARGET, TargetId: "abc"}, sandbox.PIDMode{Target: "abc"}, codes.OK, ""},
 		{&runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_TARGET}, sandbox.PIDMode{}, codes.InvalidArgument, "namespace_options.target_id is empty"},
-		{&runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_NODE}, sandbox.PIDMode{}, codes.Unimplemented, "namespace_options.pid"},
+		{&runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_NODE}, sandbox.PIDMode{Host: true}, codes.OK, ""},
 	} {
 		got, err := pidModeOf("c", tc.ns)
 		st, _ := status.FromError(err)

@@ -177,6 +177,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if run.PID.Target, err = s.pidTarget(md.GetName(), pod.ID, run.PID.Target); err != nil {
 		return nil, err
 	}
+	if err := hostPIDOf(md.GetName(), run.PID, &pod); err != nil {
+		return nil, err
+	}
 	id, err := newContainerID()
 	if err != nil {
 		return nil, internalf("container ID: %v", err)
@@ -217,6 +220,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	}
 	rec.ImageRef = root.ID
 	rec.Run.Image = imageRootFor(root, &rec.Run)
+	if err := s.resolveImageVolumes(rec); err != nil {
+		return fail(err)
+	}
 	if len(rec.Run.Args) == 0 {
 		return fail(invalidf("container %s: no command: the config has none and image %s has no Entrypoint or Cmd", rec.Name, ref))
 	}
@@ -333,9 +339,10 @@ func runConfigOf(cfg *runtimeapi.ContainerConfig) (runConfig, error) {
 // volumeOf turns a CRI mount into a podsb volume.
 func volumeOf(m *runtimeapi.Mount) (sandbox.Volume, error) {
 	v := sandbox.Volume{Source: m.GetHostPath(), Destination: m.GetContainerPath(), ReadOnly: m.GetReadonly()}
+	if m.GetImage() != nil && m.GetImage().GetImage() != "" {
+		return imageVolumeOf(m, v)
+	}
 	switch {
-	case m.GetImage() != nil && m.GetImage().GetImage() != "":
-		return v, fmt.Errorf("mount %s: image volumes are not supported by podsb yet", v.Destination)
 	case v.Source == "" || !filepath.IsAbs(v.Source):
 		return v, fmt.Errorf("mount %s: host path %q is not absolute", v.Destination, v.Source)
 	case v.Destination == "" || !filepath.IsAbs(v.Destination):
@@ -420,6 +427,7 @@ func (s *Server) dropContainer(rec *containerRecord) error {
 			s.log.Warn("release image", "container", rec.ID, "image", rec.ImageRef, "err", err)
 		}
 	}
+	s.releaseImageVolumes(rec)
 	return nil
 }
 

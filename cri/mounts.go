@@ -2,6 +2,7 @@ package cri
 
 import (
 	"fmt"
+	"path/filepath"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -50,6 +51,12 @@ func mountOf(v sandbox.Volume) *runtimeapi.Mount {
 			m.Propagation = p
 		}
 	}
+	if v.Image != nil {
+		m.HostPath = ""
+		m.Image = &runtimeapi.ImageSpec{Image: v.Image.ID, ImageRef: v.Image.ID}
+		m.ImageSubPath = v.SubPath
+		m.RecursiveReadOnly = false
+	}
 	return m
 }
 
@@ -66,4 +73,70 @@ func checkBidirectional(run *runConfig) error {
 		}
 	}
 	return nil
+}
+
+// imageVolumeOf is the volume of a mount of an image: read-only, private,
+// the image named by its reference until CreateContainer resolves it in
+// the store (resolveImageVolumes).
+func imageVolumeOf(m *runtimeapi.Mount, v sandbox.Volume) (sandbox.Volume, error) {
+	switch {
+	case v.Destination == "" || !filepath.IsAbs(v.Destination):
+		return v, fmt.Errorf("mount of image %s: container path %q is not absolute", m.GetImage().GetImage(), v.Destination)
+	case !m.GetReadonly():
+		return v, fmt.Errorf("mount %s: an image volume needs readonly", v.Destination)
+	case m.GetPropagation() != runtimeapi.MountPropagation_PROPAGATION_PRIVATE:
+		return v, fmt.Errorf("mount %s: an image volume needs propagation PROPAGATION_PRIVATE", v.Destination)
+	case m.GetHostPath() != "":
+		return v, fmt.Errorf("mount %s: host_path and image both set", v.Destination)
+	case len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0:
+		return v, fmt.Errorf("mount %s: ID-mapped mounts are not supported by podsb yet", v.Destination)
+	}
+	v.Source = ""
+	v.Propagation = rootfs.PropagationPrivate
+	v.Image = &rootfs.ImageRoot{ID: m.GetImage().GetImage()}
+	v.SubPath = m.GetImageSubPath()
+	return v, nil
+}
+
+// resolveImageVolumes finds the images of rec's image volumes in the
+// store, held by the container as its own image is, and checks that each
+// opens (its sub path is in the image).
+func (s *Server) resolveImageVolumes(rec *containerRecord) error {
+	for i := range rec.Run.Volumes {
+		v := &rec.Run.Volumes[i]
+		if v.Image == nil {
+			continue
+		}
+		ref := v.Image.ID
+		root, err := s.images.RootOf(ref, s.holder(rec))
+		if err != nil {
+			return grpcError("container "+rec.Name+": mount "+v.Destination+": image "+ref, err)
+		}
+		v.Image = &rootfs.ImageRoot{ID: root.ID, Layers: root.Layers}
+		if err := (&rootfs.Spec{Volumes: []rootfs.Volume{*v}}).Check(); err != nil {
+			return invalidf("container %s: mount %s: %v", rec.Name, v.Destination, err)
+		}
+		f, _, err := rootfs.OpenImageVolume(*v)
+		if err != nil {
+			return invalidf("container %s: mount %s: image_sub_path: %v", rec.Name, v.Destination, err)
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// releaseImageVolumes drops rec's holds on the images of its image
+// volumes.
+func (s *Server) releaseImageVolumes(rec *containerRecord) {
+	for _, v := range rec.Run.Volumes {
+		// Unresolved (a failed create): its ID is still the config's
+		// reference, which may name the container's own image. The
+		// container's own image: dropContainer releases it.
+		if v.Image == nil || len(v.Image.Layers) == 0 || v.Image.ID == rec.ImageRef {
+			continue
+		}
+		if err := s.images.Release(v.Image.ID, s.holder(rec)); err != nil {
+			s.log.Warn("release image of a volume", "container", rec.ID, "image", v.Image.ID, "err", err)
+		}
+	}
 }

@@ -53,3 +53,39 @@ func TestMountModes(t *testing.T) {
 		})
 	}
 }
+
+// TestImageVolumeOf checks the CRI's image volumes as podsb volumes (the
+// image named by its reference until CreateContainer resolves it), the
+// refused ones (each naming the mount and field), and ContainerStatus's
+// mount, which names the image by its ID.
+func TestImageVolumeOf(t *testing.T) {
+	img := &runtimeapi.ImageSpec{Image: "busybox:1"}
+	v, err := volumeOf(&runtimeapi.Mount{ContainerPath: "/mnt/i", Readonly: true, Image: img, ImageSubPath: "etc"})
+	if err != nil || v.Image == nil || v.Image.ID != "busybox:1" || v.SubPath != "etc" || !v.ReadOnly || v.Source != "" ||
+		v.Propagation != rootfs.PropagationPrivate {
+		t.Fatalf("image volume: %+v %v", v, err)
+	}
+	v.Image = &rootfs.ImageRoot{ID: "sha256:ab", Layers: []string{"/l"}}
+	if m := mountOf(v); m.GetHostPath() != "" || m.GetImage().GetImageRef() != "sha256:ab" || m.GetImageSubPath() != "etc" || !m.GetReadonly() {
+		t.Errorf("ContainerStatus mount of an image volume: %v", m)
+	}
+	for _, tc := range []struct {
+		name string
+		m    *runtimeapi.Mount
+		err  string
+	}{
+		{"writable", &runtimeapi.Mount{ContainerPath: "/mnt/i", Image: img}, "mount /mnt/i: an image volume needs readonly"},
+		{"relative", &runtimeapi.Mount{ContainerPath: "mnt", Readonly: true, Image: img}, "container path \"mnt\" is not absolute"},
+		{"host path too", &runtimeapi.Mount{ContainerPath: "/mnt/i", Readonly: true, Image: img, HostPath: "/srv"}, "host_path and image both set"},
+		{"propagation", &runtimeapi.Mount{ContainerPath: "/mnt/i", Readonly: true, Image: img,
+			Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}, "needs propagation PROPAGATION_PRIVATE"},
+		{"ID-mapped", &runtimeapi.Mount{ContainerPath: "/mnt/i", Readonly: true, Image: img,
+			UidMappings: []*runtimeapi.IDMapping{{HostId: 1000, Length: 1}}}, "ID-mapped"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := volumeOf(tc.m); err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("volumeOf: %v, want %q", err, tc.err)
+			}
+		})
+	}
+}

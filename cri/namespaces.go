@@ -7,8 +7,8 @@ import (
 )
 
 // podNamespaces applies a pod's namespace options to sc: NODE network and
-// IPC become the host's namespaces; a NODE PID namespace and user
-// namespaces are refused. A PID mode of CONTAINER or TARGET at the pod's
+// IPC become the host's namespaces, a NODE PID namespace lets its
+// containers use the host's; user namespaces are refused. A PID mode of CONTAINER or TARGET at the pod's
 // level says what its containers ask for (their own options decide).
 func podNamespaces(ns *runtimeapi.NamespaceOption, sc *sandbox.Config) error {
 	if ns == nil {
@@ -28,9 +28,14 @@ func podNamespaces(ns *runtimeapi.NamespaceOption, sc *sandbox.Config) error {
 	default:
 		return invalidf("pod sandbox config: namespace_options.ipc: mode %s is not one of POD, NODE", ns.GetIpc())
 	}
-	if ns.GetPid() == runtimeapi.NamespaceMode_NODE {
-		return unimplementedf("pod sandbox config: namespace_options.pid: the host's PID namespace (NODE) is not supported by podsb: " +
-			"pause, which records the exits of the pod's processes, must be their PID namespace's init")
+	switch ns.GetPid() {
+	case runtimeapi.NamespaceMode_POD, runtimeapi.NamespaceMode_CONTAINER, runtimeapi.NamespaceMode_TARGET:
+	case runtimeapi.NamespaceMode_NODE:
+		// pause keeps a PID namespace of its own; the containers that
+		// ask for NODE run in the host's (sandbox.PIDMode.Host).
+		sc.HostPID = true
+	default:
+		return invalidf("pod sandbox config: namespace_options.pid: unknown mode %s", ns.GetPid())
 	}
 	// POD is the zero mode: no user namespace options is the host's.
 	if u := ns.GetUsernsOptions(); u != nil && u.GetMode() == runtimeapi.NamespaceMode_POD {
@@ -59,12 +64,15 @@ func (r *podRecord) namespaceOption() *runtimeapi.NamespaceOption {
 	if r.HostIPC {
 		o.Ipc = runtimeapi.NamespaceMode_NODE
 	}
+	if r.HostPID {
+		o.Pid = runtimeapi.NamespaceMode_NODE
+	}
 	return o
 }
 
 // pidModeOf is a container's PID namespace: the pod's (POD), one of its
-// own (CONTAINER), or another container's (TARGET, by target_id); the
-// host's (NODE) is refused as for pods.
+// own (CONTAINER), another container's (TARGET, by target_id), or the
+// host's (NODE, in a pod whose own option is NODE: hostPIDOf checks).
 func pidModeOf(name string, ns *runtimeapi.NamespaceOption) (sandbox.PIDMode, error) {
 	switch ns.GetPid() {
 	case runtimeapi.NamespaceMode_POD:
@@ -77,7 +85,7 @@ func pidModeOf(name string, ns *runtimeapi.NamespaceOption) (sandbox.PIDMode, er
 		}
 		return sandbox.PIDMode{Target: ns.GetTargetId()}, nil
 	case runtimeapi.NamespaceMode_NODE:
-		return sandbox.PIDMode{}, unimplementedf("container %s: namespace_options.pid: the host's PID namespace (NODE) is not supported by podsb", name)
+		return sandbox.PIDMode{Host: true}, nil
 	}
 	return sandbox.PIDMode{}, invalidf("container %s: namespace_options.pid: unknown mode %s", name, ns.GetPid())
 }
@@ -93,4 +101,13 @@ func (s *Server) pidTarget(name, podID, target string) (string, error) {
 		return "", invalidf("container %s: namespace_options.target_id %q: no such container in pod sandbox %s", name, target, podID)
 	}
 	return t.ID, nil
+}
+
+// hostPIDOf checks that a container asks for the host's PID namespace only
+// in a pod that does: only such a pod's removal ends processes there.
+func hostPIDOf(name string, m sandbox.PIDMode, pod *podRecord) error {
+	if m.Host && !pod.HostPID {
+		return invalidf("container %s: namespace_options.pid: NODE (the host's PID namespace) in pod sandbox %s, whose namespace_options.pid is not NODE", name, pod.ID)
+	}
+	return nil
 }

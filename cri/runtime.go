@@ -105,7 +105,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		ID: id, Name: md.GetName(), UID: md.GetUid(), Namespace: md.GetNamespace(), Attempt: md.GetAttempt(),
 		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), Created: time.Now().UnixNano(),
 		LogDirectory: cfg.GetLogDirectory(), Hostname: sc.Hostname, RuntimeHandler: req.GetRuntimeHandler(),
-		HostNetwork: sc.HostNetwork, HostIPC: sc.HostIPC,
+		HostNetwork: sc.HostNetwork, HostIPC: sc.HostIPC, HostPID: sc.HostPID,
 	}
 	if rec.Hostname == "" {
 		rec.Hostname = id[:12]

@@ -39,6 +39,8 @@ type podRecord struct {
 	// UTS) and IPC namespaces.
 	HostNetwork bool `json:"hostNetwork,omitempty"`
 	HostIPC     bool `json:"hostIPC,omitempty"`
+	// HostPID says its containers may use the host's PID namespace.
+	HostPID bool `json:"hostPID,omitempty"`
 	// Ready is false from the record's first write until RunPodSandbox
 	// has made the pod, and again after StopPodSandbox: a pod is READY
 	// only while Ready and its pause lives.

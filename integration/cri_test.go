@@ -253,15 +253,14 @@ func TestCRICrictl(t *testing.T) {
 		t.Errorf("crictl images after rmi: %q", out)
 	}
 
-	// Bad input: an unknown pod, a bad DNS server, a host network (which
-	// podsb does not do yet). Nothing is left of the pods refused.
+	// Bad input: an unknown pod, a bad DNS server, an unknown PID mode. Nothing is left of the pods refused.
 	if r := c.crictlRun("inspectp", "nosuchpod"); r.code == 0 || !strings.Contains(r.stderr, "NotFound") {
 		t.Errorf("inspectp of an unknown pod: exit %d: %s", r.code, r.stderr)
 	}
 	// (crictl quotes the message: look for a part without quotes.)
 	for _, tc := range []struct{ config, want string }{
 		{`"dns_config": {"servers": ["dns.example"]}`, "InvalidArgument desc = dns config: server"},
-		{`"linux": {"security_context": {"namespace_options": {"pid": 2}}}`, "Unimplemented desc = pod sandbox config: namespace_options.pid: the host's PID namespace (NODE) is not supported"},
+		{`"linux": {"security_context": {"namespace_options": {"pid": 9}}}`, "InvalidArgument desc = pod sandbox config: namespace_options.pid: unknown mode"},
 	} {
 		bad := filepath.Join(dir, "bad.json")
 		os.WriteFile(bad, []byte(`{"metadata": {"name": "bad", "namespace": "default", "uid": "1"}, `+tc.config+`}`), 0o644)

@@ -52,5 +52,10 @@
 // them as an overlayfs with the new mount API and returns it detached, as
 // an fd that the plan attaches as the root (Spec.Shared["."]). It is the
 // one function here that changes the system: it needs CAP_SYS_ADMIN, and
-// mounts nothing in the caller's tree.
+// mounts nothing in the caller's tree. OpenImageVolume (the same
+// privilege, the same detachment) opens an image volume (Volume.Image):
+// the layers as a read-only overlay with no upper directory (a bind of the
+// layer if it is alone: overlayfs needs two lower layers then), nosuid and
+// nodev, or Volume.SubPath of it, resolved inside it (RESOLVE_IN_ROOT);
+// the plan moves it to the destination (Spec.Shared, SharedFiles).
 package rootfs

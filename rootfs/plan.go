@@ -348,12 +348,23 @@ func (p *planner) volume(s *Spec, v Volume) error {
 		}
 		dst = p.path(rel)
 	}
-	fi, err := p.host.Stat(v.Source)
-	if err != nil {
-		return err
+	isDir := true
+	if v.Image != nil {
+		// The host opened the image's tree (OpenImageVolume) and told
+		// whether it is a file.
+		if _, ok := s.Shared[VolumeKey(v)]; !ok {
+			return invalidf("volume %s: an image volume needs its tree opened on the host", v)
+		}
+		isDir = !s.SharedFiles[VolumeKey(v)]
+	} else {
+		fi, err := p.host.Stat(v.Source)
+		if err != nil {
+			return err
+		}
+		isDir = fi.IsDir()
 	}
 	dir := dst
-	if !fi.IsDir() {
+	if !isDir {
 		dir = filepath.Dir(dst)
 	}
 	// mkdir -p, inside the target.
@@ -366,7 +377,7 @@ func (p *planner) volume(s *Spec, v Volume) error {
 		cur = filepath.Join(cur, part)
 		p.mkdir(cur, 0o755)
 	}
-	if !fi.IsDir() {
+	if !isDir {
 		p.add(setup.Op{Code: setup.Touch, Num: 0o644, Str: []string{dst}})
 	}
 	if fd, ok := s.Shared[VolumeKey(v)]; ok {

@@ -54,9 +54,13 @@ type Spec struct {
 	// place of a bind of Dir; Dir is then where the host reads the same
 	// mount (its fd's path in /proc/self/fd).
 	Shared map[string]int `json:"-"`
+	// SharedFiles are the keys of Shared whose tree is a file (an image
+	// volume's sub path): its mount point is a file.
+	SharedFiles map[string]bool `json:"-"`
 }
 
-// Volume is a bind mount of a host path into the pod.
+// Volume is a bind mount of a host path into the pod, or (Image set) a
+// read-only mount of an image's layers.
 type Volume struct {
 	Source      string `json:"source"`
 	Destination string `json:"destination"`
@@ -75,6 +79,13 @@ type Volume struct {
 	// PropagationShared). Empty is the plan's default: the volume is a
 	// slave of the host's mount if that is shared, as rslave.
 	Propagation string `json:"propagation,omitempty"`
+	// Image makes the volume an image volume: the image's layers,
+	// read-only (OpenImageVolume opens them on the host; Spec.Shared
+	// brings them); Source is unused.
+	Image *ImageRoot `json:"image,omitempty"`
+	// SubPath is the directory or file of an image volume's image that
+	// the volume shows, relative to the image's root; all of it if empty.
+	SubPath string `json:"subPath,omitempty"`
 }
 
 // The propagations of a volume (mount(8)'s names).
@@ -191,7 +202,14 @@ func ParseVolume(s string) (Volume, error) {
 
 // String formats v as ParseVolume reads it.
 func (v Volume) String() string {
-	s := v.Source + ":" + v.Destination
+	src := v.Source
+	if v.Image != nil {
+		src = "image " + v.Image.ID
+		if v.SubPath != "" {
+			src += " " + v.SubPath
+		}
+	}
+	s := src + ":" + v.Destination
 	switch {
 	case v.ReadOnly && v.KernelFS:
 		s += ":ro,kernelfs"
@@ -212,6 +230,12 @@ func (s *Spec) Check() error {
 		}
 	}
 	for _, v := range s.Volumes {
+		if v.Image != nil {
+			if err := checkImageVolume(v); err != nil {
+				return err
+			}
+			continue
+		}
 		if !filepath.IsAbs(v.Source) || !filepath.IsAbs(v.Destination) {
 			return invalidf("volume %s: source and destination must be absolute paths", v)
 		}
@@ -232,6 +256,27 @@ func (s *Spec) Check() error {
 		}
 	}
 	return nil
+}
+
+// checkImageVolume validates an image volume: read-only, a private
+// propagation, a sub path within the image.
+func checkImageVolume(v Volume) error {
+	if !filepath.IsAbs(v.Destination) {
+		return invalidf("volume %s: destination must be an absolute path", v)
+	}
+	if err := checkDestination(v, filepath.Clean(v.Destination)); err != nil {
+		return err
+	}
+	if !v.ReadOnly {
+		return invalidf("volume %s: an image volume is read-only", v)
+	}
+	if v.Propagation != "" && v.Propagation != PropagationPrivate {
+		return invalidf("volume %s: an image volume's propagation is %s", v, PropagationPrivate)
+	}
+	if v.SubPath != "" && (filepath.IsAbs(v.SubPath) || !filepath.IsLocal(v.SubPath)) {
+		return invalidf("volume %s: sub path %q is not a relative path inside the image", v, v.SubPath)
+	}
+	return v.Image.Check()
 }
 
 // checkVolumeModes refuses a propagation podsb does not know, and the

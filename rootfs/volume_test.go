@@ -1,6 +1,8 @@
 package rootfs
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -89,6 +91,68 @@ func TestCheckVolumeModes(t *testing.T) {
 			err := checkVolumeModes(tc.v)
 			if (err == nil) != tc.ok {
 				t.Errorf("checkVolumeModes(%+v) = %v, want ok %v", tc.v, err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestPlanImageVolume checks an image volume's plan: its detached tree
+// (Spec.Shared) moved to the destination, a file's mount point touched,
+// read-only all the way down; without its tree it cannot be planned.
+func TestPlanImageVolume(t *testing.T) {
+	const dst = "/t/img"
+	for _, file := range []bool{false, true} {
+		v := Volume{Destination: "/img", ReadOnly: true, Propagation: PropagationPrivate, Image: &ImageRoot{ID: "sha256:1", Layers: []string{"/l"}}}
+		s := &Spec{Target: "/t", Volumes: []Volume{v}, Shared: map[string]int{VolumeKey(v): 7}}
+		if file {
+			s.SharedFiles = map[string]bool{VolumeKey(v): true}
+		}
+		ops, err := plan(merged(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mv := find(ops, setup.MoveMount, dst); len(mv) != 1 || mv[0].Num != 7 {
+			t.Errorf("file %v: move mount ops %+v", file, mv)
+		}
+		if touch := find(ops, setup.Touch, dst); (len(touch) == 1) != file {
+			t.Errorf("file %v: touch ops %+v", file, touch)
+		}
+		if ro := find(ops, setup.RemountRO, dst); len(ro) != 1 || ro[0].Num != setup.Recursive {
+			t.Errorf("file %v: read-only ops %+v", file, ro)
+		}
+		if _, err := plan(merged(), &Spec{Target: "/t", Volumes: []Volume{v}}); err == nil {
+			t.Errorf("file %v: image volume planned without its tree", file)
+		}
+	}
+}
+
+// TestCheckImageVolume checks the image volumes that are refused.
+func TestCheckImageVolume(t *testing.T) {
+	layer := t.TempDir()
+	img := &ImageRoot{ID: "sha256:1", Layers: []string{layer}}
+	good := Volume{Destination: "/img", ReadOnly: true, Image: img}
+	for _, tc := range []struct {
+		name string
+		f    func(*Volume)
+		err  string
+	}{
+		{"whole image", func(*Volume) {}, ""},
+		{"sub path", func(v *Volume) { v.SubPath = "etc/x" }, ""},
+		{"private", func(v *Volume) { v.Propagation = PropagationPrivate }, ""},
+		{"writable", func(v *Volume) { v.ReadOnly = false }, "read-only"},
+		{"rslave", func(v *Volume) { v.Propagation = PropagationSlave }, "propagation"},
+		{"relative destination", func(v *Volume) { v.Destination = "img" }, "absolute"},
+		{"under /proc", func(v *Volume) { v.Destination = "/proc/x" }, "/proc"},
+		{"absolute sub path", func(v *Volume) { v.SubPath = "/etc" }, "sub path"},
+		{"sub path out", func(v *Volume) { v.SubPath = "../etc" }, "sub path"},
+		{"no layers", func(v *Volume) { v.Image = &ImageRoot{ID: "sha256:1"} }, "no layers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := good
+			tc.f(&v)
+			err := (&Spec{Volumes: []Volume{v}}).Check()
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, ErrInvalid)) {
+				t.Errorf("Check(%+v) = %v, want %q", v, err, tc.err)
 			}
 		})
 	}

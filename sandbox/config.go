@@ -52,6 +52,11 @@ type Config struct {
 	// hostname (Hostname is ignored). HostIPC puts it in the host's IPC
 	// namespace. Removing the pod only drops its handles of them.
 	HostNetwork, HostIPC bool
+	// HostPID lets the pod's containers run in the host's PID namespace
+	// (PIDMode.Host). pause keeps a PID namespace of its own, so the pod's
+	// life is unchanged; its removal kills such containers, which pause's
+	// exit does not.
+	HostPID bool
 	// Sysctls are set in the pod's own namespaces when it is created
 	// (sysctlPaths says which may be).
 	Sysctls []Sysctl
@@ -188,8 +193,12 @@ func checkExposure(root, dir string, vols []Volume) error {
 	}
 	check := func(what, src string) error {
 		real, err := filepath.EvalSymlinks(src)
-		if err != nil {
-			return nil // Spec.Check reports it
+		if err != nil || !filepath.IsAbs(real) {
+			// Spec.Check reports it. (The walk up below would never
+			// reach "/" from a relative path: "" went round "." for
+			// ever, and an image volume, which has no source, hung
+			// its container's start.)
+			return nil
 		}
 		if i, ok := idOf(real); ok && holds[i] {
 			return invalidf("%s %s holds the state root %s: a pod could plant records in it", what, src, root)
@@ -210,6 +219,9 @@ func checkExposure(root, dir string, vols []Volume) error {
 		}
 	}
 	for _, v := range vols {
+		if v.Image != nil {
+			continue // the image store's layers, read-only
+		}
 		if err := check("volume source", v.Source); err != nil {
 			return err
 		}

@@ -36,6 +36,10 @@ func TestCheckExposure(t *testing.T) {
 		{"a link inside", root, filepath.Join(link, "root", "pod"), "is inside the state root"},
 		{"a root yet to be made", filepath.Join(other, "new", "root"), other, "holds the state root"},
 		{"a sibling of a root yet to be made", filepath.Join(top, "state", "new"), root, ""},
+		// Walking up from these never reached "/": the check went round
+		// "." for ever (an image volume's start hung).
+		{"no source", root, "", ""},
+		{"a relative source", root, ".", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			check := func(what string, err error) {

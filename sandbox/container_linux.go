@@ -85,6 +85,9 @@ type ContainerState struct {
 	// namespace it joined (PIDMode.Target).
 	PIDNamespace string `json:"pidNamespace,omitempty"`
 	PIDTarget    string `json:"pidTarget,omitempty"`
+	// HostPID says it runs in the host's PID namespace (PIDMode.Host):
+	// PodPID is 0, and the process that started it records its exit.
+	HostPID bool `json:"hostPID,omitempty"`
 	// Log is the output of a detached container.
 	Log string `json:"log,omitempty"`
 	// User is who the container's process runs as.

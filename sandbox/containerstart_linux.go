@@ -260,6 +260,11 @@ func (r *containerStart) makeProgram(context.Context) error {
 			// pty's terminal, becomes its controlling terminal.
 			spawn.Num = 1
 		}
+		if r.cc.PID.Host {
+			// The init's parent, podsb, becomes the process's: pause,
+			// in another PID namespace, cannot adopt it (hostpid_linux.go).
+			spawn.Num |= unix.CLONE_PARENT
+		}
 		if r.cc.PID.Own {
 			// PID 1 of a new namespace, forked before the root is made:
 			// the root's /proc is its namespace's.
@@ -327,7 +332,10 @@ func (r *containerStart) forkInit(context.Context) error {
 		return err
 	}
 	r.pidNS = pidNS
-	nss := []nsenter.Namespace{{Type: unix.CLONE_NEWPID, Path: pidNS}}
+	var nss []nsenter.Namespace
+	if pidNS != "" {
+		nss = append(nss, nsenter.Namespace{Type: unix.CLONE_NEWPID, Path: pidNS})
+	}
 	for _, t := range []struct {
 		flag int
 		ns   specs.LinuxNamespaceType
@@ -412,6 +420,9 @@ func (r *containerStart) buildRoot(ctx context.Context) error {
 	}
 	r.onFail(func() { unix.PidfdSendSignal(r.spawnFD, unix.SIGKILL, nil, 0) })
 	r.closes = append(r.closes, func() { unix.Close(r.spawnFD) })
+	if r.cc.PID.Host {
+		return r.watchHostPID()
+	}
 	return nil
 }
 
@@ -454,7 +465,10 @@ func (r *containerStart) record(context.Context) error {
 		Created: time.Now().UTC(), Args: cc.Args, Rootfs: cc.Rootfs, ReadOnly: cc.ReadOnly,
 		Volumes: cc.Volumes, Detached: cc.Detach, MountNamespace: r.pod.containerMountNS(r.name), Log: r.state.Log,
 		Image: cc.Image, User: r.user.identity(), Cgroup: r.state.Cgroup, Resources: cc.Resources,
-		PIDNamespace: r.state.PIDNamespace, PIDTarget: cc.PID.Target,
+		PIDNamespace: r.state.PIDNamespace, PIDTarget: cc.PID.Target, HostPID: cc.PID.Host,
+	}
+	if cc.PID.Host {
+		r.state.PodPID = 0 // in no namespace of the pod's
 	}
 	ps, err := readStat(r.proc.hostPID)
 	if err != nil {

@@ -239,6 +239,7 @@ func (r *podCreate) firstStateWrite(context.Context) (func(), error) {
 		ResolvConf:  c.ResolvConf,
 		HostNetwork: c.HostNetwork,
 		HostIPC:     c.HostIPC,
+		HostPID:     c.HostPID,
 	}
 	if !noLimits(r) {
 		r.cgroup = c.CgroupParent + cgroupPath(c.Root, c.Name)

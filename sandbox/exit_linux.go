@@ -83,6 +83,9 @@ const exitRecordWait = 2 * time.Second
 // writes, then removes the name) and pause lives, pause is about to
 // record it: it waits for that, up to exitRecordWait.
 func (p *Pod) exitOf(cs ContainerState) *ContainerExit {
+	if cs.HostPID {
+		return p.awaitHostPIDExit(cs)
+	}
 	file := filepath.Join(p.containerDir(cs.Name), exitFile)
 	e := readExit(file)
 	if e != nil || cs.PodPID <= 0 {
@@ -161,7 +164,7 @@ func openExitsOp(dir string) setup.Op {
 // directory has no exits directory was made by an older podsb: its pause
 // records nothing, and the container's exit stays unknown.
 func (r *containerStart) watchExit(context.Context) error {
-	if !r.cc.Detach {
+	if !r.cc.Detach || r.cc.PID.Host { // Host: watchHostPID
 		return nil
 	}
 	exits := r.pod.exitsDir()

@@ -21,10 +21,17 @@ import (
 // command's parent is that container's PID 1, not pause: pause does not
 // see its exit, which is then unknown (the exit code -1).
 //
-// Both need Detach. Exec into such a container joins its PID namespace.
+// Host puts the container in the host's (the caller's) PID namespace, in
+// a pod made with Config.HostPID (hostpid_linux.go): its process cannot be
+// a child of pause, which lives in the pod's PID namespace, so its start's
+// init spawns it as a child of the calling process (CLONE_PARENT), which
+// records its exit while it lives.
+//
+// All need Detach. Exec into such a container joins its PID namespace.
 type PIDMode struct {
 	Own    bool
 	Target string
+	Host   bool
 }
 
 // containerPIDNS is where a container's PID namespace is pinned, if it is
@@ -40,6 +47,12 @@ func (p *Pod) checkPIDMode(m PIDMode, detach bool, name string) error {
 	}
 	if m.Own && m.Target != "" {
 		return invalidf("container %s: PID namespace: its own and container %s's", name, m.Target)
+	}
+	if m.Host && (m.Own || m.Target != "") {
+		return invalidf("container %s: PID namespace: the host's and another", name)
+	}
+	if m.Host && (p.state == nil || !p.state.HostPID) {
+		return invalidf("container %s: the host's PID namespace needs a pod made with the host's PID namespace (pod %s is not)", name, p.name)
 	}
 	if !detach {
 		return invalidf("container %s: a PID namespace other than the pod's needs a detached container", name)
@@ -61,9 +74,13 @@ func (p *Pod) checkPIDMode(m PIDMode, detach bool, name string) error {
 }
 
 // pidNSPath is the handle of the PID namespace the container's init is
-// forked into: the pod's, or its target's.
+// forked into: the pod's, or its target's; "" for the caller's own
+// (PIDMode.Host).
 func (r *containerStart) pidNSPath() (string, error) {
 	p := r.pod
+	if r.cc.PID.Host {
+		return "", nil
+	}
 	if r.cc.PID.Target == "" {
 		return p.NamespacePath(specs.PIDNamespace), nil
 	}
@@ -82,6 +99,9 @@ func (r *containerStart) pidNSPath() (string, error) {
 // once the init is gone. It returns the command's host PID and its PID in
 // the pod's namespace (0 if it is not in it: a target of its own).
 func spawnedHostPID(p *Pod, own bool, nsPath string, spawned int) (host, pod int) {
+	if nsPath == "" {
+		return spawned, 0 // the host's namespace (PIDMode.Host)
+	}
 	if !own && nsPath == p.NamespacePath(specs.PIDNamespace) {
 		h := hostPIDOf(p, spawned)
 		return h, spawned

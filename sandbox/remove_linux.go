@@ -89,6 +89,8 @@ func (p *Pod) removeLocked(d *podDir, opts RemoveOptions) error {
 // reused after the check is never signalled. A pause that is stopped or
 // traced cannot act on SIGTERM: it gets SIGKILL at once.
 func (p *Pod) stop(d *podDir, opts RemoveOptions) error {
+	// pause's exit does not end them.
+	p.killHostPIDContainers()
 	pid, pidfd := p.findPause(d)
 	if pidfd < 0 {
 		p.reapZombie()

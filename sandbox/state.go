@@ -82,6 +82,9 @@ type State struct {
 	// and IPC, namespaces (Config.HostNetwork, HostIPC).
 	HostNetwork bool `json:"hostNetwork,omitempty"`
 	HostIPC     bool `json:"hostIPC,omitempty"`
+	// HostPID says its containers may use the host's PID namespace
+	// (Config.HostPID).
+	HostPID bool `json:"hostPID,omitempty"`
 	// Network is the pod's place on the bridge network: address, gateway,
 	// bridge, host veth, published ports. Nil without one.
 	Network *network.Lease `json:"network,omitempty"`

@@ -21,13 +21,21 @@ func checkSharedVolumes(cc *ContainerConfig) error {
 }
 
 // openVolumes opens, on the host, the detached trees of the volumes that
-// Plan cannot bind itself (rootfs.OpenVolume), keyed as in Spec.Shared.
+// Plan cannot bind itself, keyed as in Spec.Shared: rshared volumes
+// (rootfs.OpenVolume) and image volumes (rootfs.OpenImageVolume).
 func (r *containerStart) openVolumes(context.Context) error {
 	for _, v := range r.spec.Volumes {
-		if v.Propagation != rootfs.PropagationShared {
+		var f *os.File
+		var err error
+		isDir := true
+		switch {
+		case v.Image != nil:
+			f, isDir, err = rootfs.OpenImageVolume(v)
+		case v.Propagation == rootfs.PropagationShared:
+			f, err = rootfs.OpenVolume(v)
+		default:
 			continue
 		}
-		f, err := rootfs.OpenVolume(v)
 		if err != nil {
 			return invalid(err)
 		}
@@ -36,6 +44,12 @@ func (r *containerStart) openVolumes(context.Context) error {
 			r.volumes = map[string]*os.File{}
 		}
 		r.volumes[rootfs.VolumeKey(v)] = f
+		if !isDir {
+			if r.spec.SharedFiles == nil {
+				r.spec.SharedFiles = map[string]bool{}
+			}
+			r.spec.SharedFiles[rootfs.VolumeKey(v)] = true
+		}
 	}
 	return nil
 }

@@ -35,7 +35,7 @@ http {
 // of make deps) with the shared libraries ldd finds for it, each at the
 // path ldd names and with the content of the file that path leads to,
 // Debian's mime.types, and the directories nginx writes to (its logs and
-// temporary files, its PID file).
+// temporary files, its PID file, /run and /var/run).
 func nginxLayer(bin string) (v1.Layer, error) {
 	out, err := exec.Command("ldd", bin).Output()
 	if err != nil {
@@ -74,6 +74,9 @@ func nginxLayer(bin string) (v1.Layer, error) {
 	for _, d := range dl {
 		files = append(files, file{name: d, mode: 0o755, dir: true})
 	}
+	// /var/run leads to /run, as in Debian's (and the nginx:1.14-2 image
+	// critest names): its HostPID spec reads /var/run/nginx.pid.
+	files = append(files, file{name: "var/run", link: "../run"})
 	for _, n := range names {
 		body, err := os.ReadFile(paths[n]) // through symbolic links
 		if err != nil {
