@@ -19,7 +19,7 @@ import (
 // Target joins the PID namespace of another running container of the pod
 // (its own, or the pod's). In a namespace of another container's, the
 // command's parent is that container's PID 1, not pause: pause does not
-// see its exit, which is then unknown (the exit code -1).
+// see its exit, which is then unknown (ContainerState.Exit nil; the CRI reports 255).
 //
 // Host puts the container in the host's (the caller's) PID namespace, in
 // a pod made with Config.HostPID (hostpid_linux.go): its process cannot be
