@@ -32,6 +32,7 @@
 #define OP_SECCOMP 21
 #define OP_NO_DEV 22
 #define OP_OPEN_TREE 23
+#define OP_SET_NS 24
 
 // The rest of the contract (package setup), and sandbox's defaults.
 #define OP_OPTIONAL 1

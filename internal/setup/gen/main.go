@@ -55,6 +55,7 @@ var ops = []constant{
 	{"OP_EXEC", setup.Exec}, {"OP_CAPS", setup.Caps}, {"OP_NO_NEW_PRIVS", setup.NoNewPrivs},
 	{"OP_CAP_SET", setup.CapSet}, {"OP_SECCOMP", setup.Seccomp}, {"OP_NO_DEV", setup.NoDev},
 	{"OP_OPEN_TREE", setup.OpenTree},
+	{"OP_SET_NS", setup.SetNS},
 }
 
 // contract are setup's other constants, and sandbox's defaults.
