@@ -29,11 +29,13 @@ func plan(h Host, s *Spec) ([]setup.Op, error) {
 	// unmounts still reach the pod (as runc's default rslave).
 	p.mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, "")
 	if s.Dir == "" {
-		if err := p.defaultRoot(); err != nil {
+		if err := p.defaultRoot(s); err != nil {
 			return nil, err
 		}
 	} else {
-		if fd, ok := s.Shared["."]; ok {
+		if s.Attached {
+			// Attached already, at Target.
+		} else if fd, ok := s.Shared["."]; ok {
 			// A detached mount (an image's overlay) is the root.
 			p.add(setup.Op{Code: setup.MoveMount, Num: uint64(fd), Str: []string{p.t}})
 		} else {
@@ -105,8 +107,10 @@ func (p *planner) noDev(target string) {
 
 // defaultRoot mounts a tmpfs with read-only binds of the host's system
 // directories and a private /etc.
-func (p *planner) defaultRoot() error {
-	p.mount("tmpfs", p.t, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755")
+func (p *planner) defaultRoot(s *Spec) error {
+	if !s.Attached {
+		p.mount("tmpfs", p.t, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755")
+	}
 	for _, d := range hostSystemDirs {
 		fi, err := p.host.Lstat(d)
 		if errors.Is(err, os.ErrNotExist) {
@@ -124,7 +128,12 @@ func (p *planner) defaultRoot() error {
 			p.add(setup.Op{Code: setup.Symlink, Str: []string{link, p.path(d)}})
 		case fi.IsDir():
 			p.mkdir(p.path(d), 0o755)
-			p.bindReadOnly(d, p.path(d))
+			if fd, ok := s.Shared[HostDirKey(d)]; ok {
+				// Read-only already, with its mounts.
+				p.add(setup.Op{Code: setup.MoveMount, Num: uint64(fd), Str: []string{p.path(d)}})
+			} else {
+				p.bindReadOnly(d, p.path(d))
+			}
 		}
 	}
 	for _, d := range []struct {

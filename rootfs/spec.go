@@ -54,7 +54,17 @@ type Spec struct {
 	// place of a bind of Dir; Dir is then where the host reads the same
 	// mount (its fd's path in /proc/self/fd).
 	Shared map[string]int `json:"-"`
+	// Attached says the root (Shared["."]) is attached already and Target
+	// is a path to it (/proc/self/fd/N): the plan neither mounts a tmpfs
+	// nor attaches the root. A pod with a user namespace gets its root so
+	// (package doc).
+	Attached bool `json:"-"`
 }
+
+// HostDirKey is the key in Spec.Shared of a detached mount of the host's
+// system directory dir (such as /usr) that the default root attaches in
+// place of a read-only bind of it: an idmapped mount (IDMapped).
+func HostDirKey(dir string) string { return "host" + dir }
 
 // Volume is a bind mount of a host path into the pod.
 type Volume struct {
@@ -75,6 +85,12 @@ type Volume struct {
 	// PropagationShared). Empty is the plan's default: the volume is a
 	// slave of the host's mount if that is shared, as rslave.
 	Propagation string `json:"propagation,omitempty"`
+	// IDMap (the volume option idmap), in a pod with a user namespace of
+	// its own, mounts the source idmapped with the pod's maps: its files
+	// show their host owners inside, and the pod's root writes as the
+	// host's (security.md). Without it the pod sees the host's IDs that
+	// it does not map as nobody, and writes as its mapped IDs.
+	IDMap bool `json:"idmap,omitempty"`
 }
 
 // The propagations of a volume (mount(8)'s names).
@@ -170,8 +186,10 @@ func ParseVolume(s string) (Volume, error) {
 			case "rw":
 			case "kernelfs":
 				v.KernelFS = true
+			case "idmap":
+				v.IDMap = true
 			default:
-				return Volume{}, invalidf("volume %q: option %q is not ro, rw or kernelfs", s, o)
+				return Volume{}, invalidf("volume %q: option %q is not ro, rw, kernelfs or idmap", s, o)
 			}
 		}
 	}
@@ -191,14 +209,19 @@ func ParseVolume(s string) (Volume, error) {
 
 // String formats v as ParseVolume reads it.
 func (v Volume) String() string {
+	var opts []string
+	if v.ReadOnly {
+		opts = append(opts, "ro")
+	}
+	if v.KernelFS {
+		opts = append(opts, "kernelfs")
+	}
+	if v.IDMap {
+		opts = append(opts, "idmap")
+	}
 	s := v.Source + ":" + v.Destination
-	switch {
-	case v.ReadOnly && v.KernelFS:
-		s += ":ro,kernelfs"
-	case v.ReadOnly:
-		s += ":ro"
-	case v.KernelFS:
-		s += ":kernelfs"
+	if len(opts) > 0 {
+		s += ":" + strings.Join(opts, ",")
 	}
 	return s
 }

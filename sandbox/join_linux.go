@@ -21,7 +21,9 @@ import (
 // Pod.Exec does.
 func writeJoin(dir string, st *State) error {
 	path := filepath.Join(dir, setup.JoinFile)
-	if st.Cgroup != "" {
+	// A pod with a user namespace of its own: exec goes through Go,
+	// whose program joins it (the fast path does not).
+	if st.Cgroup != "" || st.UserNS != nil {
 		if err := os.Remove(path); err != nil && !isNotExist(err) {
 			return err
 		}
@@ -46,6 +48,9 @@ func writeJoin(dir string, st *State) error {
 		rel, err := filepath.Rel(dir, ns.Path)
 		if err != nil {
 			return err
+		}
+		if ns.Type == specs.UserNamespace {
+			continue // the host's
 		}
 		jn := setup.JoinNS{Type: uint32(nsFlags[ns.Type]), Path: rel}
 		if ns.Type == specs.MountNamespace {

@@ -22,6 +22,7 @@ const stateFile = "state.json"
 // pinned and joined.
 var NamespaceTypes = []specs.LinuxNamespaceType{
 	specs.PIDNamespace, specs.UTSNamespace, specs.IPCNamespace, specs.MountNamespace, specs.NetworkNamespace,
+	specs.UserNamespace, // the host's, for a pod without one of its own
 }
 
 // procName maps a namespace type to its name under /proc/PID/ns.
@@ -82,6 +83,8 @@ type State struct {
 	// and IPC, namespaces (Config.HostNetwork, HostIPC).
 	HostNetwork bool `json:"hostNetwork,omitempty"`
 	HostIPC     bool `json:"hostIPC,omitempty"`
+	// UserNS is the pod's own user namespace, if it has one: its maps.
+	UserNS *UserNS `json:"userNS,omitempty"`
 	// Network is the pod's place on the bridge network: address, gateway,
 	// bridge, host veth, published ports. Nil without one.
 	Network *network.Lease `json:"network,omitempty"`

@@ -1,0 +1,414 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/podsb/podsb/internal/setup"
+	"github.com/podsb/podsb/nsenter"
+	"github.com/podsb/podsb/reaper"
+	"github.com/podsb/podsb/rootfs"
+)
+
+// SubIDFiles are the subuid(5) and subgid(5) files whose ranges for
+// SubIDUser automatic user namespaces are taken from. A file that is
+// missing or names no range for that user gives DefaultSubIDs.
+var SubIDFiles = [2]string{"/etc/subuid", "/etc/subgid"}
+
+// usernsDir is the state root's record of the pods' user namespace maps:
+// one file per pod, NAME, holding its UserNS. The directory is flock(2)ed
+// while a create reads and adds to it.
+const usernsDir = ".userns"
+
+// reserveUserNS records the maps of pod name's user namespace in the state
+// root, under the directory's lock: allocated for UserNSAuto, or the
+// config's own, which must overlap no other pod's on the host side. A
+// record whose pod directory is gone (a create killed before it could
+// undo) is dropped.
+func reserveUserNS(root, name string, c Config) (*UserNS, error) {
+	dir := filepath.Join(root, usernsDir)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
+		return nil, &os.PathError{Op: "flock", Path: dir, Err: err}
+	}
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	var takenU, takenG []IDMap
+	owners := map[string]*UserNS{}
+	for _, n := range names {
+		p := filepath.Join(dir, n)
+		if strings.HasPrefix(n, ".") {
+			os.Remove(p) // a temporary file of a killed create
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(root, n)); errors.Is(err, os.ErrNotExist) {
+			os.Remove(p)
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		var u UserNS
+		if err := json.Unmarshal(b, &u); err != nil {
+			return nil, fmt.Errorf("user namespace record %s: %w", p, err)
+		}
+		owners[n] = &u
+		takenU, takenG = append(takenU, u.UIDMap...), append(takenG, u.GIDMap...)
+	}
+	u := &UserNS{UIDMap: c.UIDMap, GIDMap: c.GIDMap}
+	if c.UserNS == UserNSAuto {
+		pu, err := subIDs(SubIDFiles[0])
+		if err != nil {
+			return nil, err
+		}
+		pg, err := subIDs(SubIDFiles[1])
+		if err != nil {
+			return nil, err
+		}
+		us, ok1 := allocate(pu, takenU)
+		gs, ok2 := allocate(pg, takenG)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("user namespace: no free range of %d IDs left for %s in %s and %s (%d pods hold one)",
+				UserNSSize, SubIDUser, SubIDFiles[0], SubIDFiles[1], len(owners))
+		}
+		u = &UserNS{Auto: true, UIDMap: []IDMap{{HostID: us, Size: UserNSSize}}, GIDMap: []IDMap{{HostID: gs, Size: UserNSSize}}}
+	} else {
+		for n, o := range owners {
+			if hostOverlap(u.UIDMap, o.UIDMap) || hostOverlap(u.GIDMap, o.GIDMap) {
+				return nil, invalidf("user namespace maps overlap those of pod %s", n)
+			}
+		}
+	}
+	b, err := json.Marshal(u)
+	if err != nil {
+		return nil, err
+	}
+	tmp := filepath.Join(dir, "."+name)
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		os.Remove(tmp)
+		return nil, err
+	}
+	return u, nil
+}
+
+// releaseUserNS removes the record of pod name's user namespace, if any:
+// its IDs are free for another pod.
+func releaseUserNS(root, name string) error {
+	err := os.Remove(filepath.Join(root, usernsDir, name))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// subIDs reads the ranges of SubIDUser in a subuid or subgid file, or
+// DefaultSubIDs if it has none.
+func subIDs(path string) ([]IDMap, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return []IDMap{DefaultSubIDs}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := parseSubIDs(f, SubIDUser)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(r) == 0 {
+		return []IDMap{DefaultSubIDs}, nil
+	}
+	return r, nil
+}
+
+// sysIDMap converts a map for syscall.SysProcAttr.
+func sysIDMap(m []IDMap) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(m))
+	for i, e := range m {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(e.ContainerID), HostID: int(e.HostID), Size: int(e.Size)}
+	}
+	return out
+}
+
+// userNSFD returns an fd of a new user namespace with u's maps, in which
+// no process lives: what mount_setattr takes to idmap a mount with the
+// maps of a pod that does not exist yet (the pod's own namespace is made
+// by the clone of its init, which must get the mounts as fds at its
+// start). A short-lived pause, in setup mode, waits for a program that
+// never comes while the namespace is opened.
+func userNSFD(u *UserNS) (*os.File, error) {
+	pause, err := reaper.Memfd()
+	if err != nil {
+		return nil, err
+	}
+	defer pause.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, err
+	}
+	defer null.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	pid, err := syscall.ForkExec("/proc/self/fd/5", []string{"pause", "setup"}, &syscall.ProcAttr{
+		Dir:   "/",
+		Env:   []string{},
+		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), r.Fd(), null.Fd(), pause.Fd()},
+		Sys: &syscall.SysProcAttr{
+			Cloneflags:  unix.CLONE_NEWUSER,
+			UidMappings: sysIDMap(u.UIDMap),
+			GidMappings: sysIDMap(u.GIDMap),
+		},
+	})
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("make user namespace: %w", err)
+	}
+	ns, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/user")
+	// End of file: the pause exits.
+	w.Close()
+	unix.Wait4(pid, nil, 0, nil)
+	if err != nil {
+		return nil, err
+	}
+	return ns, nil
+}
+
+// podUserNS is what a create of a pod with a user namespace hands its init.
+type podUserNS struct {
+	ns    *UserNS
+	files []*os.File // the init's fds from initUserNSFD on
+	dir   string     // the init's working directory: ROOT/NAME/userns
+}
+
+// usernsAttach is the directory, in a pod's directory, that the init of a
+// pod with a user namespace starts in: it holds the empty directories
+// root, exits and etc, on which the init attaches the mounts it gets.
+// The init is the namespace's root, which the host's files do not know:
+// the pod's directory (0700) is closed to it, but not what it reaches
+// from its working directory (0711), which it inherits.
+const usernsAttach = "userns"
+
+// initUserNSFD is the init's fd of the first file of podUserNS: after
+// stdio, the program, the status pipe and the memfd.
+const initUserNSFD = 6
+
+func (u *podUserNS) close() {
+	for _, f := range u.files {
+		f.Close()
+	}
+	u.files = nil
+}
+
+// add passes f to the init and returns its fd there.
+func (u *podUserNS) add(f *os.File) int {
+	u.files = append(u.files, f)
+	return initUserNSFD + len(u.files) - 1
+}
+
+// prepareUserNS makes, on the host, what the init of a pod with a user
+// namespace cannot: it runs as the namespace's root, which the host's
+// files do not know, so it gets every host tree of the root as a detached
+// mount, idmapped where the pod must see the host's owners. It changes
+// spec to use them and returns the operations the init runs first, in
+// its working directory usernsAttach: attach the root at root, attach the
+// idmapped exits directory at exits and open it onto setup.ExitsFD, and,
+// for a directory root, attach the /etc files at etc.
+func prepareUserNS(u *podUserNS, spec *rootfs.Spec, dir string) ([]setup.Op, error) {
+	u.dir = filepath.Join(dir, usernsAttach)
+	if err := os.Mkdir(u.dir, 0o711); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"root", exitsDirName, "etc"} {
+		if err := os.Mkdir(filepath.Join(u.dir, d), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	ns, err := userNSFD(u.ns)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	nsfd := int(ns.Fd())
+	spec.Shared = map[string]int{}
+	var root *os.File
+	if spec.Dir == "" {
+		uid, _ := u.ns.HostUID(0)
+		gid, _ := u.ns.HostGID(0)
+		if root, err = rootfs.Tmpfs(uid, gid); err != nil {
+			return nil, err
+		}
+		spec.Shared["."] = u.add(root)
+		for _, d := range rootfs.HostSystemDirs() {
+			f, err := rootfs.IDMapped(d, nsfd, unix.MOUNT_ATTR_RDONLY, true)
+			if err != nil {
+				return nil, err
+			}
+			spec.Shared[rootfs.HostDirKey(d)] = u.add(f)
+		}
+	} else {
+		if root, err = rootfs.IDMapped(spec.Dir, nsfd, 0, true); err != nil {
+			return nil, fmt.Errorf("rootfs: %w", err)
+		}
+		spec.Shared["."] = u.add(root)
+	}
+	rootFD := spec.Shared["."]
+	spec.Target, spec.Attached = "/proc/self/fd/"+strconv.Itoa(rootFD), true
+	for _, v := range spec.Volumes {
+		var f *os.File
+		if v.IDMap {
+			f, err = rootfs.IDMapped(v.Source, nsfd, 0, true)
+		} else {
+			f, err = rootfs.Clone(v.Source)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("volume %s: %w", v, err)
+		}
+		spec.Shared[rootfs.VolumeKey(v)] = u.add(f)
+	}
+	exits, err := rootfs.IDMapped(filepath.Join(dir, exitsDirName), nsfd, unix.MOUNT_ATTR_NOEXEC|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, false)
+	if err != nil {
+		return nil, err
+	}
+	exitsFD := u.add(exits)
+	ops := []setup.Op{
+		{Code: setup.MoveMount, Num: uint64(rootFD), Str: []string{"root"}},
+		{Code: setup.MoveMount, Num: uint64(exitsFD), Str: []string{exitsDirName}},
+		{Code: setup.OpenTree, Num: setup.ExitsFD, Str: []string{"/proc/self/fd/" + strconv.Itoa(exitsFD)}},
+	}
+	if spec.EtcDir != "" {
+		etc, err := rootfs.IDMapped(spec.EtcDir, nsfd, unix.MOUNT_ATTR_RDONLY, false)
+		if err != nil {
+			return nil, err
+		}
+		etcFD := u.add(etc)
+		ops = append(ops, setup.Op{Code: setup.MoveMount, Num: uint64(etcFD), Str: []string{"etc"}})
+		spec.EtcDir = "/proc/self/fd/" + strconv.Itoa(etcFD)
+	}
+	return ops, nil
+}
+
+// userAttr makes attr start the init in a new user namespace with u's
+// maps, as the namespace's root (so that it keeps its capabilities through
+// execve), with u's files. The caller forks from a thread whose working
+// directory is u.dir (forkIn): the init could not look it up.
+func (u *podUserNS) userAttr(attr *syscall.ProcAttr) {
+	attr.Dir = ""
+	attr.Sys.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+	for _, f := range u.files {
+		attr.Files = append(attr.Files, f.Fd())
+	}
+	attr.Sys.Cloneflags |= unix.CLONE_NEWUSER
+	attr.Sys.UidMappings = sysIDMap(u.ns.UIDMap)
+	attr.Sys.GidMappings = sysIDMap(u.ns.GIDMap)
+	attr.Sys.GidMappingsEnableSetgroups = true
+}
+
+// hostUserNS is the skip of the create step "user namespace".
+func hostUserNS(r *podCreate) bool { return !r.c.ownUserNS() }
+
+// reserveUserNS records the pod's maps; the undo frees them.
+func (r *podCreate) reserveUserNS(context.Context) (func(), error) {
+	ns, err := reserveUserNS(r.c.Root, r.c.Name, r.c)
+	if err != nil {
+		return nil, err
+	}
+	r.userns = &podUserNS{ns: ns}
+	return func() {
+		r.userns.close()
+		releaseUserNS(r.c.Root, r.c.Name)
+	}, nil
+}
+
+// openUserNS opens the pod's pinned user namespace handle if the pod has a
+// user namespace of its own (else nil), as openNS opens the others.
+func (p *Pod) openUserNS() (*os.File, error) {
+	if p.state == nil || p.state.UserNS == nil {
+		return nil, nil
+	}
+	d, err := p.open()
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	f, err := openAt(d.dir, "ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &fs); err != nil || fs.Type != unix.NSFS_MAGIC {
+		f.Close()
+		return nil, &os.PathError{Op: "open", Path: filepath.Join(d.path, "ns/user"), Err: errors.New("not a namespace handle")}
+	}
+	return f, nil
+}
+
+// joinUserNS makes a command's program join the user namespace at userns
+// first, if there is one, and returns the program and the extra files
+// that pass the handle. A Go thread cannot join a user namespace (setns(2)
+// refuses one to a multi-threaded process), so the single-threaded pause
+// run does, before anything else: it then has every capability in the
+// namespace and the host's user ID 0, which the namespace does not map,
+// until the program's SetIDs makes it the command's user there.
+func joinUserNS(ops []setup.Op, userns *os.File) ([]setup.Op, []*os.File) {
+	if userns == nil {
+		return ops, nil
+	}
+	return append([]setup.Op{{Code: setup.SetNS, Num: programExtraFD}}, ops...), []*os.File{userns}
+}
+
+// hostIDs returns the host's IDs of a user and group of the pod.
+func (p *Pod) hostIDs(uid, gid uint32) (uint32, uint32) {
+	if p.state == nil || p.state.UserNS == nil {
+		return uid, gid
+	}
+	hu, ok := p.state.UserNS.HostUID(uid)
+	if !ok {
+		hu = 65534
+	}
+	hg, ok := p.state.UserNS.HostGID(gid)
+	if !ok {
+		hg = 65534
+	}
+	return hu, hg
+}
+
+// forkIn runs fork on a fresh thread whose working directory, of its own,
+// is dir: a child it forks starts there, with no look-up of the path.
+func forkIn(dir string, fork func() error) error {
+	h, err := nsenter.Open(nil)
+	if err != nil {
+		return err
+	}
+	return h.Do(func() error {
+		if err := unix.Chdir(dir); err != nil {
+			return &os.PathError{Op: "chdir", Path: dir, Err: err}
+		}
+		return fork()
+	})
+}
