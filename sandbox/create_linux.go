@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -220,6 +221,10 @@ func (r *podCreate) startInit(context.Context) (func(), error) {
 		return nil, err
 	}
 	r.child = child
+	if r.userns != nil {
+		// The init cannot lower its own score outside its namespace.
+		os.WriteFile("/proc/"+strconv.Itoa(child.pid)+"/oom_score_adj", []byte(pauseOOMScoreAdj), 0)
+	}
 	return child.kill, nil
 }
 

@@ -273,6 +273,8 @@ func (op Op) String() string {
 		return "pivot_root to " + s(0)
 	case MoveMount:
 		return "attach a mount on " + s(0)
+	case SetNS:
+		return fmt.Sprintf("join the namespace of fd %d", op.Num)
 	case Sync:
 		return "wait for the go-ahead"
 	case Spawn:
