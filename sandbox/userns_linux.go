@@ -35,18 +35,12 @@ const usernsDir = ".userns"
 // record whose pod directory is gone (a create killed before it could
 // undo) is dropped.
 func reserveUserNS(root, name string, c Config) (*UserNS, error) {
-	dir := filepath.Join(root, usernsDir)
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, err
-	}
-	d, err := os.Open(dir)
+	d, err := lockUserNSDir(root, true)
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close()
-	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
-		return nil, &os.PathError{Op: "flock", Path: dir, Err: err}
-	}
+	dir := d.Name()
 	names, err := d.Readdirnames(-1)
 	if err != nil {
 		return nil, err
@@ -114,13 +108,57 @@ func reserveUserNS(root, name string, c Config) (*UserNS, error) {
 }
 
 // releaseUserNS removes the record of pod name's user namespace, if any:
-// its IDs are free for another pod.
+// its IDs are free for another pod. The last one removes the directory.
 func releaseUserNS(root, name string) error {
-	err := os.Remove(filepath.Join(root, usernsDir, name))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	d, err := lockUserNSDir(root, false)
+	if d == nil || err != nil {
 		return err
 	}
+	defer d.Close()
+	if err := os.Remove(filepath.Join(d.Name(), name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if names, _ := d.Readdirnames(1); len(names) == 0 {
+		os.Remove(d.Name())
+	}
 	return nil
+}
+
+// lockUserNSDir opens ROOT/.userns, made if create, and locks it. It is
+// nil, with no error, if there is none and create is false. A directory
+// that the last release removed while this one waited for the lock is
+// made again.
+func lockUserNSDir(root string, create bool) (*os.File, error) {
+	dir := filepath.Join(root, usernsDir)
+	for {
+		if create {
+			if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+				return nil, err
+			}
+		}
+		d, err := os.Open(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			if !create {
+				return nil, nil
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
+			d.Close()
+			return nil, &os.PathError{Op: "flock", Path: dir, Err: err}
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(int(d.Fd()), &st); err == nil && st.Nlink > 0 {
+			return d, nil
+		}
+		d.Close() // removed meanwhile
+		if !create {
+			return nil, nil
+		}
+	}
 }
 
 // subIDs reads the ranges of SubIDUser in a subuid or subgid file, or
