@@ -309,3 +309,29 @@ func TestUserNSBadInput(t *testing.T) {
 		t.Errorf("state root %v -> %v", before, after)
 	}
 }
+
+// TestUserNSFastExec: exec's fast path runs a --userns auto pod's join
+// record, which passes the pinned user namespace to pause run; each way,
+// the command is the pod's root in the pod's namespace with the pod's
+// capabilities, and a -u user is that user there.
+func TestUserNSFastExec(t *testing.T) {
+	requireFastPath(t)
+	e := newEnv(t)
+	pod, _ := e.create("--userns", "auto")
+	if _, err := os.Stat(filepath.Join(e.root, pod, "join")); err != nil {
+		t.Fatalf("join record of a userns pod: %v", err)
+	}
+	for _, args := range [][]string{
+		{"exec", pod, "--", "sh", "-c", "id; cat /proc/self/uid_map /proc/self/gid_map; grep ^Cap /proc/self/status"},
+		{"exec", "-u", "1000:1000", pod, "--", "id"},
+		{"exec", pod, "--", "nosuch"},
+	} {
+		fast, slow := e.runFast(true, "", args...), e.runFast(false, "", args...)
+		if fast != slow {
+			t.Errorf("podsb %v: fast path %+v, Go %+v", args, fast, slow)
+		}
+	}
+	if out := e.runFast(true, "", "exec", pod, "--", "id", "-u"); strings.TrimSpace(out.stdout) != "0" {
+		t.Errorf("id -u on the fast path: %+v", out)
+	}
+}

@@ -21,9 +21,7 @@ import (
 // Pod.Exec does.
 func writeJoin(dir string, st *State) error {
 	path := filepath.Join(dir, setup.JoinFile)
-	// A pod with a user namespace of its own: exec goes through Go,
-	// whose program joins it (the fast path does not).
-	if st.Cgroup != "" || st.UserNS != nil {
+	if st.Cgroup != "" {
 		if err := os.Remove(path); err != nil && !isNotExist(err) {
 			return err
 		}
@@ -35,6 +33,11 @@ func writeJoin(dir string, st *State) error {
 	}
 	if err != nil {
 		return err
+	}
+	if st.UserNS != nil {
+		// Joined by pause run from ExtraFD, as Pod.Exec does
+		// (setup.Join.Namespaces).
+		prog = append([]setup.Op{{Code: setup.SetNS, Num: setup.ExtraFD}}, prog...)
 	}
 	u := execUser{home: "/root"}
 	env, wd := commandEnv(ExecConfig{}, u, st.Hostname)
@@ -49,7 +52,7 @@ func writeJoin(dir string, st *State) error {
 		if err != nil {
 			return err
 		}
-		if ns.Type == specs.UserNamespace {
+		if ns.Type == specs.UserNamespace && st.UserNS == nil {
 			continue // the host's
 		}
 		jn := setup.JoinNS{Type: uint32(nsFlags[ns.Type]), Path: rel}
@@ -71,7 +74,7 @@ func writeJoin(dir string, st *State) error {
 var nsFlags = map[specs.LinuxNamespaceType]int{
 	specs.PIDNamespace: unix.CLONE_NEWPID, specs.UTSNamespace: unix.CLONE_NEWUTS,
 	specs.IPCNamespace: unix.CLONE_NEWIPC, specs.NetworkNamespace: unix.CLONE_NEWNET,
-	specs.MountNamespace: unix.CLONE_NEWNS,
+	specs.MountNamespace: unix.CLONE_NEWNS, specs.UserNamespace: unix.CLONE_NEWUSER,
 }
 
 // execProgram is the program of a command run as root with the default
