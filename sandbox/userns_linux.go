@@ -228,9 +228,9 @@ func userNSFD(u *UserNS) (*os.File, error) {
 		return nil, fmt.Errorf("make user namespace: %w", err)
 	}
 	ns, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/user")
-	// End of file: the pause exits.
+	// End of file: the pause exits; it is reaped off the create's path.
 	w.Close()
-	unix.Wait4(pid, nil, 0, nil)
+	go unix.Wait4(pid, nil, 0, nil)
 	if err != nil {
 		return nil, err
 	}
