@@ -52,5 +52,13 @@
 // them as an overlayfs with the new mount API and returns it detached, as
 // an fd that the plan attaches as the root (Spec.Shared["."]). It is the
 // one function here that changes the system: it needs CAP_SYS_ADMIN, and
-// mounts nothing in the caller's tree.
+// mounts nothing in the caller's tree. IDMapped, Clone and Tmpfs make
+// detached mounts likewise, for a pod with a user namespace of its own,
+// whose init cannot reach the host's paths as the namespace's root: an
+// idmapped clone of a host tree (mount_setattr MOUNT_ATTR_IDMAP with the
+// pod's maps, so its files show their host owners), a plain clone (a
+// volume), and the default root's tmpfs owned by the pod's root. The
+// plan then takes the root as attached already (Spec.Attached: Target is
+// /proc/self/fd/N of its fd) and attaches the host's system directories
+// from Spec.Shared (HostDirKey) instead of binding them.
 package rootfs
