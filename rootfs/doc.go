@@ -59,6 +59,6 @@
 // pod's maps, so its files show their host owners), a plain clone (a
 // volume), and the default root's tmpfs owned by the pod's root. The
 // plan then takes the root as attached already (Spec.Attached: Target is
-// /proc/self/fd/N of its fd) and attaches the host's system directories
-// from Spec.Shared (HostDirKey) instead of binding them.
+// a path to it), with the host's system directories in it
+// (Spec.HostDirsAttached) and volumes staged elsewhere (Spec.Staged).
 package rootfs

@@ -126,14 +126,9 @@ func (p *planner) defaultRoot(s *Spec) error {
 				return err
 			}
 			p.add(setup.Op{Code: setup.Symlink, Str: []string{link, p.path(d)}})
-		case fi.IsDir():
+		case fi.IsDir() && !s.HostDirsAttached:
 			p.mkdir(p.path(d), 0o755)
-			if fd, ok := s.Shared[HostDirKey(d)]; ok {
-				// Read-only already, with its mounts.
-				p.add(setup.Op{Code: setup.MoveMount, Num: uint64(fd), Str: []string{p.path(d)}})
-			} else {
-				p.bindReadOnly(d, p.path(d))
-			}
+			p.bindReadOnly(d, p.path(d))
 		}
 	}
 	for _, d := range []struct {
@@ -378,7 +373,9 @@ func (p *planner) volume(s *Spec, v Volume) error {
 	if !fi.IsDir() {
 		p.add(setup.Op{Code: setup.Touch, Num: 0o644, Str: []string{dst}})
 	}
-	if fd, ok := s.Shared[VolumeKey(v)]; ok {
+	if src, ok := s.Staged[VolumeKey(v)]; ok {
+		p.mount(src, dst, "", unix.MS_BIND|unix.MS_REC, "")
+	} else if fd, ok := s.Shared[VolumeKey(v)]; ok {
 		// A detached clone of the source's tree, made on the host: it
 		// keeps the peer group of the source's mount.
 		p.add(setup.Op{Code: setup.MoveMount, Num: uint64(fd), Str: []string{dst}})

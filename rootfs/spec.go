@@ -54,17 +54,15 @@ type Spec struct {
 	// place of a bind of Dir; Dir is then where the host reads the same
 	// mount (its fd's path in /proc/self/fd).
 	Shared map[string]int `json:"-"`
-	// Attached says the root (Shared["."]) is attached already and Target
-	// is a path to it (/proc/self/fd/N): the plan neither mounts a tmpfs
-	// nor attaches the root. A pod with a user namespace gets its root so
-	// (package doc).
-	Attached bool `json:"-"`
+	// Attached says the root is mounted at Target already: the plan
+	// neither mounts a tmpfs nor binds Dir there. With HostDirsAttached,
+	// the default root's host system directories are also mounted in it
+	// already, read-only. Staged are volumes' sources mounted elsewhere
+	// already, by VolumeKey: the paths the plan binds them from. A pod
+	// with a user namespace gets its root so (package doc).
+	Attached, HostDirsAttached bool              `json:"-"`
+	Staged                     map[string]string `json:"-"`
 }
-
-// HostDirKey is the key in Spec.Shared of a detached mount of the host's
-// system directory dir (such as /usr) that the default root attaches in
-// place of a read-only bind of it: an idmapped mount (IDMapped).
-func HostDirKey(dir string) string { return "host" + dir }
 
 // Volume is a bind mount of a host path into the pod.
 type Volume struct {

@@ -121,6 +121,7 @@ var createSteps = []createStep{
 	{name: "plan", do: (*podCreate).plan},
 	{name: "clone namespaces, exec init", do: (*podCreate).startInit},
 	{name: "first state write", do: (*podCreate).firstStateWrite},
+	{name: "user namespace: mounts", skip: hostUserNS, do: (*podCreate).attachUserNS},
 	{name: "cgroup", skip: noLimits, do: (*podCreate).joinCgroup},
 	{name: "init: mounts, pivot_root", do: (*podCreate).runInit},
 	{name: "pin namespaces", do: (*podCreate).pin},
@@ -382,7 +383,7 @@ type initProc struct {
 //
 // With u, the init is also born in a new user namespace, which owns the
 // others, with u's maps (written by this process before the init goes
-// on), in u's working directory, with u's files from fd initUserNSFD on.
+// on), in u's working directory.
 func startInit(ops []setup.Op, flags uintptr, u *podUserNS) (*initProc, error) {
 	pause, err := reaper.Memfd()
 	if err != nil {
@@ -416,7 +417,6 @@ func startInit(ops []setup.Op, flags uintptr, u *podUserNS) (*initProc, error) {
 	var pid int
 	if u != nil {
 		u.userAttr(attr)
-		defer u.close()
 		err = forkIn(u.dir, func() (err error) {
 			pid, err = syscall.ForkExec("/proc/self/fd/5", []string{"pause", "setup"}, attr)
 			return err

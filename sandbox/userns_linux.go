@@ -15,7 +15,6 @@ import (
 
 	"github.com/podsb/podsb/internal/setup"
 	"github.com/podsb/podsb/nsenter"
-	"github.com/podsb/podsb/reaper"
 	"github.com/podsb/podsb/rootfs"
 )
 
@@ -191,133 +190,118 @@ func sysIDMap(m []IDMap) []syscall.SysProcIDMap {
 	return out
 }
 
-// userNSFD returns an fd of a new user namespace with u's maps, in which
-// no process lives: what mount_setattr takes to idmap a mount with the
-// maps of a pod that does not exist yet (the pod's own namespace is made
-// by the clone of its init, which must get the mounts as fds at its
-// start). A short-lived pause, in setup mode, waits for a program that
-// never comes while the namespace is opened.
-func userNSFD(u *UserNS) (*os.File, error) {
-	pause, err := reaper.Memfd()
-	if err != nil {
-		return nil, err
-	}
-	defer pause.Close()
-	null, err := os.Open(os.DevNull)
-	if err != nil {
-		return nil, err
-	}
-	defer null.Close()
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	pid, err := syscall.ForkExec("/proc/self/fd/5", []string{"pause", "setup"}, &syscall.ProcAttr{
-		Dir:   "/",
-		Env:   []string{},
-		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), r.Fd(), null.Fd(), pause.Fd()},
-		Sys: &syscall.SysProcAttr{
-			Cloneflags:  unix.CLONE_NEWUSER,
-			UidMappings: sysIDMap(u.UIDMap),
-			GidMappings: sysIDMap(u.GIDMap),
-		},
-	})
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("make user namespace: %w", err)
-	}
-	ns, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/user")
-	// End of file: the pause exits; it is reaped off the create's path.
-	w.Close()
-	go unix.Wait4(pid, nil, 0, nil)
-	if err != nil {
-		return nil, err
-	}
-	return ns, nil
-}
-
-// podUserNS is what a create of a pod with a user namespace hands its init.
+// podUserNS is a create's pod user namespace: its maps and what the
+// init gets of the host.
 type podUserNS struct {
-	ns    *UserNS
-	files []*os.File // the init's fds from initUserNSFD on
-	dir   string     // the init's working directory: ROOT/NAME/userns
+	ns  *UserNS
+	dir string // the init's working directory: ROOT/NAME/userns
+
+	// What attach mounts, by the launcher, in the init's mount namespace.
+	rootfs  string   // a --rootfs directory, or "" for the default root
+	etc     string   // ROOT/NAME/etc, for a directory root
+	volumes []Volume // in Spec.Staged's order: vol/0, vol/1...
 }
 
 // usernsAttach is the directory, in a pod's directory, that the init of a
-// pod with a user namespace starts in: it holds the empty directories
-// root, exits and etc, on which the init attaches the mounts it gets.
-// The init is the namespace's root, which the host's files do not know:
-// the pod's directory (0700) is closed to it, but not what it reaches
-// from its working directory (0711), which it inherits.
+// pod with a user namespace starts in. The init is the namespace's root,
+// which the host's files do not know: the pod's directory (0700) is
+// closed to it, but not what it reaches from its working directory
+// (0711), which it inherits. Before the init runs its program, the
+// launcher mounts there, in the init's mount namespace, the trees the
+// init cannot reach: root (the pod's root, with the host's system
+// directories for the default root), exits, etc (a directory root's /etc
+// files) and vol/N (the volumes' sources).
 const usernsAttach = "userns"
 
-// initUserNSFD is the init's fd of the first file of podUserNS: after
-// stdio, the program, the status pipe and the memfd.
-const initUserNSFD = 6
-
-func (u *podUserNS) close() {
-	for _, f := range u.files {
-		f.Close()
-	}
-	u.files = nil
-}
-
-// add passes f to the init and returns its fd there.
-func (u *podUserNS) add(f *os.File) int {
-	u.files = append(u.files, f)
-	return initUserNSFD + len(u.files) - 1
-}
-
-// prepareUserNS makes, on the host, what the init of a pod with a user
-// namespace cannot: it runs as the namespace's root, which the host's
-// files do not know, so it gets every host tree of the root as a detached
-// mount, idmapped where the pod must see the host's owners. It changes
-// spec to use them and returns the operations the init runs first, in
-// its working directory usernsAttach: attach the root at root, attach the
-// idmapped exits directory at exits and open it onto setup.ExitsFD, and,
-// for a directory root, attach the /etc files at etc.
+// prepareUserNS plans a pod with a user namespace: spec's root is taken
+// as mounted at root, its volumes as staged at vol/N, and the init opens
+// the exits directory from exits onto setup.ExitsFD first. The returned
+// operations are that opening, which replaces initProgram's.
 func prepareUserNS(u *podUserNS, spec *rootfs.Spec, dir string) ([]setup.Op, error) {
 	u.dir = filepath.Join(dir, usernsAttach)
+	u.rootfs, u.volumes = spec.Dir, spec.Volumes
 	if err := os.Mkdir(u.dir, 0o711); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{"root", exitsDirName, "etc"} {
-		if err := os.Mkdir(filepath.Join(u.dir, d), 0o700); err != nil {
+	dirs := []string{"root", exitsDirName, "etc", "vol"}
+	for i := range spec.Volumes {
+		dirs = append(dirs, "vol/"+strconv.Itoa(i))
+	}
+	for _, d := range dirs {
+		if err := os.Mkdir(filepath.Join(u.dir, d), 0o711); err != nil {
 			return nil, err
 		}
 	}
-	ns, err := userNSFD(u.ns)
+	spec.Target, spec.Attached, spec.HostDirsAttached = "root", true, spec.Dir == ""
+	spec.Staged = map[string]string{}
+	for i, v := range spec.Volumes {
+		spec.Staged[rootfs.VolumeKey(v)] = "vol/" + strconv.Itoa(i)
+	}
+	if spec.EtcDir != "" {
+		u.etc, spec.EtcDir = spec.EtcDir, "etc"
+	}
+	return []setup.Op{{Code: setup.OpenTree, Num: setup.ExitsFD, Str: []string{exitsDirName}}}, nil
+}
+
+// attach mounts, in the mount namespace of the pod's init pid (which has
+// not run its program yet), what prepareUserNS planned, made on the host
+// as detached mounts: idmapped with the init's user namespace (the pod's
+// own), so that their files show their host owners. A failure names the
+// tree; nothing is mounted on the host, and the mounts go with the init.
+func (u *podUserNS) attach(pid int) error {
+	proc := "/proc/" + strconv.Itoa(pid) + "/ns/"
+	ns, err := os.Open(proc + "user")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer ns.Close()
 	nsfd := int(ns.Fd())
-	spec.Shared = map[string]int{}
-	var root *os.File
-	if spec.Dir == "" {
+	type mnt struct {
+		f  *os.File
+		at string
+	}
+	var mnts []mnt
+	defer func() {
+		for _, m := range mnts {
+			m.f.Close()
+		}
+	}()
+	add := func(f *os.File, at string) { mnts = append(mnts, mnt{f, filepath.Join(u.dir, at)}) }
+	if u.rootfs == "" {
 		uid, _ := u.ns.HostUID(0)
 		gid, _ := u.ns.HostGID(0)
-		if root, err = rootfs.Tmpfs(uid, gid); err != nil {
-			return nil, err
+		root, err := rootfs.Tmpfs(uid, gid)
+		if err != nil {
+			return err
 		}
-		spec.Shared["."] = u.add(root)
+		add(root, "root")
 		for _, d := range rootfs.HostSystemDirs() {
 			f, err := rootfs.IDMapped(d, nsfd, unix.MOUNT_ATTR_RDONLY, true)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			spec.Shared[rootfs.HostDirKey(d)] = u.add(f)
+			add(f, "root"+d)
 		}
 	} else {
-		if root, err = rootfs.IDMapped(spec.Dir, nsfd, 0, true); err != nil {
-			return nil, fmt.Errorf("rootfs: %w", err)
+		root, err := rootfs.IDMapped(u.rootfs, nsfd, 0, true)
+		if err != nil {
+			return fmt.Errorf("rootfs: %w", err)
 		}
-		spec.Shared["."] = u.add(root)
+		add(root, "root")
 	}
-	rootFD := spec.Shared["."]
-	spec.Target, spec.Attached = "/proc/self/fd/"+strconv.Itoa(rootFD), true
-	for _, v := range spec.Volumes {
+	exits, err := rootfs.IDMapped(filepath.Join(filepath.Dir(u.dir), exitsDirName), nsfd, unix.MOUNT_ATTR_NOEXEC|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, false)
+	if err != nil {
+		return err
+	}
+	add(exits, exitsDirName)
+	if u.etc != "" {
+		etc, err := rootfs.IDMapped(u.etc, nsfd, unix.MOUNT_ATTR_RDONLY, false)
+		if err != nil {
+			return err
+		}
+		add(etc, "etc")
+	}
+	for i, v := range u.volumes {
 		var f *os.File
 		if v.IDMap {
 			f, err = rootfs.IDMapped(v.Source, nsfd, 0, true)
@@ -325,42 +309,36 @@ func prepareUserNS(u *podUserNS, spec *rootfs.Spec, dir string) ([]setup.Op, err
 			f, err = rootfs.Clone(v.Source)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("volume %s: %w", v, err)
+			return fmt.Errorf("volume %s: %w", v, err)
 		}
-		spec.Shared[rootfs.VolumeKey(v)] = u.add(f)
+		add(f, "vol/"+strconv.Itoa(i))
 	}
-	exits, err := rootfs.IDMapped(filepath.Join(dir, exitsDirName), nsfd, unix.MOUNT_ATTR_NOEXEC|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, false)
+	h, err := nsenter.Open([]nsenter.Namespace{{Type: unix.CLONE_NEWNS, Path: proc + "mnt"}})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	exitsFD := u.add(exits)
-	ops := []setup.Op{
-		{Code: setup.MoveMount, Num: uint64(rootFD), Str: []string{"root"}},
-		{Code: setup.MoveMount, Num: uint64(exitsFD), Str: []string{exitsDirName}},
-		{Code: setup.OpenTree, Num: setup.ExitsFD, Str: []string{"/proc/self/fd/" + strconv.Itoa(exitsFD)}},
-	}
-	if spec.EtcDir != "" {
-		etc, err := rootfs.IDMapped(spec.EtcDir, nsfd, unix.MOUNT_ATTR_RDONLY, false)
-		if err != nil {
-			return nil, err
+	defer h.Close()
+	return h.Do(func() error {
+		for _, m := range mnts {
+			// A system directory's mount point, in the root's tmpfs.
+			if err := os.Mkdir(m.at, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+				return err
+			}
+			if err := unix.MoveMount(int(m.f.Fd()), "", unix.AT_FDCWD, m.at, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+				return &os.PathError{Op: "move_mount", Path: m.at, Err: err}
+			}
 		}
-		etcFD := u.add(etc)
-		ops = append(ops, setup.Op{Code: setup.MoveMount, Num: uint64(etcFD), Str: []string{"etc"}})
-		spec.EtcDir = "/proc/self/fd/" + strconv.Itoa(etcFD)
-	}
-	return ops, nil
+		return nil
+	})
 }
 
 // userAttr makes attr start the init in a new user namespace with u's
 // maps, as the namespace's root (so that it keeps its capabilities through
-// execve), with u's files. The caller forks from a thread whose working
-// directory is u.dir (forkIn): the init could not look it up.
+// execve). The caller forks from a thread whose working directory is
+// u.dir (forkIn): the init could not look it up.
 func (u *podUserNS) userAttr(attr *syscall.ProcAttr) {
 	attr.Dir = ""
 	attr.Sys.Credential = &syscall.Credential{Uid: 0, Gid: 0}
-	for _, f := range u.files {
-		attr.Files = append(attr.Files, f.Fd())
-	}
 	attr.Sys.Cloneflags |= unix.CLONE_NEWUSER
 	attr.Sys.UidMappings = sysIDMap(u.ns.UIDMap)
 	attr.Sys.GidMappings = sysIDMap(u.ns.GIDMap)
@@ -377,10 +355,13 @@ func (r *podCreate) reserveUserNS(context.Context) (func(), error) {
 		return nil, err
 	}
 	r.userns = &podUserNS{ns: ns}
-	return func() {
-		r.userns.close()
-		releaseUserNS(r.c.Root, r.c.Name)
-	}, nil
+	return func() { releaseUserNS(r.c.Root, r.c.Name) }, nil
+}
+
+// attachUserNS mounts the trees of the pod's root in the init's mount
+// namespace (podUserNS.attach).
+func (r *podCreate) attachUserNS(context.Context) (func(), error) {
+	return nil, r.userns.attach(r.child.pid)
 }
 
 // openUserNS opens the pod's pinned user namespace handle if the pod has a
