@@ -45,7 +45,12 @@ func TestUserNSAuto(t *testing.T) {
 	os.Chmod(vol, 0o777)
 	idv := t.TempDir()
 	os.WriteFile(filepath.Join(idv, "owned"), nil, 0o644)
-	pod, d := e.create("--userns", "auto", "-v", vol+":/vol", "-v", idv+":/idv:idmap")
+	hostname := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(hostname, []byte("a file volume\n"), 0o644)
+	pod, d := e.create("--userns", "auto", "-v", vol+":/vol", "-v", idv+":/idv:idmap", "-v", hostname+":/tmp/file:ro")
+	if out := e.must("exec", pod, "--", "cat", "/tmp/file"); out != "a file volume\n" {
+		t.Errorf("a file volume under /tmp: %q", out)
+	}
 	uid, gid := usernsRange(t, d)
 
 	want := fmt.Sprintf("0 %d %d", uid, sandbox.UserNSSize)

@@ -223,12 +223,24 @@ func prepareUserNS(u *podUserNS, spec *rootfs.Spec, dir string) ([]setup.Op, err
 	if err := os.Mkdir(u.dir, 0o711); err != nil {
 		return nil, err
 	}
-	dirs := []string{"root", exitsDirName, "etc", "vol"}
-	for i := range spec.Volumes {
-		dirs = append(dirs, "vol/"+strconv.Itoa(i))
-	}
-	for _, d := range dirs {
+	for _, d := range []string{"root", exitsDirName, "etc", "vol"} {
 		if err := os.Mkdir(filepath.Join(u.dir, d), 0o711); err != nil {
+			return nil, err
+		}
+	}
+	// A volume's staging point: what its source is, a directory or a file.
+	for i, v := range spec.Volumes {
+		at := filepath.Join(u.dir, "vol", strconv.Itoa(i))
+		fi, err := os.Stat(v.Source)
+		if err != nil {
+			return nil, err
+		}
+		if fi.IsDir() {
+			err = os.Mkdir(at, 0o711)
+		} else {
+			err = touch(at)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
