@@ -291,6 +291,17 @@ func TestUserNSBadInput(t *testing.T) {
 	}
 	// Containers in a userns pod are not supported yet: a clear refusal.
 	wantFailure(t, e.run("run", auto, "--", "true"), "containers in it are not supported yet")
+	// Nor is start of a stopped one; gc removes it and frees its range.
+	ad := e.inspect(auto)
+	syscall.Kill(ad.Pid, syscall.SIGKILL)
+	if err := waitDead(ad.Pid, ad.StartTime, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	wantFailure(t, e.run("start", auto), "a stopped one cannot be started again; remove it")
+	e.must("gc")
+	if _, err := os.Stat(filepath.Join(e.root, ".userns", auto)); !os.IsNotExist(err) {
+		t.Errorf("range record of a pod gc removed: %v", err)
+	}
 
 	// An exhausted parent range: the subuid and subgid files hold one
 	// range of 65,536 for containers, which the first pod takes.
