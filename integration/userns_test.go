@@ -289,6 +289,10 @@ func TestUserNSBadInput(t *testing.T) {
 			}
 		})
 	}
+	// No CAP_SYS_ADMIN for a userns pod's commands either.
+	for _, args := range [][]string{{"--cap-add", "sys_admin"}, {"--cap-add", "all"}, {"--privileged"}} {
+		wantFailure(t, e.run(append(append([]string{"exec"}, args...), auto, "--", "true")...), "no CAP_SYS_ADMIN (or --privileged) for its commands")
+	}
 	// Containers in a userns pod are not supported yet: a clear refusal.
 	wantFailure(t, e.run("run", auto, "--", "true"), "containers in it are not supported yet")
 	// Nor is start of a stopped one; gc removes it and frees its range.

@@ -286,6 +286,9 @@ func (p *Pod) checkLaunch(c ExecConfig) error {
 	if c.Dir != "" && !filepath.IsAbs(c.Dir) {
 		return invalidf("working directory %q: not an absolute path", c.Dir)
 	}
+	if err := p.checkUserNSCaps(c.Security); err != nil {
+		return err
+	}
 	for _, kv := range c.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return invalidf("environment variable %q: want KEY=VAL", kv)

@@ -443,3 +443,21 @@ func forkIn(dir string, fork func() error) error {
 		return fork()
 	})
 }
+
+// checkUserNSCaps refuses a command CAP_SYS_ADMIN (or every capability)
+// in a pod with a user namespace of its own, as create refuses it the pod:
+// with it, the command could clear the read-only flag of the idmapped
+// host directories, through which the pod's root is the host's.
+func (p *Pod) checkUserNSCaps(sec Security) error {
+	if p.state == nil || p.state.UserNS == nil {
+		return nil
+	}
+	mask, all, err := sec.commandCaps(p.state.Security)
+	if err != nil {
+		return invalid(err)
+	}
+	if all || mask&(1<<capSysAdmin) != 0 {
+		return invalidf("pod %s has a user namespace of its own: no CAP_SYS_ADMIN (or --privileged) for its commands: they could make the host's directories writable", p.name)
+	}
+	return nil
+}
