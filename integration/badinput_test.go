@@ -53,7 +53,7 @@ func TestBadInput(t *testing.T) {
 		{"rootfs host root", []string{"create", "--rootfs", "/", "x5"}, "host's root"},
 		{"volume missing", []string{"create", "-v", missing + ":/x", "x6"}, "volume source"},
 		{"volume malformed", []string{"create", "-v", "/tmp", "x7"}, "want SRC:DST"},
-		{"volume option", []string{"create", "-v", "/tmp:/x:rx", "x8"}, "not ro, rw or kernelfs"},
+		{"volume option", []string{"create", "-v", "/tmp:/x:rx", "x8"}, "not ro, rw, kernelfs or idmap"},
 		{"volume relative", []string{"create", "-v", "tmp:/x", "x9"}, "absolute"},
 		{"bad hostname", []string{"create", "--hostname", "a b", "x10"}, "hostname"},
 		{"top unknown", []string{"top", "nosuchpod"}, "no such pod"},

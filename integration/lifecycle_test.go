@@ -19,15 +19,16 @@ func TestCreateNamespacesAndHandles(t *testing.T) {
 	if d.Status != specs.StateRunning || d.Pid <= 0 || d.ID != name {
 		t.Fatalf("inspect: %+v", d.State)
 	}
-	if len(d.Namespaces) != 5 {
-		t.Fatalf("want 5 namespaces, got %+v", d.Namespaces)
+	if len(d.Namespaces) != 6 {
+		t.Fatalf("want 6 namespaces, got %+v", d.Namespaces)
 	}
 	for _, ns := range d.Namespaces {
-		proc := map[specs.LinuxNamespaceType]string{specs.PIDNamespace: "pid", specs.UTSNamespace: "uts", specs.IPCNamespace: "ipc", specs.MountNamespace: "mnt", specs.NetworkNamespace: "net"}[ns.Type]
+		proc := map[specs.LinuxNamespaceType]string{specs.PIDNamespace: "pid", specs.UTSNamespace: "uts", specs.IPCNamespace: "ipc", specs.MountNamespace: "mnt", specs.NetworkNamespace: "net", specs.UserNamespace: "user"}[ns.Type]
 		host := nsIno(t, "/proc/self/ns/"+proc)
 		pause := nsIno(t, fmt.Sprintf("/proc/%d/ns/%s", d.Pid, proc))
 		handle := nsIno(t, ns.Path)
-		if handle == host || handle != pause || handle != ns.Inode {
+		// The user namespace is the host's (no --userns auto).
+		if (handle == host) != (ns.Type == specs.UserNamespace) || handle != pause || handle != ns.Inode {
 			t.Errorf("%s namespace: host %d, pause %d, handle %d, state %d", ns.Type, host, pause, handle, ns.Inode)
 		}
 	}

@@ -19,7 +19,9 @@
 //   - Every handle is opened, close-on-exec, before the mount namespace is
 //     joined: host paths no longer resolve after it.
 //   - User namespaces are out of scope: joining one needs a single-threaded
-//     process, which a Go program never is (runc keeps C for that).
+//     process, which a Go program never is (runc keeps C for that). podsb
+//     joins the others here and has the command's process, pause run,
+//     join a pod's own user namespace (setup.SetNS).
 //
 // This pure-Go route is enough for podsb, which runs as root and joins no
 // user namespace (docs/architecture.md, "Joining a pod").

@@ -58,4 +58,12 @@
 // layer if it is alone: overlayfs needs two lower layers then), nosuid and
 // nodev, or Volume.SubPath of it, resolved inside it (RESOLVE_IN_ROOT);
 // the plan moves it to the destination (Spec.Shared, SharedFiles).
+// IDMapped, Clone and Tmpfs make detached mounts likewise, for a pod with a user namespace of its own,
+// whose init cannot reach the host's paths as the namespace's root: an
+// idmapped clone of a host tree (mount_setattr MOUNT_ATTR_IDMAP with the
+// pod's maps, so its files show their host owners), a plain clone (a
+// volume), and the default root's tmpfs owned by the pod's root. The
+// plan then takes the root as attached already (Spec.Attached: Target is
+// a path to it), with the host's system directories in it
+// (Spec.HostDirsAttached) and volumes staged elsewhere (Spec.Staged).
 package rootfs

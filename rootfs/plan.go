@@ -29,11 +29,13 @@ func plan(h Host, s *Spec) ([]setup.Op, error) {
 	// unmounts still reach the pod (as runc's default rslave).
 	p.mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, "")
 	if s.Dir == "" {
-		if err := p.defaultRoot(); err != nil {
+		if err := p.defaultRoot(s); err != nil {
 			return nil, err
 		}
 	} else {
-		if fd, ok := s.Shared["."]; ok {
+		if s.Attached {
+			// Attached already, at Target.
+		} else if fd, ok := s.Shared["."]; ok {
 			// A detached mount (an image's overlay) is the root.
 			p.add(setup.Op{Code: setup.MoveMount, Num: uint64(fd), Str: []string{p.t}})
 		} else {
@@ -105,8 +107,10 @@ func (p *planner) noDev(target string) {
 
 // defaultRoot mounts a tmpfs with read-only binds of the host's system
 // directories and a private /etc.
-func (p *planner) defaultRoot() error {
-	p.mount("tmpfs", p.t, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755")
+func (p *planner) defaultRoot(s *Spec) error {
+	if !s.Attached {
+		p.mount("tmpfs", p.t, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755")
+	}
 	for _, d := range hostSystemDirs {
 		fi, err := p.host.Lstat(d)
 		if errors.Is(err, os.ErrNotExist) {
@@ -122,7 +126,7 @@ func (p *planner) defaultRoot() error {
 				return err
 			}
 			p.add(setup.Op{Code: setup.Symlink, Str: []string{link, p.path(d)}})
-		case fi.IsDir():
+		case fi.IsDir() && !s.HostDirsAttached:
 			p.mkdir(p.path(d), 0o755)
 			p.bindReadOnly(d, p.path(d))
 		}
@@ -380,7 +384,9 @@ func (p *planner) volume(s *Spec, v Volume) error {
 	if !isDir {
 		p.add(setup.Op{Code: setup.Touch, Num: 0o644, Str: []string{dst}})
 	}
-	if fd, ok := s.Shared[VolumeKey(v)]; ok {
+	if src, ok := s.Staged[VolumeKey(v)]; ok {
+		p.mount(src, dst, "", unix.MS_BIND|unix.MS_REC, "")
+	} else if fd, ok := s.Shared[VolumeKey(v)]; ok {
 		// A detached clone of the source's tree, made on the host: it
 		// keeps the peer group of the source's mount.
 		p.add(setup.Op{Code: setup.MoveMount, Num: uint64(fd), Str: []string{dst}})

@@ -57,6 +57,15 @@ type Spec struct {
 	// SharedFiles are the keys of Shared whose tree is a file (an image
 	// volume's sub path): its mount point is a file.
 	SharedFiles map[string]bool `json:"-"`
+
+	// Attached says the root is mounted at Target already: the plan
+	// neither mounts a tmpfs nor binds Dir there. With HostDirsAttached,
+	// the default root's host system directories are also mounted in it
+	// already, read-only. Staged are volumes' sources mounted elsewhere
+	// already, by VolumeKey: the paths the plan binds them from. A pod
+	// with a user namespace gets its root so (package doc).
+	Attached, HostDirsAttached bool              `json:"-"`
+	Staged                     map[string]string `json:"-"`
 }
 
 // Volume is a bind mount of a host path into the pod, or (Image set) a
@@ -86,6 +95,13 @@ type Volume struct {
 	// SubPath is the directory or file of an image volume's image that
 	// the volume shows, relative to the image's root; all of it if empty.
 	SubPath string `json:"subPath,omitempty"`
+
+	// IDMap (the volume option idmap), in a pod with a user namespace of
+	// its own, mounts the source idmapped with the pod's maps: its files
+	// show their host owners inside, and the pod's root writes as the
+	// host's (security.md). Without it the pod sees the host's IDs that
+	// it does not map as nobody, and writes as its mapped IDs.
+	IDMap bool `json:"idmap,omitempty"`
 }
 
 // The propagations of a volume (mount(8)'s names).
@@ -181,8 +197,10 @@ func ParseVolume(s string) (Volume, error) {
 			case "rw":
 			case "kernelfs":
 				v.KernelFS = true
+			case "idmap":
+				v.IDMap = true
 			default:
-				return Volume{}, invalidf("volume %q: option %q is not ro, rw or kernelfs", s, o)
+				return Volume{}, invalidf("volume %q: option %q is not ro, rw, kernelfs or idmap", s, o)
 			}
 		}
 	}
@@ -209,14 +227,19 @@ func (v Volume) String() string {
 			src += " " + v.SubPath
 		}
 	}
+	var opts []string
+	if v.ReadOnly {
+		opts = append(opts, "ro")
+	}
+	if v.KernelFS {
+		opts = append(opts, "kernelfs")
+	}
+	if v.IDMap {
+		opts = append(opts, "idmap")
+	}
 	s := src + ":" + v.Destination
-	switch {
-	case v.ReadOnly && v.KernelFS:
-		s += ":ro,kernelfs"
-	case v.ReadOnly:
-		s += ":ro"
-	case v.KernelFS:
-		s += ":kernelfs"
+	if len(opts) > 0 {
+		s += ":" + strings.Join(opts, ",")
 	}
 	return s
 }

@@ -74,6 +74,15 @@ type Config struct {
 	// Privileged, masks the sensitive parts of /proc and /sys. Its
 	// capabilities are also the default of the pod's execs and runs.
 	Security Security
+	// UserNS is the pod's user namespace: UserNSHost (or empty), the
+	// host's; UserNSAuto, one of its own mapping its IDs 0 to 65,535 to
+	// host IDs no other pod of the state root has. UIDMap and GIDMap give
+	// one of its own with these maps instead (a missing one is the other);
+	// they overlap no other pod's either. Its own user namespace owns the
+	// pod's other namespaces, and its root is nobody on the host
+	// (docs/security.md).
+	UserNS         string
+	UIDMap, GIDMap []IDMap
 	// Trace, if set, is called after each step of Create with the step's
 	// name and duration: a profile of where the time goes.
 	Trace func(step string, d time.Duration)
@@ -129,6 +138,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.Hostname = c.Name
 	}
 	if _, err := sysctlPaths(c.Sysctls, c.HostNetwork, c.HostIPC); err != nil {
+		return c, err
+	}
+	if err := c.checkUserNS(); err != nil {
 		return c, err
 	}
 	if err := validateHostname(c.Hostname); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -101,6 +102,7 @@ type podCreate struct {
 	child  *initProc
 	cgroup string
 	st     *State
+	userns *podUserNS // with a user namespace of the pod's own
 }
 
 // createStep is one named step of Create. skip, if set, says the step does
@@ -115,9 +117,11 @@ type createStep struct {
 // (Config.Trace) that the fault tests kill a create after.
 var createSteps = []createStep{
 	{name: "reserve address and ports", skip: noNetwork, do: (*podCreate).reserveNetwork},
+	{name: "user namespace", skip: hostUserNS, do: (*podCreate).reserveUserNS},
 	{name: "plan", do: (*podCreate).plan},
 	{name: "clone namespaces, exec init", do: (*podCreate).startInit},
 	{name: "first state write", do: (*podCreate).firstStateWrite},
+	{name: "user namespace: mounts", skip: hostUserNS, do: (*podCreate).attachUserNS},
 	{name: "cgroup", skip: noLimits, do: (*podCreate).joinCgroup},
 	{name: "init: mounts, pivot_root", do: (*podCreate).runInit},
 	{name: "pin namespaces", do: (*podCreate).pin},
@@ -191,22 +195,37 @@ func (r *podCreate) plan(context.Context) (func(), error) {
 			return nil, err
 		}
 	}
+	var head []setup.Op
+	if r.userns != nil {
+		var err error
+		if head, err = prepareUserNS(r.userns, &r.spec, r.dir); err != nil {
+			return nil, err
+		}
+	}
 	sysctls, err := sysctlPaths(c.Sysctls, c.HostNetwork, c.HostIPC)
 	if err != nil {
 		return nil, err
 	}
 	r.ops, err = initProgram(&r.spec, c.Hostname, c.Security, !c.HostNetwork, sysctls, r.dir)
+	if head != nil && err == nil {
+		// In place of its own opening of the exits directory.
+		r.ops = append(head, r.ops[1:]...)
+	}
 	return nil, err
 }
 
 // startInit starts the pod's init in new namespaces, waiting for its
 // program.
 func (r *podCreate) startInit(context.Context) (func(), error) {
-	child, err := startInit(r.ops, podCloneFlags(r.c))
+	child, err := startInit(r.ops, podCloneFlags(r.c), r.userns)
 	if err != nil {
 		return nil, err
 	}
 	r.child = child
+	if r.userns != nil {
+		// The init cannot lower its own score outside its namespace.
+		os.WriteFile("/proc/"+strconv.Itoa(child.pid)+"/oom_score_adj", []byte(pauseOOMScoreAdj), 0)
+	}
 	return child.kill, nil
 }
 
@@ -240,6 +259,9 @@ func (r *podCreate) firstStateWrite(context.Context) (func(), error) {
 		HostNetwork: c.HostNetwork,
 		HostIPC:     c.HostIPC,
 		HostPID:     c.HostPID,
+	}
+	if r.userns != nil {
+		r.st.UserNS = r.userns.ns
 	}
 	if !noLimits(r) {
 		r.cgroup = c.CgroupParent + cgroupPath(c.Root, c.Name)
@@ -359,7 +381,11 @@ type initProc struct {
 // It forks with syscall.ForkExec rather than os/exec: the pod's init is not
 // a child this process waits for, and os/exec would cost a probing fork and
 // three opens of /dev/null on every create.
-func startInit(ops []setup.Op, flags uintptr) (*initProc, error) {
+//
+// With u, the init is also born in a new user namespace, which owns the
+// others, with u's maps (written by this process before the init goes
+// on), in u's working directory.
+func startInit(ops []setup.Op, flags uintptr, u *podUserNS) (*initProc, error) {
 	pause, err := reaper.Memfd()
 	if err != nil {
 		return nil, err
@@ -380,7 +406,7 @@ func startInit(ops []setup.Op, flags uintptr) (*initProc, error) {
 		return nil, err
 	}
 	defer statusW.Close()
-	pid, err := syscall.ForkExec("/proc/self/fd/5", []string{"pause", "setup"}, &syscall.ProcAttr{
+	attr := &syscall.ProcAttr{
 		Dir:   "/",
 		Env:   []string{},
 		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), cfgR.Fd(), statusW.Fd(), pause.Fd()},
@@ -388,7 +414,17 @@ func startInit(ops []setup.Op, flags uintptr) (*initProc, error) {
 			Cloneflags: flags,
 			Setsid:     true,
 		},
-	})
+	}
+	var pid int
+	if u != nil {
+		u.userAttr(attr)
+		err = forkIn(u.dir, func() (err error) {
+			pid, err = syscall.ForkExec("/proc/self/fd/5", []string{"pause", "setup"}, attr)
+			return err
+		})
+	} else {
+		pid, err = syscall.ForkExec("/proc/self/fd/5", []string{"pause", "setup"}, attr)
+	}
 	if err != nil {
 		statusR.Close()
 		cfgW.Close()

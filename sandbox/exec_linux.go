@@ -206,8 +206,15 @@ func (p *Pod) exec(ctx context.Context, c ExecConfig) (*Process, error) {
 		return nil, err
 	}
 	defer h.Close()
+	userns, err := p.openUserNS()
+	if err != nil {
+		return nil, err
+	}
+	if userns != nil {
+		defer userns.Close()
+	}
 	if c.Detach {
-		return p.execDetached(ctx, h, cs, c)
+		return p.execDetached(ctx, h, cs, c, userns)
 	}
 	proc := &Process{release: make(chan struct{})}
 	type forked struct {
@@ -219,7 +226,7 @@ func (p *Pod) exec(ctx context.Context, c ExecConfig) (*Process, error) {
 	h.Go(func(err error) {
 		var f forked
 		if f.err = err; err == nil {
-			f.pg, f.s, f.err = p.startOnThread(proc, c)
+			f.pg, f.s, f.err = p.startOnThread(proc, c, userns)
 		}
 		started <- f
 		if f.err == nil {
@@ -279,6 +286,9 @@ func (p *Pod) checkLaunch(c ExecConfig) error {
 	if c.Dir != "" && !filepath.IsAbs(c.Dir) {
 		return invalidf("working directory %q: not an absolute path", c.Dir)
 	}
+	if err := p.checkUserNSCaps(c.Security); err != nil {
+		return err
+	}
 	for _, kv := range c.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return invalidf("environment variable %q: want KEY=VAL", kv)
@@ -323,7 +333,7 @@ func (p *Pod) openHandles(container string) (*nsenter.Handles, *ContainerState, 
 	var nss []nsenter.Namespace
 	for _, t := range NamespaceTypes {
 		switch t {
-		case specs.MountNamespace:
+		case specs.MountNamespace, specs.UserNamespace: // user: joinUserNS
 		case specs.PIDNamespace:
 			nss = append(nss, nsenter.Namespace{Type: flags[t], Path: pid})
 		default:
@@ -371,7 +381,7 @@ func (p *Pod) prepare(c ExecConfig) (*launch, error) {
 // program (Go's own Pdeathsig cannot work across a PID namespace: it
 // compares the parent's PID from before the fork with getppid(), which is
 // 0 there, and kills the child at once).
-func (p *Pod) startOnThread(proc *Process, c ExecConfig) (*program, *stdio, error) {
+func (p *Pod) startOnThread(proc *Process, c ExecConfig, userns *os.File) (*program, *stdio, error) {
 	l, err := p.prepare(c)
 	if err != nil {
 		return nil, nil, err
@@ -380,6 +390,7 @@ func (p *Pod) startOnThread(proc *Process, c ExecConfig) (*program, *stdio, erro
 	if err != nil {
 		return nil, nil, err
 	}
+	ops, extra := joinUserNS(ops, userns)
 	pg, err := newProgram(ops)
 	if err != nil {
 		return nil, nil, err
@@ -396,7 +407,8 @@ func (p *Pod) startOnThread(proc *Process, c ExecConfig) (*program, *stdio, erro
 			return nil, nil, fmt.Errorf("open pty in pod: %w", err)
 		}
 		defer tty.Close()
-		if err := tty.Chown(int(l.user.uid), int(l.user.gid)); err != nil {
+		uid, gid := p.hostIDs(l.user.uid, l.user.gid)
+		if err := tty.Chown(int(uid), int(gid)); err != nil {
 			ptmx.Close()
 			pg.close()
 			return nil, nil, err
@@ -410,7 +422,7 @@ func (p *Pod) startOnThread(proc *Process, c ExecConfig) (*program, *stdio, erro
 		pg.close()
 		return nil, nil, err
 	}
-	pid, err := pg.fork(l.env, l.dir, s, nil, sys)
+	pid, err := pg.fork(l.env, l.dir, s, extra, sys)
 	if err != nil {
 		s.wait()
 		pg.close()
@@ -439,7 +451,7 @@ func (p *Pod) startError(name string, err error) error {
 
 // execDetached starts the command through a program that spawns it: a
 // process inside the pod forks the command and exits, so pause adopts it.
-func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, cs *ContainerState, c ExecConfig) (*Process, error) {
+func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, cs *ContainerState, c ExecConfig, userns *os.File) (*Process, error) {
 	// gc leaves the log alone while it is being made.
 	lock, err := p.lockShared(ctx)
 	if err != nil {
@@ -477,6 +489,7 @@ func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, cs *Containe
 		// named by its PID. Should podsb die before, the process sees
 		// its go-ahead pipe end without the go-ahead and stops.
 		ops = append([]setup.Op{ops[0], {Code: setup.Sync}}, ops[1:]...)
+		ops, extra := joinUserNS(ops, userns)
 		if pg, err = newProgram(ops); err != nil {
 			return err
 		}
@@ -486,7 +499,7 @@ func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, cs *Containe
 			return err
 		}
 		defer null.Close()
-		if pid, err = pg.fork(l.env, l.dir, &stdio{files: [3]*os.File{null, logf, logf}}, nil, &syscall.SysProcAttr{Setsid: true}); err != nil {
+		if pid, err = pg.fork(l.env, l.dir, &stdio{files: [3]*os.File{null, logf, logf}}, extra, &syscall.SysProcAttr{Setsid: true}); err != nil {
 			return p.startError(c.Args[0], err)
 		}
 		return nil

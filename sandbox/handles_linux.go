@@ -110,6 +110,10 @@ func teardown(d *podDir) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
+	// Its user namespace's IDs (userns_linux.go), once nothing of it runs.
+	if err := releaseUserNS(filepath.Dir(d.path), d.name); err != nil {
+		return err
+	}
 	defer doneWork(d.root)
 	for range 100 {
 		work, err := openWork(d.root)

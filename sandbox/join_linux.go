@@ -34,6 +34,11 @@ func writeJoin(dir string, st *State) error {
 	if err != nil {
 		return err
 	}
+	if st.UserNS != nil {
+		// Joined by pause run from ExtraFD, as Pod.Exec does
+		// (setup.Join.Namespaces).
+		prog = append([]setup.Op{{Code: setup.SetNS, Num: setup.ExtraFD}}, prog...)
+	}
 	u := execUser{home: "/root"}
 	env, wd := commandEnv(ExecConfig{}, u, st.Hostname)
 	j := setup.Join{
@@ -46,6 +51,9 @@ func writeJoin(dir string, st *State) error {
 		rel, err := filepath.Rel(dir, ns.Path)
 		if err != nil {
 			return err
+		}
+		if ns.Type == specs.UserNamespace && st.UserNS == nil {
+			continue // the host's
 		}
 		jn := setup.JoinNS{Type: uint32(nsFlags[ns.Type]), Path: rel}
 		if ns.Type == specs.MountNamespace {
@@ -66,7 +74,7 @@ func writeJoin(dir string, st *State) error {
 var nsFlags = map[specs.LinuxNamespaceType]int{
 	specs.PIDNamespace: unix.CLONE_NEWPID, specs.UTSNamespace: unix.CLONE_NEWUTS,
 	specs.IPCNamespace: unix.CLONE_NEWIPC, specs.NetworkNamespace: unix.CLONE_NEWNET,
-	specs.MountNamespace: unix.CLONE_NEWNS,
+	specs.MountNamespace: unix.CLONE_NEWNS, specs.UserNamespace: unix.CLONE_NEWUSER,
 }
 
 // execProgram is the program of a command run as root with the default

@@ -35,6 +35,11 @@ func (p *Pod) Start(ctx context.Context) error {
 		return fmt.Errorf("pod %s has no state: remove it: %w", p.name, err)
 	}
 	p.state = st
+	if st.UserNS != nil && !p.pauseLives(lock) {
+		// Its namespaces are its user namespace's, which no Go thread
+		// can join to make a new pause in them.
+		return invalidf("start: pod %s has a user namespace of its own: a stopped one cannot be started again; remove it", p.name)
+	}
 	if p.pauseLives(lock) {
 		return fmt.Errorf("%s: %w", p.name, ErrRunning)
 	}
@@ -93,7 +98,7 @@ func (p *Pod) Start(ctx context.Context) error {
 	var child *initProc
 	err = h.Do(func() error {
 		var err error
-		child, err = startInit(ops, unix.CLONE_NEWPID|unix.CLONE_NEWNS)
+		child, err = startInit(ops, unix.CLONE_NEWPID|unix.CLONE_NEWNS, nil)
 		return err
 	})
 	if err != nil {

@@ -22,6 +22,7 @@ const stateFile = "state.json"
 // pinned and joined.
 var NamespaceTypes = []specs.LinuxNamespaceType{
 	specs.PIDNamespace, specs.UTSNamespace, specs.IPCNamespace, specs.MountNamespace, specs.NetworkNamespace,
+	specs.UserNamespace, // the host's, for a pod without one of its own
 }
 
 // procName maps a namespace type to its name under /proc/PID/ns.
@@ -85,6 +86,9 @@ type State struct {
 	// HostPID says its containers may use the host's PID namespace
 	// (Config.HostPID).
 	HostPID bool `json:"hostPID,omitempty"`
+
+	// UserNS is the pod's own user namespace, if it has one: its maps.
+	UserNS *UserNS `json:"userNS,omitempty"`
 	// Network is the pod's place on the bridge network: address, gateway,
 	// bridge, host veth, published ports. Nil without one.
 	Network *network.Lease `json:"network,omitempty"`

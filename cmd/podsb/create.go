@@ -22,6 +22,8 @@ func newCreateCmd(g *globals) *cobra.Command {
 		netMode, subnet, bridge, ipArg string
 		ipcMode                        string
 		pids, memory, cpus             string
+		userns                         string
+		uidmaps, gidmaps               []string
 	)
 	cmd := &cobra.Command{
 		Use:   "create [flags] [NAME]",
@@ -114,6 +116,32 @@ short unique ID. Returns once the pod is ready.`,
 				}
 				cfg.Volumes = append(cfg.Volumes, vol)
 			}
+			if f.Changed("userns") {
+				if cfg.UserNS, err = sandbox.ParseUserNS(userns); err != nil {
+					return err
+				}
+			}
+			for _, m := range [...]struct {
+				flag string
+				in   []string
+				out  *[]sandbox.IDMap
+			}{{"--uidmap", uidmaps, &cfg.UIDMap}, {"--gidmap", gidmaps, &cfg.GIDMap}} {
+				for _, s := range m.in {
+					e, err := sandbox.ParseIDMap(s)
+					if err != nil {
+						return fmt.Errorf("%s: %w", m.flag, err)
+					}
+					*m.out = append(*m.out, e)
+				}
+			}
+			// The subordinate ID files automatic user namespaces use:
+			// other files for tests and for a host that keeps them
+			// elsewhere.
+			for i, env := range [...]string{"PODSB_SUBUID", "PODSB_SUBGID"} {
+				if p := os.Getenv(env); p != "" {
+					sandbox.SubIDFiles[i] = p
+				}
+			}
 			if step := os.Getenv(stopAfterEnv); step != "" {
 				cfg.Trace = stopAfter(step)
 			}
@@ -131,7 +159,7 @@ short unique ID. Returns once the pod is ready.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Rootfs, "rootfs", "", "use directory `DIR` as the pod's root (default: a tmpfs with the host's /usr read-only)")
 	f.BoolVar(&cfg.ReadOnly, "read-only", false, "make the pod's root read-only")
-	f.StringArrayVarP(&volumes, "volume", "v", nil, "bind-mount a host path: `SRC:DST[:OPTS]`, OPTS ro or rw, and kernelfs (repeatable)")
+	f.StringArrayVarP(&volumes, "volume", "v", nil, "bind-mount a host path: `SRC:DST[:OPTS]`, OPTS ro or rw, kernelfs, and idmap (repeatable)")
 	f.StringVar(&cfg.Hostname, "hostname", "", "the pod's hostname (default: its name)")
 	f.StringVar(&netMode, "network", "bridge", "bridge: an address on the state root's bridge; none: loopback only; host: the host's network and UTS namespaces")
 	f.StringVar(&ipcMode, "ipc", "private", "private: an IPC namespace of the pod's own; host: the host's")
@@ -141,6 +169,9 @@ short unique ID. Returns once the pod is ready.`,
 	f.StringVar(&ipArg, "ip", "", "ask for this free address of the subnet")
 	f.StringArrayVarP(&publish, "publish", "p", nil, "publish a port: `[HOSTIP:]HOSTPORT:PODPORT[/tcp|/udp]` (repeatable)")
 	securityFlags(f, &cfg.Security)
+	f.StringVar(&userns, "userns", "host", "host: the host's user namespace; auto: one of the pod's own, 65536 IDs no other pod has (from /etc/subuid and /etc/subgid for containers)")
+	f.StringArrayVar(&uidmaps, "uidmap", nil, "a user namespace of the pod's own with this uid map line: `CONTAINER:HOST:SIZE` (repeatable)")
+	f.StringArrayVar(&gidmaps, "gidmap", nil, "likewise its gid map (default: the uid map)")
 	f.StringVar(&pids, "pids-limit", "", "the most processes the pod may have: `N`, at least 1 (default no limit)")
 	f.StringVar(&memory, "memory", "", "the most memory the pod may use: `SIZE` in bytes, or with k, m, g; at least 4m (default no limit)")
 	f.StringVar(&cpus, "cpus", "", "the CPU time the pod may use: `N` CPUs, 0.01 to the number of CPUs (0.5: half of one; default no limit)")

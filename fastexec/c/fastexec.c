@@ -438,8 +438,14 @@ static __attribute__((noreturn)) void child(struct attempt *a, const struct join
 	const char *argv[] = {a0, a1, 0};
 	i64 r = 0, in = 0;
 
+	i64 user = -1;
+
+	// A user namespace is pause run's to join (setup.Join.Namespaces):
+	// its handle goes to EXTRA_FD.
 	for (u32 k = 0; k < j->h.nns && r >= 0; k++)
-		if (j->h.ns_types[k] != CLONE_NEWPID)
+		if (j->h.ns_types[k] == CLONE_NEWUSER)
+			user = a->ns[k];
+		else if (j->h.ns_types[k] != CLONE_NEWPID)
 			r = sys(SYS_SETNS, a->ns[k], j->h.ns_types[k], 0);
 	// The pod's /dev/null, once its mount namespace is joined.
 	if (r >= 0 && !interactive)
@@ -450,10 +456,11 @@ static __attribute__((noreturn)) void child(struct attempt *a, const struct join
 		// Out of the way of 0-6 first, then into place.
 		i64 p = sys(SYS_FCNTL, a->prog[0], F_DUPFD_CLOEXEC, 10), s = sys(SYS_FCNTL, a->status[1], F_DUPFD_CLOEXEC, 10);
 		i64 m = sys(SYS_FCNTL, a->memfd, F_DUPFD_CLOEXEC, 10);
+		i64 u = user < 0 ? 0 : sys(SYS_FCNTL, user, F_DUPFD_CLOEXEC, 10);
 
 		if (!interactive)
 			in = sys(SYS_FCNTL, in, F_DUPFD_CLOEXEC, 10);
-		if (p < 0 || s < 0 || m < 0 || in < 0) {
+		if (p < 0 || s < 0 || m < 0 || in < 0 || u < 0) {
 			r = -EINVAL;
 		} else {
 			if (!interactive)
@@ -461,6 +468,8 @@ static __attribute__((noreturn)) void child(struct attempt *a, const struct join
 			moveFD(p, PROGRAM_FD);
 			moveFD(s, STATUS_FD);
 			moveFD(m, PAUSE_FD);
+			if (user >= 0)
+				moveFD(u, EXTRA_FD);
 			// A session of its own: podsb's controlling terminal, if
 			// any, must not be the command's (/dev/tty and TIOCSTI
 			// would reach it).

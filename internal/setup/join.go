@@ -33,7 +33,11 @@ type Join struct {
 	PID, Start uint64
 	BootID     string
 	// Namespaces are the handles to join, in order, by path relative to
-	// the pod's state directory (ns/pid), the mount namespace last.
+	// the pod's state directory (ns/pid), the mount namespace last. A
+	// user namespace (CLONE_NEWUSER) is not joined with setns by the fast
+	// path, which would lose its capabilities at the execve of pause run:
+	// it passes the handle to pause run at ExtraFD, and Program begins
+	// with the SetNS operation that joins it.
 	Namespaces []JoinNS
 	// Env is the command's whole environment; Dir its working directory.
 	Env []string

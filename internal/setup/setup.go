@@ -78,6 +78,11 @@ const (
 	// ".." of a detached mount's root is itself. Before Pivot, Str[0] is
 	// a host path: a pod's init opens its exits directory onto ExitsFD so.
 	OpenTree Code = 23
+	// SetNS joins the namespace of the fd Num (setns with type 0). A
+	// command of a pod with a user namespace joins it so, from the
+	// single-threaded pause run: a Go thread cannot (setns(2) refuses a
+	// user namespace to a multi-threaded process).
+	SetNS Code = 24
 )
 
 // Records on the status pipe that are not failures: the first word.
@@ -268,6 +273,8 @@ func (op Op) String() string {
 		return "pivot_root to " + s(0)
 	case MoveMount:
 		return "attach a mount on " + s(0)
+	case SetNS:
+		return fmt.Sprintf("join the namespace of fd %d", op.Num)
 	case Sync:
 		return "wait for the go-ahead"
 	case Spawn:

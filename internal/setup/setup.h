@@ -32,6 +32,7 @@
 #define OP_SECCOMP 21
 #define OP_NO_DEV 22
 #define OP_OPEN_TREE 23
+#define OP_SET_NS 24
 
 // The rest of the contract (package setup), and sandbox's defaults.
 #define OP_OPTIONAL 1
@@ -185,6 +186,7 @@
 #define CLONE_NEWUTS 0x4000000
 #define CLONE_NEWIPC 0x8000000
 #define CLONE_NEWPID 0x20000000
+#define CLONE_NEWUSER 0x10000000
 #define CLONE_NEWNET 0x40000000
 #define PR_SET_PDEATHSIG 1
 #define PR_SET_DUMPABLE 4

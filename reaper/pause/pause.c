@@ -430,6 +430,8 @@ static long exec_op(const struct op *o, char **envp)
 		o2 = sys(SYS_DUP3, r, o->num, O_CLOEXEC, 0);
 		sys(SYS_CLOSE, r, 0, 0, 0);
 		return o2 < 0 ? o2 : 0;
+	case OP_SET_NS:
+		return sys(SYS_SETNS, o->num, 0, 0, 0);
 	case OP_MOVE_MOUNT:
 		return sys6(SYS_MOVE_MOUNT, o->num, (long)"", AT_FDCWD, (long)arg(o, 0), MOVE_MOUNT_F_EMPTY_PATH, 0);
 	case OP_SYNC: {

@@ -55,6 +55,7 @@ var ops = []constant{
 	{"OP_EXEC", setup.Exec}, {"OP_CAPS", setup.Caps}, {"OP_NO_NEW_PRIVS", setup.NoNewPrivs},
 	{"OP_CAP_SET", setup.CapSet}, {"OP_SECCOMP", setup.Seccomp}, {"OP_NO_DEV", setup.NoDev},
 	{"OP_OPEN_TREE", setup.OpenTree},
+	{"OP_SET_NS", setup.SetNS},
 }
 
 // contract are setup's other constants, and sandbox's defaults.
@@ -118,7 +119,7 @@ var kernel = []constant{
 	{"POLLIN", unix.POLLIN}, {"WNOHANG", unix.WNOHANG}, {"WALL", unix.WALL},
 	{"WEXITED", unix.WEXITED}, {"WNOWAIT", unix.WNOWAIT}, {"P_ALL", unix.P_ALL}, {"P_PID", unix.P_PID},
 	{"CLONE_NEWNS", unix.CLONE_NEWNS}, {"CLONE_NEWUTS", unix.CLONE_NEWUTS}, {"CLONE_NEWIPC", unix.CLONE_NEWIPC},
-	{"CLONE_NEWPID", unix.CLONE_NEWPID}, {"CLONE_NEWNET", unix.CLONE_NEWNET},
+	{"CLONE_NEWPID", unix.CLONE_NEWPID}, {"CLONE_NEWUSER", unix.CLONE_NEWUSER}, {"CLONE_NEWNET", unix.CLONE_NEWNET},
 	{"PR_SET_PDEATHSIG", unix.PR_SET_PDEATHSIG}, {"PR_SET_DUMPABLE", unix.PR_SET_DUMPABLE},
 	{"PR_SET_NAME", unix.PR_SET_NAME}, {"PR_SET_SECCOMP", unix.PR_SET_SECCOMP},
 	{"PR_CAPBSET_DROP", unix.PR_CAPBSET_DROP}, {"PR_SET_CHILD_SUBREAPER", unix.PR_SET_CHILD_SUBREAPER},

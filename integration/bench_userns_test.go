@@ -1,0 +1,71 @@
+package integration
+
+import (
+	"fmt"
+	"os/exec"
+	"testing"
+
+	"github.com/podsb/podsb/internal/testenv"
+)
+
+// BenchmarkUserNSCreate measures podsb create (and rm -f) of a pod with
+// --userns auto against one without, interleaved in one run (issue 17: at
+// most 1.3 times). Both have the default root and loopback only. Results:
+// docs/performance.md.
+func BenchmarkUserNSCreate(b *testing.B) {
+	testenv.RequireRoot(b)
+	rounds := benchRounds(b, 50)
+	e := newEnv(b)
+	run := e.name()
+	pod := func(userns string) tool {
+		return tool{
+			name: "userns-" + userns,
+			op: func(tb testing.TB, i int, _ any) any {
+				n := fmt.Sprintf("%s%s%d", run, userns, i)
+				e.use(n)
+				if out, err := exec.Command(e.bin, "--root", e.root, "create", "--network", "none", "--userns", userns, n).CombinedOutput(); err != nil {
+					tb.Fatalf("podsb create: %v: %s", err, out)
+				}
+				return n
+			},
+			rm: func(tb testing.TB, _ int, n any) {
+				if out, err := exec.Command(e.bin, "--root", e.root, "rm", "-f", n.(string)).CombinedOutput(); err != nil {
+					tb.Fatalf("podsb rm: %v: %s", err, out)
+				}
+			},
+		}
+	}
+	report(b, measure(b, rounds, []tool{pod("host"), pod("auto")}), "userns-host/create")
+}
+
+// BenchmarkUserNSExec measures podsb exec into a --userns auto pod against
+// one into a pod without a user namespace, interleaved in one run (issue
+// 17: at most 1.1 times): as podsb runs it (the fast path, which both
+// pods' join records allow), and in Go alone (PODSB_FASTEXEC=0). Results:
+// docs/performance.md.
+func BenchmarkUserNSExec(b *testing.B) {
+	testenv.RequireRoot(b)
+	rounds := benchRounds(b, 100)
+	e := newEnv(b)
+	host, _ := e.create("-v", pauseBinary+":/catatonit:ro")
+	auto, _ := e.create("--userns", "auto", "-v", pauseBinary+":/catatonit:ro")
+	execIn := func(name, pod string, env ...string) tool {
+		return tool{
+			name: name,
+			op: func(tb testing.TB, _ int, _ any) any {
+				cmd := exec.Command(e.bin, append([]string{"--root", e.root, "exec", pod, "--"}, execArgs...)...)
+				cmd.Env = env
+				if out, err := cmd.CombinedOutput(); err != nil {
+					tb.Fatalf("%v: %v: %s", cmd.Args, err, out)
+				}
+				return nil
+			},
+		}
+	}
+	report(b, measure(b, rounds, []tool{
+		execIn("host", host),
+		execIn("userns", auto),
+		execIn("host-go", host, "PODSB_FASTEXEC=0"),
+		execIn("userns-go", auto, "PODSB_FASTEXEC=0"),
+	}), "host")
+}

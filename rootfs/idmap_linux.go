@@ -1,0 +1,92 @@
+package rootfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// IDMapped returns a detached clone of the mount tree at path (with the
+// mounts below it if recursive), idmapped with the user namespace at the
+// fd userns and given the attributes attr (unix.MOUNT_ATTR_RDONLY and the
+// like), as an fd for Spec.Shared. A file the host's root owns shows,
+// through the mount, as owned by the namespace's root, and what the
+// namespace's root creates is the host's root's on disk.
+//
+// It changes nothing in the caller's mount table. It needs CAP_SYS_ADMIN,
+// and a file system that supports idmapped mounts (ext4, xfs, btrfs,
+// tmpfs, overlayfs on Linux 6.x); an error names the path and the
+// errno, EINVAL for a file system that does not.
+func IDMapped(path string, userns int, attr uint64, recursive bool) (*os.File, error) {
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	setFlags := uint(0)
+	if recursive {
+		flags |= unix.AT_RECURSIVE
+		setFlags = unix.AT_RECURSIVE
+	}
+	fd, err := unix.OpenTree(unix.AT_FDCWD, path, flags)
+	if err != nil {
+		return nil, &os.PathError{Op: "open_tree", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	a := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP | attr, Userns_fd: uint64(userns)}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|setFlags, a); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EINVAL) {
+			return nil, fmt.Errorf("idmapped mount of %s: its file system (or one mounted below it) does not support idmapped mounts: %w", path, err)
+		}
+		return nil, &os.PathError{Op: "mount_setattr idmap", Path: path, Err: err}
+	}
+	return f, nil
+}
+
+// Clone returns a detached clone of the mount tree at path and the mounts
+// below it, as an fd for Spec.Shared: the source of a volume that a
+// process without the host's privileges attaches (move_mount needs no
+// path to the source).
+func Clone(path string) (*os.File, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return nil, &os.PathError{Op: "open_tree", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// Tmpfs returns a new detached tmpfs (nosuid, nodev) whose root directory,
+// mode 0755, belongs to uid and gid: the default root of a pod whose root
+// is uid on the host.
+func Tmpfs(uid, gid uint32) (*os.File, error) {
+	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("fsopen tmpfs", err)
+	}
+	defer unix.Close(fs)
+	for _, kv := range [][2]string{{"mode", "0755"}, {"uid", strconv.FormatUint(uint64(uid), 10)}, {"gid", strconv.FormatUint(uint64(gid), 10)}} {
+		if err := unix.FsconfigSetString(fs, kv[0], kv[1]); err != nil {
+			return nil, fmt.Errorf("tmpfs option %s=%s: %w", kv[0], kv[1], err)
+		}
+	}
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return nil, os.NewSyscallError("fsconfig create tmpfs", err)
+	}
+	fd, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+	if err != nil {
+		return nil, os.NewSyscallError("fsmount tmpfs", err)
+	}
+	return os.NewFile(uintptr(fd), "tmpfs"), nil
+}
+
+// HostSystemDirs are the host's directories the default root binds
+// read-only, where they exist as directories.
+func HostSystemDirs() []string {
+	var out []string
+	for _, d := range hostSystemDirs {
+		if fi, err := OS.Lstat(d); err == nil && fi.IsDir() {
+			out = append(out, d)
+		}
+	}
+	return out
+}
