@@ -9,8 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestTemplateMountNamespace: pods with the default root are cloned from
-// the state root's template mount namespace (sandbox/template_linux.go),
+// TestTemplateMountNamespace: pods with the default root, but the first,
+// are cloned from the state root's template mount namespace (sandbox/template_linux.go),
 // pinned at ROOT/.template/mnt; a host mount made after it is seen by a
 // later pod that binds it; gc drops the template and the next create makes
 // it again; the last rm removes it (the env's leak check: no mount and no
@@ -22,9 +22,15 @@ func TestTemplateMountNamespace(t *testing.T) {
 		var fs unix.Statfs_t
 		return unix.Statfs(pin, &fs) == nil && fs.Type == unix.NSFS_MAGIC
 	}
+	// The first pod alone clones from the host; the second makes the
+	// template.
 	a, _ := e.create()
+	if isPinned() {
+		t.Errorf("a template pinned at %s for a pod alone in its root", pin)
+	}
+	a2, _ := e.create()
 	if !isPinned() {
-		t.Fatalf("no template pinned at %s after a create", pin)
+		t.Fatalf("no template pinned at %s after a second create", pin)
 	}
 	// A host mount made after the template, bound into a new pod.
 	src := t.TempDir()
@@ -40,7 +46,7 @@ func TestTemplateMountNamespace(t *testing.T) {
 		t.Errorf("pod with a volume of a later host mount reads %q (%s), want the mount's file", r.stdout, r.stderr)
 	}
 	// The pods' handles work from the host, and the pods see no handle.
-	for _, name := range []string{a, b} {
+	for _, name := range []string{a, a2, b} {
 		if r := e.runCmd(cmdOf("nsenter", "--uts="+filepath.Join(e.root, name, "ns", "uts"), "hostname")); strings.TrimSpace(r.stdout) != name {
 			t.Errorf("nsenter --uts of %s: %q %s", name, r.stdout, r.stderr)
 		}

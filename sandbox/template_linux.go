@@ -36,9 +36,10 @@ import (
 // the create compares every host path the pod's plan binds from (and the
 // pod's own directory and /proc) in the template and on the host, by
 // device and inode; if one differs, a mount came or went there since, and
-// the template is made again. Pods whose plan binds directories that may
-// hold mounts made below them later (volumes, a directory root) are
-// cloned from the host's namespace, as before.
+// the template is made again. The first pod of a root is cloned from the
+// host (a template is made for the second). Pods whose plan binds
+// directories that may hold mounts made below them later (volumes, a
+// directory root) are cloned from the host's namespace, as before.
 const templateDir = ".template"
 
 // errStaleTemplate means a path a pod needs differs between the template
@@ -65,11 +66,17 @@ func forkFromTemplate(rf *os.File, root, podDir string, ops []setup.Op, fork fun
 			return err
 		}
 	}
+	pin := filepath.Join(root, templateDir, "mnt")
+	// Making a template copies the host's table once, as a clone from it
+	// does: worth it only when another pod will use it. A pod alone in
+	// its root (one created and removed at a time) clones from the host.
+	if !isNSFS(pin) && !hasPods(root, 2) {
+		return fork()
+	}
 	if err := flock(rf, unix.LOCK_EX); err != nil {
 		return &os.PathError{Op: "flock", Path: root, Err: err}
 	}
 	defer unix.Flock(int(rf.Fd()), unix.LOCK_UN)
-	pin := filepath.Join(root, templateDir, "mnt")
 	for attempt := 0; ; attempt++ {
 		err := errStaleTemplate
 		if h, oerr := openTemplate(pin); oerr == nil {
@@ -94,11 +101,16 @@ func forkFromTemplate(rf *os.File, root, podDir string, ops []setup.Op, fork fun
 
 // openTemplate opens the pinned template, if there is one.
 func openTemplate(pin string) (*nsenter.Handles, error) {
-	var fs unix.Statfs_t
-	if err := unix.Statfs(pin, &fs); err != nil || fs.Type != unix.NSFS_MAGIC {
+	if !isNSFS(pin) {
 		return nil, errStaleTemplate
 	}
 	return nsenter.Open([]nsenter.Namespace{{Type: unix.CLONE_NEWNS, Path: pin}})
+}
+
+// isNSFS tells whether p is a namespace file (a pinned handle).
+func isNSFS(p string) bool {
+	var fs unix.Statfs_t
+	return unix.Statfs(p, &fs) == nil && fs.Type == unix.NSFS_MAGIC
 }
 
 // templatePaths lists the host paths the init of the pod in podDir uses
@@ -144,8 +156,7 @@ func makeTemplate(root string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
-	var fs unix.Statfs_t
-	if err := unix.Statfs(filepath.Join(dir, "mnt"), &fs); err == nil && fs.Type == unix.NSFS_MAGIC {
+	if isNSFS(filepath.Join(dir, "mnt")) {
 		if err := unmount(filepath.Join(dir, "mnt")); err != nil {
 			return err
 		}
@@ -275,7 +286,7 @@ func dropTemplate(rf *os.File, root string, force bool) error {
 		return &os.PathError{Op: "flock", Path: root, Err: err}
 	}
 	defer unix.Flock(int(rf.Fd()), unix.LOCK_UN)
-	if !force && hasPods(root) {
+	if !force && hasPods(root, 1) {
 		return nil
 	}
 	var errs []error
@@ -290,9 +301,9 @@ func dropTemplate(rf *os.File, root string, force bool) error {
 	return errors.Join(errs...)
 }
 
-// hasPods tells whether the state root holds an entry that may be a pod:
-// one whose name does not start with a dot. It stops at the first.
-func hasPods(root string) bool {
+// hasPods tells whether the state root holds at least k entries that may
+// be pods: whose names do not start with a dot. It stops at the k-th.
+func hasPods(root string, k int) bool {
 	f, err := os.Open(root)
 	if err != nil {
 		return true
@@ -302,7 +313,9 @@ func hasPods(root string) bool {
 		names, err := f.Readdirnames(64)
 		for _, n := range names {
 			if !strings.HasPrefix(n, ".") {
-				return true
+				if k--; k == 0 {
+					return true
+				}
 			}
 		}
 		if err != nil {
