@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"slices"
@@ -34,21 +35,24 @@ func BenchmarkScale(b *testing.B) {
 		return fmt.Sprintf("%s total, %s per pod", d.Round(time.Millisecond), (d / time.Duration(n)).Round(time.Microsecond))
 	}
 
-	// podsb.
-	e := newEnv(b)
+	// podsb, on a bridge network of the test's own (the default network
+	// mode), with room for n pods.
+	e, net := scaleNetEnv(b, n+1)
 	names := make([]string, n)
 	for i := range names {
 		names[i] = e.name()
 	}
-	// Create with none alive: pods made and removed one at a time.
-	lone := sampleCreates(b, e, 50)
+	// Create with none alive: pods made and removed one at a time. The
+	// first makes the bridge, which a pod then holds.
+	e.must(append([]string{"create"}, append(net, e.name())...)...)
+	lone := sampleCreates(b, e, 50, net...)
 	row("podsb create, no pod alive (50 create+rm)", stats(lone))
-	mem0, slab0 := memAvailable(b), meminfo(b, "Slab:")
+	mem0, slab0, slabs0 := memAvailable(b), meminfo(b, "Slab:"), slabinfo(b)
 	creates := make([]time.Duration, 0, n)
 	start := time.Now()
 	for _, name := range names {
 		t0 := time.Now()
-		e.must("create", name)
+		e.must(append([]string{"create"}, append(net, name)...)...)
 		creates = append(creates, time.Since(t0))
 	}
 	row("podsb create", perPod(time.Since(start)))
@@ -56,7 +60,8 @@ func BenchmarkScale(b *testing.B) {
 	mem1, slab1 := memAvailable(b), meminfo(b, "Slab:")
 	row("podsb memory per pod (MemAvailable drop)", fmt.Sprintf("%d KiB", (mem0-mem1)/int64(n)))
 	row("podsb Slab growth per pod", fmt.Sprintf("%d KiB", (slab1-slab0)/int64(n)))
-	full := sampleCreates(b, e, 50)
+	row("podsb Slab growth per pod, largest caches", slabGrowth(slabs0, slabinfo(b), n, 10))
+	full := sampleCreates(b, e, 50, net...)
 	row(fmt.Sprintf("podsb create, %d pods alive (50 create+rm)", n), stats(full))
 	row(fmt.Sprintf("create with %d alive / with none (p50; p99 over p50 with none)", n),
 		fmt.Sprintf("%.2f×; %.2f×", float64(median(full))/float64(median(lone)), float64(percentile(full, 99))/float64(median(lone))))
@@ -74,7 +79,7 @@ func BenchmarkScale(b *testing.B) {
 		start = time.Now()
 		out := e.must("ps")
 		psTimes = append(psTimes, time.Since(start))
-		if got := strings.Count(out, "\n") - 1; got != n {
+		if got := strings.Count(out, "\n") - 2; got != n { // and keeper
 			b.Fatalf("ps lists %d pods, want %d", got, n)
 		}
 	}
@@ -86,7 +91,12 @@ func BenchmarkScale(b *testing.B) {
 	e.must("rm", "--all")
 	row("podsb rm --all", perPod(time.Since(start)))
 	checkNoLeaks(b, e.root, e.names, e.pids)
-	row("podsb leaks after rm --all", "none (mounts, /run/netns, processes, state checked)")
+	checkNoNetworkLeaks(b, e.root, e.bridge, e.names)
+	row("podsb leaks after rm --all", "none (mounts, /run/netns, processes, state, cgroups, links, NAT table checked)")
+	if os.Getenv("PODSB_SCALE_PEERS") == "0" {
+		b.Log(table(rows))
+		return
+	}
 
 	// runc, the same way.
 	rt := newRunc(b)
@@ -128,12 +138,80 @@ func BenchmarkScale(b *testing.B) {
 	}
 	row("runc kill + delete, every container", perPod(time.Since(start)))
 
+	b.Log(table(rows))
+}
+
+// table formats rows as a markdown table.
+func table(rows [][2]string) string {
 	var sb strings.Builder
 	sb.WriteString("\n| measure | value |\n| --- | --- |\n")
 	for _, r := range rows {
 		fmt.Fprintf(&sb, "| %s | %s |\n", r[0], r[1])
 	}
-	b.Log(sb.String())
+	return sb.String()
+}
+
+// scaleNetEnv returns an env and the create flags of a bridge network of
+// its own, for n pods (its subnet, a /18, has 16,381 addresses).
+//
+// PODSB_SCALE_NETWORK=none gives pods loopback only: a Linux bridge holds
+// at most 1023 ports, so more pods than that need it.
+func scaleNetEnv(tb testing.TB, n int) (*env, []string) {
+	tb.Helper()
+	if os.Getenv("PODSB_SCALE_NETWORK") == "none" {
+		return newEnv(tb), []string{"--network", "none"}
+	}
+	if n > 1023 {
+		tb.Fatalf("%d pods: a Linux bridge holds at most 1023 ports (PODSB_SCALE_NETWORK=none)", n)
+	}
+	e := newEnv(tb)
+	e.bridge = fmt.Sprintf("pt%06x", mrand.IntN(1<<24))
+	subnet := fmt.Sprintf("10.%d.%d.0/18", 150+mrand.IntN(40), 64*mrand.IntN(4))
+	return e, []string{"--network", "bridge", "--bridge", e.bridge, "--subnet", subnet}
+}
+
+// slabinfo returns the memory of each slab cache of /proc/slabinfo, in
+// bytes (active objects times object size).
+func slabinfo(tb testing.TB) map[string]int64 {
+	tb.Helper()
+	b, err := os.ReadFile("/proc/slabinfo")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := map[string]int64{}
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) < 4 || strings.HasPrefix(f[0], "#") || f[0] == "slabinfo" {
+			continue
+		}
+		active, _ := strconv.ParseInt(f[1], 10, 64)
+		size, _ := strconv.ParseInt(f[3], 10, 64)
+		m[f[0]] += active * size
+	}
+	return m
+}
+
+// slabGrowth formats the k caches that grew most from before to after,
+// per pod of n, in KiB, and their sum.
+func slabGrowth(before, after map[string]int64, n, k int) string {
+	type c struct {
+		name string
+		d    int64
+	}
+	var cs []c
+	var sum int64
+	for name, v := range after {
+		if d := v - before[name]; d > 0 {
+			cs = append(cs, c{name, d})
+			sum += d
+		}
+	}
+	slices.SortFunc(cs, func(a, b c) int { return int(b.d - a.d) })
+	var parts []string
+	for _, x := range cs[:min(k, len(cs))] {
+		parts = append(parts, fmt.Sprintf("%s %.1f", x.name, float64(x.d)/1024/float64(n)))
+	}
+	return fmt.Sprintf("%.0f KiB in all: %s", float64(sum)/1024/float64(n), strings.Join(parts, ", "))
 }
 
 // memAvailable returns MemAvailable from /proc/meminfo, in KiB.
@@ -172,14 +250,15 @@ func meminfo(tb testing.TB, field string) int64 {
 	return 0
 }
 
-// sampleCreates times k creates of a pod, each removed before the next.
-func sampleCreates(tb testing.TB, e *env, k int) []time.Duration {
+// sampleCreates times k creates of a pod with the create flags args, each
+// removed before the next.
+func sampleCreates(tb testing.TB, e *env, k int, args ...string) []time.Duration {
 	tb.Helper()
 	var d []time.Duration
 	for range k {
 		name := e.name()
 		t0 := time.Now()
-		e.must("create", name)
+		e.must(append(append([]string{"create"}, args...), name)...)
 		d = append(d, time.Since(t0))
 		e.must("rm", "-f", name)
 	}
@@ -199,11 +278,11 @@ func stats(d []time.Duration) string {
 func BenchmarkScaleChurn(b *testing.B) {
 	testenv.RequireRoot(b)
 	alive, churn := envInt(b, "PODSB_SCALE_ALIVE", 500), envInt(b, "PODSB_SCALE_CHURN", 10000)
-	e := newEnv(b)
+	e, net := scaleNetEnv(b, alive+1)
 	for range alive {
-		e.must("create", e.name())
+		e.must(append(append([]string{"create"}, net...), e.name())...)
 	}
-	d := sampleCreates(b, e, churn)
+	d := sampleCreates(b, e, churn, net...)
 	slow := 0
 	for _, x := range d {
 		if x > time.Second {
@@ -214,6 +293,7 @@ func BenchmarkScaleChurn(b *testing.B) {
 		churn, alive, stats(d), slow)
 	e.must("rm", "--all")
 	checkNoLeaks(b, e.root, e.names, e.pids)
+	checkNoNetworkLeaks(b, e.root, e.bridge, e.names)
 }
 
 // envInt reads a positive number from the environment, or gives def.

@@ -178,6 +178,10 @@ func (n *Network) Attach(l *Lease, pod string, netnsFD int) error {
 	// One message makes the pair, on the bridge and in the pod: a kill
 	// after it leaves a link named for the pod, which its rm deletes.
 	if err := netlink.LinkAdd(veth); err != nil {
+		if errors.Is(err, unix.EXFULL) {
+			// BR_MAX_PORTS: port numbers are 10 bits, 0 unused.
+			return fmt.Errorf("create veth %s: bridge %s is full: a Linux bridge has at most 1023 ports: %w", l.Veth, n.cfg.Bridge, err)
+		}
 		return fmt.Errorf("create veth %s: %w", l.Veth, err)
 	}
 	n.step("veth: create")

@@ -157,7 +157,8 @@ func (n *Network) Close() error {
 	if n.cfg.Bridge == "" || n.keepEmpty {
 		return nil
 	}
-	if ents, err := os.ReadDir(filepath.Join(n.dir, "leases")); err == nil && len(ents) == 0 {
+	// One entry read, not all: Close ends every create and rm.
+	if emptyDir(filepath.Join(n.dir, "leases")) {
 		return n.remove()
 	}
 	return nil
@@ -215,30 +216,52 @@ func (n *Network) Reserve(pod string, want netip.Addr, ports []Port) (*Lease, er
 	return l, nil
 }
 
-// allocate takes the lowest free address of the subnet.
+// allocate takes the lowest free address of the subnet. It starts from
+// the network's free-from mark, below which every address is taken, so
+// that the n-th pod does not read the n-1 leases before it (a create
+// would cost O(n)). A full pool is a clear error; the pods that hold its
+// addresses are not touched.
 func (n *Network) allocate(pod string) (netip.Addr, error) {
-	ents, err := os.ReadDir(filepath.Join(n.dir, "leases"))
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	taken := make(map[netip.Addr]bool, len(ents))
-	for _, e := range ents {
-		if a, err := netip.ParseAddr(e.Name()); err == nil {
-			taken[a] = true
-		}
-	}
 	last := broadcast(n.cfg.Subnet)
-	for a := gateway(n.cfg.Subnet).Next(); a.Less(last); a = a.Next() {
-		if taken[a] {
-			continue
-		}
+	for a := n.freeFrom(); a.Less(last); a = a.Next() {
 		if err := createExcl(n.leasePath(a), pod); err == nil {
+			// A crash before this write leaves the mark lower than it
+			// could be, which only costs a longer search.
+			writeFileAtomic(filepath.Join(n.dir, freeFromFile), []byte(a.Next().String()))
 			return a, nil
 		} else if !errors.Is(err, os.ErrExist) {
 			return netip.Addr{}, err
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("subnet %s: no free address", n.cfg.Subnet)
+}
+
+// freeFromFile, in the network's directory, holds the free-from mark: an
+// address such that every pod address of the subnet below it is leased.
+// An address is freed only after the mark is lowered to it (freed), so
+// the mark is never above a free address.
+const freeFromFile = "free-from"
+
+// freeFrom returns the free-from mark, or the first pod address if there
+// is none (or it is not of the subnet).
+func (n *Network) freeFrom() netip.Addr {
+	first := gateway(n.cfg.Subnet).Next()
+	b, err := os.ReadFile(filepath.Join(n.dir, freeFromFile))
+	if err != nil {
+		return first
+	}
+	a, err := netip.ParseAddr(string(b))
+	if err != nil || !n.cfg.Subnet.Contains(a) || a.Less(first) {
+		return first
+	}
+	return a
+}
+
+// freed lowers the free-from mark to a, which is about to be freed.
+func (n *Network) freed(a netip.Addr) {
+	if a.Less(n.freeFrom()) {
+		writeFileAtomic(filepath.Join(n.dir, freeFromFile), []byte(a.String()))
+	}
 }
 
 // reservePort reserves p for pod: no other pod may publish it, and no
@@ -309,6 +332,9 @@ func (n *Network) Release(l *Lease, pod string) error {
 		removeOwned(filepath.Join(n.dir, "ports", portKey(p)), pod)
 	}
 	if l.Addr.IsValid() {
+		if owned(n.leasePath(l.Addr.Addr()), pod) {
+			n.freed(l.Addr.Addr())
+		}
 		removeOwned(n.leasePath(l.Addr.Addr()), pod)
 	}
 	return errors.Join(errs...)
@@ -335,6 +361,9 @@ func (n *Network) Prune(exists func(pod string) bool) error {
 				errs = append(errs, err)
 			}
 			deleteLink(vethName(n.root, pod))
+			if a, err := netip.ParseAddr(e.Name()); err == nil && sub == "leases" {
+				n.freed(a)
+			}
 			os.Remove(path)
 		}
 	}
@@ -354,9 +383,27 @@ func createExcl(path, content string) error {
 }
 
 func removeOwned(path, pod string) {
-	if b, err := os.ReadFile(path); err == nil && string(b) == pod {
+	if owned(path, pod) {
 		os.Remove(path)
 	}
+}
+
+// owned tells whether the lease or port file at path is pod's.
+func owned(path, pod string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && string(b) == pod
+}
+
+// emptyDir tells whether the directory dir has no entry; it reads at most
+// one.
+func emptyDir(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(1)
+	return len(names) == 0
 }
 
 func writeFileAtomic(path string, b []byte) error {

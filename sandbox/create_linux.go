@@ -215,9 +215,22 @@ func (r *podCreate) plan(context.Context) (func(), error) {
 }
 
 // startInit starts the pod's init in new namespaces, waiting for its
-// program.
+// program. It is cloned from the state root's template mount namespace
+// (template_linux.go) when the pod's root allows.
 func (r *podCreate) startInit(context.Context) (func(), error) {
-	child, err := startInit(r.ops, podCloneFlags(r.c), r.userns)
+	var child *initProc
+	fork := func() (err error) {
+		child, err = startInit(r.ops, podCloneFlags(r.c), r.userns)
+		return err
+	}
+	var err error
+	// A pod with a user namespace forks from a thread of its own (its
+	// working directory): from the host's namespace.
+	if r.userns == nil && useTemplate(r.c) {
+		err = forkFromTemplate(r.lock.root, filepath.Dir(r.dir), r.dir, r.ops, fork)
+	} else {
+		err = fork()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -68,6 +68,10 @@ func GC(ctx context.Context, root string) ([]string, error) {
 	if err := gcWork(rf); err != nil {
 		errs = append(errs, err)
 	}
+	// A fresh template for the next create (template_linux.go).
+	if err := dropTemplate(rf, root, true); err != nil {
+		errs = append(errs, err)
+	}
 	if err := removeTemps(rf, staleTemp); err != nil {
 		errs = append(errs, err)
 	}

@@ -127,6 +127,10 @@ func teardown(d *podDir) error {
 			// And what a killed create or rm left there.
 			sweepWork(work)
 			work.Close()
+			// The root's template goes with its last pod.
+			if terr := dropTemplate(d.root, filepath.Dir(d.path), false); err == nil {
+				err = terr
+			}
 			return err
 		}
 		// ENOENT: the work directory was removed under us (by another's

@@ -63,7 +63,8 @@ func newPsCmd(g *globals) *cobra.Command {
 				if st.Network != nil {
 					ip = st.Network.Addr.Addr().String()
 				}
-				rows = append(rows, psRow{Name: p.Name(), Status: st.Status, PID: p.PID(), Processes: counts[p.Name()], IP: ip, Created: st.Created, Root: root})
+				// st.Pid, not p.PID(): each asks whether pause lives.
+				rows = append(rows, psRow{Name: p.Name(), Status: st.Status, PID: st.Pid, Processes: counts[p.Name()], IP: ip, Created: st.Created, Root: root})
 			}
 			return printPs(cmd.OutOrStdout(), rows, quiet, format)
 		},
