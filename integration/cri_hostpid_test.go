@@ -24,13 +24,7 @@ import (
 func TestCRIHostPID(t *testing.T) {
 	c := newCRIEnv(t)
 	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := fileWriter(t, dir)
 	apps := layer(t, tarFile{name: "bin/sleep", link: "busybox"}, tarFile{name: "bin/cat", link: "busybox"})
 	host := serveImages(t, map[string]v1.Image{"busybox:1": ociImage(t, []string{"sleep", "1000"}, busyboxLayer(t), apps)})
 	ref := host + "/busybox:1"

@@ -3,8 +3,6 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,13 +21,7 @@ import (
 func TestCRIImageVolume(t *testing.T) {
 	c := newCRIEnv(t)
 	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := fileWriter(t, dir)
 	apps := layer(t, tarFile{name: "bin/cat", link: "busybox"}, tarFile{name: "bin/touch", link: "busybox"}, tarFile{name: "bin/sleep", link: "busybox"})
 	data := ociImage(t, nil, layer(t, tarFile{name: "data/hello", mode: 0o644, body: []byte("lower\n")},
 		tarFile{name: "data/lower-only", mode: 0o644, body: []byte("only\n")}),

@@ -18,13 +18,7 @@ import (
 func TestCRINamespaces(t *testing.T) {
 	c := newCRIEnv(t)
 	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := fileWriter(t, dir)
 	hostPod := write("host.json", `{"metadata": {"name": "host", "namespace": "default", "uid": "h1"},
 		"port_mappings": [{"container_port": 80, "host_port": 80}],
 		"linux": {"sysctls": {"kernel.domainname": "x"}, "security_context": {"namespace_options": {"network": 2, "ipc": 2}}}}`)
@@ -99,4 +93,17 @@ func TestCRINamespaces(t *testing.T) {
 	}
 	c.crictlMust("stopp", pod)
 	c.crictlMust("rmp", pod)
+}
+
+// fileWriter returns a function that writes the file name in dir with
+// body (mode 0644) and returns its path.
+func fileWriter(t *testing.T, dir string) func(name, body string) string {
+	return func(name, body string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 }
