@@ -28,6 +28,9 @@ var SubIDFiles = [2]string{"/etc/subuid", "/etc/subgid"}
 // while a create reads and adds to it.
 const usernsDir = ".userns"
 
+// maxUserNSRecord bounds a record's size: a few maps of JSON.
+const maxUserNSRecord = 64 << 10
+
 // reserveUserNS records the maps of pod name's user namespace in the state
 // root, under the directory's lock: allocated for UserNSAuto, or the
 // config's own, which must overlap no other pod's on the host side. A
@@ -56,7 +59,7 @@ func reserveUserNS(root, name string, c Config) (*UserNS, error) {
 			os.Remove(p)
 			continue
 		}
-		b, err := os.ReadFile(p)
+		b, err := readFileAt(d, n, maxUserNSRecord)
 		if err != nil {
 			return nil, err
 		}
@@ -95,13 +98,22 @@ func reserveUserNS(root, name string, c Config) (*UserNS, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmp := filepath.Join(dir, "."+name)
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	// Not writeFileAt: its name.tmp could be another pod's record.
+	tmp := "." + name
+	f, err := openAt(d, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC, 0o600)
+	if err != nil {
 		return nil, err
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		os.Remove(tmp)
-		return nil, err
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = unix.Renameat(int(d.Fd()), tmp, int(d.Fd()), name)
+	}
+	if err != nil {
+		unix.Unlinkat(int(d.Fd()), tmp, 0)
+		return nil, fmt.Errorf("user namespace record %s: %w", filepath.Join(dir, name), err)
 	}
 	return u, nil
 }
@@ -145,7 +157,7 @@ func lockUserNSDir(root string, create bool) (*os.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
+		if err := flock(d, unix.LOCK_EX); err != nil {
 			d.Close()
 			return nil, &os.PathError{Op: "flock", Path: dir, Err: err}
 		}
