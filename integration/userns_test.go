@@ -293,8 +293,14 @@ func TestUserNSBadInput(t *testing.T) {
 	for _, args := range [][]string{{"--cap-add", "sys_admin"}, {"--cap-add", "all"}, {"--privileged"}} {
 		wantFailure(t, e.run(append(append([]string{"exec"}, args...), auto, "--", "true")...), "no CAP_SYS_ADMIN (or --privileged) for its commands")
 	}
-	// Containers in a userns pod are not supported yet: a clear refusal.
-	wantFailure(t, e.run("run", auto, "--", "true"), "containers in it are not supported yet")
+	// Nor for its containers.
+	for _, args := range [][]string{{"--cap-add", "sys_admin"}, {"--privileged"}} {
+		before := stateEntries(filepath.Join(e.root, auto))
+		wantFailure(t, e.run(append(append([]string{"run"}, args...), auto, "--", "true")...), "no CAP_SYS_ADMIN (or --privileged) for its commands")
+		if after := stateEntries(filepath.Join(e.root, auto)); !slices.Equal(before, after) {
+			t.Errorf("run %v: pod directory %v -> %v", args, before, after)
+		}
+	}
 	// Nor is start of a stopped one; gc removes it and frees its range.
 	ad := e.inspect(auto)
 	syscall.Kill(ad.Pid, syscall.SIGKILL)

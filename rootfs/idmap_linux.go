@@ -90,3 +90,41 @@ func HostSystemDirs() []string {
 	}
 	return out
 }
+
+// Layers are an image's layer directories opened for an overlay
+// (MountOverlay, OpenImageVolumeIn): each an idmapped, read-only,
+// detached clone, named by its /proc/self/fd path, which overlayfs takes
+// as a layer like any directory (it keeps a private clone of its own).
+// Through them a file the image owns as 0 shows, in the user namespace
+// they are mapped with, as owned by the namespace's 0, and by the
+// namespace's host ID on the host side of the overlay; nothing is
+// chowned on disk.
+type Layers struct {
+	Paths []string // lowest first, as ImageRoot.Layers
+	files []*os.File
+}
+
+// IDMapLayers opens dirs, an image's layers (lowest first), idmapped with
+// the user namespace at the fd userns. The caller closes the Layers once
+// the overlay is made. Needs CAP_SYS_ADMIN.
+func IDMapLayers(dirs []string, userns int) (*Layers, error) {
+	l := &Layers{}
+	for _, d := range dirs {
+		f, err := IDMapped(d, userns, unix.MOUNT_ATTR_RDONLY, false)
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("image layer: %w", err)
+		}
+		l.files = append(l.files, f)
+		l.Paths = append(l.Paths, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())))
+	}
+	return l, nil
+}
+
+// Close closes the layers' clones; an overlay made of them keeps its own.
+func (l *Layers) Close() {
+	for _, f := range l.files {
+		f.Close()
+	}
+	l.files = nil
+}

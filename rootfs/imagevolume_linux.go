@@ -16,12 +16,34 @@ import (
 //
 // Needs CAP_SYS_ADMIN; it changes nothing in the caller's tree.
 func OpenImageVolume(v Volume) (f *os.File, isDir bool, err error) {
+	return OpenImageVolumeIn(v, -1)
+}
+
+// OpenImageVolumeIn is OpenImageVolume for a pod with a user namespace of
+// its own, at the fd userns (none if -1): the layers are idmapped with it
+// (IDMapLayers), so that the image's files show their image owners there.
+func OpenImageVolumeIn(v Volume, userns int) (f *os.File, isDir bool, err error) {
 	if v.Image == nil {
 		return nil, false, invalidf("volume %s: not an image volume", v)
 	}
 	layers := v.Image.Layers
 	var fd int
-	if len(layers) == 1 {
+	if userns >= 0 {
+		l, err := IDMapLayers(layers, userns)
+		if err != nil {
+			return nil, false, err
+		}
+		defer l.Close()
+		if len(layers) == 1 {
+			// The idmapped clone itself: it is detached already.
+			fd, err = unix.FcntlInt(l.files[0].Fd(), unix.F_DUPFD_CLOEXEC, 0)
+			if err != nil {
+				return nil, false, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
+			}
+		} else if fd, err = mountLowers(l.Paths); err != nil {
+			return nil, false, err
+		}
+	} else if len(layers) == 1 {
 		fd, err = unix.OpenTree(unix.AT_FDCWD, layers[0], unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 		if err != nil {
 			return nil, false, &os.PathError{Op: "open_tree", Path: layers[0], Err: err}

@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,7 +110,11 @@ func (p *planner) noDev(target string) {
 // directories and a private /etc.
 func (p *planner) defaultRoot(s *Spec) error {
 	if !s.Attached {
-		p.mount("tmpfs", p.t, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755")
+		data := "mode=0755"
+		if s.Owner != nil {
+			data += fmt.Sprintf(",uid=%d,gid=%d", s.Owner.UID, s.Owner.GID)
+		}
+		p.mount("tmpfs", p.t, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data)
 	}
 	for _, d := range hostSystemDirs {
 		fi, err := p.host.Lstat(d)
@@ -128,6 +133,11 @@ func (p *planner) defaultRoot(s *Spec) error {
 			p.add(setup.Op{Code: setup.Symlink, Str: []string{link, p.path(d)}})
 		case fi.IsDir() && !s.HostDirsAttached:
 			p.mkdir(p.path(d), 0o755)
+			if fd, ok := s.Shared[strings.TrimPrefix(d, "/")]; ok {
+				// Opened on the host, read-only (an idmapped clone).
+				p.add(setup.Op{Code: setup.MoveMount, Num: uint64(fd), Str: []string{p.path(d)}})
+				break
+			}
 			p.bindReadOnly(d, p.path(d))
 		}
 	}

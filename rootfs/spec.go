@@ -66,7 +66,16 @@ type Spec struct {
 	// with a user namespace gets its root so (package doc).
 	Attached, HostDirsAttached bool              `json:"-"`
 	Staged                     map[string]string `json:"-"`
+	// Owner, if set, owns the default root's tmpfs: the host IDs of the
+	// root of a user namespace whose process builds the root as the
+	// host's root (a container of a pod with a user namespace). Shared
+	// may then bring the host's system directories, keyed "usr" and so
+	// on, as read-only idmapped clones in place of binds.
+	Owner *Owner `json:"-"`
 }
+
+// Owner is a host user and group ID.
+type Owner struct{ UID, GID uint32 }
 
 // Volume is a bind mount of a host path into the pod, or (Image set) a
 // read-only mount of an image's layers.

@@ -246,9 +246,6 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 	if c.Container != "" {
 		return nil, invalidf("run: ExecConfig.Container is for Exec")
 	}
-	if p.state != nil && p.state.UserNS != nil {
-		return nil, invalidf("run: pod %s has a user namespace of its own: containers in it are not supported yet", p.name)
-	}
 	if err := cc.Resources.Check(); err != nil {
 		return nil, err
 	}
@@ -274,6 +271,9 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 	}
 	if err := validateContainerName(name); err != nil {
 		return nil, err
+	}
+	if cc.PID.Host && p.state.UserNS != nil {
+		return nil, invalidf("run: pod %s has a user namespace of its own: no container of it in the host's PID namespace", p.name)
 	}
 	if err := p.checkPIDMode(cc.PID, c.Detach, name); err != nil {
 		return nil, err

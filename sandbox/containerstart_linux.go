@@ -52,7 +52,8 @@ type containerStart struct {
 	initPID                   int                 // the container's init, a child of podsb
 	initGone                  bool                // reaped (-d: after its Spawn)
 	spawnFD                   int                 // -d: a pidfd of the spawned command, or -1
-	overlay                   *os.File            // an image root's detached overlay
+	userns                    *os.File            // the pod's user namespace, if of its own
+	overlay                   *os.File            // an image root's detached overlay, or an idmapped root directory
 	volumes                   map[string]*os.File // detached trees of volumes, by rootfs.VolumeKey
 	extra                     []*os.File          // the init's extra files, from programExtraFD
 	pidNS                     string              // the handle of the PID namespace the init joins
@@ -69,7 +70,9 @@ type startStep struct {
 func (r *containerStart) steps() []startStep {
 	return []startStep{
 		{"container directory", r.makeDir},
+		{"user namespace", r.openUserNS},
 		{"image overlay", r.mountOverlay},
+		{"idmapped root", r.mapRoot},
 		{"root, user, environment", r.prepare},
 		{"volume trees", r.openVolumes},
 		{"pod devices", r.openPodDevices},
@@ -210,7 +213,8 @@ func (r *containerStart) openPodDevices(context.Context) error {
 		}
 		if c.TTY {
 			if r.ptmx, r.tty, err = pty.Open(); err == nil {
-				err = r.tty.Chown(int(r.user.uid), int(r.user.gid))
+				uid, gid := p.hostIDs(r.user.uid, r.user.gid)
+				err = r.tty.Chown(int(uid), int(gid))
 			}
 		}
 		return err
@@ -278,6 +282,9 @@ func (r *containerStart) makeProgram(context.Context) error {
 		ops = append(ops, planned...)
 	}
 	ops = append(ops, setup.Op{Code: setup.Sync}, setup.Op{Code: setup.Chdir, Str: []string{r.workdir}})
+	// The root is made (as the host's root): the pod's user namespace,
+	// then the command's user and privileges in it.
+	ops = r.joinUserNSOps(ops)
 	if r.pg, err = newProgram(append(ops, cmdOps...)); err != nil {
 		return err
 	}

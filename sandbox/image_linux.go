@@ -103,7 +103,15 @@ func (r *containerStart) mountImage(img *rootfs.ImageRoot, spec *rootfs.Spec, di
 	if err := os.Chmod(upper, 0o755); err != nil {
 		return err
 	}
-	f, err := rootfs.MountOverlay(img.Layers, upper, work)
+	if err := r.ownUpper(upper); err != nil {
+		return err
+	}
+	layers, closeLayers, err := r.overlayLayers(img)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", img, err)
+	}
+	f, err := rootfs.MountOverlay(layers, upper, work)
+	closeLayers()
 	if err != nil {
 		return fmt.Errorf("image %s: %w", img, err)
 	}
@@ -117,7 +125,7 @@ func (r *containerStart) mountImage(img *rootfs.ImageRoot, spec *rootfs.Spec, di
 		}
 		// Nothing else writes to the overlay before the container
 		// starts: what SecureJoin resolved stays as it is.
-		if err := os.MkdirAll(p, 0o755); err != nil {
+		if err := r.mkdirRoot(spec.Dir, p); err != nil {
 			return fmt.Errorf("image %s: working directory %s: %w", img, dir, errors.Unwrap(err))
 		}
 	}

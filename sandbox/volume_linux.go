@@ -29,6 +29,8 @@ func (r *containerStart) openVolumes(context.Context) error {
 		var err error
 		isDir := true
 		switch {
+		case r.userns != nil && (v.Image != nil || v.IDMap):
+			f, isDir, err = r.openVolumeIn(v)
 		case v.Image != nil:
 			f, isDir, err = rootfs.OpenImageVolume(v)
 		case v.Propagation == rootfs.PropagationShared:
