@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,11 +50,13 @@ func TestPodConfigBadInput(t *testing.T) {
 				NamespaceOptions: &runtimeapi.NamespaceOption{Ipc: runtimeapi.NamespaceMode_CONTAINER}}}
 			return c
 		}, "", codes.InvalidArgument, "namespace_options.ipc"},
-		{"user namespace", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
-			c.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-				NamespaceOptions: &runtimeapi.NamespaceOption{UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD}}}}
-			return c
-		}, "", codes.Unimplemented, "userns_options"},
+		{"user namespace without maps", userns(&runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD}), "", codes.InvalidArgument, "namespace_options.userns_options.uids: mode POD needs a mapping"},
+		{"user namespace CONTAINER", userns(&runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_CONTAINER}), "", codes.InvalidArgument, "namespace_options.userns_options.mode: CONTAINER is not one of POD, NODE"},
+		{"user namespace TARGET", userns(&runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_TARGET}), "", codes.InvalidArgument, "namespace_options.userns_options.mode: TARGET"},
+		{"user namespace NODE with maps", userns(&runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_NODE, Uids: idmap(0, 1000, 10)}), "", codes.InvalidArgument, "mode NODE (the host's user namespace) with uids or gids"},
+		{"user namespace overlapping maps", userns(&runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: append(idmap(0, 1000, 100000), idmap(0, 2000, 100000)...), Gids: idmap(0, 1000, 100000)}), "", codes.InvalidArgument, "namespace_options.userns_options.uids 0:2000:100000 overlaps 0:1000:100000"},
+		{"user namespace without the pod's 0", userns(&runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: idmap(1, 1000, 100000), Gids: idmap(1, 1000, 100000)}), "", codes.InvalidArgument, "namespace_options.userns_options.uids: ID 0 of the pod is not mapped"},
+		{"user namespace with the host's 0", userns(&runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: idmap(0, 1000, 10), Gids: idmap(0, 0, 10)}), "", codes.InvalidArgument, "namespace_options.userns_options.gids 0:0:10: maps the host's root"},
 		{"sctp", func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
 			c.PortMappings = []*runtimeapi.PortMapping{{Protocol: runtimeapi.Protocol_SCTP, HostPort: 80, ContainerPort: 80}}
 			return c
@@ -318,5 +321,43 @@ func TestMainBadStreamAddress(t *testing.T) {
 	if code := Main([]string{"--stream-address", "nonsense"}, &b); code != 125 ||
 		!strings.Contains(b.String(), `--stream-address "nonsense": want HOST:PORT`) || strings.Count(b.String(), "\n") != 1 {
 		t.Errorf("exit %d: %q", code, b.String())
+	}
+}
+
+// userns returns an edit that gives a pod config the user namespace
+// options u.
+func userns(u *runtimeapi.UserNamespace) func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+	return func(c *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxConfig {
+		c.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{UsernsOptions: u}}}
+		return c
+	}
+}
+
+func idmap(c, h, n uint32) []*runtimeapi.IDMapping {
+	return []*runtimeapi.IDMapping{{ContainerId: c, HostId: h, Length: n}}
+}
+
+func TestPodConfigUserNS(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		u     *runtimeapi.UserNamespace
+		wantU []sandbox.IDMap
+		wantG []sandbox.IDMap
+	}{
+		{"none", nil, nil, nil},
+		{"NODE", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_NODE}, nil, nil},
+		{"POD", &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: idmap(0, 1000, 100000), Gids: idmap(0, 3000000, 65536)},
+			[]sandbox.IDMap{{HostID: 1000, Size: 100000}}, []sandbox.IDMap{{HostID: 3000000, Size: 65536}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc, err := podConfig(userns(tc.u)(goodConfig()), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(sc.UIDMap, tc.wantU) || !slices.Equal(sc.GIDMap, tc.wantG) || sc.UserNS != "" {
+				t.Errorf("maps %v %v (userns %q), want %v %v", sc.UIDMap, sc.GIDMap, sc.UserNS, tc.wantU, tc.wantG)
+			}
+		})
 	}
 }

@@ -180,6 +180,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err := hostPIDOf(md.GetName(), run.PID, &pod); err != nil {
 		return nil, err
 	}
+	if err := containerUserNS(md.GetName(), cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions(), &pod); err != nil {
+		return nil, err
+	}
 	id, err := newContainerID()
 	if err != nil {
 		return nil, internalf("container ID: %v", err)

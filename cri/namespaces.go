@@ -1,6 +1,8 @@
 package cri
 
 import (
+	"slices"
+
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/podsb/podsb/sandbox"
@@ -8,7 +10,7 @@ import (
 
 // podNamespaces applies a pod's namespace options to sc: NODE network and
 // IPC become the host's namespaces, a NODE PID namespace lets its
-// containers use the host's; user namespaces are refused. A PID mode of CONTAINER or TARGET at the pod's
+// containers use the host's; user namespaces as podUserNS. A PID mode of CONTAINER or TARGET at the pod's
 // level says what its containers ask for (their own options decide).
 func podNamespaces(ns *runtimeapi.NamespaceOption, sc *sandbox.Config) error {
 	if ns == nil {
@@ -37,11 +39,81 @@ func podNamespaces(ns *runtimeapi.NamespaceOption, sc *sandbox.Config) error {
 	default:
 		return invalidf("pod sandbox config: namespace_options.pid: unknown mode %s", ns.GetPid())
 	}
-	// POD is the zero mode: no user namespace options is the host's.
-	if u := ns.GetUsernsOptions(); u != nil && u.GetMode() == runtimeapi.NamespaceMode_POD {
-		return unimplementedf("pod sandbox config: namespace_options.userns_options: user namespaces are not supported by podsb yet")
+	return podUserNS(ns.GetUsernsOptions(), sc)
+}
+
+// podUserNS applies a pod's user namespace options to sc: none, or mode
+// NODE, is the host's user namespace; mode POD, one of the pod's own with
+// the options' maps (kubelet allocates the host IDs; podsb refuses maps
+// whose host IDs another of its pods maps, or that map the host's root).
+// CONTAINER and TARGET are refused, as by Kubernetes' runtimes.
+func podUserNS(u *runtimeapi.UserNamespace, sc *sandbox.Config) error {
+	if u == nil {
+		return nil
+	}
+	switch u.GetMode() {
+	case runtimeapi.NamespaceMode_NODE:
+		if len(u.GetUids())+len(u.GetGids()) > 0 {
+			return invalidf("pod sandbox config: namespace_options.userns_options: mode NODE (the host's user namespace) with uids or gids")
+		}
+		return nil
+	case runtimeapi.NamespaceMode_POD:
+	default:
+		return invalidf("pod sandbox config: namespace_options.userns_options.mode: %s is not one of POD, NODE", u.GetMode())
+	}
+	for _, m := range []struct {
+		field string
+		in    []*runtimeapi.IDMapping
+		out   *[]sandbox.IDMap
+	}{{"uids", u.GetUids(), &sc.UIDMap}, {"gids", u.GetGids(), &sc.GIDMap}} {
+		if len(m.in) == 0 {
+			return invalidf("pod sandbox config: namespace_options.userns_options.%s: mode POD needs a mapping", m.field)
+		}
+		for _, e := range m.in {
+			*m.out = append(*m.out, sandbox.IDMap{ContainerID: e.GetContainerId(), HostID: e.GetHostId(), Size: e.GetLength()})
+		}
+		if err := sandbox.CheckIDMap("pod sandbox config: namespace_options.userns_options."+m.field, *m.out); err != nil {
+			return invalidf("%v", err)
+		}
 	}
 	return nil
+}
+
+// containerUserNS checks a container's user namespace options against its
+// pod's: none, or the pod's own (NODE in a pod of the host's user
+// namespace, POD with the pod's maps in a pod of its own). A container
+// cannot have a user namespace other than its pod's.
+func containerUserNS(name string, u *runtimeapi.UserNamespace, pod *podRecord) error {
+	if u == nil {
+		return nil
+	}
+	own := len(pod.UIDMap) > 0
+	switch {
+	case u.GetMode() == runtimeapi.NamespaceMode_NODE && !own:
+		return nil
+	case u.GetMode() == runtimeapi.NamespaceMode_POD && own:
+		var sc sandbox.Config
+		if err := podUserNS(u, &sc); err == nil && slices.Equal(sc.UIDMap, pod.UIDMap) && slices.Equal(sc.GIDMap, pod.GIDMap) {
+			return nil
+		}
+	}
+	return invalidf("container %s: namespace_options.userns_options: mode %s with its maps is not the user namespace of pod sandbox %s: a container shares its pod's", name, u.GetMode(), pod.ID)
+}
+
+// userNSOption is a pod's user namespace, as PodSandboxStatus reports it:
+// nil for the host's.
+func (r *podRecord) userNSOption() *runtimeapi.UserNamespace {
+	if len(r.UIDMap) == 0 {
+		return nil
+	}
+	conv := func(m []sandbox.IDMap) []*runtimeapi.IDMapping {
+		var out []*runtimeapi.IDMapping
+		for _, e := range m {
+			out = append(out, &runtimeapi.IDMapping{ContainerId: e.ContainerID, HostId: e.HostID, Length: e.Size})
+		}
+		return out
+	}
+	return &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: conv(r.UIDMap), Gids: conv(r.GIDMap)}
 }
 
 // podSysctls turns the pod's sysctls into podsb's, which sandbox.Create
@@ -67,6 +139,7 @@ func (r *podRecord) namespaceOption() *runtimeapi.NamespaceOption {
 	if r.HostPID {
 		o.Pid = runtimeapi.NamespaceMode_NODE
 	}
+	o.UsernsOptions = r.userNSOption()
 	return o
 }
 

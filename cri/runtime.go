@@ -67,7 +67,7 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 			{Type: runtimeapi.RuntimeReady, Status: true},
 			netReady,
 		}},
-		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true}}},
+		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true, UserNamespaces: true}}},
 		// ContainerStatus reports the user (security.go).
 		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}
@@ -106,6 +106,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), Created: time.Now().UnixNano(),
 		LogDirectory: cfg.GetLogDirectory(), Hostname: sc.Hostname, RuntimeHandler: req.GetRuntimeHandler(),
 		HostNetwork: sc.HostNetwork, HostIPC: sc.HostIPC, HostPID: sc.HostPID,
+		UIDMap: sc.UIDMap, GIDMap: sc.GIDMap,
 	}
 	if rec.Hostname == "" {
 		rec.Hostname = id[:12]
@@ -134,6 +135,11 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	s.creating.RUnlock()
 	if err != nil {
 		s.drop(rec)
+		if len(sc.UIDMap) > 0 && errors.Is(err, sandbox.ErrInvalid) {
+			// Its maps against the other pods' (sandbox.CheckIDMap
+			// checked them alone).
+			return nil, grpcError("run pod sandbox "+md.GetName()+": namespace_options.userns_options", err)
+		}
 		return nil, grpcError("run pod sandbox "+md.GetName(), err)
 	}
 	if rec.CNI != nil {

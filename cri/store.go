@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/podsb/podsb/sandbox"
 )
 
 // podRecord is what the server keeps of a CRI pod sandbox, in
@@ -47,6 +49,10 @@ type podRecord struct {
 	Ready bool `json:"ready"`
 	// CNI is the pod's CNI network; nil for a pod on podsb's bridge.
 	CNI *cniRecord `json:"cni,omitempty"`
+	// UIDMap and GIDMap are the maps of the pod's user namespace
+	// (userns_options of mode POD); none for the host's (NODE).
+	UIDMap []sandbox.IDMap `json:"uidMap,omitempty"`
+	GIDMap []sandbox.IDMap `json:"gidMap,omitempty"`
 }
 
 // key is the CRI's uniqueness key of a pod: no two pods of a server share

@@ -96,6 +96,10 @@ func ParseIDMap(s string) (IDMap, error) {
 	return IDMap{ContainerID: n[0], HostID: n[1], Size: n[2]}, nil
 }
 
+// CheckIDMap validates a map as Create does (checkIDMap), for a caller
+// that names the field itself: what names the map in the error.
+func CheckIDMap(what string, m []IDMap) error { return checkIDMap(what, m) }
+
 // checkIDMap validates a map as the kernel takes it, and as podsb wants
 // it: ID 0 of the pod mapped (its root), host ID 0 not (the host's root
 // stays outside every pod), no two lines overlapping on either side.
