@@ -1,11 +1,14 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"testing"
 
 	"github.com/podsb/podsb/internal/testenv"
+	"github.com/podsb/podsb/rootfs"
+	"github.com/podsb/podsb/sandbox"
 )
 
 // BenchmarkUserNSCreate measures podsb create (and rm -f) of a pod with
@@ -68,4 +71,45 @@ func BenchmarkUserNSExec(b *testing.B) {
 		execIn("host-go", host, "PODSB_FASTEXEC=0"),
 		execIn("userns-go", auto, "PODSB_FASTEXEC=0"),
 	}), "host")
+}
+
+// BenchmarkUserNSRun measures running `true` in a container of a
+// --userns auto pod against the same in a pod without a user namespace,
+// interleaved in one run, through the Go API and waited for: with a root
+// of two image layers (idmapped in the userns pod), a --rootfs directory
+// (idmapped) and the default root (its host directories idmapped).
+// Results: docs/performance.md.
+func BenchmarkUserNSRun(b *testing.B) {
+	testenv.RequireRoot(b)
+	rounds := benchRounds(b, 30)
+	e := newEnv(b)
+	img := testImage(b)
+	img.Config = rootfs.ImageConfig{}
+	base := img.Layers[0]
+	var tools []tool
+	for _, mode := range []string{"host", "auto"} {
+		name, _ := e.create("--network", "none", "--userns", mode)
+		pod, err := sandbox.Load(e.root, name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		run := func(cc sandbox.ContainerConfig) func(tb testing.TB, _ int, _ any) any {
+			return func(tb testing.TB, _ int, _ any) any {
+				cc.Args = []string{"/bin/true"}
+				p, err := pod.Run(context.Background(), cc)
+				if err != nil {
+					tb.Fatal(err)
+				}
+				if st, err := p.Wait(); st != 0 || err != nil {
+					tb.Fatalf("true: %d %v", st, err)
+				}
+				return nil
+			}
+		}
+		tools = append(tools,
+			tool{name: mode + "-image", op: run(sandbox.ContainerConfig{Image: img})},
+			tool{name: mode + "-rootfs", op: run(sandbox.ContainerConfig{Rootfs: base})},
+			tool{name: mode + "-default", op: run(sandbox.ContainerConfig{})})
+	}
+	report(b, measure(b, rounds, tools), "host-image")
 }

@@ -88,6 +88,13 @@ func TestCRIUserNS(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "InvalidArgument") || !strings.Contains(r.stderr, "namespace_options.userns_options: mode NODE") {
 		t.Errorf("create with userns_options NODE in a userns pod: exit %d: %s", r.code, r.stderr)
 	}
+	// Nor, for now, a PID namespace of its own.
+	ownPID := write("ownpid.json", `{"metadata": {"name": "ownpid"}, "image": {"image": "`+ref+`"},
+		"linux": {"security_context": {"namespace_options": {"pid": 1}}}}`)
+	r = c.crictlRun("create", pod, ownPID, podCfg)
+	if r.code == 0 || !strings.Contains(r.stderr, "Unimplemented") || !strings.Contains(r.stderr, "namespace_options.pid: CONTAINER") {
+		t.Errorf("create with pid CONTAINER in a userns pod: exit %d: %s", r.code, r.stderr)
+	}
 	if out := strings.Fields(c.crictlMust("ps", "-a", "-q")); len(out) != 1 {
 		t.Errorf("containers after a refused create: %v", out)
 	}

@@ -148,6 +148,13 @@ func TestUserNSContainerImage(t *testing.T) {
 		t.Errorf("file the container's root wrote in an idmapped --rootfs: owner %s on disk, want 0:0", got)
 	}
 
+	// An image volume shows its image owners.
+	cc = sandbox.ContainerConfig{Image: img, Volumes: []rootfs.Volume{{Image: img, Destination: "/iv", ReadOnly: true}}}
+	cc.Args, cc.User = []string{"stat -c %u:%g /iv/kept /iv/home/app"}, "0"
+	if out, st := runImage(t, pod, cc); st != 0 || out != "0:0\n1234:1234\n" {
+		t.Errorf("image volume: exit %d, %q", st, out)
+	}
+
 	// The host's PID namespace is refused in such a pod, nothing made.
 	cc = sandbox.ContainerConfig{Image: img, Name: "hostpid", PID: sandbox.PIDMode{Host: true}}
 	cc.Args, cc.Detach = []string{"true"}, true
@@ -155,6 +162,15 @@ func TestUserNSContainerImage(t *testing.T) {
 		t.Errorf("PID host in a userns pod: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(e.root, name, "containers", "hostpid")); !os.IsNotExist(err) {
+		t.Errorf("refused container's directory: %v", err)
+	}
+	// So is a PID namespace of the container's own, for now.
+	cc = sandbox.ContainerConfig{Image: img, Name: "ownpid", PID: sandbox.PIDMode{Own: true}}
+	cc.Args, cc.Detach = []string{"true"}, true
+	if _, err := pod.Run(context.Background(), cc); err == nil || !strings.Contains(err.Error(), "a PID namespace of the container's own is not supported in it yet") {
+		t.Errorf("PID own in a userns pod: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.root, name, "containers", "ownpid")); !os.IsNotExist(err) {
 		t.Errorf("refused container's directory: %v", err)
 	}
 }
