@@ -57,6 +57,22 @@ func TestUserNSContainer(t *testing.T) {
 		t.Errorf("the container's root read a 0600 file of the host's root")
 	}
 
+	// Attack: the host's /usr is idmapped read-only, so that the pod's
+	// root is the host's root there: neither in the container's mount
+	// namespace (the host's user namespace owns it) nor in one of a
+	// nested user namespace can it be made writable.
+	evil := "/usr/podsb-h17c-evil-" + pod
+	for _, script := range []string{
+		"mount -o remount,rw /usr; umount /usr; touch " + evil,
+		"unshare -Urm sh -c 'mount -o remount,rw /usr; mount -o remount,bind,rw /usr; umount /usr; touch " + evil + "'",
+	} {
+		e.run("run", pod, "--", "sh", "-c", script)
+		if _, err := os.Stat(evil); err == nil {
+			os.Remove(evil)
+			t.Errorf("the container's root wrote the host's /usr with %q", script)
+		}
+	}
+
 	// Orphans: the container's are adopted and reaped by pause, PID 1.
 	if out := e.must("run", pod, "--", "cat", "/proc/1/comm"); strings.TrimSpace(out) != "pause" {
 		t.Errorf("PID 1 seen from a container: %q", out)
@@ -122,6 +138,20 @@ func TestUserNSContainerImage(t *testing.T) {
 	if got := owner(t, filepath.Join(upper, "home/app/mine")); got != fmt.Sprintf("%d:%d", uid+1234, gid+2345) {
 		t.Errorf("file of the image's user in the upper directory: owner %s, want %d:%d", got, uid+1234, gid+2345)
 	}
+	// Attack: the container's root writes a file of the shared layers,
+	// which is copied up: the layer is untouched.
+	cc = sandbox.ContainerConfig{Image: img}
+	cc.Args, cc.User = []string{"echo evil > /kept; echo evil > /etc/passwd; cat /kept"}, "0"
+	if out, _ := runImage(t, pod, cc); out != "evil\n" {
+		t.Errorf("write of an image file by the container's root: %q", out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(img.Layers[1], "kept")); string(b) != "upper\n" {
+		t.Errorf("the layer's file after a container wrote it: %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(img.Layers[0], "etc/passwd")); !strings.HasPrefix(string(b), "root:x:0:0:") {
+		t.Errorf("the layer's /etc/passwd after a container wrote it: %q", b)
+	}
+
 	// As the image's root: writes the root, shown as 0, the pod's on disk.
 	cc = sandbox.ContainerConfig{Image: img, Name: "img-root"}
 	cc.Args, cc.User = []string{"touch /made && stat -c %u:%g /made /kept"}, "0"
