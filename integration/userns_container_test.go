@@ -38,13 +38,13 @@ func TestUserNSContainer(t *testing.T) {
 
 	vol := t.TempDir()
 	os.Chmod(vol, 0o777)
-	out := e.must("run", "-v", vol+":/vol", pod, "--", "sh", "-c", "cat /proc/self/uid_map; id -u; echo x > /vol/made-by-root; stat -c %u:%g / /etc/hostname")
+	out := e.must("run", "-v", vol+":/vol", pod, "--", "sh", "-c", "cat /proc/self/uid_map; id -u; echo x > /vol/made-by-root; stat -c %u:%g / /etc/hostname /root /var/tmp /usr/bin/su; echo ok > /etc/motd; cat /etc/motd")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 4 || strings.Join(strings.Fields(lines[0]), " ") != want || lines[1] != "0" {
+	if len(lines) != 8 || strings.Join(strings.Fields(lines[0]), " ") != want || lines[1] != "0" {
 		t.Fatalf("run in a userns pod: %q, want uid_map %q and id 0", out, want)
 	}
-	if lines[2] != "0:0" {
-		t.Errorf("the default root's / in the container: owner %s, want 0:0 (the pod's root)", lines[2])
+	if got := strings.Join(lines[2:], " "); got != "0:0 0:0 0:0 0:0 0:0 ok" {
+		t.Errorf("the default root in the container: owners of /, /etc/hostname, /root, /var/tmp, /usr/bin/su and a write to /etc: %q, want 0:0 each (the pod's root) and ok", got)
 	}
 	if got := owner(t, filepath.Join(vol, "made-by-root")); got != fmt.Sprintf("%d:%d", uid, gid) {
 		t.Errorf("file the container's root wrote to a volume: owner %s on the host, want %d:%d", got, uid, gid)

@@ -128,3 +128,54 @@ func (l *Layers) Close() {
 	}
 	l.files = nil
 }
+
+// Owner is a host user and group ID.
+type Owner struct{ UID, GID uint32 }
+
+// DefaultRoot returns, as an fd for Spec.Shared["."], a default root's
+// tmpfs made on the host, with the skeleton Plan fills (/etc and its
+// files, /root, /run, /var, /var/tmp, /home) made already and owned by
+// owner: the root of a container of a pod with a user namespace, whose
+// init builds the root as the host's root. Plan's operations keep what
+// is there (a directory made again, a file truncated keep their owner),
+// so the pod's root owns its root as it would without a user namespace.
+// Needs CAP_SYS_ADMIN.
+func DefaultRoot(owner Owner) (*os.File, error) {
+	f, err := Tmpfs(owner.UID, owner.GID)
+	if err != nil {
+		return nil, err
+	}
+	root := "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
+	mk := func(name string, mode os.FileMode, dir bool) error {
+		p := root + "/" + name
+		var err error
+		if dir {
+			err = os.Mkdir(p, mode)
+		} else {
+			err = os.WriteFile(p, nil, mode)
+		}
+		if err == nil {
+			err = os.Chmod(p, mode) // past the umask
+		}
+		if err == nil {
+			err = os.Lchown(p, int(owner.UID), int(owner.GID))
+		}
+		return err
+	}
+	for _, d := range []struct {
+		name string
+		mode os.FileMode
+	}{{"etc", 0o755}, {"root", 0o700}, {"run", 0o755}, {"var", 0o755}, {"var/tmp", 0o777 | os.ModeSticky}, {"home", 0o755}} {
+		if err := mk(d.name, d.mode, true); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("default root: %w", err)
+		}
+	}
+	for _, n := range append(append([]string{}, hostEtcCopies...), EtcFiles...) {
+		if err := mk("etc/"+n, 0o644, false); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("default root: %w", err)
+		}
+	}
+	return f, nil
+}

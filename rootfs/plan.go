@@ -2,7 +2,6 @@ package rootfs
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,12 +108,11 @@ func (p *planner) noDev(target string) {
 // defaultRoot mounts a tmpfs with read-only binds of the host's system
 // directories and a private /etc.
 func (p *planner) defaultRoot(s *Spec) error {
-	if !s.Attached {
-		data := "mode=0755"
-		if s.Owner != nil {
-			data += fmt.Sprintf(",uid=%d,gid=%d", s.Owner.UID, s.Owner.GID)
-		}
-		p.mount("tmpfs", p.t, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data)
+	if fd, ok := s.Shared["."]; ok && !s.Attached {
+		// Made on the host (DefaultRoot).
+		p.add(setup.Op{Code: setup.MoveMount, Num: uint64(fd), Str: []string{p.t}})
+	} else if !s.Attached {
+		p.mount("tmpfs", p.t, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755")
 	}
 	for _, d := range hostSystemDirs {
 		fi, err := p.host.Lstat(d)

@@ -52,7 +52,10 @@ type Spec struct {
 	// the plan, of a detached mount tree (open_tree OPEN_TREE_CLONE).
 	// "." is the root itself (an image's overlay, from fsmount), in
 	// place of a bind of Dir; Dir is then where the host reads the same
-	// mount (its fd's path in /proc/self/fd).
+	// mount (its fd's path in /proc/self/fd). Without Dir, "." is the
+	// default root's tmpfs (DefaultRoot), and the host's system
+	// directories may come as read-only clones too, keyed "usr" and so
+	// on, in place of binds.
 	Shared map[string]int `json:"-"`
 	// SharedFiles are the keys of Shared whose tree is a file (an image
 	// volume's sub path): its mount point is a file.
@@ -66,16 +69,7 @@ type Spec struct {
 	// with a user namespace gets its root so (package doc).
 	Attached, HostDirsAttached bool              `json:"-"`
 	Staged                     map[string]string `json:"-"`
-	// Owner, if set, owns the default root's tmpfs: the host IDs of the
-	// root of a user namespace whose process builds the root as the
-	// host's root (a container of a pod with a user namespace). Shared
-	// may then bring the host's system directories, keyed "usr" and so
-	// on, as read-only idmapped clones in place of binds.
-	Owner *Owner `json:"-"`
 }
-
-// Owner is a host user and group ID.
-type Owner struct{ UID, GID uint32 }
 
 // Volume is a bind mount of a host path into the pod, or (Image set) a
 // read-only mount of an image's layers.

@@ -52,8 +52,9 @@ func (r *containerStart) rootOwner() rootfs.Owner {
 
 // mapRoot is the start's step that, in a pod with a user namespace, opens
 // what the container's root shows of the host idmapped with it: a root
-// directory (as r.overlay, which the plan attaches as the root), or the
-// default root's host directories (Spec.Owner).
+// directory (as r.overlay, which the plan attaches as the root), or for
+// the default root its tmpfs, the pod's root's, with its skeleton
+// (rootfs.DefaultRoot), and the host's directories.
 func (r *containerStart) mapRoot(context.Context) error {
 	if r.userns == nil || r.cc.Image != nil {
 		return nil
@@ -72,8 +73,12 @@ func (r *containerStart) mapRoot(context.Context) error {
 		r.spec.Dir = fmt.Sprintf("/proc/self/fd/%d", f.Fd())
 		return nil
 	}
-	owner := r.rootOwner()
-	r.spec.Owner = &owner
+	root, err := rootfs.DefaultRoot(r.rootOwner())
+	if err != nil {
+		return err
+	}
+	r.overlay = root
+	r.closeLater(root)
 	for _, d := range rootfs.HostSystemDirs() {
 		f, err := rootfs.IDMapped(d, ns, unix.MOUNT_ATTR_RDONLY, true)
 		if err != nil {
