@@ -66,4 +66,15 @@
 // plan then takes the root as attached already (Spec.Attached: Target is
 // a path to it), with the host's system directories in it
 // (Spec.HostDirsAttached) and volumes staged elsewhere (Spec.Staged).
+//
+// A container of such a pod is built by the host's root, which then joins
+// the pod's user namespace: IDMapLayers gives an image's layers as
+// idmapped read-only clones, which MountOverlay and OpenImageVolumeIn take
+// as layers (the image's files show their image owners in the pod, and
+// nothing is chown-ed on disk); DefaultRoot makes the default root's tmpfs
+// with its skeleton owned by the pod's root, attached as Spec.Shared["."]
+// with the host's system directories as idmapped clones under their
+// names; MakeMountPoints makes a directory root's missing mount points
+// before it is idmapped (through the idmapped mount the host's root, which
+// the pod does not map, cannot create files: EOVERFLOW).
 package rootfs
