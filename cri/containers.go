@@ -183,9 +183,6 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err := containerUserNS(md.GetName(), cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions(), &pod); err != nil {
 		return nil, err
 	}
-	if run.PID.Own && len(pod.UIDMap) > 0 {
-		return nil, unimplementedf("container %s: namespace_options.pid: CONTAINER (a PID namespace of its own) in pod sandbox %s, which has a user namespace of its own, is not supported by podsb yet", md.GetName(), pod.ID)
-	}
 	id, err := newContainerID()
 	if err != nil {
 		return nil, internalf("container ID: %v", err)

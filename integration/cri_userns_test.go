@@ -88,15 +88,17 @@ func TestCRIUserNS(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "InvalidArgument") || !strings.Contains(r.stderr, "namespace_options.userns_options: mode NODE") {
 		t.Errorf("create with userns_options NODE in a userns pod: exit %d: %s", r.code, r.stderr)
 	}
-	// Nor, for now, a PID namespace of its own.
-	ownPID := write("ownpid.json", `{"metadata": {"name": "ownpid"}, "image": {"image": "`+ref+`"},
-		"linux": {"security_context": {"namespace_options": {"pid": 1}}}}`)
-	r = c.crictlRun("create", pod, ownPID, podCfg)
-	if r.code == 0 || !strings.Contains(r.stderr, "Unimplemented") || !strings.Contains(r.stderr, "namespace_options.pid: CONTAINER") {
-		t.Errorf("create with pid CONTAINER in a userns pod: exit %d: %s", r.code, r.stderr)
-	}
 	if out := strings.Fields(c.crictlMust("ps", "-a", "-q")); len(out) != 1 {
 		t.Errorf("containers after a refused create: %v", out)
+	}
+	// PID mode CONTAINER (kubelet's default): a PID namespace of its own,
+	// the pod user namespace's, where the command is PID 1.
+	ownPID := write("ownpid.json", `{"metadata": {"name": "ownpid"}, "image": {"image": "`+ref+`"},
+		"linux": {"security_context": {"namespace_options": {"pid": 1}}}}`)
+	own := strings.TrimSpace(c.crictlMust("create", pod, ownPID, podCfg))
+	c.crictlMust("start", own)
+	if out := c.crictlMust("exec", own, "/bin/sh", "-c", "cat /proc/self/uid_map; set -- /proc/[0-9]*; echo $#; cat /proc/1/comm"); strings.Join(strings.Fields(out), " ") != want+" 2 busybox" {
+		t.Errorf("container with PID mode CONTAINER: %q, want its uid_map, 2 processes, PID 1 the command", out)
 	}
 	c.crictlMust("stopp", pod)
 	c.crictlMust("rmp", pod)

@@ -194,13 +194,21 @@ func TestUserNSContainerImage(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.root, name, "containers", "hostpid")); !os.IsNotExist(err) {
 		t.Errorf("refused container's directory: %v", err)
 	}
-	// So is a PID namespace of the container's own, for now.
+
+	// A PID namespace of the container's own (the CRI's CONTAINER, made
+	// after the root, by a process in the pod's user namespace): the
+	// command is its PID 1, its /proc is that namespace's, masked.
 	cc = sandbox.ContainerConfig{Image: img, Name: "ownpid", PID: sandbox.PIDMode{Own: true}}
-	cc.Args, cc.Detach = []string{"true"}, true
-	if _, err := pod.Run(context.Background(), cc); err == nil || !strings.Contains(err.Error(), "a PID namespace of the container's own is not supported in it yet") {
-		t.Errorf("PID own in a userns pod: %v", err)
+	cc.Args, cc.User, cc.Detach = []string{"echo pid $$; set -- /proc/[0-9]*; echo procs $#; cat /proc/self/uid_map; wc -c < /proc/timer_list; while read -r a b c d mp opts rest; do [ $mp = /proc/sys ] && echo sys ${opts%%,*}; done < /proc/self/mountinfo; echo done"}, "0", true
+	if _, err := pod.Run(context.Background(), cc); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(e.root, name, "containers", "ownpid")); !os.IsNotExist(err) {
-		t.Errorf("refused container's directory: %v", err)
+	ocs, err := pod.Container("ownpid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, ocs.Log, "done")
+	if b, _ := os.ReadFile(ocs.Log); strings.Join(strings.Fields(string(b)), " ") != "pid 1 procs 1 "+wantMap+" 0 sys ro done" {
+		t.Errorf("container with a PID namespace of its own: %q, want pid 1, 1 process, the map, an empty /proc/timer_list, /proc/sys read-only", b)
 	}
 }

@@ -54,7 +54,7 @@ func plan(h Host, s *Spec) ([]setup.Op, error) {
 	p.devices(p.path("dev"), s.NoDev, s.Shared)
 	p.mount("tmpfs", p.path("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
 	if s.Mask {
-		if err := p.mask(s); err != nil {
+		if err := p.mask(s, func(path string) bool { return !s.ProcLater || !within(path, "/proc") }); err != nil {
 			return nil, err
 		}
 	}
@@ -70,6 +70,20 @@ func plan(h Host, s *Spec) ([]setup.Op, error) {
 		p.add(setup.Op{Code: setup.RemountRO, Str: []string{p.t}})
 	}
 	p.add(setup.Op{Code: setup.Pivot, Str: []string{p.t}})
+	return p.ops, nil
+}
+
+// ProcPlan returns, for a Spec with ProcLater, the operations that mount
+// the caller's PID namespace's /proc at /proc and mask the paths below it
+// (with Mask): they run in the root, after Plan's pivot_root.
+func ProcPlan(s *Spec) ([]setup.Op, error) {
+	p := &planner{t: "/", host: OS}
+	p.mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	if s.Mask {
+		if err := p.mask(s, func(path string) bool { return within(path, "/proc") }); err != nil {
+			return nil, err
+		}
+	}
 	return p.ops, nil
 }
 
@@ -159,9 +173,10 @@ func (p *planner) defaultRoot(s *Spec) error {
 }
 
 // mask hides MaskedPaths and makes ReadOnlyPaths read-only (or the spec's
-// own lists). What the host's kernel does not have is skipped (the pod's
-// /proc and /sys are of the same kernel), as is a path the root lacks.
-func (p *planner) mask(s *Spec) error {
+// own lists), those of them (clean) that keep allows. What the host's
+// kernel does not have is skipped (the pod's /proc and /sys are of the
+// same kernel), as is a path the root lacks.
+func (p *planner) mask(s *Spec, keep func(clean string) bool) error {
 	masked, readOnly := MaskedPaths, ReadOnlyPaths
 	if s.MaskPaths != nil {
 		masked = s.MaskPaths
@@ -170,6 +185,9 @@ func (p *planner) mask(s *Spec) error {
 		readOnly = s.ReadOnlyPaths
 	}
 	for _, m := range masked {
+		if !keep(filepath.Clean(m)) {
+			continue
+		}
 		target, fi, err := p.maskTarget(s, m)
 		if err != nil {
 			return err
@@ -183,6 +201,9 @@ func (p *planner) mask(s *Spec) error {
 		}
 	}
 	for _, r := range readOnly {
+		if !keep(filepath.Clean(r)) {
+			continue
+		}
 		target, fi, err := p.maskTarget(s, r)
 		if err != nil {
 			return err

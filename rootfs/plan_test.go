@@ -335,3 +335,29 @@ func TestPlanDefaultRootShared(t *testing.T) {
 		t.Errorf("root attached %v, /sbin attached %v, bound %v: %v", tmpfs, moved, bound, ops)
 	}
 }
+
+// ProcLater: the plan mounts /proc but masks nothing below it (it masks
+// the rest); ProcPlan mounts /proc again and masks it, in the root.
+func TestPlanProcLater(t *testing.T) {
+	s := &Spec{Target: "/t", Mask: true, ProcLater: true, MaskPaths: []string{"/proc/keys", "/sys/firmware"}, ReadOnlyPaths: []string{"/proc/sys"}}
+	h := merged()
+	h.fs["sys/firmware"] = dir()
+	ops, err := plan(h, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var proc, sys bool
+	for _, o := range ops {
+		switch {
+		case o.Code == setup.Mount && o.Str[2] == "proc":
+			proc = true
+		case o.Code == setup.Mount && o.Str[1] == "/t/sys/firmware":
+			sys = true
+		case len(o.Str) > 1 && strings.HasPrefix(o.Str[1], "/t/proc/"), o.Code == setup.RemountRO && strings.HasPrefix(o.Str[0], "/t/proc/"):
+			t.Errorf("a /proc path masked by the plan: %v", o)
+		}
+	}
+	if !proc || !sys {
+		t.Errorf("proc mounted %v, /sys/firmware masked %v: %v", proc, sys, ops)
+	}
+}

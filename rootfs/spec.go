@@ -69,6 +69,14 @@ type Spec struct {
 	// with a user namespace gets its root so (package doc).
 	Attached, HostDirsAttached bool              `json:"-"`
 	Staged                     map[string]string `json:"-"`
+	// ProcLater leaves the masking of /proc's paths out of the plan.
+	// ProcPlan gives the mount of another /proc over it, masked, to run
+	// in the root after the plan's pivot_root by a process of another
+	// PID namespace (a container with a PID namespace of its own in a
+	// pod with a user namespace, whose namespace is made after the root).
+	// The kernel lets a user namespace's root mount proc only where a
+	// proc that nothing covers is mounted already: the plan's.
+	ProcLater bool `json:"-"`
 }
 
 // Volume is a bind mount of a host path into the pod, or (Image set) a

@@ -275,13 +275,6 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 	if cc.PID.Host && p.state.UserNS != nil {
 		return nil, invalidf("run: pod %s has a user namespace of its own: no container of it in the host's PID namespace", p.name)
 	}
-	if cc.PID.Own && p.state.UserNS != nil {
-		// The kernel gives a new PID namespace the creator's user
-		// namespace as owner, and a PID namespace owned by the host's
-		// cannot be a child of the pod's (EINVAL); the init builds the
-		// root as the host's root, before it joins the pod's.
-		return nil, invalidf("run: pod %s has a user namespace of its own: a PID namespace of the container's own is not supported in it yet", p.name)
-	}
 	if err := p.checkPIDMode(cc.PID, c.Detach, name); err != nil {
 		return nil, err
 	}

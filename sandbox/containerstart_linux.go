@@ -247,6 +247,10 @@ func (r *containerStart) makeProgram(context.Context) error {
 		r.spec.Shared[key] = programExtraFD + len(r.extra)
 		r.extra = append(r.extra, f)
 	}
+	// A PID namespace of the container's own in a pod with a user
+	// namespace: see lateProcOps.
+	lateProc := r.cc.PID.Own && r.userns != nil
+	r.spec.ProcLater = lateProc
 	planned, err := rootfs.Plan(&r.spec)
 	if err != nil {
 		return invalid(err)
@@ -269,7 +273,11 @@ func (r *containerStart) makeProgram(context.Context) error {
 			// in another PID namespace, cannot adopt it (hostpid_linux.go).
 			spawn.Num |= unix.CLONE_PARENT
 		}
-		if r.cc.PID.Own {
+		if lateProc {
+			if ops, err = r.lateProcOps(append(ops, planned...), spawn); err != nil {
+				return err
+			}
+		} else if r.cc.PID.Own {
 			// PID 1 of a new namespace, forked before the root is made:
 			// the root's /proc is its namespace's.
 			spawn.Num |= unix.CLONE_NEWPID
@@ -284,7 +292,9 @@ func (r *containerStart) makeProgram(context.Context) error {
 	ops = append(ops, setup.Op{Code: setup.Sync}, setup.Op{Code: setup.Chdir, Str: []string{r.workdir}})
 	// The root is made (as the host's root): the pod's user namespace,
 	// then the command's user and privileges in it.
-	ops = r.joinUserNSOps(ops)
+	if !lateProc {
+		ops = r.joinUserNSOps(ops)
+	}
 	if r.pg, err = newProgram(append(ops, cmdOps...)); err != nil {
 		return err
 	}

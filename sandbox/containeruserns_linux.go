@@ -182,3 +182,25 @@ func (r *containerStart) joinUserNSOps(ops []setup.Op) []setup.Op {
 	r.extra = append(r.extra, r.userns)
 	return ops
 }
+
+// lateProcOps appends to ops, the program up to the built root, what
+// gives a container of a pod with a user namespace a PID namespace of its
+// own. The kernel makes a new PID namespace its creator's user
+// namespace's, and refuses one of the host's user namespace below the
+// pod's PID namespace, which the pod's user namespace owns (EINVAL); so
+// the init joins the pod's user namespace once the root is built, then
+// spawns the command's process with CLONE_NEWPID and CLONE_NEWNS: PID 1
+// of a namespace the pod's user namespace owns, in a copy of the
+// container's mount namespace that it owns too, where the process mounts
+// its namespace's /proc and masks it (rootfs.ProcPlan; the plan left
+// /proc out, Spec.ProcLater). A mount made by the host's root is locked
+// in that copy: the process cannot undo one.
+func (r *containerStart) lateProcOps(ops []setup.Op, spawn setup.Op) ([]setup.Op, error) {
+	proc, err := rootfs.ProcPlan(&r.spec)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	ops = r.joinUserNSOps(ops)
+	spawn.Num |= unix.CLONE_NEWPID | unix.CLONE_NEWNS
+	return append(append(ops, spawn), proc...), nil
+}

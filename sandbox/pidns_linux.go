@@ -13,8 +13,10 @@ import (
 // Own gives the container a PID namespace of its own, nested in the
 // pod's: the command is PID 1 there (its start's init forks it with
 // CLONE_NEWPID before the container's root is made, so the root's /proc
-// is that namespace's), still a child of pause, which records its exit.
-// When the command exits, the kernel kills what is left in the namespace.
+// is that namespace's; in a pod with a user namespace of its own, after
+// the root is made: lateProcOps), still a child of pause, which records
+// its exit. When the command exits, the kernel kills what is left in the
+// namespace.
 //
 // Target joins the PID namespace of another running container of the pod
 // (its own, or the pod's). In a namespace of another container's, the
