@@ -619,6 +619,20 @@ void fast_exec(i64 *sp)
 	char **argv = (char **)(sp + 1), **envp = argv + argc + 1;
 	const char *root = 0, *v;
 
+	// A rootless exec that re-executed itself with its pod's user
+	// namespace at fd N (sandbox.UserNSFDEnv): join it while this is the
+	// only thread, and let Go go on there. A failure joins nothing; Go
+	// finds itself outside and reports.
+	for (char **e = envp; *e; e++) {
+		if (!(v = prefix(*e, USERNS_FD_ENV)))
+			continue;
+		i64 fd = 0;
+		for (; *v >= '0' && *v <= '9' && fd < 1024; v++)
+			fd = fd * 10 + (*v - '0');
+		if (!*v && fd > 2 && sys(SYS_SETNS, fd, CLONE_NEWUSER, 0) == 0)
+			sys(SYS_CLOSE, fd, 0, 0);
+		return;
+	}
 	// $PODSB_ROOT as Go reads it: the first one.
 	for (char **e = envp; *e; e++) {
 		if ((v = prefix(*e, "PODSB_ROOT=")) && !root)
