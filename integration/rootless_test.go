@@ -303,3 +303,95 @@ func TestRootlessBadInput(t *testing.T) {
 		t.Errorf("exec after the refusals: exit %d: %s", r.code, r.stderr)
 	}
 }
+
+// withSubIDs gives the rootless user the subordinate IDs start:65536 in
+// /etc/subuid and /etc/subgid (newuidmap reads only those) for the test,
+// and puts the files back byte for byte afterwards.
+func withSubIDs(t *testing.T, start uint32) {
+	t.Helper()
+	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
+		orig, err := os.ReadFile(f)
+		existed := err == nil
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		fi, _ := os.Stat(f)
+		t.Cleanup(func() {
+			if !existed {
+				os.Remove(f)
+				return
+			}
+			if err := os.WriteFile(f, orig, fi.Mode().Perm()); err != nil {
+				t.Errorf("restore %s: %v", f, err)
+			}
+		})
+		add := orig
+		if len(add) > 0 && add[len(add)-1] != '\n' {
+			add = append(add, '\n')
+		}
+		add = append(add, fmt.Sprintf("%d:%d:65536\n", rootlessUID, start)...)
+		if err := os.WriteFile(f, add, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRootlessSubIDs: with subordinate IDs in /etc/subuid and /etc/subgid,
+// a rootless pod maps 0 to the user and 1-65536 to them, written by
+// newuidmap and newgidmap; another user of the pod is that subordinate ID
+// on the host (its processes and files), root is still the user.
+func TestRootlessSubIDs(t *testing.T) {
+	const start = 600000000
+	e := newRootlessEnv(t)
+	withSubIDs(t, start)
+	vol := filepath.Join(e.dir, "vol")
+	os.Mkdir(vol, 0o777)
+	os.Chmod(vol, 0o777)
+	name := e.name()
+	if out := e.must("create", "--network", "none", "-v", vol+":/data", name); strings.TrimSpace(out) != name {
+		t.Errorf("create printed %q", out)
+	}
+	d := e.inspect(name)
+	want := []sandbox.IDMap{{ContainerID: 0, HostID: rootlessUID, Size: 1}, {ContainerID: 1, HostID: start, Size: 65536}}
+	if d.Rootless == nil || !slices.Equal(d.Rootless.UIDMap, want) {
+		t.Errorf("inspect: rootless maps %+v, want uids %v", d.Rootless, want)
+	}
+	out := e.must("exec", name, "--", "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u")
+	if got, w := normalizeMaps(out), fmt.Sprintf("0 %d 1\n1 %d 65536\n0 %d 1\n1 %d 65536\n0\n", rootlessUID, start, rootlessGID, start); got != w {
+		t.Errorf("in the pod:\n%s\nwant\n%s", got, w)
+	}
+	// User 1000 of the pod is subordinate ID start+999 on the host.
+	if out := e.must("exec", "-u", "1000:1000", name, "--", "sh", "-c", "id -u; id -g; echo x > /data/u; echo $$"); !strings.HasPrefix(out, "1000\n1000\n") {
+		t.Errorf("exec -u 1000:1000: %q", out)
+	}
+	e.must("exec", name, "--", "sh", "-c", "echo x > /data/r")
+	for f, id := range map[string]uint32{"u": start + 999, "r": rootlessUID} {
+		fi, err := os.Stat(filepath.Join(vol, f))
+		if err != nil {
+			t.Errorf("file %s: %v", f, err)
+			continue
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != id {
+			t.Errorf("file %s on the host: uid %d, want %d", f, st.Uid, id)
+		}
+	}
+	e.must("exec", "-d", "-u", "1000", name, "--", "sleep", "30")
+	found := false
+	ents, _ := os.ReadDir("/proc")
+	for _, en := range ents {
+		b, err := os.ReadFile("/proc/" + en.Name() + "/status")
+		if err == nil && strings.Contains(string(b), "\nPPid:\t"+fmt.Sprint(d.Pid)+"\n") && strings.Contains(string(b), "Name:\tsleep\n") {
+			found = true
+			if !strings.Contains(string(b), fmt.Sprintf("\nUid:\t%d\t", start+999)) {
+				t.Errorf("the pod's user 1000 on the host is not %d:\n%s", start+999, b)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no sleep below pause %d on the host", d.Pid)
+	}
+	e.must("rm", name)
+	if ents := stateEntries(e.root); len(ents) != 0 {
+		t.Errorf("state root after rm: %v", ents)
+	}
+}

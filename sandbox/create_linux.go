@@ -62,10 +62,17 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 	if err != nil {
 		return nil, err
 	}
-	rootless := Rootless()
-	if rootless {
+	var rl *UserNS // a rootless pod's maps
+	if Rootless() {
 		if err := c.checkRootless(); err != nil {
 			return nil, err
+		}
+		rl = rootlessMaps()
+		if InUserNS() {
+			// Started by RunInUserNS, in the pod's user namespace.
+			if rl, err = ownMaps(); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := checkCgroupParent(c.CgroupParent); err != nil {
@@ -86,9 +93,7 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 	}
 	defer lock.Close()
 	r := &podCreate{c: c, lock: lock, dir: lock.path, trace: c.tracer()}
-	if rootless {
-		r.rootless = rootlessMaps()
-	}
+	r.rootless = rl
 	r.trace("state directory")
 	if err := r.run(ctx); err != nil {
 		return nil, err
@@ -194,7 +199,7 @@ func (r *podCreate) plan(context.Context) (func(), error) {
 		Volumes:  c.Volumes,
 		Mask:     !c.Security.Privileged,
 		NoDev:    !c.Security.Privileged,
-		OnlyRoot: r.rootless != nil,
+		OnlyRoot: r.rootless != nil && r.rootless.onlyRoot(),
 	}
 	for _, d := range []string{"ns", "rootfs", exitsDirName} {
 		if err := os.Mkdir(filepath.Join(r.dir, d), 0o700); err != nil {

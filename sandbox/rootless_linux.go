@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -140,7 +142,13 @@ func rootlessMaps() *UserNS {
 // "deny" to setgroups first, as the kernel asks of an unprivileged writer
 // of gid_map; the init is then the namespace's root, and keeps its
 // capabilities there through execve.
+//
+// A create that RunInUserNS started runs in the pod's user namespace
+// already: its init is born there.
 func rootlessAttr(attr *syscall.ProcAttr, u *UserNS) {
+	if InUserNS() {
+		return
+	}
 	attr.Sys.Cloneflags |= unix.CLONE_NEWUSER
 	attr.Sys.UidMappings = sysIDMap(u.UIDMap)
 	attr.Sys.GidMappings = sysIDMap(u.GIDMap)
@@ -244,7 +252,7 @@ func (p *Pod) RootlessUserNS() (*os.File, error) {
 // ID 0: the command is 0 already (the joined user), and setgroups(2) is
 // denied in the namespace. Another user or group is refused.
 func (p *Pod) rootlessIDs(ops []setup.Op, u execUser) ([]setup.Op, error) {
-	if p.state == nil || p.state.Rootless == nil {
+	if p.state == nil || p.state.Rootless == nil || !p.state.Rootless.onlyRoot() {
 		return ops, nil
 	}
 	if u.uid != 0 || u.gid != 0 {
@@ -261,3 +269,165 @@ func (p *Pod) rootlessIDs(ops []setup.Op, u execUser) ([]setup.Op, error) {
 
 // IsRootless tells whether the pod was made without root.
 func (p *Pod) IsRootless() bool { return p.state != nil && p.state.Rootless != nil }
+
+// UserNSWaitEnv names the environment variable by which a rootless podsb
+// create starts its re-executed self in a new user namespace whose maps
+// it writes with newuidmap and newgidmap (RunInUserNS): the binary's entry
+// point (fastexec) waits for one byte on the descriptor it names, then
+// executes itself again without it, now the namespace's root with its
+// capabilities (which an execve before the maps could not give).
+const UserNSWaitEnv = "PODSB_USERNS_WAIT"
+
+// NewIDMapPrograms are the setuid programs of shadow-utils (Debian package
+// uidmap) that write a rootless user's subordinate IDs into a user
+// namespace's maps, after checking them against /etc/subuid and
+// /etc/subgid.
+var NewIDMapPrograms = [2]string{"/usr/bin/newuidmap", "/usr/bin/newgidmap"}
+
+// RootlessSubIDs returns a rootless pod's maps from the user's
+// subordinate IDs: 0 is the user's own ID, 1 on the ranges of SubIDFiles
+// for the user (by name or number), in order. Nil if either file names
+// none for the user: the pod then maps the user alone (rootlessMaps).
+func RootlessSubIDs() (*UserNS, error) {
+	uid, gid := os.Geteuid(), os.Getegid()
+	names := []string{strconv.Itoa(uid)}
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		names = append(names, u.Username)
+	}
+	u := &UserNS{}
+	for i, own := range []int{uid, gid} {
+		var ranges []IDMap
+		b, err := os.ReadFile(SubIDFiles[i])
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		for _, n := range names {
+			r, err := parseSubIDs(strings.NewReader(string(b)), n)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", SubIDFiles[i], err)
+			}
+			ranges = append(ranges, r...)
+		}
+		if len(ranges) == 0 {
+			return nil, nil
+		}
+		m := []IDMap{{ContainerID: 0, HostID: uint32(own), Size: 1}}
+		next := uint64(1)
+		for _, r := range ranges {
+			if len(m) == maxIDMapLines || next+uint64(r.Size) > 1<<32-1 {
+				break
+			}
+			m = append(m, IDMap{ContainerID: uint32(next), HostID: r.HostID, Size: r.Size})
+			next += uint64(r.Size)
+		}
+		if i == 0 {
+			u.UIDMap = m
+		} else {
+			u.GIDMap = m
+		}
+	}
+	for _, p := range NewIDMapPrograms {
+		if _, err := os.Stat(p); err != nil {
+			return nil, rootlessf("%s and %s name subordinate IDs of user %d, but %s is missing (Debian package uidmap)", SubIDFiles[0], SubIDFiles[1], uid, p)
+		}
+	}
+	return u, nil
+}
+
+// RunInUserNS runs the program path (argv, env, this process's stdio) in
+// a new user namespace with u's maps, written by NewIDMapPrograms while
+// the program's entry point waits (UserNSWaitEnv), and returns its exit
+// code.
+func RunInUserNS(u *UserNS, path string, argv, env []string) (int, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer w.Close()
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{
+		Env:   append(env, UserNSWaitEnv+"=3"),
+		Files: []uintptr{0, 1, 2, r.Fd()},
+		Sys:   &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER},
+	})
+	r.Close()
+	if err != nil {
+		return 0, fmt.Errorf("rootless: start in a new user namespace: %w", err)
+	}
+	err = writeIDMaps(pid, u)
+	if err == nil {
+		_, err = w.Write([]byte{0})
+	}
+	if err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+	}
+	w.Close()
+	var ws unix.WaitStatus
+	for {
+		_, werr := unix.Wait4(pid, &ws, 0, nil)
+		if !errors.Is(werr, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	if ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return ws.ExitStatus(), nil
+}
+
+// writeIDMaps writes u's maps into the user namespace of pid with
+// newuidmap and newgidmap; their own message is the error's.
+func writeIDMaps(pid int, u *UserNS) error {
+	for i, m := range [][]IDMap{u.UIDMap, u.GIDMap} {
+		args := []string{strconv.Itoa(pid)}
+		for _, e := range m {
+			args = append(args, strconv.FormatUint(uint64(e.ContainerID), 10), strconv.FormatUint(uint64(e.HostID), 10), strconv.FormatUint(uint64(e.Size), 10))
+		}
+		out, err := exec.Command(NewIDMapPrograms[i], args...).CombinedOutput()
+		if err != nil {
+			msg := strings.TrimSpace(strings.ReplaceAll(string(out), "\n", "; "))
+			return rootlessf("%s %s: %v: %s", filepath.Base(NewIDMapPrograms[i]), strings.Join(args, " "), err, msg)
+		}
+	}
+	return nil
+}
+
+// ownMaps reads this process's user namespace maps (a rootless create
+// started by RunInUserNS).
+func ownMaps() (*UserNS, error) {
+	u := &UserNS{}
+	for i, f := range []string{"/proc/self/uid_map", "/proc/self/gid_map"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var m []IDMap
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var e [3]uint64
+			fs := strings.Fields(l)
+			if len(fs) != 3 {
+				return nil, fmt.Errorf("%s: line %q", f, l)
+			}
+			for j := range e {
+				if e[j], err = strconv.ParseUint(fs[j], 10, 32); err != nil {
+					return nil, fmt.Errorf("%s: line %q", f, l)
+				}
+			}
+			m = append(m, IDMap{ContainerID: uint32(e[0]), HostID: uint32(e[1]), Size: uint32(e[2])})
+		}
+		if i == 0 {
+			u.UIDMap = m
+		} else {
+			u.GIDMap = m
+		}
+	}
+	return u, nil
+}
+
+// onlyRoot tells whether a rootless pod's maps are the user's own IDs
+// alone: setgroups(2) is then denied in it, and no other ID exists.
+func (u *UserNS) onlyRoot() bool {
+	return len(u.UIDMap) == 1 && u.UIDMap[0].Size == 1 && len(u.GIDMap) == 1 && u.GIDMap[0].Size == 1
+}
