@@ -25,7 +25,7 @@ const rootlessUID, rootlessGID = 65534, 65534
 // XDG_RUNTIME_DIR of the user's own (mode 0700), so that the state root is
 // the rootless default, XDG_RUNTIME_DIR/podsb.
 type rootlessEnv struct {
-	t     *testing.T
+	t     testing.TB
 	bin   string
 	dir   string // world-searchable parent of xdg, root's
 	xdg   string
@@ -34,7 +34,7 @@ type rootlessEnv struct {
 	pids  map[int]uint64
 }
 
-func newRootlessEnv(t *testing.T) *rootlessEnv {
+func newRootlessEnv(t testing.TB) *rootlessEnv {
 	t.Helper()
 	bin := podsbBinary(t)
 	dir, err := os.MkdirTemp("", "podsb-rootless-")
@@ -77,7 +77,7 @@ func (e *rootlessEnv) run(args ...string) result {
 	return runResult(e.t, e.cmd(args...))
 }
 
-func runResult(t *testing.T, cmd *exec.Cmd) result {
+func runResult(t testing.TB, cmd *exec.Cmd) result {
 	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -307,7 +307,7 @@ func TestRootlessBadInput(t *testing.T) {
 // withSubIDs gives the rootless user the subordinate IDs start:65536 in
 // /etc/subuid and /etc/subgid (newuidmap reads only those) for the test,
 // and puts the files back byte for byte afterwards.
-func withSubIDs(t *testing.T, start uint32) {
+func withSubIDs(t testing.TB, start uint32) {
 	t.Helper()
 	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
 		orig, err := os.ReadFile(f)

@@ -151,6 +151,9 @@ short unique ID. Returns once the pod is ready.`,
 			// A rootless user with subordinate IDs: the create runs again,
 			// in a user namespace with those maps, which newuidmap and
 			// newgidmap write (security.md#rootless).
+			if waitAttempted {
+				return errors.New("rootless: this podsb has no fast path to start in a user namespace with subordinate IDs: build it with make build and a C compiler")
+			}
 			if sandbox.Rootless() && !sandbox.InUserNS() {
 				u, err := sandbox.RootlessSubIDs()
 				if err != nil {

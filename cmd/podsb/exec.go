@@ -185,6 +185,11 @@ PID inside the pod.`,
 // pod's commands must not inherit.
 var joinAttempted = os.Getenv(sandbox.UserNSFDEnv) != ""
 
+// waitAttempted says this process is a rootless create started by
+// sandbox.RunInUserNS whose entry point did not wait for its maps (no fast
+// path): the entry point takes the variable out when it does.
+var waitAttempted = os.Getenv(sandbox.UserNSWaitEnv) != ""
+
 // joinRootless re-executes this podsb exec with the rootless pod's user
 // namespace handle at a descriptor named in sandbox.UserNSFDEnv: the
 // binary's entry point joins it before the Go runtime starts (setns(2)

@@ -31,6 +31,7 @@ func main() {
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(256 << 20)
 	os.Unsetenv(sandbox.UserNSFDEnv)
+	os.Unsetenv(sandbox.UserNSWaitEnv)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
