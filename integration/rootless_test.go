@@ -234,6 +234,11 @@ func TestRootless(t *testing.T) {
 	if err := waitDead(dd.Pid, dd.StartTime, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// Its handles lead nowhere now: exec refuses, ps shows it stopped.
+	wantFailure(t, e.run("exec", dead, "--", "true"), "not running")
+	if ps := e.must("ps", "-a"); !strings.Contains(ps, "stopped") {
+		t.Errorf("ps -a of a dead rootless pod:\n%s", ps)
+	}
 	if out := e.must("gc"); !strings.Contains(out, dead) {
 		t.Errorf("gc printed %q, want %s", out, dead)
 	}
@@ -393,5 +398,45 @@ func TestRootlessSubIDs(t *testing.T) {
 	e.must("rm", name)
 	if ents := stateEntries(e.root); len(ents) != 0 {
 		t.Errorf("state root after rm: %v", ents)
+	}
+}
+
+// TestRootlessForgedState: a rootless pod's handles are links, not pins,
+// so a state record that names another process (a reused PID, or an edit
+// by the user) must not lead exec there: pod a's record made to name pod
+// b's pause (its PID and start time) is not running, and exec into a runs
+// nothing in b.
+func TestRootlessForgedState(t *testing.T) {
+	e := newRootlessEnv(t)
+	a, b := e.name(), e.name()
+	e.must("create", "--network", "none", a)
+	e.must("create", "--network", "none", "--hostname", "bee", b)
+	e.inspect(a)
+	db := e.inspect(b)
+	path := filepath.Join(e.root, a, "state.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatal(err)
+	}
+	st["pid"], st["pauseStartTime"] = db.Pid, db.StartTime
+	forged, _ := json.Marshal(st)
+	if err := os.WriteFile(path, forged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run("exec", a, "--", "hostname")
+	if strings.Contains(r.stdout, "bee") {
+		t.Fatalf("exec into %s ran in %s: %+v", a, b, r)
+	}
+	wantFailure(t, r, "not running")
+	// Put it back for rm to find a's pause.
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := strings.TrimSpace(e.must("exec", a, "--", "hostname")); out != a {
+		t.Errorf("hostname of %s: %q", a, out)
 	}
 }
