@@ -66,6 +66,9 @@ type Spec struct {
 	// with a user namespace gets its root so (package doc).
 	Attached, HostDirsAttached bool              `json:"-"`
 	Staged                     map[string]string `json:"-"`
+	// OnlyRoot says the pod's user namespace maps its IDs 0 and no
+	// other (a rootless pod's): its devpts gets no tty group.
+	OnlyRoot bool `json:"-"`
 }
 
 // Volume is a bind mount of a host path into the pod, or (Image set) a
