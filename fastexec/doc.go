@@ -42,5 +42,16 @@
 // includes the committed pause image, reaper/pause/pause-amd64, which it
 // executes from a sealed memfd as "pause run", as sandbox.Pod.Exec does.
 //
-// Privileges: root (setns). amd64 only.
+// Two more forms, for rootless podsb (package sandbox, rootless_linux.go),
+// run whatever the command line: with PODSB_USERNS_FD=N in the
+// environment (sandbox.UserNSFDEnv), the entry point joins the user
+// namespace at fd N, closes it and lets Go start in there (a failure joins
+// nothing, and Go reports); with PODSB_USERNS_WAIT=N
+// (sandbox.UserNSWaitEnv), it waits for one byte on fd N (its maps
+// written) and executes /proc/self/exe again without the variable, now
+// the namespace's root with its capabilities; end of file exits 125.
+// Without the fast path linked, neither works, and rootless exec and
+// rootless creates with subordinate IDs fail with a message that says so.
+//
+// Privileges: root (setns), except for the two forms above. amd64 only.
 package fastexec

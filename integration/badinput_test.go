@@ -86,11 +86,16 @@ func TestBadInput(t *testing.T) {
 
 func TestNotRoot(t *testing.T) {
 	e := newEnv(t)
-	for _, args := range [][]string{{"create"}, {"ps"}, {"rm", "--all"}} {
+	// What rootless podsb cannot do; the rest is TestRootless's.
+	for _, args := range [][]string{{"run", "x", "--", "true"}, {"start", "x"}, {"stop", "x", "y"}, {"logs", "x"}, {"image", "ls"}, {"network", "prune"}} {
 		cmd := exec.Command(e.bin, append([]string{"--root", e.root}, args...)...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		wantFailure(t, e.runCmd(cmd), "must be run as root")
+		wantFailure(t, e.runCmd(cmd), "needs root")
 	}
+	// A root's state root is closed to other users.
+	cmd := exec.Command(e.bin, "--root", e.root, "ps")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	wantFailure(t, e.runCmd(cmd), "permission denied")
 }
 
 func TestConcurrentCreateSameName(t *testing.T) {

@@ -113,3 +113,73 @@ func BenchmarkUserNSRun(b *testing.B) {
 	}
 	report(b, measure(b, rounds, tools), "host-image")
 }
+
+// BenchmarkRootless measures a rootless create (as nobody, the single-ID
+// map, --network none) against root's create with --userns auto and
+// without, each with rm, interleaved in one run; and a rootless exec (it
+// executes itself again to join the pod's user namespace, then runs in
+// Go) against root's exec into a --userns auto pod (the fast path).
+// Results: docs/performance.md.
+func BenchmarkRootless(b *testing.B) {
+	testenv.RequireRoot(b)
+	rounds := benchRounds(b, 50)
+	e, r := newEnv(b), newRootlessEnv(b)
+	run := e.name()
+	podsb := func(name string, rootless bool, args ...string) tool {
+		cmd := func(args ...string) *exec.Cmd {
+			if rootless {
+				return r.cmd(args...)
+			}
+			return exec.Command(e.bin, append([]string{"--root", e.root}, args...)...)
+		}
+		return tool{
+			name: name,
+			op: func(tb testing.TB, i int, _ any) any {
+				n := fmt.Sprintf("%s%s%d", run, name, i)
+				e.use(n)
+				r.names[n] = true
+				if out, err := cmd(append(append([]string{"create", "--network", "none"}, args...), n)...).CombinedOutput(); err != nil {
+					tb.Fatalf("podsb create: %v: %s", err, out)
+				}
+				return n
+			},
+			rm: func(tb testing.TB, _ int, n any) {
+				if out, err := cmd("rm", "-f", n.(string)).CombinedOutput(); err != nil {
+					tb.Fatalf("podsb rm: %v: %s", err, out)
+				}
+			},
+		}
+	}
+	report(b, measure(b, rounds, []tool{
+		podsb("root-host", false, "--userns", "host"),
+		podsb("root-auto", false, "--userns", "auto"),
+		podsb("rootless", true),
+	}), "root-auto/create")
+
+	auto, _ := e.create("--userns", "auto")
+	rl := r.name()
+	r.must("create", "--network", "none", rl)
+	execIn := func(name string, cmd func() *exec.Cmd) tool {
+		return tool{
+			name: name,
+			op: func(tb testing.TB, _ int, _ any) any {
+				c := cmd()
+				if out, err := c.CombinedOutput(); err != nil {
+					tb.Fatalf("%v: %v: %s", c.Args, err, out)
+				}
+				return nil
+			},
+		}
+	}
+	report(b, measure(b, 2*rounds, []tool{
+		execIn("root-auto-exec", func() *exec.Cmd {
+			return exec.Command(e.bin, "--root", e.root, "exec", auto, "--", "true")
+		}),
+		execIn("root-auto-exec-go", func() *exec.Cmd {
+			c := exec.Command(e.bin, "--root", e.root, "exec", auto, "--", "true")
+			c.Env = []string{"PODSB_FASTEXEC=0"}
+			return c
+		}),
+		execIn("rootless-exec", func() *exec.Cmd { return r.cmd("exec", rl, "--", "true") }),
+	}), "root-auto-exec")
+}

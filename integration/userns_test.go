@@ -157,8 +157,8 @@ func TestUserNSRanges(t *testing.T) {
 		if uid != gid {
 			t.Logf("pod %s: uids from %d, gids from %d", name, uid, gid)
 		}
-		// The record in the state root.
-		if _, err := os.Stat(filepath.Join(e.root, ".userns", name)); err != nil {
+		// The machine's record.
+		if _, err := os.Stat(sandbox.UserNSRecord(e.root, name)); err != nil {
 			t.Errorf("record of %s's range: %v", name, err)
 		}
 	}
@@ -171,17 +171,19 @@ func TestUserNSRanges(t *testing.T) {
 		}
 	}))
 	e.must("rm", starts[low])
-	if _, err := os.Stat(filepath.Join(e.root, ".userns", starts[low])); !os.IsNotExist(err) {
+	if _, err := os.Stat(sandbox.UserNSRecord(e.root, starts[low])); !os.IsNotExist(err) {
 		t.Errorf("record of a removed pod: %v", err)
 	}
 	next, d := e.create("--userns", "auto")
 	if uid, _ := usernsRange(t, d); uid != low {
 		t.Errorf("pod %s after rm: uids from %d, want the freed %d", next, uid, low)
 	}
-	// rm of them all removes the records and their directory.
+	// rm of them all removes their records.
 	e.must("rm", "--all")
-	if _, err := os.Stat(filepath.Join(e.root, ".userns")); !os.IsNotExist(err) {
-		t.Errorf("%s/.userns after rm --all: %v", e.root, err)
+	for _, name := range append(names, next) {
+		if _, err := os.Stat(sandbox.UserNSRecord(e.root, name)); !os.IsNotExist(err) {
+			t.Errorf("record of %s after rm --all: %v", name, err)
+		}
 	}
 }
 
@@ -276,7 +278,7 @@ func TestUserNSBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before, mounts := stateEntries(e.root), mountsUnder(t, e.root)
-			records, _ := os.ReadDir(filepath.Join(e.root, ".userns"))
+			records := ownRecords(e.root)
 			wantFailure(t, e.run(append(append([]string{"create"}, tc.args...), e.name())...), tc.want)
 			if after := stateEntries(e.root); !slices.Equal(before, after) {
 				t.Errorf("state root %v -> %v", before, after)
@@ -284,7 +286,7 @@ func TestUserNSBadInput(t *testing.T) {
 			if after := mountsUnder(t, e.root); len(after) != len(mounts) {
 				t.Errorf("mounts %v -> %v", mounts, after)
 			}
-			if after, _ := os.ReadDir(filepath.Join(e.root, ".userns")); len(after) != len(records) {
+			if after := ownRecords(e.root); !slices.Equal(after, records) {
 				t.Errorf("records %v -> %v", records, after)
 			}
 		})
@@ -309,7 +311,7 @@ func TestUserNSBadInput(t *testing.T) {
 	}
 	wantFailure(t, e.run("start", auto), "a stopped one cannot be started again; remove it")
 	e.must("gc")
-	if _, err := os.Stat(filepath.Join(e.root, ".userns", auto)); !os.IsNotExist(err) {
+	if _, err := os.Stat(sandbox.UserNSRecord(e.root, auto)); !os.IsNotExist(err) {
 		t.Errorf("range record of a pod gc removed: %v", err)
 	}
 
@@ -359,5 +361,99 @@ func TestUserNSFastExec(t *testing.T) {
 	}
 	if out := e.runFast(true, "", "exec", pod, "--", "id", "-u"); strings.TrimSpace(out.stdout) != "0" {
 		t.Errorf("id -u on the fast path: %+v", out)
+	}
+}
+
+// ownRecords lists the machine's user namespace records of state root
+// root (sandbox.UserNSRecords), sorted.
+func ownRecords(root string) []string {
+	suffix := strings.TrimPrefix(filepath.Base(sandbox.UserNSRecord(root, "x")), "x")
+	ents, _ := os.ReadDir(sandbox.UserNSRecords)
+	var out []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), suffix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// TestUserNSMachineWide: --userns auto ranges are unique on the machine,
+// not per state root. Pods of two state roots, made concurrently, get
+// disjoint ranges, each recorded once in the machine's record with its
+// root; an explicit map overlapping another root's pod is refused with
+// that pod and root named; the record of a pod whose pause died is
+// reclaimed by gc of its root, and rm releases the other.
+func TestUserNSMachineWide(t *testing.T) {
+	a, b := newEnv(t), newEnv(t)
+	const n = 3
+	type pod struct {
+		e    *env
+		name string
+	}
+	var pods []pod
+	var wg sync.WaitGroup
+	for i := range 2 * n {
+		e := a
+		if i%2 == 1 {
+			e = b
+		}
+		p := pod{e, e.name()}
+		pods = append(pods, p)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := p.e.run("create", "--userns", "auto", p.name); r.code != 0 {
+				t.Errorf("create %s: exit %d: %s", p.name, r.code, r.stderr)
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	type span struct{ uid, gid uint32 }
+	got := map[string]span{}
+	for _, p := range pods {
+		uid, gid := usernsRange(t, p.e.inspect(p.name))
+		for other, s := range got {
+			if uid < s.uid+sandbox.UserNSSize && s.uid < uid+sandbox.UserNSSize {
+				t.Errorf("pods %s and %s of two roots: uids from %d and %d overlap", p.name, other, uid, s.uid)
+			}
+			if gid < s.gid+sandbox.UserNSSize && s.gid < gid+sandbox.UserNSSize {
+				t.Errorf("pods %s and %s of two roots: gids from %d and %d overlap", p.name, other, gid, s.gid)
+			}
+		}
+		got[p.name] = span{uid, gid}
+		b, err := os.ReadFile(sandbox.UserNSRecord(p.e.root, p.name))
+		if err != nil || !strings.Contains(string(b), strconv.Quote(p.e.root)) {
+			t.Errorf("record of %s: %q, %v; want one naming its root %s", p.name, b, err, p.e.root)
+		}
+	}
+	if ra, rb := ownRecords(a.root), ownRecords(b.root); len(ra) != n || len(rb) != n {
+		t.Errorf("records: %v of %s, %v of %s; want %d each", ra, a.root, rb, b.root, n)
+	}
+	// An explicit map over a pod of the other root.
+	taken := got[pods[0].name].uid
+	wantFailure(t, b.run("create", "--uidmap", fmt.Sprintf("0:%d:10", taken+5), b.name()),
+		"overlap those of pod "+pods[0].name+" of state root "+a.root)
+	// A pod whose pause died: gc of its root reclaims its record.
+	dead := pods[1]
+	d := dead.e.inspect(dead.name)
+	syscall.Kill(d.Pid, syscall.SIGKILL)
+	if err := waitDead(d.Pid, d.StartTime, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sandbox.UserNSRecord(dead.e.root, dead.name)); err != nil {
+		t.Errorf("record of a dead pod before gc: %v", err)
+	}
+	dead.e.must("gc")
+	if _, err := os.Stat(sandbox.UserNSRecord(dead.e.root, dead.name)); !os.IsNotExist(err) {
+		t.Errorf("record of a pod gc removed: %v", err)
+	}
+	a.must("rm", "--all")
+	b.must("rm", "--all")
+	if ra, rb := ownRecords(a.root), ownRecords(b.root); len(ra)+len(rb) != 0 {
+		t.Errorf("records after rm --all: %v %v", ra, rb)
 	}
 }

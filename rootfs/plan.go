@@ -51,7 +51,7 @@ func plan(h Host, s *Spec) ([]setup.Op, error) {
 	}
 	p.mount("proc", p.path("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 	p.mount("sysfs", p.path("sys"), "sysfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
-	p.devices(p.path("dev"), s.NoDev, s.Shared)
+	p.devices(p.path("dev"), s.NoDev, s.OnlyRoot, s.Shared)
 	p.mount("tmpfs", p.path("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
 	if s.Mask {
 		if err := p.mask(s, func(path string) bool { return !s.ProcLater || !within(path, "/proc") }); err != nil {
@@ -288,7 +288,10 @@ var devLinks = [][2]string{
 // is nodev, and the nodes are the host's, bind-mounted (a bind mount keeps
 // the flags of the host's /dev): a node made later in /dev cannot be
 // opened.
-func (p *planner) devices(dev string, noDev bool, shared map[string]int) {
+//
+// The devpts instance gives its terminals to group 5 (tty), unless onlyRoot
+// (a user namespace that maps no group 5, where the option fails).
+func (p *planner) devices(dev string, noDev, onlyRoot bool, shared map[string]int) {
 	if noDev {
 		p.mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=65536k")
 		for _, n := range devNodes {
@@ -312,7 +315,11 @@ func (p *planner) devices(dev string, noDev bool, shared map[string]int) {
 	if fd, ok := shared["dev/pts"]; ok {
 		p.add(setup.Op{Code: setup.MoveMount, Num: uint64(fd), Str: []string{filepath.Join(dev, "pts")}})
 	} else {
-		p.mount("devpts", filepath.Join(dev, "pts"), "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+		opts := "newinstance,ptmxmode=0666,mode=0620,gid=5"
+		if onlyRoot {
+			opts = "newinstance,ptmxmode=0666,mode=0620"
+		}
+		p.mount("devpts", filepath.Join(dev, "pts"), "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, opts)
 	}
 	if fd, ok := shared["dev/shm"]; ok {
 		p.add(setup.Op{Code: setup.MoveMount, Num: uint64(fd), Str: []string{filepath.Join(dev, "shm")}})

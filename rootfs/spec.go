@@ -77,6 +77,9 @@ type Spec struct {
 	// The kernel lets a user namespace's root mount proc only where a
 	// proc that nothing covers is mounted already: the plan's.
 	ProcLater bool `json:"-"`
+	// OnlyRoot says the pod's user namespace maps its IDs 0 and no
+	// other (a rootless pod's): its devpts gets no tty group.
+	OnlyRoot bool `json:"-"`
 }
 
 // Volume is a bind mount of a host path into the pod, or (Image set) a

@@ -62,6 +62,19 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 	if err != nil {
 		return nil, err
 	}
+	var rl *UserNS // a rootless pod's maps
+	if Rootless() {
+		if err := c.checkRootless(); err != nil {
+			return nil, err
+		}
+		rl = rootlessMaps()
+		if InUserNS() {
+			// Started by RunInUserNS, in the pod's user namespace.
+			if rl, err = ownMaps(); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := checkCgroupParent(c.CgroupParent); err != nil {
 		return nil, err
 	}
@@ -80,6 +93,7 @@ func Create(ctx context.Context, c Config) (*Pod, error) {
 	}
 	defer lock.Close()
 	r := &podCreate{c: c, lock: lock, dir: lock.path, trace: c.tracer()}
+	r.rootless = rl
 	r.trace("state directory")
 	if err := r.run(ctx); err != nil {
 		return nil, err
@@ -103,6 +117,8 @@ type podCreate struct {
 	cgroup string
 	st     *State
 	userns *podUserNS // with a user namespace of the pod's own
+	// rootless is a rootless pod's maps (rootless_linux.go).
+	rootless *UserNS
 }
 
 // createStep is one named step of Create. skip, if set, says the step does
@@ -126,12 +142,13 @@ var createSteps = []createStep{
 	{name: "init: mounts, pivot_root", do: (*podCreate).runInit},
 	{name: "pin namespaces", do: (*podCreate).pin},
 	{name: "bridge, veth, address, route, NAT", skip: noNetwork, do: (*podCreate).attachNetwork},
-	{name: "register with ip netns", do: (*podCreate).registerNetNS},
+	{name: "register with ip netns", skip: isRootless, do: (*podCreate).registerNetNS},
 	{name: "final state write", do: (*podCreate).finalStateWrite},
 }
 
-func noNetwork(r *podCreate) bool { return r.c.Network == nil }
-func noLimits(r *podCreate) bool  { return r.c.Limits.none() && r.c.CgroupParent == "" }
+func noNetwork(r *podCreate) bool  { return r.c.Network == nil }
+func isRootless(r *podCreate) bool { return r.rootless != nil }
+func noLimits(r *podCreate) bool   { return r.c.Limits.none() && r.c.CgroupParent == "" }
 
 // run runs the steps; on failure it undoes what they made, and removes the
 // pod's directory with whatever is still mounted or pinned below it.
@@ -182,6 +199,7 @@ func (r *podCreate) plan(context.Context) (func(), error) {
 		Volumes:  c.Volumes,
 		Mask:     !c.Security.Privileged,
 		NoDev:    !c.Security.Privileged,
+		OnlyRoot: r.rootless != nil && r.rootless.onlyRoot(),
 	}
 	for _, d := range []string{"ns", "rootfs", exitsDirName} {
 		if err := os.Mkdir(filepath.Join(r.dir, d), 0o700); err != nil {
@@ -220,13 +238,13 @@ func (r *podCreate) plan(context.Context) (func(), error) {
 func (r *podCreate) startInit(context.Context) (func(), error) {
 	var child *initProc
 	fork := func() (err error) {
-		child, err = startInit(r.ops, podCloneFlags(r.c), r.userns)
+		child, err = startInit(r.ops, podCloneFlags(r.c), r.userns, r.rootless)
 		return err
 	}
 	var err error
 	// A pod with a user namespace forks from a thread of its own (its
 	// working directory): from the host's namespace.
-	if r.userns == nil && useTemplate(r.c) {
+	if r.userns == nil && r.rootless == nil && useTemplate(r.c) {
 		err = forkFromTemplate(r.lock.root, filepath.Dir(r.dir), r.dir, r.ops, fork)
 	} else {
 		err = fork()
@@ -276,6 +294,7 @@ func (r *podCreate) firstStateWrite(context.Context) (func(), error) {
 	if r.userns != nil {
 		r.st.UserNS = r.userns.ns
 	}
+	r.st.Rootless = r.rootless
 	if !noLimits(r) {
 		r.cgroup = c.CgroupParent + cgroupPath(c.Root, c.Name)
 		r.st.Cgroup = r.cgroup
@@ -316,7 +335,11 @@ func (r *podCreate) runInit(ctx context.Context) (func(), error) {
 // unmounts them.
 func (r *podCreate) pin(context.Context) (func(), error) {
 	var err error
-	if r.st.Namespaces, err = pinNamespaces(r.child.pid, filepath.Join(r.dir, "ns")); err != nil {
+	pin := pinNamespaces
+	if r.rootless != nil {
+		pin = linkNamespaces
+	}
+	if r.st.Namespaces, err = pin(r.child.pid, filepath.Join(r.dir, "ns")); err != nil {
 		return nil, fmt.Errorf("pin namespaces: %w", err)
 	}
 	return nil, nil
@@ -340,8 +363,11 @@ func (r *podCreate) registerNetNS(context.Context) (func(), error) {
 // running.
 func (r *podCreate) finalStateWrite(context.Context) (func(), error) {
 	r.st.Status = specs.StateRunning
-	if err := writeJoin(r.dir, r.st); err != nil {
-		return nil, err
+	// The fast path is root's: a rootless pod has no join record.
+	if r.rootless == nil {
+		if err := writeJoin(r.dir, r.st); err != nil {
+			return nil, err
+		}
 	}
 	return nil, writeState(r.lock, r.st)
 }
@@ -398,7 +424,10 @@ type initProc struct {
 // With u, the init is also born in a new user namespace, which owns the
 // others, with u's maps (written by this process before the init goes
 // on), in u's working directory.
-func startInit(ops []setup.Op, flags uintptr, u *podUserNS) (*initProc, error) {
+//
+// With rootless, the init is born in a new user namespace with those maps
+// instead (rootlessAttr).
+func startInit(ops []setup.Op, flags uintptr, u *podUserNS, rootless *UserNS) (*initProc, error) {
 	pause, err := reaper.Memfd()
 	if err != nil {
 		return nil, err
@@ -429,6 +458,9 @@ func startInit(ops []setup.Op, flags uintptr, u *podUserNS) (*initProc, error) {
 		},
 	}
 	var pid int
+	if rootless != nil {
+		rootlessAttr(attr, rootless)
+	}
 	if u != nil {
 		u.userAttr(attr)
 		err = forkIn(u.dir, func() (err error) {

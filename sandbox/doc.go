@@ -16,6 +16,13 @@
 // opened below the root through no symbolic link.
 //
 // Privileges: root (CAP_SYS_ADMIN for mounts and namespaces, CAP_KILL).
+// A user other than root makes rootless pods (rootless_linux.go): a user
+// namespace of the pod's own, no network, cgroup or host namespace, the
+// state root the user's own ($XDG_RUNTIME_DIR/podsb for the CLI), the
+// handles links to pause's /proc/PID/ns. Exec into one must join its user
+// namespace before the Go runtime starts: Pod.Exec refuses (ErrRootless)
+// unless the process runs in it already (the podsb binary re-executes
+// itself so, through its entry point; see package fastexec).
 //
 // The pod's init is the pause program of package reaper, executed from a
 // sealed memfd in the new namespaces: it runs the set-up that Create planned

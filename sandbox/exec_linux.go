@@ -289,6 +289,9 @@ func (p *Pod) checkLaunch(c ExecConfig) error {
 	if err := p.checkUserNSCaps(c.Security); err != nil {
 		return err
 	}
+	if p.state.Rootless != nil && !InUserNS() {
+		return rootlessf("exec into pod %s joins its user namespace before Go starts: use the podsb binary, built with its fast path (make build)", p.name)
+	}
 	for _, kv := range c.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return invalidf("environment variable %q: want KEY=VAL", kv)
@@ -387,6 +390,9 @@ func (p *Pod) startOnThread(proc *Process, c ExecConfig, userns *os.File) (*prog
 		return nil, nil, err
 	}
 	ops, err := commandOps(c.Security, p.state.Security, l.user, false, l.path, c.Args)
+	if err == nil {
+		ops, err = p.rootlessIDs(ops, l.user)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -482,6 +488,9 @@ func (p *Pod) execDetached(ctx context.Context, h *nsenter.Handles, cs *Containe
 			return err
 		}
 		ops, err := commandOps(c.Security, p.state.Security, l.user, true, l.path, c.Args)
+		if err == nil {
+			ops, err = p.rootlessIDs(ops, l.user)
+		}
 		if err != nil {
 			return err
 		}

@@ -90,18 +90,10 @@ func teardown(d *podDir) error {
 			errs = append(errs, err)
 		}
 	}
-	// The pod's handles and its containers' (mnt-NAME).
-	if ns, err := openAt(d.dir, "ns", unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
-		names, _ := ns.Readdirnames(-1)
-		for _, n := range names {
-			if err := unmountAt(ns, n); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		ns.Close()
-	}
-	if err := unmountAt(d.dir, "ns"); err != nil {
-		errs = append(errs, err)
+	// The pod's handles and its containers' (mnt-NAME). A rootless
+	// podsb mounted none: its handles are links.
+	if !Rootless() {
+		errs = append(errs, unmountHandles(d)...)
 	}
 	// Upper directories of image roots made outside the pod's directory.
 	if err := removeUppers(d.dir); err != nil {
@@ -142,6 +134,24 @@ func teardown(d *podDir) error {
 		}
 	}
 	return fmt.Errorf("cannot move %s to %s", d.path, filepath.Join(d.root.Name(), workDir))
+}
+
+// unmountHandles unmounts the pod's handles and its ns directory.
+func unmountHandles(d *podDir) []error {
+	var errs []error
+	if ns, err := openAt(d.dir, "ns", unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
+		names, _ := ns.Readdirnames(-1)
+		for _, n := range names {
+			if err := unmountAt(ns, n); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		ns.Close()
+	}
+	if err := unmountAt(d.dir, "ns"); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
 }
 
 // removeTree removes the directory name of parent, open as dir, and
@@ -247,6 +257,9 @@ func unmountBelow(dir string) error {
 // pod's directory, as NamespacePath gives them), as nsenter.Open does, but
 // through no symbolic link, and only namespace files.
 func (p *Pod) openNS(nss []nsenter.Namespace) (*nsenter.Handles, error) {
+	if p.state != nil && p.state.Rootless != nil {
+		return p.openRootlessNS(nss)
+	}
 	d, err := p.open()
 	if err != nil {
 		return nil, err

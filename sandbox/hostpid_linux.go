@@ -39,21 +39,24 @@ func (r *containerStart) watchHostPID() error {
 	file := filepath.Join(r.dir, exitFile)
 	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		unix.PidfdSendSignal(r.spawnFD, unix.SIGKILL, nil, 0)
-		var info unix.Siginfo
-		unix.Waitid(unix.P_PIDFD, r.spawnFD, &info, unix.WEXITED, nil)
+		killAndReap(r.spawnFD)
 		return err
 	}
 	fd, err := unix.Dup(r.spawnFD)
 	if err != nil {
 		f.Close()
-		unix.PidfdSendSignal(r.spawnFD, unix.SIGKILL, nil, 0)
-		var info unix.Siginfo
-		unix.Waitid(unix.P_PIDFD, r.spawnFD, &info, unix.WEXITED, nil)
+		killAndReap(r.spawnFD)
 		return os.NewSyscallError("dup", err)
 	}
 	go recordHostPIDExit(fd, f)
 	return nil
+}
+
+// killAndReap kills the caller's child behind pidfd and reaps it.
+func killAndReap(pidfd int) {
+	unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+	var info unix.Siginfo
+	unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED, nil)
 }
 
 // recordHostPIDExit waits for the child behind pidfd to exit, appends its

@@ -86,7 +86,20 @@ func (p *Pod) alive() bool {
 		return false
 	}
 	defer d.Close()
-	return isPause(d.dir, st.Pid, st.StartTime, st.BootID)
+	if !isPause(d.dir, st.Pid, st.StartTime, st.BootID) {
+		return false
+	}
+	// A rootless pod's ns/pid is a link, not a pin: its PID namespace is
+	// checked against the inode recorded at create instead.
+	if st.Rootless != nil {
+		for _, n := range st.Namespaces {
+			if n.Type == specs.PIDNamespace {
+				ino, ok := pidNSInode(strconv.Itoa(st.Pid))
+				return ok && ino == n.Inode
+			}
+		}
+	}
+	return true
 }
 
 // open opens the pod's state root and directory, without its lock.

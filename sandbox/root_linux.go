@@ -32,7 +32,7 @@ func openRoot(root string) (*os.File, error) {
 		return nil, err
 	}
 	fi, err := f.Stat()
-	if err == nil && !trustedRoot(owner(fi), fi.Mode()) {
+	if err == nil && !trustedRoot(trustUID(owner(fi)), fi.Mode()) {
 		err = untrusted(root, root)
 	}
 	if err == nil {
@@ -57,7 +57,7 @@ func checkParents(root, real string) error {
 		if err != nil {
 			return err
 		}
-		if !trustedParent(owner(fi), fi.Mode()) {
+		if !trustedParent(trustUID(owner(fi)), fi.Mode()) {
 			return untrusted(root, dir)
 		}
 	}
@@ -88,7 +88,7 @@ func makeRoot(root string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !trustedParent(owner(fi), fi.Mode()) {
+	if !trustedParent(trustUID(owner(fi)), fi.Mode()) {
 		return nil, untrusted(root, real)
 	}
 	if err := checkParents(root, real); err != nil {
@@ -115,6 +115,15 @@ func checkRoot(root string) error {
 
 func untrusted(root, dir string) error {
 	return errclass.New(ErrUntrustedRoot, UntrustedRootFormat, root, dir)
+}
+
+// trustUID is uid as the trust checks take it: 0 for every owner that
+// trustedOwner trusts (a rootless user's own directories).
+func trustUID(uid uint32) uint32 {
+	if trustedOwner(uid) {
+		return 0
+	}
+	return uid
 }
 
 func owner(fi os.FileInfo) uint32 {

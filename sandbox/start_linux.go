@@ -98,7 +98,7 @@ func (p *Pod) Start(ctx context.Context) error {
 	var child *initProc
 	err = h.Do(func() error {
 		var err error
-		child, err = startInit(ops, unix.CLONE_NEWPID|unix.CLONE_NEWNS, nil)
+		child, err = startInit(ops, unix.CLONE_NEWPID|unix.CLONE_NEWNS, nil, nil)
 		return err
 	})
 	if err != nil {

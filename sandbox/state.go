@@ -89,6 +89,10 @@ type State struct {
 
 	// UserNS is the pod's own user namespace, if it has one: its maps.
 	UserNS *UserNS `json:"userNS,omitempty"`
+	// Rootless is set for a pod made without root: the maps of its user
+	// namespace, the user's own IDs as 0 (rootless_linux.go). Its
+	// Namespaces are links to pause's /proc/PID/ns/*, not bind mounts.
+	Rootless *UserNS `json:"rootless,omitempty"`
 	// Network is the pod's place on the bridge network: address, gateway,
 	// bridge, host veth, published ports. Nil without one.
 	Network *network.Lease `json:"network,omitempty"`

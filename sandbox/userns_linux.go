@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,21 +25,46 @@ import (
 // missing or names no range for that user gives DefaultSubIDs.
 var SubIDFiles = [2]string{"/etc/subuid", "/etc/subgid"}
 
-// usernsDir is the state root's record of the pods' user namespace maps:
-// one file per pod, NAME, holding its UserNS. The directory is flock(2)ed
-// while a create reads and adds to it.
-const usernsDir = ".userns"
+// UserNSRecords is the machine's record of the pods' user namespace maps,
+// of every state root: one file per pod, NAME@HASH (usernsRecordName),
+// holding its usernsRecord. The directory is flock(2)ed while a create
+// reads and adds to it, so that no two pods of any roots get overlapping
+// host IDs. It lives in the default state root, root's, which is made if
+// missing.
+var UserNSRecords = filepath.Join(DefaultRoot, ".userns")
 
 // maxUserNSRecord bounds a record's size: a few maps of JSON.
 const maxUserNSRecord = 64 << 10
 
-// reserveUserNS records the maps of pod name's user namespace in the state
-// root, under the directory's lock: allocated for UserNSAuto, or the
-// config's own, which must overlap no other pod's on the host side. A
+// usernsRecord is a pod's record in UserNSRecords: whose it is and its
+// maps. A record without Root (of a podsb before the records were the
+// machine's) is the default root's.
+type usernsRecord struct {
+	Root string `json:"root,omitempty"`
+	Name string `json:"name,omitempty"`
+	UserNS
+}
+
+// UserNSRecord is the path of the record of pod name of state root root
+// in UserNSRecords, whether or not it exists.
+func UserNSRecord(root, name string) string {
+	return filepath.Join(UserNSRecords, usernsRecordName(root, name))
+}
+
+// usernsRecordName is NAME@ and the first 16 hex digits of the SHA-256 of
+// the state root's path: unique on the machine, and still readable.
+func usernsRecordName(root, name string) string {
+	sum := sha256.Sum256([]byte(root))
+	return name + "@" + hex.EncodeToString(sum[:8])
+}
+
+// reserveUserNS records the maps of pod name's user namespace in
+// UserNSRecords, under the directory's lock: allocated for UserNSAuto, or
+// the config's own, which must overlap no other pod's on the host side. A
 // record whose pod directory is gone (a create killed before it could
-// undo) is dropped.
+// undo, or a state root removed with its pods) is dropped.
 func reserveUserNS(root, name string, c Config) (*UserNS, error) {
-	d, err := lockUserNSDir(root, true)
+	d, err := lockUserNSDir(true)
 	if err != nil {
 		return nil, err
 	}
@@ -48,24 +75,27 @@ func reserveUserNS(root, name string, c Config) (*UserNS, error) {
 		return nil, err
 	}
 	var takenU, takenG []IDMap
-	owners := map[string]*UserNS{}
+	owners := map[string]*usernsRecord{}
 	for _, n := range names {
 		p := filepath.Join(dir, n)
 		if strings.HasPrefix(n, ".") {
 			os.Remove(p) // a temporary file of a killed create
 			continue
 		}
-		if _, err := os.Lstat(filepath.Join(root, n)); errors.Is(err, os.ErrNotExist) {
-			os.Remove(p)
-			continue
-		}
 		b, err := readFileAt(d, n, maxUserNSRecord)
 		if err != nil {
 			return nil, err
 		}
-		var u UserNS
+		var u usernsRecord
 		if err := json.Unmarshal(b, &u); err != nil {
 			return nil, fmt.Errorf("user namespace record %s: %w", p, err)
+		}
+		if u.Root == "" {
+			u.Root, u.Name = DefaultRoot, n
+		}
+		if _, err := os.Lstat(filepath.Join(u.Root, u.Name)); errors.Is(err, os.ErrNotExist) {
+			os.Remove(p)
+			continue
 		}
 		owners[n] = &u
 		takenU, takenG = append(takenU, u.UIDMap...), append(takenG, u.GIDMap...)
@@ -88,18 +118,22 @@ func reserveUserNS(root, name string, c Config) (*UserNS, error) {
 		}
 		u = &UserNS{Auto: true, UIDMap: []IDMap{{HostID: us, Size: UserNSSize}}, GIDMap: []IDMap{{HostID: gs, Size: UserNSSize}}}
 	} else {
-		for n, o := range owners {
+		for _, o := range owners {
 			if hostOverlap(u.UIDMap, o.UIDMap) || hostOverlap(u.GIDMap, o.GIDMap) {
-				return nil, invalidf("user namespace maps overlap those of pod %s", n)
+				if o.Root == root {
+					return nil, invalidf("user namespace maps overlap those of pod %s", o.Name)
+				}
+				return nil, invalidf("user namespace maps overlap those of pod %s of state root %s", o.Name, o.Root)
 			}
 		}
 	}
-	b, err := json.Marshal(u)
+	b, err := json.Marshal(usernsRecord{Root: root, Name: name, UserNS: *u})
 	if err != nil {
 		return nil, err
 	}
+	rec := usernsRecordName(root, name)
 	// Not writeFileAt: its name.tmp could be another pod's record.
-	tmp := "." + name
+	tmp := "." + rec
 	f, err := openAt(d, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
@@ -109,11 +143,11 @@ func reserveUserNS(root, name string, c Config) (*UserNS, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = unix.Renameat(int(d.Fd()), tmp, int(d.Fd()), name)
+		err = unix.Renameat(int(d.Fd()), tmp, int(d.Fd()), rec)
 	}
 	if err != nil {
 		unix.Unlinkat(int(d.Fd()), tmp, 0)
-		return nil, fmt.Errorf("user namespace record %s: %w", filepath.Join(dir, name), err)
+		return nil, fmt.Errorf("user namespace record %s: %w", filepath.Join(dir, rec), err)
 	}
 	return u, nil
 }
@@ -121,12 +155,12 @@ func reserveUserNS(root, name string, c Config) (*UserNS, error) {
 // releaseUserNS removes the record of pod name's user namespace, if any:
 // its IDs are free for another pod. The last one removes the directory.
 func releaseUserNS(root, name string) error {
-	d, err := lockUserNSDir(root, false)
+	d, err := lockUserNSDir(false)
 	if d == nil || err != nil {
 		return err
 	}
 	defer d.Close()
-	if err := os.Remove(filepath.Join(d.Name(), name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(filepath.Join(d.Name(), usernsRecordName(root, name))); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	if names, _ := d.Readdirnames(1); len(names) == 0 {
@@ -135,14 +169,26 @@ func releaseUserNS(root, name string) error {
 	return nil
 }
 
-// lockUserNSDir opens ROOT/.userns, made if create, and locks it. It is
-// nil, with no error, if there is none and create is false. A directory
-// that the last release removed while this one waited for the lock is
-// made again.
-func lockUserNSDir(root string, create bool) (*os.File, error) {
-	dir := filepath.Join(root, usernsDir)
+// lockUserNSDir opens UserNSRecords, made if create (with the default
+// state root, checked as a state root is), and locks it. It is nil, with
+// no error, if there is none and create is false, or if this podsb is
+// rootless (its pods have no record). A directory that the last release
+// removed while this one waited for the lock is made again.
+func lockUserNSDir(create bool) (*os.File, error) {
+	if Rootless() {
+		if create {
+			return nil, rootlessf("--userns auto, --uidmap and --gidmap need root")
+		}
+		return nil, nil
+	}
+	dir := UserNSRecords
 	for {
 		if create {
+			parent, err := makeRoot(filepath.Dir(dir))
+			if err != nil {
+				return nil, err
+			}
+			parent.Close()
 			if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 				return nil, err
 			}

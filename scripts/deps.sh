@@ -18,9 +18,10 @@
 #	containernetworking-plugins  its loopback CNI plugin (/usr/lib/cni/loopback); podsb cri's
 #	                      CNI tests' bridge, host-local and portmap plugins
 #	iptables, nftables    portmap's rules; iptables-save and nft list ruleset check that none is left
+#	uidmap                newuidmap, newgidmap: a rootless pod's subordinate IDs (/etc/subuid)
 set -eu
 
-pkgs="util-linux bsdutils iproute2 iputils-ping python3 nginx-light gcc runc crun catatonit tini busybox-static podman skopeo umoci containerd containernetworking-plugins iptables nftables"
+pkgs="util-linux bsdutils iproute2 iputils-ping python3 nginx-light gcc runc crun catatonit tini busybox-static podman skopeo umoci containerd containernetworking-plugins iptables nftables uidmap"
 
 missing=""
 for p in $pkgs; do

@@ -148,6 +148,25 @@ short unique ID. Returns once the pod is ready.`,
 			// A create takes milliseconds and undoes itself on failure:
 			// let no signal cut it short and leave a half-made pod.
 			signal.Ignore(unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
+			// A rootless user with subordinate IDs: the create runs again,
+			// in a user namespace with those maps, which newuidmap and
+			// newgidmap write (security.md#rootless).
+			if waitAttempted {
+				return errors.New("rootless: this podsb has no fast path to start in a user namespace with subordinate IDs: build it with make build and a C compiler")
+			}
+			if sandbox.Rootless() && !sandbox.InUserNS() {
+				u, err := sandbox.RootlessSubIDs()
+				if err != nil {
+					return err
+				}
+				if u != nil {
+					code, err := sandbox.RunInUserNS(u, "/proc/self/exe", os.Args, os.Environ())
+					if err != nil {
+						return err
+					}
+					return &exitError{code}
+				}
+			}
 			pod, err := sandbox.Create(cmd.Context(), cfg)
 			if err != nil {
 				return err

@@ -109,6 +109,9 @@ func (l *launch) run(cmd *cobra.Command, root, verb string, args []string,
 	if err != nil {
 		return err
 	}
+	if pod.IsRootless() && !sandbox.InUserNS() {
+		return joinRootless(pod)
+	}
 	c := l.c
 	c.Args = args[1:]
 	if len(c.Args) > 0 && c.Args[0] == "--" {
@@ -175,6 +178,38 @@ PID inside the pod.`,
 	l.flags(cmd.Flags())
 	cmd.Flags().StringVar(&container, "container", "", "join this container's mount namespace and root")
 	return cmd
+}
+
+// joinAttempted says this process is a rootless exec re-executed by
+// joinRootless; main takes the variable out of the environment, which the
+// pod's commands must not inherit.
+var joinAttempted = os.Getenv(sandbox.UserNSFDEnv) != ""
+
+// waitAttempted says this process is a rootless create started by
+// sandbox.RunInUserNS whose entry point did not wait for its maps (no fast
+// path): the entry point takes the variable out when it does.
+var waitAttempted = os.Getenv(sandbox.UserNSWaitEnv) != ""
+
+// joinRootless re-executes this podsb exec with the rootless pod's user
+// namespace handle at a descriptor named in sandbox.UserNSFDEnv: the
+// binary's entry point joins it before the Go runtime starts (setns(2)
+// refuses a user namespace to a multi-threaded process), and the exec goes
+// on in there, where the pod's other namespaces are the user's to join.
+// The same process, so that signals and the exit status need no relay.
+func joinRootless(pod *sandbox.Pod) error {
+	if joinAttempted {
+		return fmt.Errorf("rootless: exec could not join the user namespace of pod %s (this podsb has no fast path: build it with make build and a C compiler)", pod.Name())
+	}
+	f, err := pod.RootlessUserNS()
+	if err != nil {
+		return err
+	}
+	// Kept across execve: the one descriptor the entry point takes.
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_SETFD, 0); err != nil {
+		return err
+	}
+	env := append(os.Environ(), sandbox.UserNSFDEnv+"="+strconv.Itoa(int(f.Fd())))
+	return os.NewSyscallError("execve", unix.Exec("/proc/self/exe", os.Args, env))
 }
 
 func newRunCmd(g *globals) *cobra.Command {

@@ -30,6 +30,8 @@ func main() {
 	// memory it would free. Collect only past a generous limit.
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(256 << 20)
+	os.Unsetenv(sandbox.UserNSFDEnv)
+	os.Unsetenv(sandbox.UserNSWaitEnv)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -54,6 +56,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitFailure
 }
 
+// rootlessCommands are the commands a user other than root may run, on
+// rootless pods (security.md#rootless).
+var rootlessCommands = map[string]bool{"create": true, "exec": true, "ps": true, "rm": true, "inspect": true, "gc": true}
+
+// rootless checks that cmd works without root and picks the rootless
+// state root, $XDG_RUNTIME_DIR/podsb, unless --root or $PODSB_ROOT named
+// one.
+func rootless(cmd *cobra.Command, g *globals) error {
+	if cmd.Parent() == nil || cmd.Parent().Parent() != nil || !rootlessCommands[cmd.Name()] {
+		return fmt.Errorf("rootless: podsb %s needs root (without root: create, exec, ps, rm, inspect, gc)", cmd.CommandPath()[len("podsb "):])
+	}
+	if g.root == "" {
+		if g.root = sandbox.RootlessRoot(); g.root == "" {
+			return errors.New("rootless: $XDG_RUNTIME_DIR is not set: give --root DIR (a directory of yours)")
+		}
+	}
+	return nil
+}
+
 // exitError carries an exit status that is not podsb's own failure.
 type exitError struct{ code int }
 
@@ -74,14 +95,14 @@ func newRootCmd(stdout io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			if os.Geteuid() != 0 && !needsNoRoot(cmd) {
-				return errors.New("must be run as root")
+			if !sandbox.Rootless() || needsNoRoot(cmd) {
+				return nil
 			}
-			return nil
+			return rootless(cmd, g)
 		},
 	}
 	def := os.Getenv("PODSB_ROOT")
-	if def == "" {
+	if def == "" && !sandbox.Rootless() {
 		def = sandbox.DefaultRoot
 	}
 	root.PersistentFlags().StringVar(&g.root, "root", def, "state root directory (env PODSB_ROOT)")

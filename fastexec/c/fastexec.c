@@ -619,6 +619,41 @@ void fast_exec(i64 *sp)
 	char **argv = (char **)(sp + 1), **envp = argv + argc + 1;
 	const char *root = 0, *v;
 
+	// A rootless exec that re-executed itself with its pod's user
+	// namespace at fd N (sandbox.UserNSFDEnv): join it while this is the
+	// only thread, and let Go go on there. A failure joins nothing; Go
+	// finds itself outside and reports.
+	for (char **e = envp; *e; e++) {
+		if (!(v = prefix(*e, USERNS_FD_ENV)))
+			continue;
+		i64 fd = 0;
+		for (; *v >= '0' && *v <= '9' && fd < 1024; v++)
+			fd = fd * 10 + (*v - '0');
+		if (!*v && fd > 2 && sys(SYS_SETNS, fd, CLONE_NEWUSER, 0) == 0)
+			sys(SYS_CLOSE, fd, 0, 0);
+		return;
+	}
+	// A rootless create that RunInUserNS started in a new user namespace:
+	// wait for its maps (one byte at fd N, sandbox.UserNSWaitEnv), then
+	// execute this program again without the variable, as the namespace's
+	// root with its capabilities. End of file: the starter died.
+	for (char **e = envp; *e; e++) {
+		if (!(v = prefix(*e, USERNS_WAIT_ENV)))
+			continue;
+		i64 fd = 0, r;
+		char c;
+		for (; *v >= '0' && *v <= '9' && fd < 1024; v++)
+			fd = fd * 10 + (*v - '0');
+		while ((r = sys(SYS_READ, fd, (i64)&c, 1)) == -EINTR)
+			;
+		if (*v || r != 1)
+			quit(125);
+		sys(SYS_CLOSE, fd, 0, 0);
+		for (char **f = e; (f[0] = f[1]); f++)
+			;
+		sys(SYS_EXECVE, (i64)"/proc/self/exe", (i64)argv, (i64)envp);
+		quit(125);
+	}
 	// $PODSB_ROOT as Go reads it: the first one.
 	for (char **e = envp; *e; e++) {
 		if ((v = prefix(*e, "PODSB_ROOT=")) && !root)

@@ -55,6 +55,8 @@
 #define MAX_JOIN 0x8000
 #define DEFAULT_ROOT "/run/podsb"
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define USERNS_FD_ENV "PODSB_USERNS_FD="
+#define USERNS_WAIT_ENV "PODSB_USERNS_WAIT="
 
 // System calls and constants (golang.org/x/sys/unix).
 #define SYS_READ 0

@@ -68,6 +68,7 @@ var contract = []constant{
 	{"JOIN_FILE", setup.JoinFile}, {"JOIN_MAGIC", setup.JoinMagic},
 	{"MAX_JOIN_NS", setup.MaxJoinNS}, {"MAX_JOIN", setup.MaxJoin},
 	{"DEFAULT_ROOT", sandbox.DefaultRoot}, {"DEFAULT_PATH", sandbox.DefaultPath},
+	{"USERNS_FD_ENV", sandbox.UserNSFDEnv + "="}, {"USERNS_WAIT_ENV", sandbox.UserNSWaitEnv + "="},
 }
 
 // kernel are the system calls and constants the C programs use.
