@@ -1,9 +1,12 @@
 package rootfs
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // MakeMountPoints makes, inside the root only, the mount points the plan
@@ -40,5 +43,41 @@ func TestMakeMountPoints(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
 		t.Errorf("made outside the root: %v", ents)
+	}
+}
+
+// A pod that owns the directory swaps a symbolic link to the host in for
+// one of its directories while the host's root makes mount points there:
+// nothing is ever made outside the root.
+func TestMakeMountPointsSwapRace(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	done := make(chan struct{})
+	swapped := make(chan struct{})
+	go func() {
+		defer close(swapped)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			unix.Renameat2(unix.AT_FDCWD, filepath.Join(root, "x"), unix.AT_FDCWD, filepath.Join(root, "link"), unix.RENAME_EXCHANGE)
+		}
+	}()
+	for i := range 1500 {
+		s := &Spec{Dir: root, Volumes: []Volume{{Source: src, Destination: fmt.Sprintf("/x/v%d/d", i)}}}
+		MakeMountPoints(s) // errors are fine; escapes are not
+	}
+	close(done)
+	<-swapped
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("made outside the root: %d entries, %s first", len(ents), ents[0].Name())
 	}
 }
