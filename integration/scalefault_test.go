@@ -285,3 +285,69 @@ func TestOutOfFiles(t *testing.T) {
 		}
 	}
 }
+
+// rm of several bridged pods deletes their veth pairs in one request at
+// the end (a device group): nothing is left when it returns. Killed at a
+// step or at a random point, what it left (veths in the group, leases of
+// pods already gone) is removed by gc or by rm -f --all, and the
+// addresses are free again.
+func TestRmAllBatch(t *testing.T) {
+	for _, cleanup := range []string{"whole", "step/gc", "step/rm", "random/gc", "random/rm"} {
+		t.Run(cleanup, func(t *testing.T) {
+			e, args := netEnv(t)
+			var pods []string
+			for i := range 6 {
+				a := args
+				if i == 2 {
+					a = append(append([]string{}, args...), "-p", fmt.Sprintf("127.0.0.1:%d:80", 25000+rand.IntN(5000)))
+				}
+				n, _ := e.create(a...)
+				pods = append(pods, n)
+			}
+			kept, _ := e.create(args...) // named, so not removed by rm NAME...
+			switch {
+			case cleanup == "whole":
+				t0 := time.Now()
+				if out := e.must(append([]string{"rm"}, pods...)...); strings.Count(out, "\n") != len(pods) {
+					t.Errorf("rm printed %q", out)
+				}
+				t.Logf("rm of %d bridged pods: %v", len(pods), time.Since(t0))
+			case strings.HasPrefix(cleanup, "step"):
+				e.killAt(t, "release network", append([]string{"rm"}, pods...)...)
+			default:
+				cmd := exec.Command(e.bin, append([]string{"--root", e.root, "rm"}, pods...)...)
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Duration(rand.IntN(60)) * time.Millisecond)
+				cmd.Process.Signal(unix.SIGKILL)
+				cmd.Wait()
+			}
+			if strings.HasSuffix(cleanup, "gc") {
+				e.must("gc")
+				for _, n := range pods {
+					if r := e.run("inspect", n); r.code == 0 {
+						e.must("rm", "-f", n) // not reached by the killed rm
+					}
+				}
+			} else if strings.HasSuffix(cleanup, "rm") {
+				for _, n := range pods {
+					e.must("rm", "-f", n, kept+"x") // two names: a batch
+				}
+			}
+			rules := nftPodRules(t, e.bridge)
+			for _, n := range pods {
+				checkPodGone(t, e, n, rules)
+			}
+			// The kept pod works, and the freed addresses are taken again.
+			e.must("exec", kept, "--", "true")
+			for range pods {
+				n, _ := e.create(args...)
+				e.must("exec", n, "--", "ping", "-c1", "-W2", e.podIP(kept))
+			}
+			e.must("rm", "-f", "--all")
+			checkNoLeaks(t, e.root, e.names, e.pids)
+			checkNoNetworkLeaks(t, e.root, e.bridge, e.names)
+		})
+	}
+}
