@@ -40,7 +40,9 @@ type RemoveOptions struct {
 // A RemoveBatch deletes the veth pairs of many removed pods at once: one
 // veth deleted on its own costs RCU grace periods (about 25 ms), a batch
 // of them about the same. Until Flush, the removed pods' addresses and
-// ports stay leased; if the remover dies first, gc releases them.
+// ports stay leased; if the remover dies first, gc releases them. A pod
+// whose removal fails after its network step keeps its lease (start
+// attaches it again). A batch is for one goroutine at a time.
 type RemoveBatch struct {
 	links *network.Batch
 }
