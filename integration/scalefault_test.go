@@ -3,6 +3,7 @@ package integration
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -349,5 +350,83 @@ func TestRmAllBatch(t *testing.T) {
 			checkNoLeaks(t, e.root, e.names, e.pids)
 			checkNoNetworkLeaks(t, e.root, e.bridge, e.names)
 		})
+	}
+}
+
+// pidsCgroup makes a pids cgroup of the test's own (v1's pids hierarchy,
+// else the unified one) and returns its directory; Cleanup removes it.
+func pidsCgroup(t *testing.T) string {
+	t.Helper()
+	name := fmt.Sprintf("podsb-test-pids-%08x", rand.Uint32())
+	for _, base := range []string{"/sys/fs/cgroup/pids", "/sys/fs/cgroup"} {
+		dir := filepath.Join(base, name)
+		if os.Mkdir(dir, 0o755) != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, "pids.max")); err != nil {
+			os.Remove(dir)
+			continue
+		}
+		t.Cleanup(func() {
+			// The pods made in it are removed first; their pause may
+			// take a moment to leave.
+			for range 50 {
+				if os.Remove(dir) == nil || errors.Is(os.Remove(dir), os.ErrNotExist) {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			t.Errorf("cgroup %s left", dir)
+		})
+		return dir
+	}
+	t.Fatal("no pids cgroup controller")
+	return ""
+}
+
+// Out of processes (a pids cgroup's pids.max on podsb): a create either
+// works, or fails with one line and leaves nothing, or (when the Go
+// runtime cannot start a thread, which it cannot survive) aborts and
+// leaves a half-made pod that gc removes; the pods already made keep
+// working.
+func TestOutOfPIDs(t *testing.T) {
+	e := newEnv(t)
+	var pods []string
+	for range 2 {
+		n, _ := e.create()
+		pods = append(pods, n)
+	}
+	cg := pidsCgroup(t)
+	var limited []string
+	for _, max := range []int{5, 6, 8, 12} {
+		if err := os.WriteFile(filepath.Join(cg, "pids.max"), []byte(strconv.Itoa(max)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		name := e.name()
+		script := fmt.Sprintf(`echo $$ > %s/cgroup.procs && exec "$@"`, cg)
+		r := e.runCmd(exec.Command("sh", "-c", script, "sh", e.bin, "--root", e.root, "create", "--network", "none", name))
+		if r.code == 0 {
+			e.inspect(name)
+			limited = append(limited, name)
+			continue
+		}
+		if r.code == 2 && strings.Contains(r.stderr, "failed to create new OS thread") {
+			// The Go runtime aborts when it cannot start a thread
+			// (LockOSThread needs one), wherever podsb is: a half-made
+			// pod that gc removes.
+			t.Logf("create with pids.max %d: the Go runtime aborted", max)
+			e.must("gc")
+		} else if r.code != 125 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "podsb: ") {
+			t.Errorf("create with pids.max %d: exit %d, %q: want 125 and one line", max, r.code, r.stderr)
+		}
+		checkPodGone(t, e, name, nil)
+		for _, p := range pods {
+			e.must("exec", p, "--", "true")
+		}
+	}
+	// The pods made in the cgroup hold its PIDs: remove them before it.
+	for _, n := range limited {
+		e.must("exec", n, "--", "true")
+		e.must("rm", "-f", n)
 	}
 }
