@@ -71,8 +71,11 @@ its log. A running container is refused unless -f, which kills it first.`,
 			if cmd.Flags().Changed("time") && timeout <= 0 {
 				opts.Timeout = -1 // no grace period, as docker's -t 0
 			}
-			if len(pods) > 1 {
-				// The veth pairs go in one request at the end.
+			if all || len(pods) > 1 {
+				// The veth pairs go in one request at the end, which
+				// also releases what a killed rm of several pods left
+				// (leases of pods already gone): even with no pod left,
+				// rm --all does that.
 				opts.Batch = sandbox.NewRemoveBatch()
 			}
 			for _, p := range pods {
@@ -87,6 +90,9 @@ its log. A running container is refused unless -f, which kills it first.`,
 				fmt.Fprintln(cmd.OutOrStdout(), p.Name())
 			}
 			if opts.Batch != nil {
+				if opts.Trace != nil {
+					opts.Trace("remove: before the batch", 0)
+				}
 				if err := opts.Batch.Flush(g.root, false); err != nil {
 					errs = append(errs, err)
 				}
