@@ -17,9 +17,9 @@ import (
 
 // BenchmarkScale holds PODSB_SCALE_PODS pods (default 1000) on this machine:
 // it creates them with the default root, runs one exec in each, lists them,
-// removes them all, and checks that nothing leaked; then runc does the same
-// with catatonit -P as each container's process, in the same run. Results:
-// docs/performance.md.
+// removes them all, and checks that nothing leaked; then runc (crun with
+// PODSB_SCALE_PEERS=crun, none with 0) does the same with catatonit -P as
+// each container's process, in the same run. Results: docs/performance.md.
 func BenchmarkScale(b *testing.B) {
 	testenv.RequireRoot(b)
 	n := 1000
@@ -98,8 +98,11 @@ func BenchmarkScale(b *testing.B) {
 		return
 	}
 
-	// runc, the same way.
+	// runc (or crun, PODSB_SCALE_PEERS=crun), the same way.
 	rt := newRunc(b)
+	if os.Getenv("PODSB_SCALE_PEERS") == "crun" {
+		rt = newCrun(b)
+	}
 	mem0 = memAvailable(b)
 	start = time.Now()
 	for i := range n {
@@ -107,21 +110,21 @@ func BenchmarkScale(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	row("runc run -d (catatonit -P)", perPod(time.Since(start)))
+	row(rt.name+" run -d (catatonit -P)", perPod(time.Since(start)))
 	mem1 = memAvailable(b)
-	row("runc memory per container (MemAvailable drop)", fmt.Sprintf("%d KiB", (mem0-mem1)/int64(n)))
+	row(rt.name+" memory per container (MemAvailable drop)", fmt.Sprintf("%d KiB", (mem0-mem1)/int64(n)))
 	start = time.Now()
 	for i := range n {
 		if err := rt.command(nil, "exec", rt.id(i), "/catatonit", "--version"); err != nil {
 			b.Fatal(err)
 		}
 	}
-	row("runc exec", perPod(time.Since(start)))
+	row(rt.name+" exec", perPod(time.Since(start)))
 	start = time.Now()
 	if err := exec.Command(rt.bin, append(slices.Clone(rt.global), "list", "-q")...).Run(); err != nil {
 		b.Fatal(err)
 	}
-	row(fmt.Sprintf("runc list with %d containers", n), time.Since(start).Round(time.Millisecond).String())
+	row(fmt.Sprintf("%s list with %d containers", rt.name, n), time.Since(start).Round(time.Millisecond).String())
 	// kill, then delete: delete -f would sleep 100 ms per container.
 	start = time.Now()
 	for i := range n {
@@ -136,7 +139,7 @@ func BenchmarkScale(b *testing.B) {
 			}
 		}
 	}
-	row("runc kill + delete, every container", perPod(time.Since(start)))
+	row(rt.name+" kill + delete, every container", perPod(time.Since(start)))
 
 	b.Log(table(rows))
 }

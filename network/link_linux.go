@@ -169,7 +169,10 @@ func (n *Network) Attach(l *Lease, pod string, netnsFD int) error {
 	}
 	mtu := br.Attrs().MTU
 	veth := &netlink.Veth{
-		LinkAttrs: netlink.LinkAttrs{Name: l.Veth, MTU: mtu, MasterIndex: br.Attrs().Index},
+		// One queue each way on both ends: the kernel's default is one
+		// per possible CPU (queue structures allocated per pod, on a
+		// large machine tens of KiB), of which a veth uses one.
+		LinkAttrs: netlink.LinkAttrs{Name: l.Veth, MTU: mtu, MasterIndex: br.Attrs().Index, NumTxQueues: 1, NumRxQueues: 1},
 		PeerName:  "eth0",
 		// Created directly in the pod: no rename, no clash with a host
 		// link called eth0.

@@ -31,6 +31,9 @@ type Network struct {
 	// Trace, if set, is called after each step of Attach that changes the
 	// host or the pod, with the step's name.
 	Trace func(step string)
+	// Batch, if set, makes Release leave the pod's veth, lease and ports
+	// to the batch's Flush.
+	Batch *Batch
 }
 
 func (n *Network) step(name string) {
@@ -316,9 +319,12 @@ func portFree(p Port) error {
 }
 
 // Release gives back what Reserve and Attach gave pod: its NAT rules, its
-// veth, its ports and its address. It is idempotent, and releases only
-// what pod holds.
+// veth, its ports and its address (with a Batch, later: Batch.Flush). It
+// is idempotent, and releases only what pod holds.
 func (n *Network) Release(l *Lease, pod string) error {
+	if n.Batch != nil {
+		return n.Batch.hold(l)
+	}
 	var errs []error
 	if len(l.Ports) > 0 {
 		if err := n.unpublish(pod); err != nil {

@@ -49,6 +49,7 @@ func merged() fakeHost {
 		"etc/shadow":               file("root:secret:::::::\n"),
 		"proc/keys":                file(""),
 		"proc/acpi":                dir(),
+		"sys/firmware":             dir(),
 		"proc/sys":                 dir(),
 		"srv/data":                 dir(),
 		"srv/conf.txt":             file("x"),
@@ -134,6 +135,10 @@ func TestPlanDefaultRoot(t *testing.T) {
 	}
 	if m := mountsAt(ops, "/t/proc/acpi"); len(m) != 1 || m[0].Str[2] != "tmpfs" || m[0].Num&unix.MS_RDONLY == 0 {
 		t.Errorf("/proc/acpi mounts %+v", m)
+	}
+	// Further masked directories share that tmpfs: a bind of it.
+	if m := mountsAt(ops, "/t/sys/firmware"); len(m) != 1 || m[0].Str[0] != "/t/proc/acpi" || m[0].Num != unix.MS_BIND {
+		t.Errorf("/sys/firmware mounts %+v", m)
 	}
 	if m := mountsAt(ops, "/t/proc/kcore"); len(m) != 0 {
 		t.Errorf("/proc/kcore is not on the host, but %+v", m)

@@ -134,6 +134,12 @@ func reattachNetwork(root, name string, l *network.Lease, netns string) (*networ
 // died before writing its state), whatever the network holds for pods that
 // are gone. The last pod removes the network.
 func releaseNetwork(root, name string, l *network.Lease, keep bool) error {
+	return releaseNetworkTo(root, name, l, keep, nil)
+}
+
+// releaseNetworkTo is releaseNetwork, with the veth, the address and the
+// ports left to batch if it is not nil.
+func releaseNetworkTo(root, name string, l *network.Lease, keep bool, batch *network.Batch) error {
 	n, err := network.Open(root, network.Options{Existing: true, KeepEmpty: keep})
 	if errors.Is(err, network.ErrNoNetwork) {
 		return nil // never used, or removed by the last pod
@@ -142,6 +148,7 @@ func releaseNetwork(root, name string, l *network.Lease, keep bool) error {
 		return err
 	}
 	if l != nil {
+		n.Batch = batch
 		err = n.Release(l, name)
 	} else {
 		err = n.Prune(func(pod string) bool { return isPodDir(root, pod) })

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/podsb/podsb/network"
 )
 
 // DefaultStopTimeout is how long pause gets to exit after SIGTERM before
@@ -30,6 +32,32 @@ type RemoveOptions struct {
 	// Trace, if set, is called after each step of the removal with its
 	// name and duration, as Config.Trace is for Create.
 	Trace func(step string, d time.Duration)
+	// Batch, if set, leaves the pod's veth pair, address and ports to
+	// Batch.Flush, which the caller calls after its last Remove.
+	Batch *RemoveBatch
+}
+
+// A RemoveBatch deletes the veth pairs of many removed pods at once: one
+// veth deleted on its own costs RCU grace periods (about 25 ms), a batch
+// of them about the same. Until Flush, the removed pods' addresses and
+// ports stay leased; if the remover dies first, gc releases them. A pod
+// whose removal fails after its network step keeps its lease (start
+// attaches it again). A batch is for one goroutine at a time.
+type RemoveBatch struct {
+	links *network.Batch
+}
+
+// NewRemoveBatch returns an empty batch.
+func NewRemoveBatch() *RemoveBatch { return &RemoveBatch{links: network.NewBatch()} }
+
+// Flush deletes the veth pairs of the pods removed with the batch in root,
+// and releases their addresses and ports (and those of any other pod that
+// is gone); the network itself goes with its last pod unless keepNetwork.
+func (b *RemoveBatch) Flush(root string, keepNetwork bool) error {
+	if err := b.links.Flush(root, keepNetwork, func(pod string) bool { return isPodDir(root, pod) }); err != nil {
+		return fmt.Errorf("release network of removed pods: %w", err)
+	}
+	return nil
 }
 
 // Remove stops the pod's pause process, which ends every process of the pod,
@@ -62,7 +90,11 @@ func (p *Pod) removeLocked(d *podDir, opts RemoveOptions) error {
 	}
 	step("stop pause")
 	if st != nil && st.Network != nil {
-		if err := releaseNetwork(p.root, p.name, st.Network, opts.KeepNetwork); err != nil {
+		var links *network.Batch
+		if opts.Batch != nil {
+			links = opts.Batch.links
+		}
+		if err := releaseNetworkTo(p.root, p.name, st.Network, opts.KeepNetwork, links); err != nil {
 			return err
 		}
 		step("release network")

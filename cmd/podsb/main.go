@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/podsb/podsb/image"
 	"github.com/podsb/podsb/sandbox"
@@ -37,6 +38,10 @@ func main() {
 
 // run executes the command line args and returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	if err := checkOpenFiles(); err != nil {
+		fmt.Fprintf(stderr, "podsb: %v\n", err)
+		return exitFailure
+	}
 	cmd := newRootCmd(stdout)
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
@@ -73,6 +78,23 @@ func rootless(cmd *cobra.Command, g *globals) error {
 		}
 	}
 	return nil
+}
+
+// minOpenFiles is the fewest open files podsb starts with. Below about
+// six the Go runtime cannot make its poller on the first open and aborts
+// with a stack dump; a create opens about 16 at once, an exec 24 (with
+// fewer they fail with "too many open files" and undo their work).
+const minOpenFiles = 16
+
+// checkOpenFiles refuses a limit of open files (RLIMIT_NOFILE) below
+// minOpenFiles with one line, before anything is opened. The Go runtime
+// has already raised the soft limit to the hard one.
+func checkOpenFiles() error {
+	var r unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil || r.Cur >= minOpenFiles {
+		return nil
+	}
+	return fmt.Errorf("the limit of open files (RLIMIT_NOFILE) is %d: podsb needs at least %d", r.Cur, minOpenFiles)
 }
 
 // exitError carries an exit status that is not podsb's own failure.

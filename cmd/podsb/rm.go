@@ -71,6 +71,13 @@ its log. A running container is refused unless -f, which kills it first.`,
 			if cmd.Flags().Changed("time") && timeout <= 0 {
 				opts.Timeout = -1 // no grace period, as docker's -t 0
 			}
+			if all || len(pods) > 1 {
+				// The veth pairs go in one request at the end, which
+				// also releases what a killed rm of several pods left
+				// (leases of pods already gone): even with no pod left,
+				// rm --all does that.
+				opts.Batch = sandbox.NewRemoveBatch()
+			}
 			for _, p := range pods {
 				err := p.Remove(cmd.Context(), opts)
 				if force && errors.Is(err, sandbox.ErrNotFound) {
@@ -81,6 +88,14 @@ its log. A running container is refused unless -f, which kills it first.`,
 					continue
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), p.Name())
+			}
+			if opts.Batch != nil {
+				if opts.Trace != nil {
+					opts.Trace("remove: before the batch", 0)
+				}
+				if err := opts.Batch.Flush(g.root, false); err != nil {
+					errs = append(errs, err)
+				}
 			}
 			return errors.Join(errs...)
 		},

@@ -489,6 +489,9 @@ __attribute__((noreturn)) static void fail(unsigned index, long err)
 	__builtin_unreachable();
 }
 
+// VDSO_SPAN bounds the vvar pages and the vDSO above setup's buffer.
+#define VDSO_SPAN (64 << 10)
+
 // setup reads the program from PROGRAM_FD and executes it.
 static void setup(char **envp)
 {
@@ -532,7 +535,13 @@ static void setup(char **envp)
 		if (r < 0 && !(o.flags & OP_OPTIONAL))
 			fail(index, r);
 	}
-	sys(SYS_MUNMAP, (long)buf, MAX_PROGRAM, 0, 0);
+	// The kernel placed the buffer top-down, right below the vDSO and
+	// its vvar pages (at most 64 KiB on amd64), which pause never uses
+	// (it makes every system call itself): unmapping them with it frees
+	// the three page-table pages (12 KiB) of that corner of the address
+	// space. Above them is only the gap below the stack, so nothing else
+	// can be hit; where the vDSO is elsewhere, the extra range is a hole.
+	sys(SYS_MUNMAP, (long)buf, MAX_PROGRAM + VDSO_SPAN, 0, 0);
 
 	// Stdio came from the host (its /dev/null): trade it for the pod's.
 	long null = sys(SYS_OPENAT, AT_FDCWD, (long)"/dev/null", O_RDWR | O_CLOEXEC, 0);
