@@ -40,6 +40,12 @@ func grpcError(what string, err error) error {
 	msg := fmt.Sprintf("%s: %v", what, err)
 	code := codes.Unknown
 	switch {
+	// The caller's deadline or cancel first: a registry's error may be
+	// one because of it (critest's pull with a 1 ms timeout).
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
 	case errors.Is(err, sandbox.ErrNotFound), errors.Is(err, image.ErrNotFound):
 		code = codes.NotFound
 	case errors.Is(err, sandbox.ErrInvalid), errors.Is(err, image.ErrInvalid):
@@ -52,10 +58,6 @@ func grpcError(what string, err error) error {
 		code = codes.Unimplemented
 	case errors.Is(err, image.ErrRegistry):
 		code = codes.Unavailable
-	case errors.Is(err, context.Canceled):
-		code = codes.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		code = codes.DeadlineExceeded
 	}
 	return status.Error(code, msg)
 }

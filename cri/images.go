@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,11 @@ func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest
 	}
 	im, err := fetch.Pull(ctx, s.images, ref, opts)
 	if err != nil {
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			// The pull failed as its deadline passed or its client went:
+			// that is the reason, whatever the registry's error says.
+			err = fmt.Errorf("%w (%w)", cerr, err)
+		}
 		return nil, grpcError("pull image "+ref, err)
 	}
 	s.log.Info("pulled image", "ref", ref, "id", im.ID)

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -166,4 +167,27 @@ func TestPullImageAuth(t *testing.T) {
 	if _, err := ts.im.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: pr.ImageRef}}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A pull whose deadline passes, or whose client goes, while the registry
+// is answering fails with DeadlineExceeded or Canceled, not as the
+// registry's fault (critest's "should timeout if requested").
+func TestPullImageDeadline(t *testing.T) {
+	ts := newTestServer(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // a registry slower than the caller's deadline
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/test/slow:v1"
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := ts.im.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+	wantCode(t, "pull past its deadline", err, codes.DeadlineExceeded)
+
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	_, err = ts.im.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+	wantCode(t, "pull cancelled", err, codes.Canceled)
 }

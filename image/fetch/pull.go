@@ -106,8 +106,9 @@ func (s store) pull(ctx context.Context, ref string, opts PullOptions) (image.Im
 		if err == nil {
 			return im, nil
 		}
-		// A mirror that fails is passed over; bad data is not.
-		if !errors.Is(err, ErrRegistry) {
+		// A mirror that fails is passed over; bad data is not, nor the
+		// caller's deadline or cancel, which no other mirror would meet.
+		if !errors.Is(err, ErrRegistry) || ctx.Err() != nil {
 			return image.Image{}, err
 		}
 		errs = append(errs, err)

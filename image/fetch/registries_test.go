@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/compression"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -218,4 +221,42 @@ func TestPullByDigest(t *testing.T) {
 	if got, err := s.Inspect(im.ID[len("sha256:") : len("sha256:")+6]); err != nil || got.ID != im.ID {
 		t.Errorf("Inspect by short ID: %v", err)
 	}
+}
+
+// A pull whose deadline passes at a mirror stops there, with the
+// deadline's error: no other mirror could meet it.
+func TestPullMirrorDeadline(t *testing.T) {
+	s := openTestStore(t)
+	var second atomic.Int32
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(slow.Close)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		second.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(other.Close)
+	opts := fast
+	opts.Registries = writeConf(t, `
+[[registry]]
+prefix = "registry.k8s.io"
+[[registry.mirror]]
+location = "`+strings.TrimPrefix(slow.URL, "http://")+`/k8s"
+insecure = true
+[[registry.mirror]]
+location = "`+strings.TrimPrefix(other.URL, "http://")+`/k8s"
+insecure = true
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := Pull(ctx, s, "registry.k8s.io/pause:3.9", opts)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("pull: %v, want the deadline's error", err)
+	}
+	if n := second.Load(); n != 0 {
+		t.Errorf("the next mirror was asked %d times after the deadline", n)
+	}
+	checkConsistent(t, s, true)
 }
