@@ -427,6 +427,15 @@ var (
 	loggerErr  error
 )
 
+// TestMain removes what loggerBinary built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if loggerPath != "" {
+		os.RemoveAll(filepath.Dir(loggerPath))
+	}
+	os.Exit(code)
+}
+
 // loggerBinary builds podsb-logger once per test run, for the servers of
 // the tests (a test binary has none next to it).
 func loggerBinary(t *testing.T) string {
