@@ -41,16 +41,7 @@ func BenchmarkImageRun(b *testing.B) {
 	img := testImage(b)
 	img.Config = rootfs.ImageConfig{}
 	base := img.Layers[0]
-	run := func(tb testing.TB, cc sandbox.ContainerConfig) {
-		cc.Args = []string{"/bin/true"}
-		p, err := pod.Run(context.Background(), cc)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if st, err := p.Wait(); st != 0 || err != nil {
-			tb.Fatalf("true: %d %v", st, err)
-		}
-	}
+	run := func(tb testing.TB, cc sandbox.ContainerConfig) { runTrue(tb, pod, cc) }
 	many := &rootfs.ImageRoot{Layers: manyLayers(b, 250)}
 	// The CLI's run --image: busybox-static as an image of the store,
 	// pulled from an in-process registry.
@@ -212,4 +203,18 @@ func duKB(tb testing.TB, paths ...string) int {
 		tb.Fatalf("du: %q", out)
 	}
 	return kb
+}
+
+// runTrue runs /bin/true as a container of pod, made as cc says, and
+// waits for it.
+func runTrue(tb testing.TB, pod *sandbox.Pod, cc sandbox.ContainerConfig) {
+	tb.Helper()
+	cc.Args = []string{"/bin/true"}
+	p, err := pod.Run(context.Background(), cc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if st, err := p.Wait(); st != 0 || err != nil {
+		tb.Fatalf("true: %d %v", st, err)
+	}
 }

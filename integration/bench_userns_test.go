@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"os/exec"
 	"testing"
@@ -95,14 +94,7 @@ func BenchmarkUserNSRun(b *testing.B) {
 		}
 		run := func(cc sandbox.ContainerConfig) func(tb testing.TB, _ int, _ any) any {
 			return func(tb testing.TB, _ int, _ any) any {
-				cc.Args = []string{"/bin/true"}
-				p, err := pod.Run(context.Background(), cc)
-				if err != nil {
-					tb.Fatal(err)
-				}
-				if st, err := p.Wait(); st != 0 || err != nil {
-					tb.Fatalf("true: %d %v", st, err)
-				}
+				runTrue(tb, pod, cc)
 				return nil
 			}
 		}

@@ -87,17 +87,7 @@ func hasNetworkFlag(args []string) bool {
 
 func (e *env) runCmd(cmd *exec.Cmd) result {
 	e.t.Helper()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("run %v: %v", cmd.Args, err)
-	}
-	return result{out.String(), errb.String(), code}
+	return runResult(e.t, cmd)
 }
 
 // must runs podsb and fails the test unless it exits 0; it returns stdout.
