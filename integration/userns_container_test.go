@@ -163,6 +163,26 @@ func TestUserNSContainerImage(t *testing.T) {
 		t.Errorf("file of the container's root in the upper directory: owner %s, want %d:%d", got, uid, gid)
 	}
 
+	// Volumes at new paths of an image root: their mount points and the
+	// directories above them, made in the upper directory before the
+	// plan runs, are the pod's root's (0:0 inside, its mapped IDs on
+	// disk), not the host's root's (nobody inside, where the pod's root
+	// could not write). Until 2026-12-06 they were the host's root's.
+	vfile := filepath.Join(t.TempDir(), "f")
+	must(t, os.WriteFile(vfile, nil, 0o644))
+	cc = sandbox.ContainerConfig{Image: img, Name: "img-vol", Volumes: []rootfs.Volume{
+		{Source: t.TempDir(), Destination: "/new/deep/vol", IDMap: true}, {Source: vfile, Destination: "/new/file", IDMap: true}}}
+	cc.Args, cc.User = []string{"stat -c %u:%g /new /new/deep /new/deep/vol /new/file; mkdir /new/x /new/deep/x && echo wrote"}, "0"
+	if out, st := runImage(t, pod, cc); st != 0 || out != "0:0\n0:0\n0:0\n0:0\nwrote\n" {
+		t.Errorf("image container with volumes at new paths: exit %d, %q, want 0:0 four times, then wrote", st, out)
+	}
+	upper = filepath.Join(e.root, name, "containers", "img-vol", "overlay", "upper")
+	for _, p := range []string{"new", "new/deep", "new/deep/vol", "new/file"} {
+		if got := owner(t, filepath.Join(upper, p)); got != fmt.Sprintf("%d:%d", uid, gid) {
+			t.Errorf("mount point %s in the upper directory: owner %s, want %d:%d", p, got, uid, gid)
+		}
+	}
+
 	// A --rootfs directory, idmapped: the host's root's files are the
 	// container's root's, and a missing volume mount point is made; an
 	// idmap volume shows its host owner.

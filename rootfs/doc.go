@@ -76,5 +76,8 @@
 // with the host's system directories as idmapped clones under their
 // names; MakeMountPoints makes a directory root's missing mount points
 // before it is idmapped (through the idmapped mount the host's root, which
-// the pod does not map, cannot create files: EOVERFLOW).
+// the pod does not map, cannot create files: EOVERFLOW), and
+// MakeMountPointsOwned makes an image overlay's, owned by the pod's root
+// (the overlay itself is not idmapped: made by the host's root, they
+// would show as nobody).
 package rootfs

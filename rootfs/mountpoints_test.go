@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/podsb/podsb/internal/testenv"
 )
 
 // MakeMountPoints makes, inside the root only, the mount points the plan
@@ -79,5 +81,44 @@ func TestMakeMountPointsSwapRace(t *testing.T) {
 	<-swapped
 	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
 		t.Errorf("made outside the root: %d entries, %s first", len(ents), ents[0].Name())
+	}
+}
+
+// MakeMountPointsOwned gives what it makes, the directories above a mount
+// point included, to the owner, leaves what was there alone, and leaves a
+// symbolic link of /etc (which the plan does not mount over) unfollowed.
+func TestMakeMountPointsOwned(t *testing.T) {
+	testenv.RequireRoot(t)
+	root := t.TempDir()
+	for _, d := range []string{"etc", "old"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("../run/resolv.conf", filepath.Join(root, "etc/resolv.conf")); err != nil {
+		t.Fatal(err)
+	}
+	src, file := t.TempDir(), filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := Owner{UID: 100000, GID: 200000}
+	s := &Spec{Dir: root, Volumes: []Volume{{Source: src, Destination: "/old/new/deep"}, {Source: file, Destination: "/old/f"}}}
+	if err := MakeMountPointsOwned(s, o); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{"proc": "100000:200000", "tmp": "100000:200000", "etc/hosts": "100000:200000",
+		"old/new": "100000:200000", "old/new/deep": "100000:200000", "old/f": "100000:200000", "old": "0:0", "etc": "0:0"} {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(root, p), &st); err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		if got := fmt.Sprintf("%d:%d", st.Uid, st.Gid); got != want {
+			t.Errorf("%s: owner %s, want %s", p, got, want)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(root, "run")); !os.IsNotExist(err) {
+		t.Errorf("the target of /etc/resolv.conf, a symbolic link, was made: %v", err)
 	}
 }

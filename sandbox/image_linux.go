@@ -118,6 +118,13 @@ func (r *containerStart) mountImage(img *rootfs.ImageRoot, spec *rootfs.Spec, di
 	r.overlay = f
 	// Plan reads the root through the fd; the init attaches the mount.
 	spec.Dir = fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+	if r.userns != nil {
+		// The plan's mount points, made by the host's root, would be
+		// nobody's in the pod: the pod's root makes them first.
+		if err := rootfs.MakeMountPointsOwned(spec, r.rootOwner()); err != nil {
+			return fmt.Errorf("image %s: mount points: %w", img, err)
+		}
+	}
 	if dir != "" {
 		p, err := securejoin.SecureJoin(spec.Dir, dir)
 		if err != nil {
