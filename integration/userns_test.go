@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -303,13 +304,12 @@ func TestUserNSBadInput(t *testing.T) {
 			t.Errorf("run %v: pod directory %v -> %v", args, before, after)
 		}
 	}
-	// Nor is start of a stopped one; gc removes it and frees its range.
+	// gc removes a stopped one and frees its range.
 	ad := e.inspect(auto)
 	syscall.Kill(ad.Pid, syscall.SIGKILL)
 	if err := waitDead(ad.Pid, ad.StartTime, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	wantFailure(t, e.run("start", auto), "a stopped one cannot be started again; remove it")
 	e.must("gc")
 	if _, err := os.Stat(sandbox.UserNSRecord(e.root, auto)); !os.IsNotExist(err) {
 		t.Errorf("range record of a pod gc removed: %v", err)
@@ -455,5 +455,121 @@ func TestUserNSMachineWide(t *testing.T) {
 	b.must("rm", "--all")
 	if ra, rb := ownRecords(a.root), ownRecords(b.root); len(ra)+len(rb) != 0 {
 		t.Errorf("records after rm --all: %v %v", ra, rb)
+	}
+}
+
+// TestUserNSStart: a stopped pod with a user namespace of its own starts
+// again in a new user namespace with the same maps (its range record
+// kept), which owns its new namespaces: every pinned handle, ns/user
+// included, is replaced; the address, hostname and sysctls are the
+// pod's again; exec and run work, pause reaps an orphan; rm releases the
+// range and leaves nothing. Until 2026-12-06 start refused such a pod.
+func TestUserNSStart(t *testing.T) {
+	e, net := netEnv(t)
+	vol := t.TempDir()
+	os.Chmod(vol, 0o777)
+	pod, d := e.create(append(net, "--userns", "auto", "--hostname", "restarted", "--sysctl", "net.ipv4.ip_unprivileged_port_start=80", "-v", vol+":/vol")...)
+	addr := e.podIP(pod)
+	uid, gid := usernsRange(t, d)
+	maps := e.must("exec", pod, "--", "cat", "/proc/self/uid_map", "/proc/self/gid_map")
+	record := sandbox.UserNSRecord(e.root, pod)
+	before, err := os.ReadFile(record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inodes := map[string]uint64{}
+	for _, ns := range d.Namespaces {
+		inodes[string(ns.Type)] = ns.Inode
+	}
+
+	for _, stop := range []string{"stop", "kill"} {
+		if stop == "stop" {
+			// Pod.Stop (the CRI's StopPodSandbox): the network released.
+			p, err := sandbox.Load(e.root, pod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Stop(context.Background(), sandbox.RemoveOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			// A pause killed, not stopped: its veth is still there.
+			cur := e.inspect(pod)
+			syscall.Kill(cur.Pid, syscall.SIGKILL)
+			if err := waitDead(cur.Pid, cur.StartTime, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.must("start", pod)
+		a := e.inspect(pod)
+		if a.Status != "running" || a.Pid == d.Pid {
+			t.Fatalf("after %s, start: status %s, pid %d (was %d)", stop, a.Status, a.Pid, d.Pid)
+		}
+		if u, g := usernsRange(t, a); u != uid || g != gid {
+			t.Errorf("after %s, start: range %d:%d, want %d:%d", stop, u, g, uid, gid)
+		}
+		if after, err := os.ReadFile(record); err != nil || string(after) != string(before) {
+			t.Errorf("after %s, start: range record %q (%v), want %q", stop, after, err, before)
+		}
+		// New namespaces, each pinned: the handle is the new pause's.
+		for _, ns := range a.Namespaces {
+			link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", a.Pid, filepath.Base(ns.Path)))
+			if err != nil || !strings.Contains(link, "["+strconv.FormatUint(ns.Inode, 10)+"]") {
+				t.Errorf("after %s, start: handle %s inode %d, pause's %s (%v)", stop, ns.Path, ns.Inode, link, err)
+			}
+			if ns.Inode == inodes[string(ns.Type)] {
+				t.Errorf("after %s, start: %s namespace not new (inode %d)", stop, ns.Type, ns.Inode)
+			}
+			inodes[string(ns.Type)] = ns.Inode
+		}
+		d = a
+		if out := e.must("exec", pod, "--", "cat", "/proc/self/uid_map", "/proc/self/gid_map"); out != maps {
+			t.Errorf("after %s, start: maps in the pod %q, want %q", stop, out, maps)
+		}
+		// Owned by the new user namespace: its hostname and sysctl are the
+		// pod's, its root binds port 79 (CAP_NET_BIND_SERVICE in the
+		// network namespace's owner) and writes the volume as the mapped
+		// ID.
+		r := e.run("exec", pod, "--", "sh", "-c", "hostname; cat /proc/sys/net/ipv4/ip_unprivileged_port_start; ip -4 -o addr show eth0 | wc -l; echo x > /vol/f; stat -c %u:%g / /usr/bin; "+
+			"python3 -c 'import socket; socket.socket().bind((\"127.0.0.1\", 79)); print(\"bound\")'")
+		if r.stdout != "restarted\n80\n1\n0:0\n0:0\nbound\n" {
+			t.Errorf("after %s, start: in the pod %q (%s)", stop, r.stdout, r.stderr)
+		}
+		if got := owner(t, filepath.Join(vol, "f")); got != fmt.Sprintf("%d:%d", uid, gid) {
+			t.Errorf("after %s, start: file of the pod's root owned by %s, want %d:%d", stop, got, uid, gid)
+		}
+		if got := e.podIP(pod); got != addr {
+			t.Errorf("after %s, start: address %s, want %s", stop, got, addr)
+		}
+		if r := e.run("exec", pod, "--", "sh", "-c", "ip -4 -o addr show eth0"); !strings.Contains(r.stdout, " "+addr+"/") {
+			t.Errorf("after %s, start: eth0 in the pod: %q (%s), want %s", stop, r.stdout, r.stderr, addr)
+		}
+		// nsenter --user on the new handles.
+		ns := filepath.Join(e.root, pod, "ns")
+		r = e.runCmd(exec.Command("nsenter", "--user="+ns+"/user", "--pid="+ns+"/pid", "--mount="+ns+"/mnt", "--", "cat", "/proc/self/uid_map"))
+		if got := strings.Join(strings.Fields(r.stdout), " "); r.code != 0 || got != fmt.Sprintf("0 %d %d", uid, sandbox.UserNSSize) {
+			t.Errorf("after %s, start: nsenter --user: exit %d, %q (%s)", stop, r.code, r.stdout, r.stderr)
+		}
+		// pause reaps an orphan.
+		e.must("exec", pod, "--", "sh", "-c", "sleep 0.2 & exit 0")
+		time.Sleep(time.Second)
+		if top := e.must("top", pod); strings.Contains(top, "Z (zombie)") || strings.Contains(top, "sleep 0.2") {
+			t.Errorf("after %s, start: after an orphan exited, top shows:\n%s", stop, top)
+		}
+		// run: a container joins the new user namespace.
+		if out := e.must("run", pod, "--", "cat", "/proc/self/uid_map"); strings.Join(strings.Fields(out), " ") != fmt.Sprintf("0 %d %d", uid, sandbox.UserNSSize) {
+			t.Errorf("after %s, start: run: uid_map %q", stop, out)
+		}
+	}
+	// One pin of each handle, not one per start (the containers' mnt-NAME
+	// stay until rm).
+	mounts := mountsUnder(t, filepath.Join(e.root, pod))
+	mounts = slices.DeleteFunc(mounts, func(m string) bool { return strings.HasPrefix(filepath.Base(m), "mnt-") })
+	if len(mounts) != len(sandbox.NamespaceTypes)+1 {
+		t.Errorf("pod's mounts after two starts: %v, want the ns directory and %d handles", mounts, len(sandbox.NamespaceTypes))
+	}
+	e.must("rm", pod)
+	if _, err := os.Stat(record); !os.IsNotExist(err) {
+		t.Errorf("range record after rm: %v", err)
 	}
 }

@@ -292,7 +292,7 @@ func (r *podCreate) firstStateWrite(context.Context) (func(), error) {
 		HostPID:     c.HostPID,
 	}
 	if r.userns != nil {
-		r.st.UserNS = r.userns.ns
+		r.st.UserNS, r.st.Sysctls = r.userns.ns, c.Sysctls
 	}
 	r.st.Rootless = r.rootless
 	if !noLimits(r) {

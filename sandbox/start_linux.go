@@ -35,15 +35,13 @@ func (p *Pod) Start(ctx context.Context) error {
 		return fmt.Errorf("pod %s has no state: remove it: %w", p.name, err)
 	}
 	p.state = st
-	if st.UserNS != nil && !p.pauseLives(lock) {
-		// Its namespaces are its user namespace's, which no Go thread
-		// can join to make a new pause in them.
-		return invalidf("start: pod %s has a user namespace of its own: a stopped one cannot be started again; remove it", p.name)
-	}
 	if p.pauseLives(lock) {
 		return fmt.Errorf("%s: %w", p.name, ErrRunning)
 	}
 	p.reapZombie()
+	if st.UserNS != nil {
+		return p.startUserNS(ctx, lock, st)
+	}
 	// The persisted namespaces must still be there (a reboot loses them).
 	var nss []nsenter.Namespace
 	for _, t := range []struct {
@@ -110,6 +108,23 @@ func (p *Pod) Start(ctx context.Context) error {
 			child.kill()
 		}
 	}()
+	if err := p.launch(ctx, lock, st, child, nil); err != nil {
+		return err
+	}
+	if err := repin(child.pid, nsDir, []string{"pid", "mnt"}); err != nil {
+		return err
+	}
+	if err := p.markRunning(lock, st); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
+
+// launch records a new pause, child, in the pod's state (creating), runs
+// before (if not nil), puts it in the pod's cgroup, sends its program and
+// waits until it is pause.
+func (p *Pod) launch(ctx context.Context, lock *podDir, st *State, child *initProc, before func() error) error {
 	ps, err := readStat(child.pid)
 	if err != nil {
 		return err
@@ -118,32 +133,46 @@ func (p *Pod) Start(ctx context.Context) error {
 	if err := writeState(lock, st); err != nil {
 		return err
 	}
+	if before != nil {
+		if err := before(); err != nil {
+			return err
+		}
+	}
 	if err := p.joinCgroup(child.pid); err != nil {
 		return err
 	}
 	if err := child.send(); err != nil {
 		return err
 	}
-	if err := child.await(ctx); err != nil {
-		return err
-	}
-	for _, name := range []string{"pid", "mnt"} {
-		if err := mount("/proc/"+strconv.Itoa(child.pid)+"/ns/"+name, filepath.Join(nsDir, name), "", unix.MS_BIND, ""); err != nil {
+	return child.await(ctx)
+}
+
+// repin pins the namespaces names (as under /proc/PID/ns) of pid at
+// nsDir/NAME, in place of what was pinned there.
+func repin(pid int, nsDir string, names []string) error {
+	for _, name := range names {
+		at := filepath.Join(nsDir, name)
+		if err := unmount(at); err != nil {
+			return err
+		}
+		if err := mount("/proc/"+strconv.Itoa(pid)+"/ns/"+name, at, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("pin %s namespace: %w", name, err)
 		}
 	}
+	return nil
+}
+
+// markRunning records the pinned handles' inodes, the join record and
+// the state, running.
+func (p *Pod) markRunning(lock *podDir, st *State) error {
 	for i, ns := range st.Namespaces {
 		if ino, err := nsInode(ns.Path); err == nil {
 			st.Namespaces[i].Inode = ino
 		}
 	}
 	st.Status = specs.StateRunning
-	if err := writeJoin(dir, st); err != nil {
+	if err := writeJoin(p.Dir(), st); err != nil {
 		return err
 	}
-	if err := writeState(lock, st); err != nil {
-		return err
-	}
-	ok = true
-	return nil
+	return writeState(lock, st)
 }

@@ -89,6 +89,9 @@ type State struct {
 
 	// UserNS is the pod's own user namespace, if it has one: its maps.
 	UserNS *UserNS `json:"userNS,omitempty"`
+	// Sysctls are Config.Sysctls, which Start sets again in a pod with a
+	// user namespace of its own (its namespaces are new at each start).
+	Sysctls []Sysctl `json:"sysctls,omitempty"`
 	// Rootless is set for a pod made without root: the maps of its user
 	// namespace, the user's own IDs as 0 (rootless_linux.go). Its
 	// Namespaces are links to pause's /proc/PID/ns/*, not bind mounts.

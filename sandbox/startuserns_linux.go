@@ -1,0 +1,100 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/podsb/podsb/rootfs"
+)
+
+// startUserNS is Start for a pod with a user namespace of its own. Its
+// network, IPC and UTS namespaces belong to the old pause's user
+// namespace, which no Go thread can join (setns(2) refuses a user
+// namespace to a multi-threaded process), and which a new user namespace
+// could not own: a pause in a new user namespace, with the old network
+// namespace, would have no capability over it. So, as at create, the new
+// pause is born in a new user namespace with the pod's recorded maps
+// (State.UserNS; its record in UserNSRecords stays), which owns new PID,
+// mount, network, IPC and UTS namespaces; the launcher attaches the
+// idmapped trees of its root as at create (podUserNS.attach). Once it is
+// pause, every pinned handle (ns/user included) is replaced, and the pod
+// gets its place on the bridge again (its address and published ports,
+// in the new network namespace, which /run/netns/NAME, a link to the
+// handle, names), its hostname and its sysctls. What lived only in the
+// old namespaces (IPC objects, a sysctl or route set after create) is
+// gone with them.
+func (p *Pod) startUserNS(ctx context.Context, lock *podDir, st *State) error {
+	dir := p.Dir()
+	spec := rootfs.Spec{
+		Dir:      st.Rootfs,
+		Target:   filepath.Join(dir, "rootfs"),
+		ReadOnly: st.ReadOnly,
+		Etc:      etcFiles(st.Hostname, netipAddr(st), st.ResolvConf),
+		Volumes:  st.Volumes,
+		Mask:     !st.Security.Privileged,
+		NoDev:    !st.Security.Privileged,
+	}
+	if spec.Dir != "" {
+		spec.EtcDir = filepath.Join(dir, "etc")
+	}
+	if err := makeExitsDir(dir); err != nil {
+		return err
+	}
+	// The old init's working directory: mount points only, whose mounts
+	// were in the old mount namespace.
+	if err := os.RemoveAll(filepath.Join(dir, usernsAttach)); err != nil {
+		return err
+	}
+	u := &podUserNS{ns: st.UserNS}
+	head, err := prepareUserNS(u, &spec, dir)
+	if err != nil {
+		return err
+	}
+	sysctls, err := sysctlPaths(st.Sysctls, false, false)
+	if err != nil {
+		return err
+	}
+	ops, err := initProgram(&spec, st.Hostname, st.Security, true, sysctls, dir)
+	if err != nil {
+		return err
+	}
+	ops = append(head, ops[1:]...)
+	child, err := startInit(ops, cloneFlags, u, nil)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			child.kill()
+		}
+	}()
+	os.WriteFile("/proc/"+strconv.Itoa(child.pid)+"/oom_score_adj", []byte(pauseOOMScoreAdj), 0)
+	if err := p.launch(ctx, lock, st, child, func() error { return u.attach(child.pid) }); err != nil {
+		return err
+	}
+	names := make([]string, len(NamespaceTypes))
+	for i, t := range NamespaceTypes {
+		names[i] = procName(t)
+	}
+	if err := repin(child.pid, filepath.Join(dir, "ns"), names); err != nil {
+		return err
+	}
+	if st.Network != nil {
+		l, err := reattachNetwork(p.root, p.name, st.Network, p.NamespacePath(specs.NetworkNamespace))
+		if err != nil {
+			return fmt.Errorf("pod %s: attach its network again: %w", p.name, err)
+		}
+		st.Network = l
+	}
+	if err := p.markRunning(lock, st); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
