@@ -568,6 +568,26 @@ func TestUserNSStart(t *testing.T) {
 	if len(mounts) != len(sandbox.NamespaceTypes)+1 {
 		t.Errorf("pod's mounts after two starts: %v, want the ns directory and %d handles", mounts, len(sandbox.NamespaceTypes))
 	}
+
+	// A record lost while the pod was stopped (a reboot emptied /run) is
+	// made again by start, unless another pod took the IDs meanwhile.
+	syscall.Kill(d.Pid, syscall.SIGKILL)
+	if err := waitDead(d.Pid, d.StartTime, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.Remove(record))
+	other := e.name()
+	e.must("create", "--network", "none", "--uidmap", fmt.Sprintf("0:%d:10", uid+100), "--gidmap", fmt.Sprintf("0:%d:10", gid+100), other)
+	wantFailure(t, e.run("start", pod), "user namespace maps overlap those of pod "+other)
+	if _, err := os.Stat(record); !os.IsNotExist(err) {
+		t.Errorf("range record after a refused start: %v", err)
+	}
+	e.must("rm", other)
+	e.must("start", pod)
+	if after, err := os.ReadFile(record); err != nil || !strings.Contains(string(after), fmt.Sprintf(`"hostID":%d`, uid)) {
+		t.Errorf("range record made again by start: %q (%v)", after, err)
+	}
+
 	e.must("rm", pod)
 	if _, err := os.Stat(record); !os.IsNotExist(err) {
 		t.Errorf("range record after rm: %v", err)

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -41,6 +42,14 @@ func (p *Pod) startUserNS(ctx context.Context, lock *podDir, st *State) error {
 	}
 	if spec.Dir != "" {
 		spec.EtcDir = filepath.Join(dir, "etc")
+	}
+	// Its range is recorded until rm; a record lost (a reboot emptied
+	// /run, a state root elsewhere kept the pod) is made again, unless
+	// another pod took the IDs meanwhile.
+	if _, err := os.Stat(UserNSRecord(p.root, p.name)); errors.Is(err, os.ErrNotExist) {
+		if _, err := reserveUserNS(p.root, p.name, Config{UIDMap: st.UserNS.UIDMap, GIDMap: st.UserNS.GIDMap}); err != nil {
+			return fmt.Errorf("start: pod %s: %w", p.name, err)
+		}
 	}
 	if err := makeExitsDir(dir); err != nil {
 		return err
