@@ -22,7 +22,8 @@ var ErrRunning = errors.New("pod is running")
 // network, IPC and UTS namespaces, so that its hostname, address, routes
 // and published ports stay. The pinned PID and mount handles are replaced;
 // the pod's processes and containers of before are gone with the old PID
-// namespace.
+// namespace. A pod with a user namespace of its own gets every namespace
+// anew instead (startUserNS).
 func (p *Pod) Start(ctx context.Context) error {
 	dir := p.Dir()
 	lock, err := p.lock(ctx)
