@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -468,7 +469,8 @@ func TestUserNSStart(t *testing.T) {
 	e, net := netEnv(t)
 	vol := t.TempDir()
 	os.Chmod(vol, 0o777)
-	pod, d := e.create(append(net, "--userns", "auto", "--hostname", "restarted", "--sysctl", "net.ipv4.ip_unprivileged_port_start=80", "-v", vol+":/vol")...)
+	port := 20000 + rand.IntN(20000)
+	pod, d := e.create(append(net, "--userns", "auto", "--hostname", "restarted", "--sysctl", "net.ipv4.ip_unprivileged_port_start=80", "-v", vol+":/vol", "-p", fmt.Sprintf("%d:80", port))...)
 	addr := e.podIP(pod)
 	uid, gid := usernsRange(t, d)
 	maps := e.must("exec", pod, "--", "cat", "/proc/self/uid_map", "/proc/self/gid_map")
@@ -543,6 +545,11 @@ func TestUserNSStart(t *testing.T) {
 		}
 		if r := e.run("exec", pod, "--", "sh", "-c", "ip -4 -o addr show eth0"); !strings.Contains(r.stdout, " "+addr+"/") {
 			t.Errorf("after %s, start: eth0 in the pod: %q (%s), want %s", stop, r.stdout, r.stderr, addr)
+		}
+		// The published port reaches a server of the restarted pod.
+		e.pyServer(pod, "tcp", 80)
+		if got := dial(t, "tcp", fmt.Sprintf("127.0.0.1:%d", port)); got != "hello from "+pod {
+			t.Errorf("after %s, start: published port: %q", stop, got)
 		}
 		// nsenter --user on the new handles.
 		ns := filepath.Join(e.root, pod, "ns")
