@@ -576,6 +576,21 @@ func TestUserNSStart(t *testing.T) {
 		t.Errorf("pod's mounts after two starts: %v, want the ns directory and %d handles", mounts, len(sandbox.NamespaceTypes))
 	}
 
+	// A --rootfs directory and an idmap volume are idmapped again.
+	dir, idv := t.TempDir(), t.TempDir()
+	baseLayer(t, dir)
+	must(t, os.WriteFile(filepath.Join(idv, "owned"), nil, 0o644))
+	rpod, rd := e.create("--network", "none", "--userns", "auto", "--rootfs", dir, "-v", idv+":/idv:idmap")
+	killPause(t, rd)
+	e.must("start", rpod)
+	if out := e.must("exec", rpod, "--", "/bin/sh", "-c", "stat -c %u:%g /kept /idv/owned; echo x > /made"); out != "0:0\n0:0\n" {
+		t.Errorf("--rootfs pod after start: %q", out)
+	}
+	if got := owner(t, filepath.Join(dir, "made")); got != "0:0" {
+		t.Errorf("file the pod's root wrote in its idmapped --rootfs after start: owner %s on disk, want 0:0", got)
+	}
+	e.must("rm", rpod)
+
 	// A record lost while the pod was stopped (a reboot emptied /run) is
 	// made again by start, unless another pod took the IDs meanwhile.
 	syscall.Kill(d.Pid, syscall.SIGKILL)
