@@ -395,10 +395,10 @@ func pidsCgroup(t *testing.T) string {
 }
 
 // Out of processes (a pids cgroup's pids.max on podsb): a create either
-// works, or fails with one line and leaves nothing, or (when the Go
-// runtime cannot start a thread, which it cannot survive) aborts and
-// leaves a half-made pod that gc removes; the pods already made keep
-// working.
+// works, or is refused with one line before anything is made; the Go
+// runtime never aborts for want of a thread (it cannot survive one it
+// fails to start: a stack dump and a half-made pod). The pods already made
+// keep working, and nothing is left for gc.
 func TestOutOfPIDs(t *testing.T) {
 	e := newEnv(t)
 	var pods []string
@@ -408,7 +408,7 @@ func TestOutOfPIDs(t *testing.T) {
 	}
 	cg := pidsCgroup(t)
 	var limited []string
-	for _, max := range []int{5, 6, 8, 12} {
+	for _, max := range []int{5, 6, 8, 12, 16, 16, 16} {
 		if err := os.WriteFile(filepath.Join(cg, "pids.max"), []byte(strconv.Itoa(max)), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -420,19 +420,21 @@ func TestOutOfPIDs(t *testing.T) {
 			limited = append(limited, name)
 			continue
 		}
-		if r.code == 2 && strings.Contains(r.stderr, "failed to create new OS thread") {
-			// The Go runtime aborts when it cannot start a thread
-			// (LockOSThread needs one), wherever podsb is: a half-made
-			// pod that gc removes.
-			t.Logf("create with pids.max %d: the Go runtime aborted", max)
-			e.must("gc")
-		} else if r.code != 125 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "podsb: ") {
-			t.Errorf("create with pids.max %d: exit %d, %q: want 125 and one line", max, r.code, r.stderr)
+		want := fmt.Sprintf("podsb: create %s: out of processes: pids cgroup %s allows %d (pids.max)", name, cg, max)
+		if r.code != 125 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, want) {
+			t.Errorf("create with pids.max %d: exit %d, %q: want 125 and one line %q...", max, r.code, r.stderr, want)
 		}
 		checkPodGone(t, e, name, nil)
 		for _, p := range pods {
 			e.must("exec", p, "--", "true")
 		}
+	}
+	if len(limited) == 0 {
+		t.Error("no create worked in the cgroup, even with pids.max 16")
+	}
+	// Nothing half-made: gc finds nothing to remove.
+	if out := e.must("gc"); out != "" {
+		t.Errorf("gc removed %q", out)
 	}
 	// The pods made in the cgroup hold its PIDs: remove them before it.
 	for _, n := range limited {

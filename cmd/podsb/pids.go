@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/opencontainers/cgroups"
+)
+
+// createTasks is the most tasks (threads and processes) a create has at
+// once: the Go runtime's threads, the locked ones that join namespaces
+// included (at most 6 measured, usually 5), and the pod's init, plus a
+// margin of two for a busy machine's scheduling.
+//
+// The Go runtime cannot survive a thread it fails to start: it aborts
+// with a stack dump (exit 2) wherever podsb is, and a create cut there
+// leaves a half-made pod that gc removes. So a create first checks that
+// its pids cgroups leave it room.
+const createTasks = 9
+
+// pidsCgroupDirs lists the directories of this process's pids cgroups
+// from procCgroup (/proc/self/cgroup's contents), innermost first: its
+// own and every ancestor below the hierarchy's root, each of which limits
+// it. The v1 pids hierarchy is at /sys/fs/cgroup/pids, the unified one at
+// /sys/fs/cgroup (unified) or /sys/fs/cgroup/unified (hybrid); a
+// directory without pids.max (the controller not enabled) limits nothing.
+func pidsCgroupDirs(procCgroup []byte, unified bool) []string {
+	var dirs []string
+	for _, line := range strings.Split(string(procCgroup), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 || !strings.HasPrefix(parts[2], "/") {
+			continue
+		}
+		var base string
+		switch {
+		case parts[0] == "0" && parts[1] == "" && unified:
+			base = "/sys/fs/cgroup"
+		case parts[0] == "0" && parts[1] == "":
+			base = "/sys/fs/cgroup/unified"
+		case containsField(parts[1], "pids"):
+			base = "/sys/fs/cgroup/" + parts[1]
+		default:
+			continue
+		}
+		for p := path.Clean(parts[2]); p != "/"; p = path.Dir(p) {
+			dirs = append(dirs, filepath.Join(base, p))
+		}
+	}
+	return dirs
+}
+
+func containsField(list, f string) bool {
+	for _, s := range strings.Split(list, ",") {
+		if s == f {
+			return true
+		}
+	}
+	return false
+}
+
+// pidsFree reads a pids cgroup's limit and use. A cgroup without a limit
+// (no pids.max, or "max") has ok false.
+func pidsFree(dir string) (max, current int64, ok bool) {
+	b, err := os.ReadFile(filepath.Join(dir, "pids.max"))
+	if err != nil {
+		return 0, 0, false
+	}
+	if max, err = strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64); err != nil {
+		return 0, 0, false // "max"
+	}
+	if b, err = os.ReadFile(filepath.Join(dir, "pids.current")); err != nil {
+		return 0, 0, false
+	}
+	if current, err = strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64); err != nil {
+		return 0, 0, false
+	}
+	return max, current, true
+}
+
+// ownThreads is the number of this process's threads, from
+// /proc/self/stat (its 20th field).
+func ownThreads() (int64, error) {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("/proc/self/stat: unexpected format")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 18 {
+		return 0, errors.New("/proc/self/stat: unexpected format")
+	}
+	return strconv.ParseInt(f[17], 10, 64)
+}
+
+// checkPids refuses with one line a create (of the pod named what) that
+// its pids cgroups leave too few tasks: fewer than createTasks, less the
+// threads this process has already (counted in use). What cannot be read
+// is not checked: the create then finds out itself.
+func checkPids(what string) error {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil
+	}
+	own, err := ownThreads()
+	if err != nil {
+		return nil
+	}
+	need := createTasks - own
+	for _, dir := range pidsCgroupDirs(b, cgroups.IsCgroup2UnifiedMode()) {
+		max, current, ok := pidsFree(dir)
+		if !ok || max-current >= need {
+			continue
+		}
+		return fmt.Errorf("%s: out of processes: pids cgroup %s allows %d (pids.max) and %d are in use: a create needs up to %d more", what, dir, max, current, need)
+	}
+	return nil
+}
