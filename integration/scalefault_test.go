@@ -262,17 +262,35 @@ func TestOutOfFiles(t *testing.T) {
 			continue
 		}
 		oneLine(r, fmt.Sprintf("create with %d files", n))
-		why := "too many open files"
+		// Out of files, a create names the pod.
+		prefix, why := "podsb: create "+name+": ", "too many open files"
 		if n < 16 {
-			why = fmt.Sprintf("the limit of open files (RLIMIT_NOFILE) is %d: podsb needs at least 16", n)
+			prefix, why = "podsb: ", fmt.Sprintf("the limit of open files (RLIMIT_NOFILE) is %d: podsb needs at least 16", n)
 		}
-		if !strings.Contains(r.stderr, why) {
-			t.Errorf("create with %d files: %q does not say %q", n, r.stderr, why)
+		if !strings.HasPrefix(r.stderr, prefix) || !strings.Contains(r.stderr, why) {
+			t.Errorf("create with %d files: %q: want %q...%q", n, r.stderr, prefix, why)
 		}
 		checkPodGone(t, e, name, nftPodRules(t, e.bridge))
-		for _, c := range [][]string{{"exec", pods[0], "--", "true"}, {"ps"}, {"gc"}, {"rm", "-f", pods[1]}} {
-			if r := limited(n, c...); r.code != 0 {
-				oneLine(r, fmt.Sprintf("%v with %d files", c, n))
+		// A run may leave its container (exited), removed with the pod.
+		for _, c := range []struct {
+			pod  string // named in a failure out of files
+			args []string
+		}{
+			{pods[0], []string{"exec", pods[0], "--", "true"}},
+			{pods[2], []string{"run", pods[2], "--", "true"}},
+			{"", []string{"ps"}},
+			{"", []string{"gc"}},
+			{pods[1], []string{"rm", "-f", pods[1]}},
+		} {
+			r := limited(n, c.args...)
+			if r.code == 0 {
+				continue
+			}
+			oneLine(r, fmt.Sprintf("%v with %d files", c.args, n))
+			// The pod is named, and not taken for a directory podsb
+			// did not make.
+			if want := "podsb: " + c.args[0] + " " + c.pod + ": "; c.pod != "" && n >= 16 && !strings.HasPrefix(r.stderr, want) {
+				t.Errorf("%v with %d files: %q does not start with %q", c.args, n, r.stderr, want)
 			}
 		}
 		if r := e.run("inspect", pods[1]); r.code == 0 {

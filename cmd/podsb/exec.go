@@ -107,7 +107,7 @@ func (l *launch) run(cmd *cobra.Command, root, verb string, args []string,
 	}
 	pod, err := sandbox.Load(root, args[0])
 	if err != nil {
-		return err
+		return sandbox.NameSystemError(verb+" "+args[0], err)
 	}
 	if pod.IsRootless() && !sandbox.InUserNS() {
 		return joinRootless(pod)
@@ -136,7 +136,7 @@ func (l *launch) run(cmd *cobra.Command, root, verb string, args []string,
 	if l.detach {
 		p, err := start(pod, c)
 		if err != nil {
-			return execFailure(err)
+			return execFailure(sandbox.NameSystemError(verb+" "+args[0], err))
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), detached(p))
 		return nil
@@ -144,7 +144,7 @@ func (l *launch) run(cmd *cobra.Command, root, verb string, args []string,
 	<-notified
 	p, err := start(pod, c)
 	if err != nil {
-		return execFailure(err)
+		return execFailure(sandbox.NameSystemError(verb+" "+args[0], err))
 	}
 	return attached(p, c.TTY, l.interactive, sigs)
 }
