@@ -460,3 +460,43 @@ func TestOutOfPIDs(t *testing.T) {
 		e.must("rm", "-f", n)
 	}
 }
+
+// Out of processes as a user other than root (RLIMIT_NPROC, which the
+// kernel does not hold root to, counts every task of the user): a create
+// either works or is refused with one line before anything is made,
+// never a Go runtime abort; the pods made keep working.
+func TestOutOfPIDsRootless(t *testing.T) {
+	e := newRootlessEnv(t)
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var made []string
+	for _, n := range []int{4, 6, 8, 64} {
+		name := e.name()
+		c := e.cmd()
+		c.Path, c.Args = prlimit, []string{"prlimit", fmt.Sprintf("--nproc=%d", n), "--", e.bin, "create", "--network", "none", name}
+		r := runResult(t, c)
+		if r.code == 0 {
+			e.inspect(name)
+			made = append(made, name)
+			continue
+		}
+		want := fmt.Sprintf("podsb: create %s: out of processes: user %d may have %d (RLIMIT_NPROC)", name, rootlessUID, n)
+		if r.code != 125 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, want) {
+			t.Errorf("create with RLIMIT_NPROC %d: exit %d, %q: want 125 and one line %q...", n, r.code, r.stderr, want)
+		}
+		if r := e.run("inspect", name); r.code == 0 {
+			t.Errorf("create with RLIMIT_NPROC %d left %s", n, name)
+		}
+	}
+	if len(made) == 0 {
+		t.Error("no create worked, even with RLIMIT_NPROC 64")
+	}
+	for _, n := range made {
+		e.must("exec", n, "--", "true")
+	}
+	if out := e.must("gc"); out != "" {
+		t.Errorf("gc removed %q", out)
+	}
+}

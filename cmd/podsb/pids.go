@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/opencontainers/cgroups"
+	"golang.org/x/sys/unix"
 )
 
 // createTasks is the most tasks (threads and processes) a create has at
@@ -115,6 +116,9 @@ func checkPids(what string) error {
 		return nil
 	}
 	need := createTasks - own
+	if err := checkNproc(what, need); err != nil {
+		return err
+	}
 	for _, dir := range pidsCgroupDirs(b, cgroups.IsCgroup2UnifiedMode()) {
 		max, current, ok := pidsFree(dir)
 		if !ok || max-current >= need {
@@ -123,4 +127,59 @@ func checkPids(what string) error {
 		return fmt.Errorf("%s: out of processes: pids cgroup %s allows %d (pids.max) and %d are in use: a create needs up to %d more", what, dir, max, current, need)
 	}
 	return nil
+}
+
+// checkNproc refuses a create by a user other than root whose limit of
+// processes (RLIMIT_NPROC: tasks of the real user ID, every thread
+// counted) leaves fewer than need free. The kernel does not hold root to
+// it; counting the user's tasks reads /proc, so only a finite limit is
+// checked.
+func checkNproc(what string, need int64) error {
+	var r unix.Rlimit
+	uid := os.Getuid()
+	if uid == 0 || unix.Getrlimit(unix.RLIMIT_NPROC, &r) != nil || r.Cur == unix.RLIM_INFINITY {
+		return nil
+	}
+	used := userTasks(uid)
+	if int64(r.Cur)-used >= need {
+		return nil
+	}
+	return fmt.Errorf("%s: out of processes: user %d may have %d (RLIMIT_NPROC) and %d are in use: a create needs up to %d more", what, uid, r.Cur, used, need)
+}
+
+// userTasks counts the tasks (threads) whose real user ID is uid, from
+// /proc/PID/status; processes that end while it reads are left out.
+func userTasks(uid int) int64 {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	want := strconv.Itoa(uid)
+	var n int64
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		var real string
+		var threads int64
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			switch k {
+			case "Uid":
+				if f := strings.Fields(v); len(f) > 0 {
+					real = f[0]
+				}
+			case "Threads":
+				threads, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			}
+		}
+		if real == want {
+			n += threads
+		}
+	}
+	return n
 }
