@@ -253,24 +253,24 @@ func TestOutOfFiles(t *testing.T) {
 			t.Errorf("%s: exit %d, %q: want 125 and one line", what, r.code, r.stderr)
 		}
 	}
-	for _, n := range []int{3, 5, 15, 16, 17, 18, 20, 22, 24} {
+	for _, n := range []int{3, 5, 15, 16, 17, 18, 20, 22, 24, 26, 28} {
 		name := e.name()
 		r := limited(n, append(append([]string{"create"}, args...), name)...)
 		if r.code == 0 {
 			e.inspect(name)
 			e.must("exec", name, "--", "true")
-			continue
+		} else {
+			oneLine(r, fmt.Sprintf("create with %d files", n))
+			// Out of files, a create names the pod.
+			prefix, why := "podsb: create "+name+": ", "too many open files"
+			if n < 16 {
+				prefix, why = "podsb: ", fmt.Sprintf("the limit of open files (RLIMIT_NOFILE) is %d: podsb needs at least 16", n)
+			}
+			if !strings.HasPrefix(r.stderr, prefix) || !strings.Contains(r.stderr, why) {
+				t.Errorf("create with %d files: %q: want %q...%q", n, r.stderr, prefix, why)
+			}
+			checkPodGone(t, e, name, nftPodRules(t, e.bridge))
 		}
-		oneLine(r, fmt.Sprintf("create with %d files", n))
-		// Out of files, a create names the pod.
-		prefix, why := "podsb: create "+name+": ", "too many open files"
-		if n < 16 {
-			prefix, why = "podsb: ", fmt.Sprintf("the limit of open files (RLIMIT_NOFILE) is %d: podsb needs at least 16", n)
-		}
-		if !strings.HasPrefix(r.stderr, prefix) || !strings.Contains(r.stderr, why) {
-			t.Errorf("create with %d files: %q: want %q...%q", n, r.stderr, prefix, why)
-		}
-		checkPodGone(t, e, name, nftPodRules(t, e.bridge))
 		// A run may leave its container (exited), removed with the pod.
 		for _, c := range []struct {
 			pod  string // named in a failure out of files
