@@ -149,7 +149,7 @@ short unique ID. Returns once the pod is ready.`,
 			if cfg.Name != "" {
 				what += " " + cfg.Name
 			}
-			if err := checkPids(what); err != nil {
+			if err := checkPids(what, "create"); err != nil {
 				return err
 			}
 			// A create takes milliseconds and undoes itself on failure:

@@ -93,6 +93,10 @@ func (o *securityOpt) Set(v string) error {
 func (l *launch) run(cmd *cobra.Command, root, verb string, args []string,
 	start func(*sandbox.Pod, sandbox.ExecConfig) (*sandbox.Process, error),
 	detached func(*sandbox.Process) string) error {
+	// Before any thread of podsb's own starts.
+	if err := checkPids(verb+" "+args[0], verb); err != nil {
+		return err
+	}
 	// signal.Notify starts a thread of its own: let it start while the pod
 	// is loaded, and be in place before the command is, so that no
 	// signal is lost.

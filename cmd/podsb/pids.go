@@ -14,16 +14,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// createTasks is the most tasks (threads and processes) a create has at
+// commandTasks is the most tasks (threads and processes) a command has at
 // once: the Go runtime's threads, the locked ones that join namespaces
-// included (at most 6 measured, usually 5), and the pod's init, plus a
-// margin of two for a busy machine's scheduling.
+// included, and the processes it starts, plus a margin of two for a busy
+// machine's scheduling. Measured: a create up to 6 threads and the pod's
+// init (usually 5 and 1); a run up to 9 with the container's process; an
+// exec in Go (not the fast path) up to 8 with the command's.
 //
 // The Go runtime cannot survive a thread it fails to start: it aborts
 // with a stack dump (exit 2) wherever podsb is, and a create cut there
-// leaves a half-made pod that gc removes. So a create first checks that
-// its pids cgroups leave it room.
-const createTasks = 9
+// leaves a half-made pod that gc removes. So these commands first check
+// that podsb's pids cgroups, and for a user other than root its limit of
+// processes, leave them room.
+var commandTasks = map[string]int64{"create": 9, "run": 11, "exec": 10}
 
 // pidsCgroupDirs lists the directories of this process's pids cgroups
 // from procCgroup (/proc/self/cgroup's contents), innermost first: its
@@ -102,11 +105,12 @@ func ownThreads() (int64, error) {
 	return strconv.ParseInt(f[17], 10, 64)
 }
 
-// checkPids refuses with one line a create (of the pod named what) that
-// its pids cgroups leave too few tasks: fewer than createTasks, less the
-// threads this process has already (counted in use). What cannot be read
-// is not checked: the create then finds out itself.
-func checkPids(what string) error {
+// checkPids refuses with one line a command (verb: create, run or exec;
+// what names it with its pod) that its pids cgroups leave too few tasks:
+// fewer than its commandTasks, less the threads this process has already
+// (counted in use). What cannot be read is not checked: the command then
+// finds out itself.
+func checkPids(what, verb string) error {
 	b, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return nil
@@ -115,8 +119,8 @@ func checkPids(what string) error {
 	if err != nil {
 		return nil
 	}
-	need := createTasks - own
-	if err := checkNproc(what, need); err != nil {
+	need := commandTasks[verb] - own
+	if err := checkNproc(what, verb, need); err != nil {
 		return err
 	}
 	for _, dir := range pidsCgroupDirs(b, cgroups.IsCgroup2UnifiedMode()) {
@@ -124,17 +128,25 @@ func checkPids(what string) error {
 		if !ok || max-current >= need {
 			continue
 		}
-		return fmt.Errorf("%s: out of processes: pids cgroup %s allows %d (pids.max) and %d are in use: a create needs up to %d more", what, dir, max, current, need)
+		return fmt.Errorf("%s: out of processes: pids cgroup %s allows %d (pids.max) and %d are in use: %s needs up to %d more", what, dir, max, current, aVerb(verb), need)
 	}
 	return nil
 }
 
-// checkNproc refuses a create by a user other than root whose limit of
+// aVerb is "a create", "a run", "an exec".
+func aVerb(verb string) string {
+	if verb == "exec" {
+		return "an exec"
+	}
+	return "a " + verb
+}
+
+// checkNproc refuses a command by a user other than root whose limit of
 // processes (RLIMIT_NPROC: tasks of the real user ID, every thread
 // counted) leaves fewer than need free. The kernel does not hold root to
 // it; counting the user's tasks reads /proc, so only a finite limit is
 // checked.
-func checkNproc(what string, need int64) error {
+func checkNproc(what, verb string, need int64) error {
 	var r unix.Rlimit
 	uid := os.Getuid()
 	if uid == 0 || unix.Getrlimit(unix.RLIMIT_NPROC, &r) != nil || r.Cur == unix.RLIM_INFINITY {
@@ -144,7 +156,7 @@ func checkNproc(what string, need int64) error {
 	if int64(r.Cur)-used >= need {
 		return nil
 	}
-	return fmt.Errorf("%s: out of processes: user %d may have %d (RLIMIT_NPROC) and %d are in use: a create needs up to %d more", what, uid, r.Cur, used, need)
+	return fmt.Errorf("%s: out of processes: user %d may have %d (RLIMIT_NPROC) and %d are in use: %s needs up to %d more", what, uid, r.Cur, used, aVerb(verb), need)
 }
 
 // userTasks counts the tasks (threads) whose real user ID is uid, from
