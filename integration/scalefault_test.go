@@ -253,26 +253,44 @@ func TestOutOfFiles(t *testing.T) {
 			t.Errorf("%s: exit %d, %q: want 125 and one line", what, r.code, r.stderr)
 		}
 	}
-	for _, n := range []int{3, 5, 15, 16, 17, 18, 20, 22, 24} {
+	for _, n := range []int{3, 5, 15, 16, 17, 18, 20, 22, 24, 26, 28} {
 		name := e.name()
 		r := limited(n, append(append([]string{"create"}, args...), name)...)
 		if r.code == 0 {
 			e.inspect(name)
 			e.must("exec", name, "--", "true")
-			continue
+		} else {
+			oneLine(r, fmt.Sprintf("create with %d files", n))
+			// Out of files, a create names the pod.
+			prefix, why := "podsb: create "+name+": ", "too many open files"
+			if n < 16 {
+				prefix, why = "podsb: ", fmt.Sprintf("the limit of open files (RLIMIT_NOFILE) is %d: podsb needs at least 16", n)
+			}
+			if !strings.HasPrefix(r.stderr, prefix) || !strings.Contains(r.stderr, why) {
+				t.Errorf("create with %d files: %q: want %q...%q", n, r.stderr, prefix, why)
+			}
+			checkPodGone(t, e, name, nftPodRules(t, e.bridge))
 		}
-		oneLine(r, fmt.Sprintf("create with %d files", n))
-		why := "too many open files"
-		if n < 16 {
-			why = fmt.Sprintf("the limit of open files (RLIMIT_NOFILE) is %d: podsb needs at least 16", n)
-		}
-		if !strings.Contains(r.stderr, why) {
-			t.Errorf("create with %d files: %q does not say %q", n, r.stderr, why)
-		}
-		checkPodGone(t, e, name, nftPodRules(t, e.bridge))
-		for _, c := range [][]string{{"exec", pods[0], "--", "true"}, {"ps"}, {"gc"}, {"rm", "-f", pods[1]}} {
-			if r := limited(n, c...); r.code != 0 {
-				oneLine(r, fmt.Sprintf("%v with %d files", c, n))
+		// A run may leave its container (exited), removed with the pod.
+		for _, c := range []struct {
+			pod  string // named in a failure out of files
+			args []string
+		}{
+			{pods[0], []string{"exec", pods[0], "--", "true"}},
+			{pods[2], []string{"run", pods[2], "--", "true"}},
+			{"", []string{"ps"}},
+			{"", []string{"gc"}},
+			{pods[1], []string{"rm", "-f", pods[1]}},
+		} {
+			r := limited(n, c.args...)
+			if r.code == 0 {
+				continue
+			}
+			oneLine(r, fmt.Sprintf("%v with %d files", c.args, n))
+			// The pod is named, and not taken for a directory podsb
+			// did not make.
+			if want := "podsb: " + c.args[0] + " " + c.pod + ": "; c.pod != "" && n >= 16 && !strings.HasPrefix(r.stderr, want) {
+				t.Errorf("%v with %d files: %q does not start with %q", c.args, n, r.stderr, want)
 			}
 		}
 		if r := e.run("inspect", pods[1]); r.code == 0 {
@@ -395,10 +413,10 @@ func pidsCgroup(t *testing.T) string {
 }
 
 // Out of processes (a pids cgroup's pids.max on podsb): a create either
-// works, or fails with one line and leaves nothing, or (when the Go
-// runtime cannot start a thread, which it cannot survive) aborts and
-// leaves a half-made pod that gc removes; the pods already made keep
-// working.
+// works, or is refused with one line before anything is made; the Go
+// runtime never aborts for want of a thread (it cannot survive one it
+// fails to start: a stack dump and a half-made pod). The pods already made
+// keep working, and nothing is left for gc.
 func TestOutOfPIDs(t *testing.T) {
 	e := newEnv(t)
 	var pods []string
@@ -408,7 +426,7 @@ func TestOutOfPIDs(t *testing.T) {
 	}
 	cg := pidsCgroup(t)
 	var limited []string
-	for _, max := range []int{5, 6, 8, 12} {
+	for _, max := range []int{5, 6, 8, 12, 16, 16, 16} {
 		if err := os.WriteFile(filepath.Join(cg, "pids.max"), []byte(strconv.Itoa(max)), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -420,23 +438,92 @@ func TestOutOfPIDs(t *testing.T) {
 			limited = append(limited, name)
 			continue
 		}
-		if r.code == 2 && strings.Contains(r.stderr, "failed to create new OS thread") {
-			// The Go runtime aborts when it cannot start a thread
-			// (LockOSThread needs one), wherever podsb is: a half-made
-			// pod that gc removes.
-			t.Logf("create with pids.max %d: the Go runtime aborted", max)
-			e.must("gc")
-		} else if r.code != 125 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "podsb: ") {
-			t.Errorf("create with pids.max %d: exit %d, %q: want 125 and one line", max, r.code, r.stderr)
+		want := fmt.Sprintf("podsb: create %s: out of processes: pids cgroup %s allows %d (pids.max)", name, cg, max)
+		if r.code != 125 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, want) {
+			t.Errorf("create with pids.max %d: exit %d, %q: want 125 and one line %q...", max, r.code, r.stderr, want)
 		}
 		checkPodGone(t, e, name, nil)
 		for _, p := range pods {
 			e.must("exec", p, "--", "true")
 		}
 	}
+	if len(limited) == 0 {
+		t.Error("no create worked in the cgroup, even with pids.max 16")
+	}
+	// A run and an exec in Go (-d) likewise (exec's fast path starts no
+	// thread), given room for the Go runtime's own start (up to 5 tasks) above
+	// the pods' pauses in the cgroup, or plenty.
+	b, err := os.ReadFile(filepath.Join(cg, "pids.current"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inUse, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, max := range []int{inUse + 6, inUse + 40} {
+		if err := os.WriteFile(filepath.Join(cg, "pids.max"), []byte(strconv.Itoa(max)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range [][]string{{"run", pods[0], "--", "true"}, {"exec", "-d", pods[0], "--", "true"}} {
+			script := fmt.Sprintf(`echo $$ > %s/cgroup.procs && exec "$@"`, cg)
+			r := e.runCmd(exec.Command("sh", append([]string{"-c", script, "sh", e.bin, "--root", e.root}, c...)...))
+			if r.code == 0 {
+				continue
+			}
+			want := fmt.Sprintf("podsb: %s %s: out of processes: pids cgroup %s allows %d (pids.max)", c[0], pods[0], cg, max)
+			if max > inUse+6 || r.code != 125 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, want) {
+				t.Errorf("%v with pids.max %d: exit %d, %q: want 125 and one line %q...", c, max, r.code, r.stderr, want)
+			}
+		}
+	}
+	// Nothing half-made: gc finds nothing to remove.
+	if out := e.must("gc"); out != "" {
+		t.Errorf("gc removed %q", out)
+	}
 	// The pods made in the cgroup hold its PIDs: remove them before it.
 	for _, n := range limited {
 		e.must("exec", n, "--", "true")
 		e.must("rm", "-f", n)
+	}
+}
+
+// Out of processes as a user other than root (RLIMIT_NPROC, which the
+// kernel does not hold root to, counts every task of the user): a create
+// either works or is refused with one line before anything is made,
+// never a Go runtime abort; the pods made keep working.
+func TestOutOfPIDsRootless(t *testing.T) {
+	e := newRootlessEnv(t)
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var made []string
+	for _, n := range []int{6, 8, 64} {
+		name := e.name()
+		c := e.cmd()
+		c.Path, c.Args = prlimit, []string{"prlimit", fmt.Sprintf("--nproc=%d", n), "--", e.bin, "create", "--network", "none", name}
+		r := runResult(t, c)
+		if r.code == 0 {
+			e.inspect(name)
+			made = append(made, name)
+			continue
+		}
+		want := fmt.Sprintf("podsb: create %s: out of processes: user %d may have %d (RLIMIT_NPROC)", name, rootlessUID, n)
+		if r.code != 125 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, want) {
+			t.Errorf("create with RLIMIT_NPROC %d: exit %d, %q: want 125 and one line %q...", n, r.code, r.stderr, want)
+		}
+		if r := e.run("inspect", name); r.code == 0 {
+			t.Errorf("create with RLIMIT_NPROC %d left %s", n, name)
+		}
+	}
+	if len(made) == 0 {
+		t.Error("no create worked, even with RLIMIT_NPROC 64")
+	}
+	for _, n := range made {
+		e.must("exec", n, "--", "true")
+	}
+	if out := e.must("gc"); out != "" {
+		t.Errorf("gc removed %q", out)
 	}
 }

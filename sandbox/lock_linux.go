@@ -25,7 +25,12 @@ func lockPod(ctx context.Context, root *os.File, rootPath, name string, how int,
 		}
 		err = flock(d.dir, how|unix.LOCK_NB)
 		if err == nil {
-			if sameEntry(root, name, d.dir) && hasMarker(d.dir) {
+			marked, err := hasMarker(d.dir)
+			if err != nil {
+				d.Close()
+				return nil, err
+			}
+			if marked && sameEntry(root, name, d.dir) {
 				return d, nil
 			}
 			d.Close()

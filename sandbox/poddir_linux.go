@@ -60,7 +60,12 @@ func openPodDir(root *os.File, rootPath, name string) (*podDir, error) {
 	case err != nil:
 		return nil, err
 	}
-	if !hasMarker(f) {
+	marked, err := hasMarker(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !marked {
 		// An rm moves the pod's directory away before it empties it:
 		// a directory no longer in the root was a pod, now gone.
 		gone := !sameEntry(root, name, f)
@@ -78,9 +83,14 @@ func notPod(name, path string) error {
 }
 
 // hasMarker tells whether the directory dir holds podsb's pod marker.
-func hasMarker(dir *os.File) bool {
+// A marker that cannot be read for want of a resource (files, memory) is
+// that error, not a directory podsb did not make.
+func hasMarker(dir *os.File) (bool, error) {
 	b, err := readFileAt(dir, markerFile, int64(len(markerText)))
-	return err == nil && string(b) == markerText
+	if outOfResource(err) {
+		return false, err
+	}
+	return err == nil && string(b) == markerText, nil
 }
 
 // openWork opens (making it if missing) the state root's work directory.

@@ -145,6 +145,13 @@ short unique ID. Returns once the pod is ready.`,
 			if step := os.Getenv(stopAfterEnv); step != "" {
 				cfg.Trace = stopAfter(step)
 			}
+			what := "create"
+			if cfg.Name != "" {
+				what += " " + cfg.Name
+			}
+			if err := checkPids(what, "create"); err != nil {
+				return err
+			}
 			// A create takes milliseconds and undoes itself on failure:
 			// let no signal cut it short and leave a half-made pod.
 			signal.Ignore(unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)

@@ -93,6 +93,10 @@ func (o *securityOpt) Set(v string) error {
 func (l *launch) run(cmd *cobra.Command, root, verb string, args []string,
 	start func(*sandbox.Pod, sandbox.ExecConfig) (*sandbox.Process, error),
 	detached func(*sandbox.Process) string) error {
+	// Before any thread of podsb's own starts.
+	if err := checkPids(verb+" "+args[0], verb); err != nil {
+		return err
+	}
 	// signal.Notify starts a thread of its own: let it start while the pod
 	// is loaded, and be in place before the command is, so that no
 	// signal is lost.
@@ -107,7 +111,7 @@ func (l *launch) run(cmd *cobra.Command, root, verb string, args []string,
 	}
 	pod, err := sandbox.Load(root, args[0])
 	if err != nil {
-		return err
+		return sandbox.NameSystemError(verb+" "+args[0], err)
 	}
 	if pod.IsRootless() && !sandbox.InUserNS() {
 		return joinRootless(pod)
@@ -136,7 +140,7 @@ func (l *launch) run(cmd *cobra.Command, root, verb string, args []string,
 	if l.detach {
 		p, err := start(pod, c)
 		if err != nil {
-			return execFailure(err)
+			return execFailure(sandbox.NameSystemError(verb+" "+args[0], err))
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), detached(p))
 		return nil
@@ -144,7 +148,7 @@ func (l *launch) run(cmd *cobra.Command, root, verb string, args []string,
 	<-notified
 	p, err := start(pod, c)
 	if err != nil {
-		return execFailure(err)
+		return execFailure(sandbox.NameSystemError(verb+" "+args[0], err))
 	}
 	return attached(p, c.TTY, l.interactive, sigs)
 }

@@ -59,7 +59,7 @@ its log. A running container is refused unless -f, which kills it first.`,
 					continue
 				}
 				if err != nil {
-					errs = append(errs, err)
+					errs = append(errs, sandbox.NameSystemError("rm "+n, err))
 					continue
 				}
 				pods = append(pods, p)
@@ -84,7 +84,7 @@ its log. A running container is refused unless -f, which kills it first.`,
 					err = nil
 				}
 				if err != nil {
-					errs = append(errs, err)
+					errs = append(errs, sandbox.NameSystemError("rm "+p.Name(), err))
 					continue
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), p.Name())
