@@ -73,18 +73,7 @@ func (p *Pod) Start(ctx context.Context) error {
 		}
 	}
 
-	spec := rootfs.Spec{
-		Dir:      st.Rootfs,
-		Target:   filepath.Join(dir, "rootfs"),
-		ReadOnly: st.ReadOnly,
-		Etc:      etcFiles(st.Hostname, netipAddr(st), st.ResolvConf),
-		Volumes:  st.Volumes,
-		Mask:     !st.Security.Privileged,
-		NoDev:    !st.Security.Privileged,
-	}
-	if spec.Dir != "" {
-		spec.EtcDir = filepath.Join(dir, "etc")
-	}
+	spec := startSpec(dir, st)
 	// The exits directory (which a pod made by an older podsb lacks), with
 	// no name of the old pause's processes left in it.
 	if err := makeExitsDir(dir); err != nil {
@@ -176,4 +165,21 @@ func (p *Pod) markRunning(lock *podDir, st *State) error {
 		return err
 	}
 	return writeState(lock, st)
+}
+
+// startSpec is the root a stopped pod's start makes again, from its state.
+func startSpec(dir string, st *State) rootfs.Spec {
+	spec := rootfs.Spec{
+		Dir:      st.Rootfs,
+		Target:   filepath.Join(dir, "rootfs"),
+		ReadOnly: st.ReadOnly,
+		Etc:      etcFiles(st.Hostname, netipAddr(st), st.ResolvConf),
+		Volumes:  st.Volumes,
+		Mask:     !st.Security.Privileged,
+		NoDev:    !st.Security.Privileged,
+	}
+	if spec.Dir != "" {
+		spec.EtcDir = filepath.Join(dir, "etc")
+	}
+	return spec
 }

@@ -9,8 +9,6 @@ import (
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-
-	"github.com/podsb/podsb/rootfs"
 )
 
 // startUserNS is Start for a pod with a user namespace of its own. Its
@@ -31,18 +29,7 @@ import (
 // gone with them.
 func (p *Pod) startUserNS(ctx context.Context, lock *podDir, st *State) error {
 	dir := p.Dir()
-	spec := rootfs.Spec{
-		Dir:      st.Rootfs,
-		Target:   filepath.Join(dir, "rootfs"),
-		ReadOnly: st.ReadOnly,
-		Etc:      etcFiles(st.Hostname, netipAddr(st), st.ResolvConf),
-		Volumes:  st.Volumes,
-		Mask:     !st.Security.Privileged,
-		NoDev:    !st.Security.Privileged,
-	}
-	if spec.Dir != "" {
-		spec.EtcDir = filepath.Join(dir, "etc")
-	}
+	spec := startSpec(dir, st)
 	// Its range is recorded until rm; a record lost (a reboot emptied
 	// /run, a state root elsewhere kept the pod) is made again, unless
 	// another pod took the IDs meanwhile.
