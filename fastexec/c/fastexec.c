@@ -611,6 +611,16 @@ static void try(struct attempt *a, const char *root, const char *pod, int ncmd, 
 	quit(128 + (ws & 0x7f));
 }
 
+// env_fd reads the file descriptor an environment variable's value names:
+// decimal digits only, below 1024; -1 otherwise.
+static i64 env_fd(const char *v)
+{
+	i64 fd = 0;
+	for (; *v >= '0' && *v <= '9' && fd < 1024; v++)
+		fd = fd * 10 + (*v - '0');
+	return *v ? -1 : fd;
+}
+
 __attribute__((used, section(".text.entry"))) void fast_exec(i64 *sp);
 
 void fast_exec(i64 *sp)
@@ -626,10 +636,8 @@ void fast_exec(i64 *sp)
 	for (char **e = envp; *e; e++) {
 		if (!(v = prefix(*e, USERNS_FD_ENV)))
 			continue;
-		i64 fd = 0;
-		for (; *v >= '0' && *v <= '9' && fd < 1024; v++)
-			fd = fd * 10 + (*v - '0');
-		if (!*v && fd > 2 && sys(SYS_SETNS, fd, CLONE_NEWUSER, 0) == 0)
+		i64 fd = env_fd(v);
+		if (fd > 2 && sys(SYS_SETNS, fd, CLONE_NEWUSER, 0) == 0)
 			sys(SYS_CLOSE, fd, 0, 0);
 		return;
 	}
@@ -640,13 +648,11 @@ void fast_exec(i64 *sp)
 	for (char **e = envp; *e; e++) {
 		if (!(v = prefix(*e, USERNS_WAIT_ENV)))
 			continue;
-		i64 fd = 0, r;
+		i64 fd = env_fd(v), r = -1;
 		char c;
-		for (; *v >= '0' && *v <= '9' && fd < 1024; v++)
-			fd = fd * 10 + (*v - '0');
-		while ((r = sys(SYS_READ, fd, (i64)&c, 1)) == -EINTR)
+		while (fd >= 0 && (r = sys(SYS_READ, fd, (i64)&c, 1)) == -EINTR)
 			;
-		if (*v || r != 1)
+		if (r != 1)
 			quit(125);
 		sys(SYS_CLOSE, fd, 0, 0);
 		for (char **f = e; (f[0] = f[1]); f++)
