@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -47,7 +48,7 @@ func pidsCgroupDirs(procCgroup []byte, unified bool) []string {
 			base = "/sys/fs/cgroup"
 		case parts[0] == "0" && parts[1] == "":
 			base = "/sys/fs/cgroup/unified"
-		case containsField(parts[1], "pids"):
+		case slices.Contains(strings.Split(parts[1], ","), "pids"):
 			base = "/sys/fs/cgroup/" + parts[1]
 		default:
 			continue
@@ -57,15 +58,6 @@ func pidsCgroupDirs(procCgroup []byte, unified bool) []string {
 		}
 	}
 	return dirs
-}
-
-func containsField(list, f string) bool {
-	for _, s := range strings.Split(list, ",") {
-		if s == f {
-			return true
-		}
-	}
-	return false
 }
 
 // pidsFree reads a pids cgroup's limit and use. A cgroup without a limit
