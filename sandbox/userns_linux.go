@@ -193,7 +193,8 @@ func lockUserNSDir(create bool) (*os.File, error) {
 				return nil, err
 			}
 		}
-		d, err := os.Open(dir)
+		// Checked as a state root is: root's, writable by no one else.
+		d, err := openRoot(dir)
 		if errors.Is(err, os.ErrNotExist) {
 			if !create {
 				return nil, nil
