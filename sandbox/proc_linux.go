@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -18,10 +19,40 @@ type procStat struct {
 	startTime uint64
 }
 
+// readProcFile reads the small /proc file path into buf, with one system
+// call per step (an os.File adds half a dozen: kind checks, the poller,
+// fstat), which counts when ps checks thousands of pods. buf grows if
+// the file is larger.
+func readProcFile(path string, buf []byte) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	n := 0
+	for {
+		if n == len(buf) {
+			buf = append(buf, make([]byte, len(buf))...)
+		}
+		m, err := unix.Read(fd, buf[n:])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if m == 0 {
+			return buf[:n], nil
+		}
+		n += m
+	}
+}
+
 // readStat parses /proc/PID/stat. The command name may hold spaces and
 // parentheses, so fields are counted after the last ')'.
 func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	var buf [512]byte
+	b, err := readProcFile("/proc/"+strconv.Itoa(pid)+"/stat", buf[:])
 	if err != nil {
 		return procStat{}, err
 	}
@@ -84,27 +115,28 @@ func pidNSInode(pid string) (uint64, bool) {
 // handle, a bind mount of /proc/PID/ns/*, which no file written in the
 // state directory can forge.
 func pinnedInode(dir *os.File, rel string) (uint64, bool) {
-	f, err := openAt(dir, rel, unix.O_PATH, 0)
+	fd, err := unix.Openat2(int(dir.Fd()), rel, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: beneath})
 	if err != nil {
 		return 0, false
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	var fs unix.Statfs_t
 	var st unix.Stat_t
-	if unix.Fstatfs(int(f.Fd()), &fs) != nil || fs.Type != unix.NSFS_MAGIC || unix.Fstat(int(f.Fd()), &st) != nil {
+	if unix.Fstatfs(fd, &fs) != nil || fs.Type != unix.NSFS_MAGIC || unix.Fstat(fd, &st) != nil {
 		return 0, false
 	}
 	return st.Ino, true
 }
 
-// isPause tells whether pid is the pause of the pod whose directory is
-// dir: PID 1 of a PID namespace of its own, of the pod's pinned one
-// (ns/pid) if it is pinned, and the process that started at start in the
+// isPause tells whether pid is the pause of the pod whose pinned PID
+// namespace is pinRel below dir (ns/pid below the pod's directory, or
+// NAME/ns/pid below the state root): PID 1 of a PID namespace of its own,
+// of the pod's pinned one if it is pinned, and the process that started at start in the
 // boot boot. A record that names anything else (another pod's pause, a
 // process that reused the PID) fails. The namespace is read before the
 // start time, so a process that died in between and whose PID was reused
 // fails too.
-func isPause(dir *os.File, pid int, start uint64, boot string) bool {
+func isPause(dir *os.File, pinRel string, pid int, start uint64, boot string) bool {
 	if pid <= 0 || boot != bootID() {
 		return false
 	}
@@ -113,10 +145,13 @@ func isPause(dir *os.File, pid int, start uint64, boot string) bool {
 	if !ok {
 		return false
 	}
-	if pinned, ok := pinnedInode(dir, "ns/pid"); ok && pinned != ino {
-		return false
-	}
-	if !isInit(s) {
+	// A pinned namespace that holds the process is the pod's: no other
+	// process can have entered it under this PID since pause, its init,
+	// started (after init exits no process can be made in it), and the
+	// start time below tells pause from an earlier holder of the PID.
+	// Without a pin, the process must be an init of its own.
+	pinned, ok := pinnedInode(dir, pinRel)
+	if ok && pinned != ino || !ok && !isInit(s) {
 		return false
 	}
 	ps, err := readStat(pid)
@@ -140,7 +175,8 @@ type procStatus struct {
 }
 
 func readStatus(pid string) (procStatus, error) {
-	b, err := os.ReadFile("/proc/" + pid + "/status")
+	var buf [4096]byte
+	b, err := readProcFile("/proc/"+pid+"/status", buf[:])
 	if err != nil {
 		return procStatus{}, err
 	}

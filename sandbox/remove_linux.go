@@ -164,7 +164,7 @@ func (p *Pod) stop(d *podDir, opts RemoveOptions) error {
 func (p *Pod) findPause(d *podDir) (pid, pidfd int) {
 	if st := p.state; st != nil && st.Pid > 0 {
 		if fd, err := unix.PidfdOpen(st.Pid, 0); err == nil {
-			if isPause(d.dir, st.Pid, st.StartTime, st.BootID) {
+			if isPause(d.dir, "ns/pid", st.Pid, st.StartTime, st.BootID) {
 				return st.Pid, fd
 			}
 			unix.Close(fd)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"strconv"
@@ -50,8 +51,9 @@ func newPsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			rows := []psRow{}
-			for _, p := range pods {
-				st := p.State()
+			states := sandbox.States(pods)
+			for i, p := range pods {
+				st := states[i]
 				if !all && len(args) == 0 && st.Status != specs.StateRunning {
 					continue
 				}
@@ -93,7 +95,17 @@ func selectPods(root string, names []string) ([]*sandbox.Pod, error) {
 	return pods, nil
 }
 
-func printPs(w io.Writer, rows []psRow, quiet bool, format string) error {
+func printPs(out io.Writer, rows []psRow, quiet bool, format string) error {
+	// One write for the lot: the tabwriter writes each cell on its own,
+	// fifteen system calls a pod.
+	w := bufio.NewWriter(out)
+	if err := writePs(w, rows, quiet, format); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+func writePs(w io.Writer, rows []psRow, quiet bool, format string) error {
 	switch {
 	case quiet:
 		for _, r := range rows {
