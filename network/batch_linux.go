@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -24,6 +25,7 @@ type Batch struct {
 	// group is a device group of the batch's own: a random number with
 	// the top bit set, far from the small numbers people give groups.
 	group uint32
+	mu    sync.Mutex // guards n: pods are removed concurrently (sandbox.RemoveAll)
 	n     int
 }
 
@@ -43,7 +45,9 @@ func (b *Batch) hold(l *Lease) error {
 	if err := netlink.LinkSetGroup(link, int(b.group)); err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("veth %s: set group: %w", l.Veth, err)
 	}
+	b.mu.Lock()
 	b.n++
+	b.mu.Unlock()
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -58,6 +59,32 @@ func (b *RemoveBatch) Flush(root string, keepNetwork bool) error {
 		return fmt.Errorf("release network of removed pods: %w", err)
 	}
 	return nil
+}
+
+// removeWorkers is how many pods RemoveAll removes at once. A removal is
+// mostly waiting (for pause and its namespaces to end, for the RCU grace
+// period of each unmount), and waits overlap, on any number of CPUs.
+const removeWorkers = 8
+
+// RemoveAll removes each of pods as Remove does, several at a time; errs[i]
+// is pods[i]'s error. Give opts a Batch for more than a few bridged pods.
+func RemoveAll(ctx context.Context, pods []*Pod, opts RemoveOptions) (errs []error) {
+	errs = make([]error, len(pods))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(removeWorkers, len(pods)) {
+		wg.Go(func() {
+			for i := range work {
+				errs[i] = pods[i].Remove(ctx, opts)
+			}
+		})
+	}
+	for i := range pods {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	return errs
 }
 
 // Remove stops the pod's pause process, which ends every process of the pod,

@@ -78,16 +78,15 @@ its log. A running container is refused unless -f, which kills it first.`,
 				// rm --all does that.
 				opts.Batch = sandbox.NewRemoveBatch()
 			}
-			for _, p := range pods {
-				err := p.Remove(cmd.Context(), opts)
+			for i, err := range sandbox.RemoveAll(cmd.Context(), pods, opts) {
 				if force && errors.Is(err, sandbox.ErrNotFound) {
 					err = nil
 				}
 				if err != nil {
-					errs = append(errs, sandbox.NameSystemError("rm "+p.Name(), err))
+					errs = append(errs, sandbox.NameSystemError("rm "+pods[i].Name(), err))
 					continue
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), p.Name())
+				fmt.Fprintln(cmd.OutOrStdout(), pods[i].Name())
 			}
 			if opts.Batch != nil {
 				if opts.Trace != nil {
