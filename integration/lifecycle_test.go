@@ -99,6 +99,12 @@ func TestDefaultRootIsolation(t *testing.T) {
 			t.Errorf("mount %s: type %q, want %q (all: %v)", dst, dests[dst], typ, dests)
 		}
 	}
+	// /tmp: writable by everyone, sticky, a mount of its own (a bind) on
+	// the root's own tmpfs (no superblock of its own).
+	r = e.inPod(name, "/bin/sh", "-c", "stat -c '%a %d' /tmp; stat -c %d /; grep -c ' /tmp ' /proc/self/mountinfo")
+	if f := strings.Fields(r.stdout); len(f) != 4 || f[0] != "1777" || f[1] != f[2] || f[3] != "1" {
+		t.Errorf("/tmp: mode, device; the root's device; mounts at /tmp: %q %q", r.stdout, r.stderr)
+	}
 	// /dev has its nodes, and ptys come from the pod's own devpts.
 	r = e.inPod(name, "/bin/sh", "-c", "for n in null zero full random urandom tty ptmx pts shm; do test -e /dev/$n || echo missing $n; done; echo x > /dev/null && head -c1 /dev/zero | od -An -tx1")
 	if strings.Contains(r.stdout, "missing") || !strings.Contains(r.stdout, "00") {

@@ -147,13 +147,38 @@ func TestPlanDefaultRoot(t *testing.T) {
 		t.Errorf("/proc/sys read-only ops %+v", ro)
 	}
 	// The pseudo file systems.
-	for target, fstype := range map[string]string{"/t/proc": "proc", "/t/sys": "sysfs", "/t/dev": "tmpfs", "/t/dev/pts": "devpts", "/t/tmp": "tmpfs"} {
+	for target, fstype := range map[string]string{"/t/proc": "proc", "/t/sys": "sysfs", "/t/dev": "tmpfs", "/t/dev/pts": "devpts"} {
 		if m := mountsAt(ops, target); len(m) != 1 || m[0].Str[2] != fstype {
 			t.Errorf("%s mounts %+v: want %s", target, m, fstype)
 		}
 	}
 	if m := mountsAt(ops, "/t/sys"); m[0].Num&unix.MS_RDONLY == 0 {
 		t.Error("/sys is not read-only")
+	}
+	// /tmp: a directory of the root's tmpfs, 1777, bound onto itself (a
+	// mount of its own, without a superblock of its own).
+	if mk := find(ops, setup.Mkdir, "/t/tmp"); len(mk) != 1 || mk[0].Num != 0o1777 {
+		t.Errorf("/tmp mkdir ops %+v: want one, 01777", mk)
+	}
+	if m := mountsAt(ops, "/t/tmp"); len(m) != 1 || m[0].Str[0] != "/t/tmp" || m[0].Num != unix.MS_BIND {
+		t.Errorf("/tmp mounts %+v: want a bind of itself", m)
+	}
+}
+
+// A read-only default root keeps a writable /tmp: its bind is made before
+// the root is made read-only, which the bind does not follow.
+func TestPlanReadOnlyDefaultRootTmp(t *testing.T) {
+	ops, err := plan(merged(), &Spec{Target: "/t", ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bind := slices.IndexFunc(ops, func(op setup.Op) bool { return op.Code == setup.Mount && op.Str[1] == "/t/tmp" })
+	ro := slices.IndexFunc(ops, func(op setup.Op) bool { return op.Code == setup.RemountRO && op.Str[0] == "/t" })
+	if bind < 0 || ro < 0 || bind > ro || ops[ro].Num != 0 {
+		t.Errorf("/tmp bind at op %d, read-only root at op %d (%+v)", bind, ro, ops)
+	}
+	if ro := find(ops, setup.RemountRO, "/t/tmp"); len(ro) != 0 {
+		t.Errorf("/tmp made read-only: %+v", ro)
 	}
 }
 
@@ -203,6 +228,11 @@ func TestPlanDirectoryRoot(t *testing.T) {
 	}
 	if nd := find(ops, setup.NoDev, "/t"); len(nd) != 1 {
 		t.Errorf("root nodev ops %+v", nd)
+	}
+	// A directory root's /tmp is a tmpfs: nothing is written into the
+	// directory.
+	if m := mountsAt(ops, "/t/tmp"); len(m) != 1 || m[0].Str[2] != "tmpfs" {
+		t.Errorf("/tmp mounts %+v: want a tmpfs", m)
 	}
 	// hosts is a regular file: bound read-only from EtcDir. resolv.conf is
 	// a symlink: left alone. hostname is missing in a writable /etc: made.
