@@ -171,7 +171,7 @@ func DefaultRoot(owner Owner) (*os.File, error) {
 			return nil, fmt.Errorf("default root: %w", err)
 		}
 	}
-	for _, n := range append(append([]string{}, hostEtcCopies...), EtcFiles...) {
+	for _, n := range append(append([]string{}, hostEtcFiles...), EtcFiles...) {
 		if err := mk("etc/"+n, 0o644, false); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("default root: %w", err)

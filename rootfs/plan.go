@@ -159,15 +159,33 @@ func (p *planner) defaultRoot(s *Spec) error {
 	}{{"etc", 0o755}, {"root", 0o700}, {"run", 0o755}, {"var", 0o755}, {"var/tmp", 0o1777}, {"home", 0o755}} {
 		p.mkdir(p.path(d.name), d.mode)
 	}
-	for _, f := range hostEtcCopies {
-		b, err := p.host.ReadFile(filepath.Join("/etc", f))
+	for _, f := range hostEtcFiles {
+		src, dst := filepath.Join("/etc", f), p.path("etc/"+f)
+		if s.EtcCopies {
+			b, err := p.host.ReadFile(src)
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			p.add(setup.Op{Code: setup.Write, Num: 0o644, Str: []string{dst, string(b)}})
+			continue
+		}
+		// The host's own file, read-only: one copy for every pod (a copy
+		// in the pod's tmpfs would cost each pod a page).
+		fi, err := p.host.Stat(src)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		p.add(setup.Op{Code: setup.Write, Num: 0o644, Str: []string{p.path("etc/" + f), string(b)}})
+		if !fi.Mode().IsRegular() {
+			return invalidf("host file %s: not a regular file", src)
+		}
+		p.add(setup.Op{Code: setup.Touch, Num: 0o644, Str: []string{dst}})
+		p.bindReadOnly(src, dst)
 	}
 	return nil
 }
