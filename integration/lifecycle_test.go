@@ -99,6 +99,19 @@ func TestDefaultRootIsolation(t *testing.T) {
 			t.Errorf("mount %s: type %q, want %q (all: %v)", dst, dests[dst], typ, dests)
 		}
 	}
+	// /tmp: writable by everyone, sticky, a mount of its own (a bind) on
+	// the root's own tmpfs (no superblock of its own).
+	r = e.inPod(name, "/bin/sh", "-c", "stat -c '%a %d' /tmp; stat -c %d /; grep -c ' /tmp ' /proc/self/mountinfo")
+	if f := strings.Fields(r.stdout); len(f) != 4 || f[0] != "1777" || f[1] != f[2] || f[3] != "1" {
+		t.Errorf("/tmp: mode, device; the root's device; mounts at /tmp: %q %q", r.stdout, r.stderr)
+	}
+	// /etc's passwd and group are the host's, read-only even to the pod's
+	// root (one copy for every pod).
+	r = e.inPod(name, "/bin/sh", "-c", "cat /etc/passwd; echo >> /etc/group")
+	host, _ := os.ReadFile("/etc/passwd")
+	if r.stdout != string(host) || !strings.Contains(r.stderr, "Read-only file system") {
+		t.Errorf("/etc in the pod: %q %q, want the host's passwd and a read-only group", r.stdout, r.stderr)
+	}
 	// /dev has its nodes, and ptys come from the pod's own devpts.
 	r = e.inPod(name, "/bin/sh", "-c", "for n in null zero full random urandom tty ptmx pts shm; do test -e /dev/$n || echo missing $n; done; echo x > /dev/null && head -c1 /dev/zero | od -An -tx1")
 	if strings.Contains(r.stdout, "missing") || !strings.Contains(r.stdout, "00") {

@@ -81,7 +81,7 @@ func TestUserNSAuto(t *testing.T) {
 	}
 	// Owners as without a user namespace: the host's /usr, the /etc
 	// podsb writes, an idmap volume.
-	for _, p := range []string{"/usr/bin", "/etc/hostname", "/idv/owned", "/"} {
+	for _, p := range []string{"/usr/bin", "/etc/hostname", "/etc/passwd", "/tmp", "/idv/owned", "/"} {
 		if out := e.must("exec", pod, "--", "stat", "-c", "%u:%g", p); strings.TrimSpace(out) != "0:0" {
 			t.Errorf("owner of %s in the pod: %q, want 0:0", p, out)
 		}

@@ -14,7 +14,7 @@ import (
 
 // TestImageIsStaticELF checks the shape build.sh promises: a static,
 // non-PIE amd64 executable whose only mapping is one read-only, executable
-// page.
+// page, and nothing else in the file.
 func TestImageIsStaticELF(t *testing.T) {
 	f, err := elf.NewFile(bytes.NewReader(reaper.Image()))
 	if err != nil {
@@ -28,6 +28,12 @@ func TestImageIsStaticELF(t *testing.T) {
 		switch p.Type {
 		case elf.PT_LOAD:
 			loads++
+			// Nothing but the loaded bytes: the memfd each pod's pause
+			// runs from holds the whole image, a page of memory per
+			// 4 KiB of it.
+			if p.Off != 0 || p.Filesz != uint64(len(reaper.Image())) {
+				t.Errorf("PT_LOAD holds bytes %d to %d of a %d-byte image, want all of it", p.Off, p.Off+p.Filesz, len(reaper.Image()))
+			}
 			// Two pages: pause's loop, and the set-up, exec, spawn and
 			// run modes, which a running pause no longer touches.
 			if p.Flags&elf.PF_W != 0 || p.Memsz > 2*4096 {
@@ -39,6 +45,9 @@ func TestImageIsStaticELF(t *testing.T) {
 	}
 	if loads != 1 {
 		t.Errorf("Image() has %d PT_LOAD segments, want 1", loads)
+	}
+	if len(f.Sections) > 0 {
+		t.Errorf("Image() has %d section headers, want none", len(f.Sections))
 	}
 	if syms, _ := f.Symbols(); len(syms) > 0 {
 		t.Errorf("Image() has %d symbols, want it stripped", len(syms))

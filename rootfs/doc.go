@@ -24,15 +24,18 @@
 //   - make / rslave: nothing mounted from here on propagates to the host;
 //   - the root: for the default root a tmpfs at T with recursive read-only
 //     binds of the host's /usr, /bin, /sbin and /lib* (or their merged-/usr
-//     symlinks) and copies of /etc/passwd, group and nsswitch.conf; for a
-//     directory root, DIR bound recursively onto T (pivot_root needs a
-//     mount point) and made nodev unless privileged;
+//     symlinks) and read-only binds of the host's /etc/passwd, group and
+//     nsswitch.conf (copies with Spec.EtcCopies, in a user namespace of the
+//     pod's own); for a directory root, DIR bound recursively onto T
+//     (pivot_root needs a mount point) and made nodev unless privileged;
 //   - proc (nosuid,nodev,noexec) and a read-only sysfs;
 //   - /dev: a tmpfs with bind mounts of the host's null, zero, full,
 //     random, urandom and tty (mknod only when privileged), the standard
 //     symlinks, a new devpts instance (or, for a container, the pod's,
 //     attached from Spec.Shared), /dev/shm and /dev/mqueue;
-//   - a tmpfs on /tmp;
+//   - /tmp, 1777: in the default root a directory of its tmpfs bound onto
+//     itself (a mount of its own without a superblock of its own), over a
+//     directory root a tmpfs;
 //   - unless privileged, MaskedPaths hidden and ReadOnlyPaths made
 //     read-only, as runc's defaults;
 //   - /etc/hostname, hosts and resolv.conf: files in the default root's

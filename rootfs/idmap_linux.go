@@ -134,7 +134,7 @@ type Owner struct{ UID, GID uint32 }
 
 // DefaultRoot returns, as an fd for Spec.Shared["."], a default root's
 // tmpfs made on the host, with the skeleton Plan fills (/etc and its
-// files, /root, /run, /var, /var/tmp, /home) made already and owned by
+// files, /root, /run, /var, /var/tmp, /home, /tmp) made already and owned by
 // owner: the root of a container of a pod with a user namespace, whose
 // init builds the root as the host's root. Plan's operations keep what
 // is there (a directory made again, a file truncated keep their owner),
@@ -165,13 +165,13 @@ func DefaultRoot(owner Owner) (*os.File, error) {
 	for _, d := range []struct {
 		name string
 		mode os.FileMode
-	}{{"etc", 0o755}, {"root", 0o700}, {"run", 0o755}, {"var", 0o755}, {"var/tmp", 0o777 | os.ModeSticky}, {"home", 0o755}} {
+	}{{"etc", 0o755}, {"root", 0o700}, {"run", 0o755}, {"var", 0o755}, {"var/tmp", 0o777 | os.ModeSticky}, {"home", 0o755}, {"tmp", 0o777 | os.ModeSticky}} {
 		if err := mk(d.name, d.mode, true); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("default root: %w", err)
 		}
 	}
-	for _, n := range append(append([]string{}, hostEtcCopies...), EtcFiles...) {
+	for _, n := range append(append([]string{}, hostEtcFiles...), EtcFiles...) {
 		if err := mk("etc/"+n, 0o644, false); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("default root: %w", err)

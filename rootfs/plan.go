@@ -46,13 +46,13 @@ func plan(h Host, s *Spec) ([]setup.Op, error) {
 			p.noDev(p.t)
 		}
 	}
-	for _, d := range []string{"proc", "sys", "dev", "tmp"} {
+	for _, d := range []string{"proc", "sys", "dev"} {
 		p.mkdir(p.path(d), 0o755)
 	}
 	p.mount("proc", p.path("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 	p.mount("sysfs", p.path("sys"), "sysfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 	p.devices(p.path("dev"), s.NoDev, s.OnlyRoot, s.Shared)
-	p.mount("tmpfs", p.path("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
+	p.tmp(s)
 	if s.Mask {
 		if err := p.mask(s, func(path string) bool { return !s.ProcLater || !within(path, "/proc") }); err != nil {
 			return nil, err
@@ -159,17 +159,53 @@ func (p *planner) defaultRoot(s *Spec) error {
 	}{{"etc", 0o755}, {"root", 0o700}, {"run", 0o755}, {"var", 0o755}, {"var/tmp", 0o1777}, {"home", 0o755}} {
 		p.mkdir(p.path(d.name), d.mode)
 	}
-	for _, f := range hostEtcCopies {
-		b, err := p.host.ReadFile(filepath.Join("/etc", f))
+	for _, f := range hostEtcFiles {
+		src, dst := filepath.Join("/etc", f), p.path("etc/"+f)
+		if s.EtcCopies {
+			b, err := p.host.ReadFile(src)
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			p.add(setup.Op{Code: setup.Write, Num: 0o644, Str: []string{dst, string(b)}})
+			continue
+		}
+		// The host's own file, read-only: one copy for every pod (a copy
+		// in the pod's tmpfs would cost each pod a page).
+		fi, err := p.host.Stat(src)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		p.add(setup.Op{Code: setup.Write, Num: 0o644, Str: []string{p.path("etc/" + f), string(b)}})
+		if !fi.Mode().IsRegular() {
+			return invalidf("host file %s: not a regular file", src)
+		}
+		p.add(setup.Op{Code: setup.Touch, Num: 0o644, Str: []string{dst}})
+		p.bindReadOnly(src, dst)
 	}
 	return nil
+}
+
+// tmp makes the root's /tmp, writable by everyone with the sticky bit. The
+// default root's is a directory of the root's own tmpfs, bound onto
+// itself: a mount of its own, as a tmpfs would be (it stays writable in a
+// read-only root, and a rename between it and the root is across mounts),
+// without a superblock of its own (about 6 KiB of kernel memory a pod). A
+// directory root's /tmp is a tmpfs, so that nothing is written into the
+// directory.
+func (p *planner) tmp(s *Spec) {
+	tmp := p.path("tmp")
+	if s.Dir != "" {
+		p.mkdir(tmp, 0o755)
+		p.mount("tmpfs", tmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
+		return
+	}
+	p.mkdir(tmp, 0o1777)
+	p.mount(tmp, tmp, "", unix.MS_BIND, "")
 }
 
 // mask hides MaskedPaths and makes ReadOnlyPaths read-only (or the spec's

@@ -114,18 +114,31 @@ func TestPlanDefaultRoot(t *testing.T) {
 	if m := mountsAt(ops, "/t/lib32"); len(m) != 0 {
 		t.Errorf("/lib32 is not on the host, but %+v", m)
 	}
-	// /etc: copies of passwd and group, never shadow; the pod's own files.
+	// /etc: the host's passwd and group bound read-only on mount points,
+	// never shadow, nsswitch.conf skipped (the host lacks it); the pod's
+	// own files written.
+	for _, f := range []string{"passwd", "group"} {
+		dst := "/t/etc/" + f
+		if tc := find(ops, setup.Touch, dst); len(tc) != 1 {
+			t.Errorf("%s touch ops %+v", dst, tc)
+		}
+		if m := mountsAt(ops, dst); len(m) != 1 || m[0].Str[0] != "/etc/"+f || m[0].Num&unix.MS_BIND == 0 {
+			t.Errorf("%s mounts %+v: want a bind of the host's", dst, m)
+		}
+		if ro := find(ops, setup.RemountRO, dst); len(ro) != 1 {
+			t.Errorf("%s read-only ops %+v", dst, ro)
+		}
+	}
+	for _, f := range []string{"shadow", "nsswitch.conf"} {
+		if m := mountsAt(ops, "/t/etc/"+f); len(m) != 0 || len(find(ops, setup.Write, "/t/etc/"+f)) != 0 {
+			t.Errorf("%s in the pod: %+v", f, m)
+		}
+	}
 	writes := map[string]string{}
 	for _, op := range find(ops, setup.Write, "") {
 		writes[op.Str[0]] = op.Str[1]
 	}
-	if writes["/t/etc/passwd"] != "root:x:0:0::/root:/bin/sh\n" || writes["/t/etc/group"] != "root:x:0:\n" {
-		t.Errorf("etc copies: %q", writes)
-	}
-	if _, ok := writes["/t/etc/shadow"]; ok {
-		t.Error("shadow copied into the pod")
-	}
-	if writes["/t/etc/hostname"] != "pod\n" || writes["/t/etc/resolv.conf"] != "r\n" {
+	if len(writes) != 3 || writes["/t/etc/hostname"] != "pod\n" || writes["/t/etc/resolv.conf"] != "r\n" {
 		t.Errorf("etc files: %q", writes)
 	}
 	// Masking: a file under /dev/null, a directory under an empty tmpfs,
@@ -147,13 +160,71 @@ func TestPlanDefaultRoot(t *testing.T) {
 		t.Errorf("/proc/sys read-only ops %+v", ro)
 	}
 	// The pseudo file systems.
-	for target, fstype := range map[string]string{"/t/proc": "proc", "/t/sys": "sysfs", "/t/dev": "tmpfs", "/t/dev/pts": "devpts", "/t/tmp": "tmpfs"} {
+	for target, fstype := range map[string]string{"/t/proc": "proc", "/t/sys": "sysfs", "/t/dev": "tmpfs", "/t/dev/pts": "devpts"} {
 		if m := mountsAt(ops, target); len(m) != 1 || m[0].Str[2] != fstype {
 			t.Errorf("%s mounts %+v: want %s", target, m, fstype)
 		}
 	}
 	if m := mountsAt(ops, "/t/sys"); m[0].Num&unix.MS_RDONLY == 0 {
 		t.Error("/sys is not read-only")
+	}
+	// /tmp: a directory of the root's tmpfs, 1777, bound onto itself (a
+	// mount of its own, without a superblock of its own).
+	if mk := find(ops, setup.Mkdir, "/t/tmp"); len(mk) != 1 || mk[0].Num != 0o1777 {
+		t.Errorf("/tmp mkdir ops %+v: want one, 01777", mk)
+	}
+	if m := mountsAt(ops, "/t/tmp"); len(m) != 1 || m[0].Str[0] != "/t/tmp" || m[0].Num != unix.MS_BIND {
+		t.Errorf("/tmp mounts %+v: want a bind of itself", m)
+	}
+}
+
+// EtcCopies (a root in a user namespace of its own): copies of the host's
+// passwd and group, never shadow, and no bind of them.
+func TestPlanEtcCopies(t *testing.T) {
+	ops, err := plan(merged(), &Spec{Target: "/t", EtcCopies: true, Etc: map[string]string{"hostname": "pod\n"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes := map[string]string{}
+	for _, op := range find(ops, setup.Write, "") {
+		writes[op.Str[0]] = op.Str[1]
+	}
+	if writes["/t/etc/passwd"] != "root:x:0:0::/root:/bin/sh\n" || writes["/t/etc/group"] != "root:x:0:\n" {
+		t.Errorf("etc copies: %q", writes)
+	}
+	if _, ok := writes["/t/etc/shadow"]; ok {
+		t.Error("shadow copied into the pod")
+	}
+	for _, f := range []string{"passwd", "group"} {
+		if m := mountsAt(ops, "/t/etc/"+f); len(m) != 0 {
+			t.Errorf("/etc/%s mounts %+v: want none", f, m)
+		}
+	}
+}
+
+// A host /etc file that is not a regular file is refused, not bound.
+func TestPlanEtcNotRegular(t *testing.T) {
+	h := merged()
+	h.fs["etc/group"] = dir()
+	if _, err := plan(h, &Spec{Target: "/t"}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("plan with a directory /etc/group: %v, want ErrInvalid", err)
+	}
+}
+
+// A read-only default root keeps a writable /tmp: its bind is made before
+// the root is made read-only, which the bind does not follow.
+func TestPlanReadOnlyDefaultRootTmp(t *testing.T) {
+	ops, err := plan(merged(), &Spec{Target: "/t", ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bind := slices.IndexFunc(ops, func(op setup.Op) bool { return op.Code == setup.Mount && op.Str[1] == "/t/tmp" })
+	ro := slices.IndexFunc(ops, func(op setup.Op) bool { return op.Code == setup.RemountRO && op.Str[0] == "/t" })
+	if bind < 0 || ro < 0 || bind > ro || ops[ro].Num != 0 {
+		t.Errorf("/tmp bind at op %d, read-only root at op %d (%+v)", bind, ro, ops)
+	}
+	if ro := find(ops, setup.RemountRO, "/t/tmp"); len(ro) != 0 {
+		t.Errorf("/tmp made read-only: %+v", ro)
 	}
 }
 
@@ -203,6 +274,11 @@ func TestPlanDirectoryRoot(t *testing.T) {
 	}
 	if nd := find(ops, setup.NoDev, "/t"); len(nd) != 1 {
 		t.Errorf("root nodev ops %+v", nd)
+	}
+	// A directory root's /tmp is a tmpfs: nothing is written into the
+	// directory.
+	if m := mountsAt(ops, "/t/tmp"); len(m) != 1 || m[0].Str[2] != "tmpfs" {
+		t.Errorf("/tmp mounts %+v: want a tmpfs", m)
 	}
 	// hosts is a regular file: bound read-only from EtcDir. resolv.conf is
 	// a symlink: left alone. hostname is missing in a writable /etc: made.

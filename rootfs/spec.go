@@ -29,6 +29,12 @@ type Spec struct {
 	// root: they are bound over its /etc entries. The default root gets
 	// copies in its private /etc instead.
 	EtcDir string `json:"etcDir,omitempty"`
+	// EtcCopies gives the default root's /etc copies of the host's passwd,
+	// group and nsswitch.conf, in place of read-only binds of the host's
+	// files: for a root in a user namespace of its own, which would show
+	// the host's files as owned by nobody. A copy costs each pod a page of
+	// memory; a bind, a mount.
+	EtcCopies bool `json:"etcCopies,omitempty"`
 	// Volumes are host paths bound into the root.
 	Volumes []Volume `json:"volumes,omitempty"`
 	// Mask hides the sensitive parts of /proc and /sys (MaskedPaths) and
@@ -183,9 +189,10 @@ var MaskedPaths = []string{
 // ReadOnlyPaths are read-only in every pod (unless privileged).
 var ReadOnlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 
-// hostEtcCopies are copied from the host's /etc into the default root's /etc.
-// Nothing secret (shadow, gshadow, keys) is ever copied.
-var hostEtcCopies = []string{"passwd", "group", "nsswitch.conf"}
+// hostEtcFiles are the host's /etc files the default root's /etc shows,
+// read-only (or copies of them: Spec.EtcCopies). Nothing secret (shadow,
+// gshadow, keys) is ever among them.
+var hostEtcFiles = []string{"passwd", "group", "nsswitch.conf"}
 
 // ErrInvalid marks a spec that cannot work: a missing or unusable root, a bad
 // volume.

@@ -279,7 +279,7 @@ func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 		return nil, err
 	}
 	spec := rootfs.Spec{Dir: cc.Rootfs, ReadOnly: cc.ReadOnly, Volumes: cc.Volumes, Mask: !cc.Security.Privileged, NoDev: !cc.Security.Privileged,
-		MaskPaths: cc.MaskedPaths, ReadOnlyPaths: cc.ReadOnlyPaths}
+		MaskPaths: cc.MaskedPaths, ReadOnlyPaths: cc.ReadOnlyPaths, EtcCopies: p.state.UserNS != nil || p.state.Rootless != nil}
 	if spec.Dir != "" {
 		spec.Dir = filepath.Clean(spec.Dir)
 	}

@@ -205,6 +205,9 @@ func (r *podCreate) plan(context.Context) (func(), error) {
 		Mask:     !c.Security.Privileged,
 		NoDev:    !c.Security.Privileged,
 		OnlyRoot: r.rootless != nil && r.rootless.onlyRoot(),
+		// The host's /etc files would show as nobody's in a user
+		// namespace of the pod's own: copies.
+		EtcCopies: r.userns != nil || r.rootless != nil,
 	}
 	for _, d := range []string{"ns", "rootfs", exitsDirName} {
 		if err := os.Mkdir(filepath.Join(r.dir, d), 0o700); err != nil {

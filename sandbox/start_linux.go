@@ -170,13 +170,14 @@ func (p *Pod) markRunning(lock *podDir, st *State) error {
 // startSpec is the root a stopped pod's start makes again, from its state.
 func startSpec(dir string, st *State) rootfs.Spec {
 	spec := rootfs.Spec{
-		Dir:      st.Rootfs,
-		Target:   filepath.Join(dir, "rootfs"),
-		ReadOnly: st.ReadOnly,
-		Etc:      etcFiles(st.Hostname, netipAddr(st), st.ResolvConf),
-		Volumes:  st.Volumes,
-		Mask:     !st.Security.Privileged,
-		NoDev:    !st.Security.Privileged,
+		Dir:       st.Rootfs,
+		Target:    filepath.Join(dir, "rootfs"),
+		ReadOnly:  st.ReadOnly,
+		Etc:       etcFiles(st.Hostname, netipAddr(st), st.ResolvConf),
+		Volumes:   st.Volumes,
+		Mask:      !st.Security.Privileged,
+		NoDev:     !st.Security.Privileged,
+		EtcCopies: st.UserNS != nil || st.Rootless != nil,
 	}
 	if spec.Dir != "" {
 		spec.EtcDir = filepath.Join(dir, "etc")

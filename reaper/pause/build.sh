@@ -74,6 +74,27 @@ trap 'rm -f "$tmp"' EXIT
 	-Wl,-z,noseparate-code -Wl,-z,max-page-size=4096 \
 	-Wl,-z,norelro -Wl,-z,noexecstack -Wl,-s \
 	-o "$tmp" pause.c
+
+# The linker puts its section headers (and their names) after the loaded
+# segment, where nothing maps them: cut the file at the segment's end and
+# clear e_shoff, e_shentsize, e_shnum and e_shstrndx. Each pod's pause runs
+# from a memfd holding the image, so a program of one page costs a pod
+# one page of memory, not two. The first program header must be the one
+# PT_LOAD, from offset 0 (TestImageIsStaticELF checks the result).
+u64() { od -An -t u8 -j "$1" -N 8 "$tmp" | tr -d ' '; }
+u32() { od -An -t u4 -j "$1" -N 4 "$tmp" | tr -d ' '; }
+phoff=$(u64 32)
+if [ "$(u32 "$phoff")" != 1 ] || [ "$(u64 $((phoff + 8)))" != 0 ]; then
+	echo "build.sh: the first program header is not a PT_LOAD from offset 0" >&2
+	exit 1
+fi
+end=$(u64 $((phoff + 32)))
+cut=$(mktemp "${out}.XXXXXX")
+trap 'rm -f "$tmp" "$cut"' EXIT
+head -c "$end" "$tmp" > "$cut"
+dd if=/dev/zero of="$cut" bs=1 seek=40 count=8 conv=notrunc 2>/dev/null
+dd if=/dev/zero of="$cut" bs=1 seek=58 count=6 conv=notrunc 2>/dev/null
+mv "$cut" "$tmp"
 chmod 0755 "$tmp"
 mv "$tmp" "$out"
 trap - EXIT
