@@ -38,6 +38,10 @@ func grpcError(what string, err error) error {
 		return err
 	}
 	msg := fmt.Sprintf("%s: %v", what, err)
+	var se *sandbox.Error
+	if errors.As(err, &se) && se.Container != "" {
+		msg = err.Error() // it names the container and its pod
+	}
 	code := codes.Unknown
 	switch {
 	// The caller's deadline or cancel first: a registry's error may be
@@ -46,6 +50,10 @@ func grpcError(what string, err error) error {
 		code = codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
+	case sandbox.Exhausted(err):
+		// Out of files, processes, memory, space or addresses: the
+		// kubelet backs off and retries.
+		code = codes.ResourceExhausted
 	case errors.Is(err, sandbox.ErrNotFound), errors.Is(err, image.ErrNotFound):
 		code = codes.NotFound
 	case errors.Is(err, sandbox.ErrInvalid), errors.Is(err, image.ErrInvalid):

@@ -148,6 +148,13 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 		outW.Close()
 		return nil, internalf("exec in container %s: %v", id, err)
 	}
+	if err := sandbox.CheckTasks("exec", pod.Name()); err != nil {
+		outR.Close()
+		outW.Close()
+		errR.Close()
+		errW.Close()
+		return nil, execError("exec in container "+id, err)
+	}
 	c := sandbox.ExecConfig{Args: cmd, Container: name, Stdout: outW, Stderr: errW}
 	s.execDefaults(id, &c)
 	proc, err := pod.Exec(ctx, c)
@@ -307,6 +314,9 @@ func (s *Server) execStream(ctx context.Context, id string, cmd []string, stdin 
 	pod, name, err := s.execPod(id)
 	if err != nil {
 		return err
+	}
+	if err := sandbox.CheckTasks("exec", pod.Name()); err != nil {
+		return execError("exec in container "+id, err)
 	}
 	c := sandbox.ExecConfig{Args: cmd, Container: name, TTY: tty}
 	s.execDefaults(id, &c)

@@ -53,6 +53,9 @@ func (s *Server) loggerSocket(id string) string {
 // takes the terminal's master once the process runs. A failure leaves
 // neither running.
 func (s *Server) startProcess(ctx context.Context, p *sandbox.Pod, rec *containerRecord) (err error) {
+	if err := sandbox.CheckTasks("run", p.Name()); err != nil {
+		return err
+	}
 	cc := containerConfig(rec)
 	if rec.LogPath == "" {
 		rec.LogPath = s.defaultLogPath(rec.ID)

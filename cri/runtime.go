@@ -100,6 +100,12 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if err != nil {
 		return nil, internalf("pod ID: %v", err)
 	}
+	// Room for the pod's init and the threads that make it, before
+	// anything is made: the server cannot survive a thread it fails to
+	// start.
+	if err := sandbox.CheckTasks("create", id); err != nil {
+		return nil, grpcError("run pod sandbox "+cfg.GetMetadata().GetName(), err)
+	}
 	md := cfg.GetMetadata()
 	rec := &podRecord{
 		ID: id, Name: md.GetName(), UID: md.GetUid(), Namespace: md.GetNamespace(), Attempt: md.GetAttempt(),

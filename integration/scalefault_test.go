@@ -3,6 +3,7 @@ package integration
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -216,7 +217,7 @@ func TestFullAddressPool(t *testing.T) {
 	for range 2 {
 		name := e.name()
 		r := e.run(append(append([]string{"create"}, args...), name)...)
-		want := fmt.Sprintf("podsb: subnet %s: no free address", subnet)
+		want := fmt.Sprintf("podsb: create %s: subnet %s: no free address", name, subnet)
 		if r.code != 125 || strings.TrimSpace(r.stderr) != want {
 			t.Fatalf("create in a full pool: exit %d, %q; want 125, %q", r.code, r.stderr, want)
 		}
@@ -233,10 +234,46 @@ func TestFullAddressPool(t *testing.T) {
 	}
 }
 
+// filesNeeded returns the limit of open files podsb's command cmd needs,
+// started with stdin, stdout and stderr open: its own (create, start, run,
+// exec: sandbox.OpenFilesNeeded besides the descriptors open when podsb
+// starts, which include the Go runtime's), as podsb says when it refuses
+// it under every command's 16; or those 16.
+func (e *env) filesNeeded(t *testing.T, cmd string) int {
+	t.Helper()
+	own := int(sandbox.OpenFilesNeeded(cmd))
+	if own == 0 {
+		return 16
+	}
+	r := e.runCmd(exec.Command("prlimit", "--nofile=16", "--", e.bin, "--root", e.root, cmd))
+	var n int
+	prefix := "podsb: the limit of open files (RLIMIT_NOFILE) is 16: podsb " + cmd + " needs at least "
+	if !strings.HasPrefix(r.stderr, prefix) {
+		t.Fatalf("%s with 16 files: %q, want %q...", cmd, r.stderr, prefix)
+	}
+	if _, err := fmt.Sscanf(r.stderr[len(prefix):], "%d\n", &n); err != nil || n < own+3 || n > own+8 {
+		t.Fatalf("%s with 16 files: %q: want %d and the few open at start", cmd, r.stderr, own)
+	}
+	return n
+}
+
+// filesRefused is the line podsb refuses cmd, which needs need, with
+// under a limit of n open files. Below every command's 16 it is refused before podsb knows the command.
+func filesRefused(cmd string, n, need int) string {
+	what := "podsb"
+	if n < 16 {
+		need = 16
+	} else if sandbox.OpenFilesNeeded(cmd) > 0 {
+		what += " " + cmd
+	}
+	return fmt.Sprintf("podsb: the limit of open files (RLIMIT_NOFILE) is %d: %s needs at least %d\n", n, what, need)
+}
+
 // A low limit of open files (RLIMIT_NOFILE, set with prlimit on podsb
 // alone): each command either works or fails with one line and leaves
 // nothing half made; the pods already made keep working. A limit too low
-// for the Go runtime itself is refused before anything is opened.
+// for the command (or for the Go runtime itself) is refused before
+// anything is opened.
 func TestOutOfFiles(t *testing.T) {
 	e, args := netEnv(t)
 	var pods []string
@@ -247,13 +284,17 @@ func TestOutOfFiles(t *testing.T) {
 	limited := func(n int, a ...string) result {
 		return e.runCmd(exec.Command("prlimit", append([]string{"--nofile=" + strconv.Itoa(n), "--", e.bin, "--root", e.root}, a...)...))
 	}
+	need := map[string]int{}
+	for _, c := range []string{"create", "exec", "run", "ps", "gc", "rm"} {
+		need[c] = e.filesNeeded(t, c)
+	}
 	oneLine := func(r result, what string) {
 		t.Helper()
 		if r.code != 125 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "podsb: ") {
 			t.Errorf("%s: exit %d, %q: want 125 and one line", what, r.code, r.stderr)
 		}
 	}
-	for _, n := range []int{3, 5, 15, 16, 17, 18, 20, 22, 24, 26, 28} {
+	for _, n := range []int{3, 15, 16, 19, 20, 21, 27, 28, 35, 36} {
 		name := e.name()
 		r := limited(n, append(append([]string{"create"}, args...), name)...)
 		if r.code == 0 {
@@ -261,13 +302,14 @@ func TestOutOfFiles(t *testing.T) {
 			e.must("exec", name, "--", "true")
 		} else {
 			oneLine(r, fmt.Sprintf("create with %d files", n))
-			// Out of files, a create names the pod.
-			prefix, why := "podsb: create "+name+": ", "too many open files"
-			if n < 16 {
-				prefix, why = "podsb: ", fmt.Sprintf("the limit of open files (RLIMIT_NOFILE) is %d: podsb needs at least 16", n)
-			}
-			if !strings.HasPrefix(r.stderr, prefix) || !strings.Contains(r.stderr, why) {
-				t.Errorf("create with %d files: %q: want %q...%q", n, r.stderr, prefix, why)
+			// Refused below its need; out of files above it, a create
+			// names the pod.
+			if n < need["create"] {
+				if want := filesRefused("create", n, need["create"]); r.stderr != want {
+					t.Errorf("create with %d files: %q, want %q", n, r.stderr, want)
+				}
+			} else if prefix := "podsb: create " + name + ": "; !strings.HasPrefix(r.stderr, prefix) || !strings.Contains(r.stderr, "too many open files") {
+				t.Errorf("create with %d files: %q: want %q...too many open files", n, r.stderr, prefix)
 			}
 			checkPodGone(t, e, name, nftPodRules(t, e.bridge))
 		}
@@ -287,9 +329,14 @@ func TestOutOfFiles(t *testing.T) {
 				continue
 			}
 			oneLine(r, fmt.Sprintf("%v with %d files", c.args, n))
-			// The pod is named, and not taken for a directory podsb
-			// did not make.
-			if want := "podsb: " + c.args[0] + " " + c.pod + ": "; c.pod != "" && n >= 16 && !strings.HasPrefix(r.stderr, want) {
+			// Refused below the command's need (exec's fast path, in C,
+			// works with fewer); above it the pod is named, and not
+			// taken for a directory podsb did not make.
+			if n < need[c.args[0]] {
+				if want := filesRefused(c.args[0], n, need[c.args[0]]); r.stderr != want {
+					t.Errorf("%v with %d files: %q, want %q", c.args, n, r.stderr, want)
+				}
+			} else if want := "podsb: " + c.args[0] + " " + c.pod + ": "; c.pod != "" && !strings.HasPrefix(r.stderr, want) {
 				t.Errorf("%v with %d files: %q does not start with %q", c.args, n, r.stderr, want)
 			}
 		}
@@ -477,6 +524,27 @@ func TestOutOfPIDs(t *testing.T) {
 			}
 		}
 	}
+	// A start likewise: refused with one line and the pod left stopped,
+	// or it works.
+	stopped, d := e.create()
+	killPause(t, d)
+	if err := os.WriteFile(filepath.Join(cg, "pids.max"), []byte(strconv.Itoa(inUse+6)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := fmt.Sprintf(`echo $$ > %s/cgroup.procs && exec "$@"`, cg)
+	r := e.runCmd(exec.Command("sh", "-c", script, "sh", e.bin, "--root", e.root, "start", stopped))
+	if r.code == 0 {
+		limited = append(limited, stopped)
+	} else {
+		want := fmt.Sprintf("podsb: start %s: out of processes: pids cgroup %s allows %d (pids.max)", stopped, cg, inUse+6)
+		if r.code != 125 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, want) {
+			t.Errorf("start with pids.max %d: exit %d, %q: want 125 and one line %q...", inUse+6, r.code, r.stderr, want)
+		}
+		if st := e.inspect(stopped).Status; st != "stopped" {
+			t.Errorf("refused start left the pod %s", st)
+		}
+		e.must("start", stopped)
+	}
 	// Nothing half-made: gc finds nothing to remove.
 	if out := e.must("gc"); out != "" {
 		t.Errorf("gc removed %q", out)
@@ -526,4 +594,126 @@ func TestOutOfPIDsRootless(t *testing.T) {
 	if out := e.must("gc"); out != "" {
 		t.Errorf("gc removed %q", out)
 	}
+}
+
+// Each of create, start, run and exec at the boundary of its need of open
+// files (sandbox.OpenFilesNeeded), in its largest form measured (a pod
+// with a user namespace of its own; exec -d, and exec in Go, not on its
+// fast path): with one file fewer it is refused with one line before it
+// makes anything; with the need it works. Files podsb inherits open count
+// against it.
+func TestOpenFilesBoundary(t *testing.T) {
+	e := newEnv(t)
+	pod, _ := e.create("--userns", "auto")
+	limited := func(n int, env []string, extra []*os.File, a ...string) result {
+		cmd := exec.Command("prlimit", append([]string{"--nofile=" + strconv.Itoa(n), "--", e.bin, "--root", e.root}, a...)...)
+		cmd.Env = append(os.Environ(), env...)
+		cmd.ExtraFiles = extra
+		return e.runCmd(cmd)
+	}
+	logs := func() int {
+		ents, _ := os.ReadDir(filepath.Join(e.root, pod, "logs"))
+		return len(ents)
+	}
+	noFast := []string{"PODSB_FASTEXEC=0"}
+	for _, c := range []struct {
+		name string
+		env  []string
+		args func() []string // a fresh command line
+		made func() int      // what it makes: pods, containers, logs
+	}{
+		{"create", nil, func() []string { return []string{"create", "--network", "none", "--userns", "auto", e.name()} },
+			func() int { return len(e.podList(t)) }},
+		{"start", nil, func() []string {
+			n, d := e.create("--userns", "auto")
+			killPause(t, d)
+			return []string{"start", n}
+		}, func() int { return e.running(t) }},
+		{"run", nil, func() []string { return []string{"run", "-d", pod, "--", "true"} },
+			func() int { return len(e.containers(t)) }},
+		{"exec", noFast, func() []string { return []string{"exec", "-d", pod, "--", "true"} }, logs},
+		{"exec", noFast, func() []string { return []string{"exec", pod, "--", "true"} }, logs},
+	} {
+		need := e.filesNeeded(t, c.name)
+		a := c.args()
+		before := c.made()
+		r := limited(need-1, c.env, nil, a...)
+		if want := filesRefused(c.name, need-1, need); r.code != 125 || r.stderr != want {
+			t.Errorf("%v with %d files: exit %d, %q; want 125, %q", a, need-1, r.code, r.stderr, want)
+		}
+		if after := c.made(); after != before {
+			t.Errorf("%v with %d files, refused, made something: %d, was %d", a, need-1, after, before)
+		}
+		// One inherited file more: refused at the need, saying why.
+		f, err := os.Open("/dev/null")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = limited(need, c.env, []*os.File{f}, a...)
+		f.Close()
+		if want := filesRefused(c.name, need, need+1); r.code != 125 || r.stderr != want {
+			t.Errorf("%v with %d files and one inherited: exit %d, %q; want 125, %q", a, need, r.code, r.stderr, filesRefused(c.name, need, need+1))
+		}
+		if r := limited(need, c.env, nil, a...); r.code != 0 {
+			t.Errorf("%v with %d files: exit %d, %q; want it to work", a, need, r.code, r.stderr)
+		}
+	}
+	e.must("exec", pod, "--", "true")
+	if out := e.must("gc"); out != "" {
+		t.Errorf("gc removed %q", out)
+	}
+}
+
+// podList returns the pods of the env's root, as ps lists them.
+func (e *env) podList(t *testing.T) []psRow {
+	t.Helper()
+	var docs []psRow
+	if err := json.Unmarshal([]byte(e.must("ps", "--format", "json")), &docs); err != nil {
+		t.Fatal(err)
+	}
+	return docs
+}
+
+type psRow struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+}
+
+// running counts the running pods of the env's root.
+func (e *env) running(t *testing.T) int {
+	n := 0
+	for _, d := range e.podList(t) {
+		if d.Status == "running" {
+			n++
+		}
+	}
+	return n
+}
+
+// A failure of the system in an operation on a pod is one line that
+// names the operation and the pod once (sandbox.Error), with the exit
+// status of before: out of processes in the pod (its pids limit), its
+// init failing, a container's start failing, the address pool full
+// (TestFullAddressPool).
+func TestSystemErrorMessages(t *testing.T) {
+	e := newEnv(t)
+	tight, _ := e.create("--pids-limit", "1")
+	pod, _ := e.create()
+	bad := e.name()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"exec", "-d", tight, "--", "true"}, "podsb: exec " + tight + ": fork: resource temporarily unavailable\n"},
+		{[]string{"create", "--sysctl", "net.ipv4.nosuch=1", bad}, "podsb: create " + bad + ": pod init: write /proc/sys/net/ipv4/nosuch: no such file or directory\n"},
+		{[]string{"run", "--name", "c1", "-w", "/nonexistent", pod, "--", "true"}, "podsb: run " + pod + ": container c1: chdir /nonexistent: no such file or directory\n"},
+	} {
+		r := e.run(c.args...)
+		if r.code != 125 || r.stderr != c.want {
+			t.Errorf("%v: exit %d, %q; want 125, %q", c.args, r.code, r.stderr, c.want)
+		}
+	}
+	checkPodGone(t, e, bad, nil)
+	e.must("exec", tight, "--", "true")
+	e.must("exec", pod, "--", "true")
 }

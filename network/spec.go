@@ -28,6 +28,9 @@ func invalidf(format string, args ...any) error {
 // ErrConflict means an address, a port or a link name is taken.
 var ErrConflict = errors.New("already in use")
 
+// ErrFull means the subnet has no free address left for another pod.
+var ErrFull = errors.New("no free address")
+
 // ParseSubnet parses an IPv4 subnet in CIDR form, such as 10.89.0.0/16. It
 // must be the network's own address and leave room for a gateway and pods.
 func ParseSubnet(s string) (netip.Prefix, error) {

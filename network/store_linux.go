@@ -236,7 +236,7 @@ func (n *Network) allocate(pod string) (netip.Addr, error) {
 			return netip.Addr{}, err
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("subnet %s: no free address", n.cfg.Subnet)
+	return netip.Addr{}, fmt.Errorf("subnet %s: %w", n.cfg.Subnet, ErrFull)
 }
 
 // freeFromFile, in the network's directory, holds the free-from mark: an

@@ -90,7 +90,7 @@ func (p *Pod) joinCgroup(pid int) error {
 		return err
 	}
 	if err := m.Apply(pid); err != nil {
-		return fmt.Errorf("join the cgroup of %s: %w", p.name, err)
+		return fmt.Errorf("join the pod's cgroup: %w", err)
 	}
 	return nil
 }

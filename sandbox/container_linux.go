@@ -213,7 +213,7 @@ func (p *Pod) reclaimDeadStart(name string) bool {
 func (p *Pod) SignalContainer(name string, sig unix.Signal) error {
 	cs, err := p.Container(name)
 	if err != nil {
-		return err
+		return opError("signal", p.name, name, err)
 	}
 	if cs.Status != specs.StateRunning {
 		return errclass.New(ErrNotRunning, "container %s in pod %s is not running", name, p.name)
@@ -226,7 +226,7 @@ func (p *Pod) SignalContainer(name string, sig unix.Signal) error {
 	if cs, err = p.Container(name); err != nil || cs.Status != specs.StateRunning {
 		return errclass.New(ErrNotRunning, "container %s in pod %s is not running", name, p.name)
 	}
-	return unix.PidfdSendSignal(fd, sig, nil, 0)
+	return opError("signal", p.name, name, unix.PidfdSendSignal(fd, sig, nil, 0))
 }
 
 // Run starts a container in the pod. Its init, pause in run mode, is forked
@@ -237,6 +237,14 @@ func (p *Pod) SignalContainer(name string, sig unix.Signal) error {
 // command's user and executes the command. Exit status, signals, terminal,
 // detaching and environment are as for Exec.
 func (p *Pod) Run(ctx context.Context, cc ContainerConfig) (*Process, error) {
+	proc, err := p.run(ctx, cc)
+	if err != nil {
+		return nil, opError("run", p.name, "", err)
+	}
+	return proc, nil
+}
+
+func (p *Pod) run(ctx context.Context, cc ContainerConfig) (*Process, error) {
 	if cc.Image != nil {
 		if err := applyImage(&cc); err != nil {
 			return nil, err

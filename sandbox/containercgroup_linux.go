@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -191,6 +192,10 @@ func killCgroup(m cgroups.Manager) error {
 // UpdateContainer gives the running container name new resources, and
 // records them.
 func (p *Pod) UpdateContainer(ctx context.Context, name string, res Resources) error {
+	return opError("update", p.name, name, p.updateContainer(ctx, name, res))
+}
+
+func (p *Pod) updateContainer(ctx context.Context, name string, res Resources) error {
 	if err := validateContainerName(name); err != nil {
 		return err
 	}
@@ -210,7 +215,7 @@ func (p *Pod) UpdateContainer(ctx context.Context, name string, res Resources) e
 		return errclass.New(ErrNotRunning, "container %s in pod %s is not running", name, p.name)
 	}
 	if cs.Cgroup == "" {
-		return fmt.Errorf("container %s in pod %s has no cgroup (started by an older podsb)", name, p.name)
+		return errors.New("it has no cgroup (started by an older podsb)")
 	}
 	set := res.resetFrom(cs.Resources)
 	m, err := cgroupManagerOf(cs.Cgroup, set)
@@ -218,7 +223,7 @@ func (p *Pod) UpdateContainer(ctx context.Context, name string, res Resources) e
 		return err
 	}
 	if err := m.Set(set); err != nil {
-		return fmt.Errorf("update container %s in pod %s: %w", name, p.name, err)
+		return err
 	}
 	return p.updateContainerState(name, func(cs *ContainerState) { cs.Resources = res })
 }

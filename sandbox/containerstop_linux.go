@@ -24,6 +24,10 @@ import (
 // container's other processes, if its main process leaves any, stay: they
 // die with the pod.
 func (p *Pod) StopContainer(ctx context.Context, name string, sig unix.Signal, timeout time.Duration) error {
+	return opError("stop", p.name, name, p.stopContainerNamed(ctx, name, sig, timeout))
+}
+
+func (p *Pod) stopContainerNamed(ctx context.Context, name string, sig unix.Signal, timeout time.Duration) error {
 	cs, err := p.Container(name)
 	if err != nil {
 		return err
@@ -53,7 +57,7 @@ func (p *Pod) stopContainer(ctx context.Context, cs ContainerState, sig unix.Sig
 	}
 	for _, s := range []unix.Signal{sig, unix.SIGKILL} {
 		if err := unix.PidfdSendSignal(fd, s, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("signal container %s in pod %s: %w", cs.Name, p.name, err)
+			return fmt.Errorf("signal %d: %w", s, err)
 		}
 		wait := timeout
 		if s == unix.SIGKILL {
@@ -62,14 +66,14 @@ func (p *Pod) stopContainer(ctx context.Context, cs ContainerState, sig unix.Sig
 		if s == unix.SIGKILL || wait > 0 {
 			exited, err := awaitPidfd(ctx, fd, wait)
 			if err != nil {
-				return fmt.Errorf("stop container %s in pod %s: %w", cs.Name, p.name, err)
+				return err
 			}
 			if exited {
 				return nil
 			}
 		}
 	}
-	return fmt.Errorf("container %s in pod %s (pid %d) did not exit after SIGKILL", cs.Name, p.name, cs.Pid)
+	return fmt.Errorf("its process (pid %d) did not exit after SIGKILL", cs.Pid)
 }
 
 // awaitPidfd waits up to d, or until ctx ends, for the process behind

@@ -58,15 +58,15 @@ const pauseOOMScoreAdj = "-998"
 // the cgroup, the lease) is found from the state record by rm and gc, so
 // the first state write comes before any of it can be half-made.
 //
-// A failure of the system (an errno: out of files, processes, memory)
-// names the pod, as "create NAME: pipe2: too many open files"; bad input
-// and a name in use say what they are about already.
+// A failure of the system is an Error, as "create NAME: pipe2: too many
+// open files"; bad input and a name in use say what they are about
+// already.
 func Create(ctx context.Context, c Config) (_ *Pod, err error) {
 	c, err = c.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = NameSystemError("create "+c.Name, err) }()
+	defer func() { err = opError("create", c.Name, "", err) }()
 	var rl *UserNS // a rootless pod's maps
 	if Rootless() {
 		if err := c.checkRootless(); err != nil {

@@ -31,6 +31,15 @@
 // that imports sandbox, a test binary included, creates pods with no extra
 // set-up.
 //
+// Errors: bad input is of class ErrInvalid, and ErrNotFound, ErrExists,
+// ErrNotRunning and ErrRunning say what they are about. A failure of the
+// system in a public operation (Create, Load, Exec, Run, Start,
+// SignalContainer, StopContainer, UpdateContainer) is an *Error, whose
+// message names the operation and the pod once; one of running out of
+// something is also ErrExhausted. The Go runtime cannot survive a thread
+// it fails to start, so a program calls CheckTasks before an operation
+// that starts tasks.
+//
 // Thread rules: nothing in this package changes the namespaces of the
 // calling goroutine's thread. Exec joins a pod's namespaces on a fresh,
 // locked thread of its own (package nsenter), which dies once the command

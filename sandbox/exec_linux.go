@@ -170,7 +170,7 @@ func (p *Process) Wait() (int, error) {
 func (p *Pod) Exec(ctx context.Context, c ExecConfig) (*Process, error) {
 	proc, err := p.exec(ctx, c)
 	if err != nil {
-		return nil, p.stoppedError(err)
+		return nil, opError("exec", p.name, "", p.stoppedError(err))
 	}
 	return proc, nil
 }

@@ -287,7 +287,7 @@ func (p *Pod) openNS(nss []nsenter.Namespace) (*nsenter.Handles, error) {
 	for i, ns := range nss {
 		rel, err := filepath.Rel(d.path, ns.Path)
 		if err != nil || !filepath.IsLocal(rel) {
-			return nil, fmt.Errorf("namespace handle %s: not in the directory of pod %s", ns.Path, p.name)
+			return nil, fmt.Errorf("namespace handle %s: not in the pod's directory", ns.Path)
 		}
 		f, err := openAt(d.dir, rel, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 		if err != nil {

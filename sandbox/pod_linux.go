@@ -129,6 +129,11 @@ func (p *Pod) open() (*podDir, error) {
 // Load finds the pod name under the state root (DefaultRoot if empty). A
 // directory of the root that podsb did not make is not a pod (ErrNotPod).
 func Load(root, name string) (*Pod, error) {
+	p, err := loadPod(root, name)
+	return p, opError("load", name, "", err)
+}
+
+func loadPod(root, name string) (*Pod, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}

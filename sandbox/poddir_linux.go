@@ -123,7 +123,7 @@ func makePodDir(root *os.File, rootPath, name string) (*podDir, error) {
 			return d, err
 		}
 	}
-	return nil, fmt.Errorf("pod %s: cannot make its directory in %s", name, filepath.Join(rootPath, workDir))
+	return nil, fmt.Errorf("cannot make the pod's directory in %s", filepath.Join(rootPath, workDir))
 }
 
 // errRetry means the work directory, or the pod's directory in it, was

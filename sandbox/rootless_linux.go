@@ -212,7 +212,7 @@ func (p *Pod) openRootlessFiles(nss []nsenter.Namespace) ([]*os.File, error) {
 	for _, ns := range nss {
 		want, ok := inodes[ns.Path]
 		if !ok {
-			return fail(fmt.Errorf("namespace handle %s: not one of pod %s", ns.Path, p.name))
+			return fail(fmt.Errorf("namespace handle %s: not one of the pod's", ns.Path))
 		}
 		f, err := os.Open(proc + filepath.Base(ns.Path))
 		if err != nil {

@@ -25,6 +25,10 @@ var ErrRunning = errors.New("pod is running")
 // namespace. A pod with a user namespace of its own gets every namespace
 // anew instead (startUserNS).
 func (p *Pod) Start(ctx context.Context) error {
+	return opError("start", p.name, "", p.start(ctx))
+}
+
+func (p *Pod) start(ctx context.Context) error {
 	dir := p.Dir()
 	lock, err := p.lock(ctx)
 	if err != nil {
@@ -33,7 +37,7 @@ func (p *Pod) Start(ctx context.Context) error {
 	defer lock.Close()
 	st, err := readState(lock)
 	if err != nil {
-		return fmt.Errorf("pod %s has no state: remove it: %w", p.name, err)
+		return fmt.Errorf("no state: remove the pod: %w", err)
 	}
 	p.state = st
 	if p.pauseLives(lock) {
@@ -53,7 +57,7 @@ func (p *Pod) Start(ctx context.Context) error {
 	}
 	h, err := p.openNS(nss)
 	if err != nil {
-		return fmt.Errorf("pod %s lost its namespaces (%w): remove it", p.name, err)
+		return fmt.Errorf("lost its namespaces (%w): remove it", err)
 	}
 	defer h.Close()
 	// Its place on the bridge, as its state says: an rm killed after it
@@ -61,7 +65,7 @@ func (p *Pod) Start(ctx context.Context) error {
 	if st.Network != nil {
 		l, err := reattachNetwork(p.root, p.name, st.Network, p.NamespacePath(specs.NetworkNamespace))
 		if err != nil {
-			return fmt.Errorf("pod %s: attach its network again: %w", p.name, err)
+			return fmt.Errorf("attach its network again: %w", err)
 		}
 		st.Network = l
 	}

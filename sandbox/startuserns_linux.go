@@ -84,7 +84,7 @@ func (p *Pod) startUserNS(ctx context.Context, lock *podDir, st *State) error {
 	if st.Network != nil {
 		l, err := reattachNetwork(p.root, p.name, st.Network, p.NamespacePath(specs.NetworkNamespace))
 		if err != nil {
-			return fmt.Errorf("pod %s: attach its network again: %w", p.name, err)
+			return fmt.Errorf("attach its network again: %w", err)
 		}
 		st.Network = l
 	}

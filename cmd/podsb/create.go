@@ -145,11 +145,8 @@ short unique ID. Returns once the pod is ready.`,
 			if step := os.Getenv(stopAfterEnv); step != "" {
 				cfg.Trace = stopAfter(step)
 			}
-			what := "create"
-			if cfg.Name != "" {
-				what += " " + cfg.Name
-			}
-			if err := checkPids(what, "create"); err != nil {
+			// Before any thread of podsb's own starts.
+			if err := sandbox.CheckTasks("create", cfg.Name); err != nil {
 				return err
 			}
 			// A create takes milliseconds and undoes itself on failure:

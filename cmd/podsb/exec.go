@@ -94,7 +94,7 @@ func (l *launch) run(cmd *cobra.Command, root, verb string, args []string,
 	start func(*sandbox.Pod, sandbox.ExecConfig) (*sandbox.Process, error),
 	detached func(*sandbox.Process) string) error {
 	// Before any thread of podsb's own starts.
-	if err := checkPids(verb+" "+args[0], verb); err != nil {
+	if err := sandbox.CheckTasks(verb, args[0]); err != nil {
 		return err
 	}
 	// signal.Notify starts a thread of its own: let it start while the pod

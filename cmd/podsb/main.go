@@ -38,11 +38,20 @@ func main() {
 
 // run executes the command line args and returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	if err := checkOpenFiles(); err != nil {
+	files := openFiles()
+	if err := files.checkFloor(); err != nil {
 		fmt.Fprintf(stderr, "podsb: %v\n", err)
 		return exitFailure
 	}
 	cmd := newRootCmd(stdout)
+	// The command's own need (create, start, run, exec), before it opens
+	// anything: with fewer it would fail half-way.
+	if sub, _, err := cmd.Find(args); err == nil && sub.Parent() == cmd {
+		if err := files.check(sub.CommandPath(), sandbox.OpenFilesNeeded(sub.Name())); err != nil {
+			fmt.Fprintf(stderr, "podsb: %v\n", err)
+			return exitFailure
+		}
+	}
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
@@ -80,21 +89,63 @@ func rootless(cmd *cobra.Command, g *globals) error {
 	return nil
 }
 
-// minOpenFiles is the fewest open files podsb starts with. Below about
-// six the Go runtime cannot make its poller on the first open and aborts
-// with a stack dump; a create opens about 16 at once, an exec 24 (with
-// fewer they fail with "too many open files" and undo their work).
+// minOpenFiles is the fewest open files every command starts with. Below
+// about six the Go runtime cannot make its poller on the first open and
+// aborts with a stack dump; ps, inspect, top, logs, stop and kill need 8
+// or 9 (measured), gc and rm 10. Create, start, run and exec need more
+// (sandbox.OpenFilesNeeded).
 const minOpenFiles = 16
 
-// checkOpenFiles refuses a limit of open files (RLIMIT_NOFILE) below
-// minOpenFiles with one line, before anything is opened. The Go runtime
-// has already raised the soft limit to the hard one.
-func checkOpenFiles() error {
+// fileLimit is the limit of open files (RLIMIT_NOFILE) podsb started with
+// and the descriptors open below it then: stdin, stdout and stderr, those
+// inherited, and the Go runtime's own (a cgroup file it re-reads).
+type fileLimit struct {
+	limit, open uint64
+	known       bool
+}
+
+// openFiles reads the limit of open files and counts the descriptors open
+// below it, before podsb opens any. The Go runtime has already raised the
+// soft limit to the hard one. A limit above 1024 is not counted: no
+// command needs that many.
+func openFiles() fileLimit {
 	var r unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil || r.Cur >= minOpenFiles {
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &r) != nil || r.Cur > 1024 {
+		return fileLimit{}
+	}
+	// poll(2) marks each descriptor that is not open POLLNVAL: no file
+	// is opened to count them.
+	fds := make([]unix.PollFd, r.Cur)
+	for i := range fds {
+		fds[i].Fd = int32(i)
+	}
+	if _, err := unix.Poll(fds, 0); err != nil {
+		return fileLimit{}
+	}
+	f := fileLimit{limit: r.Cur, known: true}
+	for _, fd := range fds {
+		if fd.Revents&unix.POLLNVAL == 0 {
+			f.open++
+		}
+	}
+	return f
+}
+
+// checkFloor refuses, with one line, a limit below minOpenFiles.
+func (f fileLimit) checkFloor() error {
+	if !f.known || f.limit >= minOpenFiles {
 		return nil
 	}
-	return fmt.Errorf("the limit of open files (RLIMIT_NOFILE) is %d: podsb needs at least %d", r.Cur, minOpenFiles)
+	return fmt.Errorf("the limit of open files (RLIMIT_NOFILE) is %d: podsb needs at least %d", f.limit, minOpenFiles)
+}
+
+// check refuses, with one line, a limit that leaves command (as "podsb
+// run") fewer than need free descriptors besides those open.
+func (f fileLimit) check(command string, need uint64) error {
+	if !f.known || need == 0 || f.limit >= need+f.open {
+		return nil
+	}
+	return fmt.Errorf("the limit of open files (RLIMIT_NOFILE) is %d: %s needs at least %d", f.limit, command, need+f.open)
 }
 
 // exitError carries an exit status that is not podsb's own failure.

@@ -21,7 +21,13 @@ processes and containers of before are gone.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var errs []error
 			for _, n := range args {
-				p, err := sandbox.Load(g.root, n)
+				// Before any thread of podsb's own starts, for the
+				// first.
+				err := sandbox.CheckTasks("start", n)
+				var p *sandbox.Pod
+				if err == nil {
+					p, err = sandbox.Load(g.root, n)
+				}
 				if err == nil {
 					err = p.Start(cmd.Context())
 				}

@@ -1,0 +1,149 @@
+package sandbox
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/opencontainers/cgroups"
+	"golang.org/x/sys/unix"
+
+	"github.com/podsb/podsb/internal/errclass"
+)
+
+// CheckTasks refuses op (create, start, run or exec) on pod (empty for a
+// create without a name yet) when this process's pids cgroups, or for a
+// user other than root its limit of processes, leave it too few tasks
+// (threads and processes): an Error of class ErrExhausted, as "create
+// web: out of processes: pids cgroup DIR allows 16 (pids.max) and 12 are
+// in use: a create needs up to 4 more". What cannot be read is not
+// checked: the operation then finds out itself.
+//
+// The Go runtime cannot survive a thread it fails to start: it aborts
+// with a stack dump wherever the program is, and a create cut there
+// leaves a half-made pod that GC removes. So a program calls CheckTasks
+// before each such operation; a program that starts for one operation
+// (podsb's CLI), before any thread of its own starts. The room needed is
+// the operation's tasks less the threads this process has already, and
+// at least those it adds to a process whose runtime runs (a server).
+func CheckTasks(op, pod string) error {
+	n, ok := needs[op]
+	if !ok {
+		return nil
+	}
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil
+	}
+	own, err := ownThreads()
+	if err != nil {
+		return nil
+	}
+	want := max(n.tasks-own, n.started)
+	exhausted := func(format string, args ...any) error {
+		return &Error{Op: op, Pod: pod, Err: errclass.New(ErrExhausted, format, args...)}
+	}
+	if uid, max, used, ok := nprocFree(want); !ok {
+		return exhausted("out of processes: user %d may have %d (RLIMIT_NPROC) and %d are in use: %s needs up to %d more", uid, max, used, aVerb(op), want)
+	}
+	for _, dir := range pidsCgroupDirs(b, cgroups.IsCgroup2UnifiedMode()) {
+		max, current, ok := pidsFree(dir)
+		if !ok || max-current >= want {
+			continue
+		}
+		return exhausted("out of processes: pids cgroup %s allows %d (pids.max) and %d are in use: %s needs up to %d more", dir, max, current, aVerb(op), want)
+	}
+	return nil
+}
+
+// pidsFree reads a pids cgroup's limit and use. A cgroup without a limit
+// (no pids.max, or "max") has ok false.
+func pidsFree(dir string) (max, current int64, ok bool) {
+	b, err := os.ReadFile(filepath.Join(dir, "pids.max"))
+	if err != nil {
+		return 0, 0, false
+	}
+	if max, err = strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64); err != nil {
+		return 0, 0, false // "max"
+	}
+	if b, err = os.ReadFile(filepath.Join(dir, "pids.current")); err != nil {
+		return 0, 0, false
+	}
+	if current, err = strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64); err != nil {
+		return 0, 0, false
+	}
+	return max, current, true
+}
+
+// ownThreads is the number of this process's threads, from
+// /proc/self/stat (its 20th field).
+func ownThreads() (int64, error) {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("/proc/self/stat: unexpected format")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 18 {
+		return 0, errors.New("/proc/self/stat: unexpected format")
+	}
+	return strconv.ParseInt(f[17], 10, 64)
+}
+
+// nprocFree tells whether a user other than root has room for want more
+// tasks under its limit of processes (RLIMIT_NPROC: tasks of the real
+// user ID, every thread counted); if not, it returns the user, the limit
+// and the tasks in use. The kernel does not hold root to it; counting the
+// user's tasks reads /proc, so only a finite limit is checked.
+func nprocFree(want int64) (uid int, max uint64, used int64, ok bool) {
+	var r unix.Rlimit
+	uid = os.Getuid()
+	if uid == 0 || unix.Getrlimit(unix.RLIMIT_NPROC, &r) != nil || r.Cur == unix.RLIM_INFINITY {
+		return uid, 0, 0, true
+	}
+	used = userTasks(uid)
+	return uid, r.Cur, used, int64(r.Cur)-used >= want
+}
+
+// userTasks counts the tasks (threads) whose real user ID is uid, from
+// /proc/PID/status; processes that end while it reads are left out.
+func userTasks(uid int) int64 {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	want := strconv.Itoa(uid)
+	var n int64
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		var real string
+		var threads int64
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			switch k {
+			case "Uid":
+				if f := strings.Fields(v); len(f) > 0 {
+					real = f[0]
+				}
+			case "Threads":
+				threads, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			}
+		}
+		if real == want {
+			n += threads
+		}
+	}
+	return n
+}
