@@ -41,7 +41,7 @@ func invalid(err error) error { return errclass.Wrap(ErrInvalid, err) }
 // command not found say what they are about already, and are returned as
 // they are.
 type Error struct {
-	Op        string // create, load, exec, run, start, stop, signal, update
+	Op        string // create, load, exec, run, start, stop, signal, update, rm
 	Pod       string // the pod's name; empty for a create that has none yet
 	Container string // the container's name, for a container's operation
 	Err       error

@@ -92,6 +92,10 @@ func RemoveAll(ctx context.Context, pods []*Pod, opts RemoveOptions) (errs []err
 // directory. It works on running pods, pods whose pause died, and pods left
 // half-made by a crash.
 func (p *Pod) Remove(ctx context.Context, opts RemoveOptions) error {
+	return opError("rm", p.name, "", p.remove(ctx, opts))
+}
+
+func (p *Pod) remove(ctx context.Context, opts RemoveOptions) error {
 	d, err := p.lock(ctx)
 	if err != nil {
 		return err
@@ -131,7 +135,7 @@ func (p *Pod) removeLocked(d *podDir, opts RemoveOptions) error {
 	}
 	step("remove cgroup")
 	if err := teardown(d); err != nil {
-		return fmt.Errorf("remove pod %s: %w", p.name, err)
+		return err
 	}
 	if st == nil {
 		// A create that died before its first state write may hold an
