@@ -229,7 +229,9 @@ func TestExecKilledLauncherTakesCommand(t *testing.T) {
 func TestExecDetachAdoptedByPauseAndLogs(t *testing.T) {
 	e := newEnv(t)
 	name, d := e.create()
-	out := e.must("exec", "-d", name, "--", "sh", "-c", "echo to-stdout; echo to-stderr >&2; sleep 0.3; echo late")
+	// The command lives until the test has looked at it: a fixed sleep
+	// was too short on a loaded machine.
+	out := e.must("exec", "-d", name, "--", "sh", "-c", "echo to-stdout; echo to-stderr >&2; while [ ! -e /tmp/go ]; do sleep 0.02; done; echo late")
 	pid, err := strconv.Atoi(strings.TrimSpace(out))
 	if err != nil {
 		t.Fatalf("exec -d printed %q", out)
@@ -250,6 +252,9 @@ func TestExecDetachAdoptedByPauseAndLogs(t *testing.T) {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", host))
 	if f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(f) < 2 || f[1] != strconv.Itoa(d.Pid) {
 		t.Errorf("host parent of %d: %v, want pause %d", host, f, d.Pid)
+	}
+	if r := e.inPod(name, "touch", "/tmp/go"); r.code != 0 {
+		t.Fatalf("touch /tmp/go in the pod: %+v", r)
 	}
 	// logs -f follows until the command exits, then pause reaps it.
 	logs := e.must("logs", "-f", name, strconv.Itoa(pid))
