@@ -104,6 +104,10 @@ func awaitPidfd(ctx context.Context, pidfd int, d time.Duration) (bool, error) {
 // first. An unknown name is ErrNotFound; a container being started by a
 // live Run is refused. What a dead start left is removed.
 func (p *Pod) RemoveContainer(ctx context.Context, name string, force bool) error {
+	return opError("rm", p.name, name, p.removeContainer(ctx, name, force))
+}
+
+func (p *Pod) removeContainer(ctx context.Context, name string, force bool) error {
 	if err := validateContainerName(name); err != nil {
 		return err
 	}

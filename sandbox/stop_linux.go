@@ -12,6 +12,10 @@ import (
 // that is still free) or Remove removes it. Stopping a stopped pod does
 // nothing. opts are as for Remove; its Trace is unused.
 func (p *Pod) Stop(ctx context.Context, opts RemoveOptions) error {
+	return opError("stop", p.name, "", p.stopPod(ctx, opts))
+}
+
+func (p *Pod) stopPod(ctx context.Context, opts RemoveOptions) error {
 	d, err := p.lock(ctx)
 	if err != nil {
 		return err
@@ -19,7 +23,7 @@ func (p *Pod) Stop(ctx context.Context, opts RemoveOptions) error {
 	defer d.Close()
 	st, err := readState(d)
 	if err != nil {
-		return fmt.Errorf("pod %s has no state: remove it: %w", p.name, err)
+		return fmt.Errorf("no state (remove the pod): %w", err)
 	}
 	p.state = st
 	if err := p.stop(d, opts); err != nil {
@@ -28,7 +32,7 @@ func (p *Pod) Stop(ctx context.Context, opts RemoveOptions) error {
 	// The lease stays in the state: Start reattaches the pod to it.
 	if st.Network != nil {
 		if err := releaseNetwork(p.root, p.name, st.Network, opts.KeepNetwork); err != nil {
-			return fmt.Errorf("pod %s: release its network: %w", p.name, err)
+			return fmt.Errorf("release its network: %w", err)
 		}
 	}
 	return nil
