@@ -30,7 +30,10 @@
 // time, in the recorded boot) is alive; if pause's PID namespace is the
 // one pinned in the handle the record names; if every handle is a namespace
 // file; and if no stdio fd the command inherits is a directory, a symbolic
-// link or an O_PATH fd.
+// link or an O_PATH fd. A rootless pod's record (JOIN_PROC_NS), read once
+// this process has joined the pod's user namespace (where the user's files
+// are root's), names pause's own /proc/PID/ns files instead of pinned
+// handles, each used only if it has the recorded inode.
 //
 // Rules for this file: no writable global data (it is copied into the Go
 // binary's read-only text), no libc, nothing that needs relocation.
@@ -556,10 +559,14 @@ static void try(struct attempt *a, const char *root, const char *pod, int ncmd, 
 	}
 	for (u32 k = 0; k < j.h.nns; path += len(path) + 1, k++) {
 		struct k_stat st;
-		// /proc/PID/ns/* are magic links, which beneath refuses.
-		if (from == a->procns)
+		// /proc/PID/ns/* are magic links, which beneath refuses: a name
+		// in that directory, no path.
+		if (from == a->procns) {
+			for (const char *c = path; *c; c++)
+				if (*c == '/')
+					return;
 			a->ns[k] = sys6(SYS_OPENAT, from, (i64)path, O_RDONLY | O_CLOEXEC, 0, 0, 0);
-		else
+		} else
 			a->ns[k] = beneath(from, path, O_RDONLY);
 		if (a->ns[k] < 0 || !nsfs(a->ns[k]))
 			return;
