@@ -58,6 +58,15 @@ func TestRootlessFastExec(t *testing.T) {
 			t.Errorf("%q: fast path %+v, Go %+v", args, fast, slow)
 		}
 	}
+	// -i: stdin reaches the command, on either path.
+	for _, env := range []string{"PODSB_FASTEXEC=1", "PODSB_FASTEXEC=0"} {
+		cmd := e.cmd("exec", "-i", name, "--", "sh", "-c", "cat; exit 4")
+		cmd.Env = append(cmd.Env, env)
+		cmd.Stdin = strings.NewReader("in\n")
+		if r := runResult(t, cmd); r.stdout != "in\n" || r.code != 4 {
+			t.Errorf("%s exec -i: %+v", env, r)
+		}
+	}
 	// A record with a wrong inode: the C part refuses it, Go runs.
 	path := filepath.Join(e.root, name, setup.JoinFile)
 	raw, err := os.ReadFile(path)
