@@ -45,8 +45,15 @@
 // Two more forms, for rootless podsb (package sandbox, rootless_linux.go),
 // run whatever the command line: with PODSB_USERNS_FD=N in the
 // environment (sandbox.UserNSFDEnv), the entry point joins the user
-// namespace at fd N, closes it and lets Go start in there (a failure joins
-// nothing, and Go reports); with PODSB_USERNS_WAIT=N
+// namespace at fd N, closes it and goes on in there as the namespace's
+// root, to the common form above (the rootless exec that set the variable
+// gives the state root in PODSB_ROOT) or to Go (a failure to join joins
+// nothing, and Go reports). A rootless pod's join record has
+// setup.JoinProcNS: its handles are pause's /proc/PID/ns files, each used
+// only with its recorded inode; the command is forked by a helper that
+// joins the pod's PID namespace, as this process's child (CLONE_PARENT),
+// since the process could not join the host's PID namespace again, and Go
+// could start no thread with its children's in the pod's. With PODSB_USERNS_WAIT=N
 // (sandbox.UserNSWaitEnv), it waits for one byte on fd N (its maps
 // written) and executes /proc/self/exe again without the variable, now
 // the namespace's root with its capabilities; end of file exits 125.

@@ -109,8 +109,9 @@ func BenchmarkUserNSRun(b *testing.B) {
 // BenchmarkRootless measures a rootless create (as nobody, the single-ID
 // map, --network none) against root's create with --userns auto and
 // without, each with rm, interleaved in one run; and a rootless exec (it
-// executes itself again to join the pod's user namespace, then runs in
-// Go) against root's exec into a --userns auto pod (the fast path).
+// executes itself again to join the pod's user namespace, then runs on
+// the fast path; and with PODSB_FASTEXEC=0, in Go) against root's exec
+// into a --userns auto pod (the fast path, and Go).
 // Results: docs/performance.md.
 func BenchmarkRootless(b *testing.B) {
 	testenv.RequireRoot(b)
@@ -173,5 +174,12 @@ func BenchmarkRootless(b *testing.B) {
 			return c
 		}),
 		execIn("rootless-exec", func() *exec.Cmd { return r.cmd("exec", rl, "--", "true") }),
+		// The exec in Go once it has joined: two Go starts, as before
+		// the fast path served rootless pods.
+		execIn("rootless-exec-go", func() *exec.Cmd {
+			c := r.cmd("exec", rl, "--", "true")
+			c.Env = append(c.Env, "PODSB_FASTEXEC=0")
+			return c
+		}),
 	}), "root-auto-exec")
 }

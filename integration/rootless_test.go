@@ -314,31 +314,7 @@ func TestRootlessBadInput(t *testing.T) {
 // and puts the files back byte for byte afterwards.
 func withSubIDs(t testing.TB, start uint32) {
 	t.Helper()
-	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
-		orig, err := os.ReadFile(f)
-		existed := err == nil
-		if err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-		fi, _ := os.Stat(f)
-		t.Cleanup(func() {
-			if !existed {
-				os.Remove(f)
-				return
-			}
-			if err := os.WriteFile(f, orig, fi.Mode().Perm()); err != nil {
-				t.Errorf("restore %s: %v", f, err)
-			}
-		})
-		add := orig
-		if len(add) > 0 && add[len(add)-1] != '\n' {
-			add = append(add, '\n')
-		}
-		add = append(add, fmt.Sprintf("%d:%d:65536\n", rootlessUID, start)...)
-		if err := os.WriteFile(f, add, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	withSubIDRange(t, start, 65536)
 }
 
 // TestRootlessSubIDs: with subordinate IDs in /etc/subuid and /etc/subgid,

@@ -371,11 +371,8 @@ func (r *podCreate) registerNetNS(context.Context) (func(), error) {
 // running.
 func (r *podCreate) finalStateWrite(context.Context) (func(), error) {
 	r.st.Status = specs.StateRunning
-	// The fast path is root's: a rootless pod has no join record.
-	if r.rootless == nil {
-		if err := writeJoin(r.dir, r.st); err != nil {
-			return nil, err
-		}
+	if err := writeJoin(r.dir, r.st); err != nil {
+		return nil, err
 	}
 	return nil, writeState(r.lock, r.st)
 }

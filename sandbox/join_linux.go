@@ -39,6 +39,13 @@ func writeJoin(dir string, st *State) error {
 		// (setup.Join.Namespaces).
 		prog = append([]setup.Op{{Code: setup.SetNS, Num: setup.ExtraFD}}, prog...)
 	}
+	if st.Rootless != nil {
+		// As Pod.Exec's rootlessIDs: with the single-ID map, no SetIDs
+		// (setgroups is denied there).
+		if prog, err = (&Pod{state: st}).rootlessIDs(prog, execUser{home: "/root"}); err != nil {
+			return err
+		}
+	}
 	u := execUser{home: "/root"}
 	env, wd := commandEnv(ExecConfig{}, u, st.Hostname)
 	j := setup.Join{
@@ -46,16 +53,23 @@ func writeJoin(dir string, st *State) error {
 		Env: env, Dir: wd, Program: prog,
 	}
 	// In Pod.Exec's order: the mount namespace last.
+	// A rootless pod's handles are pause's own /proc/PID/ns files, each
+	// checked against its inode; its user namespace is the one the
+	// rootless exec joined before the fast path runs (UserNSFDEnv).
+	j.ProcNS = st.Rootless != nil
 	var mnt []setup.JoinNS
 	for _, ns := range st.Namespaces {
 		rel, err := filepath.Rel(dir, ns.Path)
 		if err != nil {
 			return err
 		}
-		if ns.Type == specs.UserNamespace && st.UserNS == nil {
-			continue // the host's
+		if ns.Type == specs.UserNamespace && (st.UserNS == nil || j.ProcNS) {
+			continue // the host's, or joined already
 		}
 		jn := setup.JoinNS{Type: uint32(nsFlags[ns.Type]), Path: rel}
+		if j.ProcNS {
+			jn.Path, jn.Inode = filepath.Base(ns.Path), ns.Inode
+		}
 		if ns.Type == specs.MountNamespace {
 			mnt = append(mnt, jn)
 		} else {

@@ -97,3 +97,49 @@ func TestJoinRecord(t *testing.T) {
 		t.Errorf("join record of a pod with a cgroup: %v", err)
 	}
 }
+
+// TestJoinRecordRootless: a rootless pod's record names pause's own
+// /proc/PID/ns files with their inodes, not its user namespace (the exec
+// joined it first), and, with the single-ID map, its program has no
+// SetIDs (setgroups is denied there).
+func TestJoinRecordRootless(t *testing.T) {
+	dir := t.TempDir()
+	st := &State{StartTime: 77, BootID: "boot", Hostname: "host", Rootless: rootlessMaps()}
+	st.ID, st.Pid = "web", 1234
+	for i, typ := range NamespaceTypes {
+		st.Namespaces = append(st.Namespaces, Namespace{Type: typ, Path: filepath.Join(dir, "ns", procName(typ)), Inode: uint64(100 + i)})
+	}
+	if err := writeJoin(dir, st); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, setup.JoinFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := setup.DecodeJoin(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !j.ProcNS {
+		t.Errorf("record without ProcNS: %+v", j)
+	}
+	inode := map[string]uint64{}
+	for _, ns := range st.Namespaces {
+		inode[filepath.Base(ns.Path)] = ns.Inode
+	}
+	var names []string
+	for _, ns := range j.Namespaces {
+		names = append(names, ns.Path)
+		if ns.Inode != inode[ns.Path] || ns.Type == unix.CLONE_NEWUSER {
+			t.Errorf("handle %+v, want inode %d", ns, inode[ns.Path])
+		}
+	}
+	if !reflect.DeepEqual(names, []string{"pid", "uts", "ipc", "net", "mnt"}) {
+		t.Errorf("handles %q", names)
+	}
+	for _, op := range j.Program {
+		if op.Code == setup.SetIDs {
+			t.Errorf("a single-ID rootless pod's program has SetIDs: %v", j.Program)
+		}
+	}
+}

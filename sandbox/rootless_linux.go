@@ -248,11 +248,26 @@ func (p *Pod) RootlessUserNS() (*os.File, error) {
 	return files[0], nil
 }
 
-// rootlessIDs drops a command's SetIDs in a rootless pod, which maps only
-// ID 0: the command is 0 already (the joined user), and setgroups(2) is
-// denied in the namespace. Another user or group is refused.
+// rootlessIDs checks a command's user in a rootless pod: with
+// subordinate IDs, its user, group and supplementary groups must be
+// mapped (the ranges may be smaller than the IDs asked for). With the
+// single-ID map its SetIDs is dropped: the command is 0 already (the
+// joined user), and setgroups(2) is denied in the namespace; another user
+// or group is refused.
 func (p *Pod) rootlessIDs(ops []setup.Op, u execUser) ([]setup.Op, error) {
-	if p.state == nil || p.state.Rootless == nil || !p.state.Rootless.onlyRoot() {
+	if p.state == nil || p.state.Rootless == nil {
+		return ops, nil
+	}
+	m := p.state.Rootless
+	if !m.onlyRoot() {
+		if _, ok := m.HostUID(u.uid); !ok {
+			return nil, rootlessf("pod %s maps uids %s (your subordinate IDs): no user %d in it", p.name, fmtIDRanges(m.UIDMap), u.uid)
+		}
+		for _, g := range append([]uint32{u.gid}, u.groups...) {
+			if _, ok := m.HostGID(g); !ok {
+				return nil, rootlessf("pod %s maps gids %s (your subordinate IDs): no group %d in it", p.name, fmtIDRanges(m.GIDMap), g)
+			}
+		}
 		return ops, nil
 	}
 	if u.uid != 0 || u.gid != 0 {
@@ -265,6 +280,15 @@ func (p *Pod) rootlessIDs(ops []setup.Op, u execUser) ([]setup.Op, error) {
 		}
 	}
 	return out, nil
+}
+
+// fmtIDRanges prints the pod's side of a map: 0-65536 for 0 to 65536.
+func fmtIDRanges(m []IDMap) string {
+	var s []string
+	for _, e := range m {
+		s = append(s, fmt.Sprintf("%d-%d", e.ContainerID, uint64(e.ContainerID)+uint64(e.Size)-1))
+	}
+	return strings.Join(s, ",")
 }
 
 // IsRootless tells whether the pod was made without root.
@@ -286,34 +310,45 @@ var NewIDMapPrograms = [2]string{"/usr/bin/newuidmap", "/usr/bin/newgidmap"}
 
 // RootlessSubIDs returns a rootless pod's maps from the user's
 // subordinate IDs: 0 is the user's own ID, 1 on the ranges of SubIDFiles
-// for the user (by name or number), in order. Nil if either file names
-// none for the user: the pod then maps the user alone (rootlessMaps).
+// for the user (by name or number), in order. Nil if neither file names
+// any for the user: the pod then maps the user alone (rootlessMaps).
+// Ranges in one file and none in the other, ranges that userSubIDs
+// refuses, and a NewIDMapPrograms that cannot write them are errors.
 func RootlessSubIDs() (*UserNS, error) {
 	uid, gid := os.Geteuid(), os.Getegid()
 	names := []string{strconv.Itoa(uid)}
 	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
 		names = append(names, u.Username)
 	}
-	u := &UserNS{}
+	var ranges [2][]IDMap
 	for i, own := range []int{uid, gid} {
-		var ranges []IDMap
 		b, err := os.ReadFile(SubIDFiles[i])
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, rootlessf("%v", err)
+		}
+		lines, err := readSubIDLines(b)
+		if err != nil {
+			return nil, rootlessf("%s: %v", SubIDFiles[i], err)
+		}
+		if ranges[i], err = userSubIDs(SubIDFiles[i], lines, names, uint32(own)); err != nil {
 			return nil, err
 		}
-		for _, n := range names {
-			r, err := parseSubIDs(strings.NewReader(string(b)), n)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", SubIDFiles[i], err)
-			}
-			ranges = append(ranges, r...)
+	}
+	switch {
+	case len(ranges[0]) == 0 && len(ranges[1]) == 0:
+		return nil, nil
+	case len(ranges[0]) == 0 || len(ranges[1]) == 0:
+		has, hasnt := SubIDFiles[0], SubIDFiles[1]
+		if len(ranges[0]) == 0 {
+			has, hasnt = hasnt, has
 		}
-		if len(ranges) == 0 {
-			return nil, nil
-		}
+		return nil, rootlessf("%s names subordinate IDs of user %s and %s none: give both or neither", has, names[len(names)-1], hasnt)
+	}
+	u := &UserNS{}
+	for i, own := range []int{uid, gid} {
 		m := []IDMap{{ContainerID: 0, HostID: uint32(own), Size: 1}}
 		next := uint64(1)
-		for _, r := range ranges {
+		for _, r := range ranges[i] {
 			if len(m) == maxIDMapLines || next+uint64(r.Size) > 1<<32-1 {
 				break
 			}
@@ -327,8 +362,8 @@ func RootlessSubIDs() (*UserNS, error) {
 		}
 	}
 	for _, p := range NewIDMapPrograms {
-		if _, err := os.Stat(p); err != nil {
-			return nil, rootlessf("%s and %s name subordinate IDs of user %d, but %s is missing (Debian package uidmap)", SubIDFiles[0], SubIDFiles[1], uid, p)
+		if err := checkIDMapProgram(p); err != nil {
+			return nil, err
 		}
 	}
 	return u, nil
@@ -378,7 +413,8 @@ func RunInUserNS(u *UserNS, path string, argv, env []string) (int, error) {
 }
 
 // writeIDMaps writes u's maps into the user namespace of pid with
-// newuidmap and newgidmap; their own message is the error's.
+// newuidmap and newgidmap; their own message (its first 300 bytes, on one
+// line) is the error's.
 func writeIDMaps(pid int, u *UserNS) error {
 	for i, m := range [][]IDMap{u.UIDMap, u.GIDMap} {
 		args := []string{strconv.Itoa(pid)}
@@ -387,8 +423,14 @@ func writeIDMaps(pid int, u *UserNS) error {
 		}
 		out, err := exec.Command(NewIDMapPrograms[i], args...).CombinedOutput()
 		if err != nil {
-			msg := strings.TrimSpace(strings.ReplaceAll(string(out), "\n", "; "))
-			return rootlessf("%s %s: %v: %s", filepath.Base(NewIDMapPrograms[i]), strings.Join(args, " "), err, msg)
+			msg := strings.Join(strings.Fields(string(out)), " ")
+			if len(msg) > 300 {
+				msg = msg[:300] + "..."
+			}
+			if msg == "" {
+				msg = "no message"
+			}
+			return rootlessf("%s could not write the subordinate IDs of %s into the pod's user namespace (%v): %s", NewIDMapPrograms[i], SubIDFiles[i], err, msg)
 		}
 	}
 	return nil

@@ -40,8 +40,21 @@ func (p *Pod) start(ctx context.Context) error {
 		return fmt.Errorf("no state: remove the pod: %w", err)
 	}
 	p.state = st
+	// No recorded handles: the pod's create died before it finished,
+	// and there is no whole pod to start again.
+	if len(st.Namespaces) == 0 {
+		return invalidf("pod %s was left half-made by a create that died: remove it (podsb rm -f)", p.name)
+	}
 	if p.pauseLives(lock) {
-		return fmt.Errorf("%s: %w", p.name, ErrRunning)
+		if st.Status != specs.StateCreating {
+			return fmt.Errorf("%s: %w", p.name, ErrRunning)
+		}
+		// Under the pod's lock, which create and start hold to their end,
+		// a state still creating is a start that died half-way (SIGKILL):
+		// its pause is replaced, as a dead one would be.
+		if err := p.stop(lock, RemoveOptions{Force: true}); err != nil {
+			return err
+		}
 	}
 	p.reapZombie()
 	if st.UserNS != nil {

@@ -71,14 +71,19 @@ func (p *Pod) startUserNS(ctx context.Context, lock *podDir, st *State) error {
 		}
 	}()
 	os.WriteFile("/proc/"+strconv.Itoa(child.pid)+"/oom_score_adj", []byte(pauseOOMScoreAdj), 0)
-	if err := p.launch(ctx, lock, st, child, func() error { return u.attach(child.pid) }); err != nil {
-		return err
-	}
+	// The handles are the new init's before it may become pause (before
+	// launch sends its program): rm and gc find a pause by the pinned PID
+	// namespace, and would neither see nor end one whose start died while
+	// ns/pid still pinned the old namespace. A start that dies before the
+	// program is sent leaves an init that exits when it reads no program.
 	names := make([]string, len(NamespaceTypes))
 	for i, t := range NamespaceTypes {
 		names[i] = procName(t)
 	}
 	if err := repin(child.pid, filepath.Join(dir, "ns"), names); err != nil {
+		return err
+	}
+	if err := p.launch(ctx, lock, st, child, func() error { return u.attach(child.pid) }); err != nil {
 		return err
 	}
 	if st.Network != nil {

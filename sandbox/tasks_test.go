@@ -33,3 +33,21 @@ func TestPidsCgroupDirs(t *testing.T) {
 		})
 	}
 }
+
+func TestParseLoadavgTasks(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"6.49 9.36 7.51 4/797 15357\n", 797, true},
+		{"0.00 0.00 0.00 1/1 1", 1, true},
+		{"6.49 9.36 7.51", 0, false},
+		{"6.49 9.36 7.51 4-797 15357", 0, false},
+		{"6.49 9.36 7.51 4/x 15357", 0, false},
+	} {
+		if n, ok := parseLoadavgTasks(tc.in); n != tc.want || ok != tc.ok {
+			t.Errorf("%q: %d %v, want %d %v", tc.in, n, ok, tc.want, tc.ok)
+		}
+	}
+}

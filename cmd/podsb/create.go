@@ -142,6 +142,14 @@ short unique ID. Returns once the pod is ready.`,
 					sandbox.SubIDFiles[i] = p
 				}
 			}
+			// Likewise the programs that write a rootless pod's
+			// subordinate IDs (a rootless podsb runs them as the user:
+			// the variables give no privilege).
+			for i, env := range [...]string{"PODSB_NEWUIDMAP", "PODSB_NEWGIDMAP"} {
+				if p := os.Getenv(env); p != "" {
+					sandbox.NewIDMapPrograms[i] = p
+				}
+			}
 			if step := os.Getenv(stopAfterEnv); step != "" {
 				cfg.Trace = stopAfter(step)
 			}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -212,7 +213,16 @@ func joinRootless(pod *sandbox.Pod) error {
 	if _, err := unix.FcntlInt(f.Fd(), unix.F_SETFD, 0); err != nil {
 		return err
 	}
-	env := append(os.Environ(), sandbox.UserNSFDEnv+"="+strconv.Itoa(int(f.Fd())))
+	// The state root as this process resolved it, for the fast path,
+	// which runs the pod's join record once it has joined (a rootless
+	// default root is not its to work out).
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "PODSB_ROOT=") {
+			env = append(env, e)
+		}
+	}
+	env = append(env, "PODSB_ROOT="+filepath.Dir(pod.Dir()), sandbox.UserNSFDEnv+"="+strconv.Itoa(int(f.Fd())))
 	return os.NewSyscallError("execve", unix.Exec("/proc/self/exe", os.Args, env))
 }
 

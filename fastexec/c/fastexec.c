@@ -30,7 +30,10 @@
 // time, in the recorded boot) is alive; if pause's PID namespace is the
 // one pinned in the handle the record names; if every handle is a namespace
 // file; and if no stdio fd the command inherits is a directory, a symbolic
-// link or an O_PATH fd.
+// link or an O_PATH fd. A rootless pod's record (JOIN_PROC_NS), read once
+// this process has joined the pod's user namespace (where the user's files
+// are root's), names pause's own /proc/PID/ns files instead of pinned
+// handles, each used only if it has the recorded inode.
 //
 // Rules for this file: no writable global data (it is copied into the Go
 // binary's read-only text), no libc, nothing that needs relocation.
@@ -396,7 +399,7 @@ static int pipe(i64 *p)
 
 // The fds and state of an attempt, for undo.
 struct attempt {
-	i64 root, dir, rec, ns[MAX_JOIN_NS], self, memfd, sfd;
+	i64 root, dir, rec, procns, ns[MAX_JOIN_NS], self, memfd, sfd;
 	i64 prog[2], status[2];	// pipes: read end, write end
 	u64 mask;
 };
@@ -415,6 +418,7 @@ static void undo(struct attempt *a)
 	closefd(&a->root);
 	closefd(&a->dir);
 	closefd(&a->rec);
+	closefd(&a->procns);
 	for (int k = 0; k < MAX_JOIN_NS; k++)
 		closefd(&a->ns[k]);
 	closefd(&a->self);
@@ -483,6 +487,43 @@ static __attribute__((noreturn)) void child(struct attempt *a, const struct join
 	quit(125);
 }
 
+// fork_rootless starts child in the pod's PID namespace pidns from inside
+// a rootless pod's user namespace, where this process could not join the
+// host's PID namespace again, and where a process whose children's PID
+// namespace is not its own can start no thread (Go, on a failure). So a
+// helper joins it and forks the child as this process's child
+// (CLONE_PARENT), tells its PID (in the host's namespace, the helper's
+// own) on a pipe and exits. Returns the child's PID, or -1.
+static i64 fork_rootless(struct attempt *a, const struct join *j, int interactive, const char **env, i64 pidns)
+{
+	i64 p[2], pid = -1, r;
+	int ws;
+
+	if (!pipe(p))
+		return -1;
+	i64 helper = sys(SYS_FORK, 0, 0, 0);
+	if (helper == 0) {
+		r = sys(SYS_SETNS, pidns, CLONE_NEWPID, 0);
+		if (r == 0)
+			r = sys6(SYS_CLONE, CLONE_PARENT, 0, 0, 0, 0, 0);
+		if (r == 0)
+			child(a, j, interactive, env);
+		sys(SYS_WRITE, p[1], (i64)&r, sizeof r);
+		quit(0);
+	}
+	closefd(&p[1]);
+	if (helper > 0) {
+		while ((r = sys(SYS_READ, p[0], (i64)&pid, sizeof pid)) == -EINTR)
+			;
+		if (r != sizeof pid)
+			pid = -1;
+		while (sys6(SYS_WAIT4, helper, (i64)&ws, 0, 0, 0, 0) == -EINTR)
+			;
+	}
+	closefd(&p[0]);
+	return pid < 0 ? -1 : pid;
+}
+
 // try runs the command as the join record of root/pod says, and exits. It
 // returns to let Go do it; what it opened is in a, for undo.
 static void try(struct attempt *a, const char *root, const char *pod, int ncmd, char **cmd, int interactive)
@@ -500,10 +541,37 @@ static void try(struct attempt *a, const char *root, const char *pod, int ncmd, 
 		return;
 
 	// Pause alive, and the handles: pause's PID namespace must be the
-	// pinned one.
+	// pinned one. With JOIN_PROC_NS (a rootless pod's), the handles are
+	// pause's own /proc/PID/ns files, each with its recorded inode; pause
+	// is checked after they are open, so that they are its.
 	const char *path = j.paths;
+	i64 from = a->dir;
+	if (j.h.flags & JOIN_PROC_NS) {
+		char proc[64];
+		struct buf b = {proc, 0, sizeof proc - 1, 0};
+		puts_(&b, "/proc/");
+		putnum(&b, j.h.pid);
+		puts_(&b, "/ns");
+		proc[b.n] = 0;
+		if (b.over || (a->procns = sys6(SYS_OPENAT, AT_FDCWD, (i64)proc, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, 0, 0)) < 0)
+			return;
+		from = a->procns;
+	}
 	for (u32 k = 0; k < j.h.nns; path += len(path) + 1, k++) {
-		if ((a->ns[k] = beneath(a->dir, path, O_RDONLY)) < 0 || !nsfs(a->ns[k]))
+		struct k_stat st;
+		// /proc/PID/ns/* are magic links, which beneath refuses: a name
+		// in that directory, no path.
+		if (from == a->procns) {
+			for (const char *c = path; *c; c++)
+				if (*c == '/')
+					return;
+			a->ns[k] = sys6(SYS_OPENAT, from, (i64)path, O_RDONLY | O_CLOEXEC, 0, 0, 0);
+		} else
+			a->ns[k] = beneath(from, path, O_RDONLY);
+		if (a->ns[k] < 0 || !nsfs(a->ns[k]))
+			return;
+		if ((j.h.flags & JOIN_PROC_NS) &&
+		    (sys(SYS_FSTAT, a->ns[k], (i64)&st, 0) != 0 || st.ino != j.h.ns_inodes[k]))
 			return;
 		if (j.h.ns_types[k] == CLONE_NEWPID)
 			pidns = a->ns[k];
@@ -547,19 +615,24 @@ static void try(struct attempt *a, const char *root, const char *pod, int ncmd, 
 
 	// Fork into the pod's PID namespace: joining it changes only where
 	// this process's children are born. The child joins the rest.
-	if (sys(SYS_SETNS, pidns, CLONE_NEWPID, 0) < 0)
-		return;
-	i64 pid = sys(SYS_FORK, 0, 0, 0);
-	if (pid == 0)
-		child(a, &j, interactive, env);
-	i64 r = sys(SYS_SETNS, a->self, CLONE_NEWPID, 0);
-	if (r < 0) {
-		if (pid > 0) {
-			int ws;
-			sys(SYS_KILL, pid, SIGKILL, 0);
-			sys6(SYS_WAIT4, pid, (i64)&ws, 0, 0, 0, 0);
+	i64 pid, r;
+	if (j.h.flags & JOIN_PROC_NS) {
+		pid = fork_rootless(a, &j, interactive, env, pidns);
+	} else {
+		if (sys(SYS_SETNS, pidns, CLONE_NEWPID, 0) < 0)
+			return;
+		pid = sys(SYS_FORK, 0, 0, 0);
+		if (pid == 0)
+			child(a, &j, interactive, env);
+		r = sys(SYS_SETNS, a->self, CLONE_NEWPID, 0);
+		if (r < 0) {
+			if (pid > 0) {
+				int ws;
+				sys(SYS_KILL, pid, SIGKILL, 0);
+				sys6(SYS_WAIT4, pid, (i64)&ws, 0, 0, 0, 0);
+			}
+			fail("leave the pod's PID namespace", r);
 		}
-		fail("leave the pod's PID namespace", r);
 	}
 	if (pid < 0)
 		return;
@@ -631,15 +704,18 @@ void fast_exec(i64 *sp)
 
 	// A rootless exec that re-executed itself with its pod's user
 	// namespace at fd N (sandbox.UserNSFDEnv): join it while this is the
-	// only thread, and let Go go on there. A failure joins nothing; Go
-	// finds itself outside and reports.
+	// only thread, and go on there as the namespace's root (the user's
+	// files are 0's in it), to the pod's join record below or to Go. A
+	// failure joins nothing; Go finds itself outside and reports. The
+	// variable stays, for Go to see that this was tried.
 	for (char **e = envp; *e; e++) {
 		if (!(v = prefix(*e, USERNS_FD_ENV)))
 			continue;
 		i64 fd = env_fd(v);
-		if (fd > 2 && sys(SYS_SETNS, fd, CLONE_NEWUSER, 0) == 0)
-			sys(SYS_CLOSE, fd, 0, 0);
-		return;
+		if (fd <= 2 || sys(SYS_SETNS, fd, CLONE_NEWUSER, 0) != 0)
+			return;
+		sys(SYS_CLOSE, fd, 0, 0);
+		break;
 	}
 	// A rootless create that RunInUserNS started in a new user namespace:
 	// wait for its maps (one byte at fd N, sandbox.UserNSWaitEnv), then
@@ -688,7 +764,7 @@ void fast_exec(i64 *sp)
 	    !stdio_safe(interactive))
 		return;
 
-	struct attempt a = {.root = -1, .dir = -1, .rec = -1, .self = -1, .memfd = -1, .sfd = -1,
+	struct attempt a = {.root = -1, .dir = -1, .rec = -1, .procns = -1, .self = -1, .memfd = -1, .sfd = -1,
 			    .prog = {-1, -1}, .status = {-1, -1}};
 	for (int k = 0; k < MAX_JOIN_NS; k++)
 		a.ns[k] = -1;

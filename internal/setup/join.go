@@ -11,7 +11,7 @@ import (
 const JoinFile = "join"
 
 // JoinMagic starts a join record; its last digit is the format's version.
-const JoinMagic = "podsbJ3\n"
+const JoinMagic = "podsbJ4\n"
 
 // MaxJoinNS is the most namespaces a join record lists.
 const MaxJoinNS = 8
@@ -39,6 +39,12 @@ type Join struct {
 	// it passes the handle to pause run at ExtraFD, and Program begins
 	// with the SetNS operation that joins it.
 	Namespaces []JoinNS
+	// ProcNS says the handles are pause's own namespace files: each Path
+	// is a name below /proc/PID/ns, and the fast path uses it only if it
+	// has the recorded Inode. A rootless pod's: nothing is pinned for it
+	// (it is joined from inside the pod's user namespace, which the
+	// binary's entry point joined first).
+	ProcNS bool
 	// Env is the command's whole environment; Dir its working directory.
 	Env []string
 	Dir string
@@ -48,9 +54,13 @@ type Join struct {
 
 // JoinNS is a namespace handle to join.
 type JoinNS struct {
-	Type uint32 // a CLONE_NEW* flag
-	Path string
+	Type  uint32 // a CLONE_NEW* flag
+	Path  string
+	Inode uint64 // with ProcNS: the namespace's inode
 }
+
+// JoinProcNS is JoinHeader.Flags' bit of Join.ProcNS.
+const JoinProcNS = 1
 
 // JoinHeader starts a join record on the wire. The strings follow, in the
 // order of their lengths here: Name, BootID, the namespaces' paths, Env,
@@ -71,6 +81,9 @@ type JoinHeader struct {
 	EnvLen  uint32
 	DirLen  uint32
 	ProgLen uint32
+	Flags   uint32 // JoinProcNS
+	// NSInodes are the namespaces' inodes, with JoinProcNS.
+	NSInodes [MaxJoinNS]uint64
 }
 
 // Encode returns j on the wire.
@@ -93,7 +106,10 @@ func (j *Join) Encode() ([]byte, error) {
 	}
 	copy(h.Magic[:], JoinMagic)
 	for i, ns := range j.Namespaces {
-		h.NSTypes[i] = ns.Type
+		h.NSTypes[i], h.NSInodes[i] = ns.Type, ns.Inode
+	}
+	if j.ProcNS {
+		h.Flags |= JoinProcNS
 	}
 	prog := Encode(j.Program)
 	strs := [][]byte{[]byte(j.Name), []byte(j.BootID), nulList(paths), nulList(j.Env), nulList([]string{j.Dir}), prog}
@@ -145,9 +161,10 @@ func DecodeJoin(b []byte) (*Join, error) {
 	if err != nil || len(prog) != int(h.Ops) {
 		return nil, errJoin
 	}
-	j := &Join{Name: string(strs[0]), PID: h.PID, Start: h.Start, BootID: string(strs[1]), Env: env, Dir: dir[0], Program: prog}
+	j := &Join{Name: string(strs[0]), PID: h.PID, Start: h.Start, BootID: string(strs[1]), Env: env, Dir: dir[0], Program: prog,
+		ProcNS: h.Flags&JoinProcNS != 0}
 	for i, p := range paths {
-		j.Namespaces = append(j.Namespaces, JoinNS{Type: h.NSTypes[i], Path: p})
+		j.Namespaces = append(j.Namespaces, JoinNS{Type: h.NSTypes[i], Path: p, Inode: h.NSInodes[i]})
 	}
 	return j, nil
 }

@@ -50,9 +50,10 @@
 #define EXITS_FD 3
 #define EXIT_SIZE 8
 #define JOIN_FILE "join"
-#define JOIN_MAGIC "podsbJ3\n"
+#define JOIN_MAGIC "podsbJ4\n"
 #define MAX_JOIN_NS 8
 #define MAX_JOIN 0x8000
+#define JOIN_PROC_NS 1
 #define DEFAULT_ROOT "/run/podsb"
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define USERNS_FD_ENV "PODSB_USERNS_FD="
@@ -190,6 +191,7 @@
 #define CLONE_NEWPID 0x20000000
 #define CLONE_NEWUSER 0x10000000
 #define CLONE_NEWNET 0x40000000
+#define CLONE_PARENT 0x8000
 #define PR_SET_PDEATHSIG 1
 #define PR_SET_DUMPABLE 4
 #define PR_SET_NAME 15
@@ -267,8 +269,10 @@ struct join_header {
 	unsigned int env_len;
 	unsigned int dir_len;
 	unsigned int prog_len;
+	unsigned int flags;
+	unsigned long ns_inodes[8];
 } __attribute__((packed));
-_Static_assert(sizeof(struct join_header) == 92, "struct join_header");
+_Static_assert(sizeof(struct join_header) == 160, "struct join_header");
 _Static_assert(__builtin_offsetof(struct join_header, magic) == 0, "struct join_header");
 _Static_assert(__builtin_offsetof(struct join_header, pid) == 8, "struct join_header");
 _Static_assert(__builtin_offsetof(struct join_header, start) == 16, "struct join_header");
@@ -282,6 +286,8 @@ _Static_assert(__builtin_offsetof(struct join_header, path_len) == 76, "struct j
 _Static_assert(__builtin_offsetof(struct join_header, env_len) == 80, "struct join_header");
 _Static_assert(__builtin_offsetof(struct join_header, dir_len) == 84, "struct join_header");
 _Static_assert(__builtin_offsetof(struct join_header, prog_len) == 88, "struct join_header");
+_Static_assert(__builtin_offsetof(struct join_header, flags) == 92, "struct join_header");
+_Static_assert(__builtin_offsetof(struct join_header, ns_inodes) == 96, "struct join_header");
 
 struct exit {
 	int code;

@@ -107,7 +107,7 @@ func TestFailure(t *testing.T) {
 // testJoin is a join record as sandbox writes one.
 var testJoin = Join{
 	Name: "web", PID: 0x1234, Start: 0x56789a, BootID: "b00d",
-	Namespaces: []JoinNS{{unix.CLONE_NEWPID, "ns/pid"}, {unix.CLONE_NEWNS, "ns/mnt"}},
+	Namespaces: []JoinNS{{Type: unix.CLONE_NEWPID, Path: "ns/pid"}, {Type: unix.CLONE_NEWNS, Path: "ns/mnt"}},
 	Env:        []string{"PATH=/bin", "HOME=/root"},
 	Dir:        "/",
 	Program:    []Op{{Code: NoNewPrivs}},
@@ -117,7 +117,7 @@ var testJoin = Join{
 // then the name, boot ID, paths, environment, directory and program.
 func TestJoinGolden(t *testing.T) {
 	want := h(t, `
-		706f6473624a330a                            // magic "podsbJ3\n"
+		706f6473624a340a                            // magic "podsbJ4\n"
 		3412000000000000 9a78560000000000           // PID, start
 		02000000                                    // namespaces
 		00000020 00000200 00000000 00000000         // their types: CLONE_NEWPID, CLONE_NEWNS
@@ -125,6 +125,11 @@ func TestJoinGolden(t *testing.T) {
 		02000000 01000000                           // environment entries, ops
 		03000000 04000000 0e000000 15000000         // lengths: name, boot ID, paths, environment,
 		02000000 14000000                           // directory, program
+		00000000                                    // flags
+		0000000000000000 0000000000000000           // the namespaces' inodes
+		0000000000000000 0000000000000000
+		0000000000000000 0000000000000000
+		0000000000000000 0000000000000000
 		776562 62303064                             // "web" "b00d"
 		6e732f70696400 6e732f6d6e7400               // "ns/pid\0ns/mnt\0"
 		504154483d2f62696e00 484f4d453d2f726f6f7400 // "PATH=/bin\0HOME=/root\0"

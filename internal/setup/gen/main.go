@@ -66,7 +66,7 @@ var contract = []constant{
 	{"PROGRAM_FD", setup.ProgramFD}, {"STATUS_FD", setup.StatusFD}, {"GO_FD", setup.GoFD},
 	{"PAUSE_FD", setup.PauseFD}, {"EXTRA_FD", setup.ExtraFD}, {"EXITS_FD", setup.ExitsFD}, {"EXIT_SIZE", setup.ExitSize},
 	{"JOIN_FILE", setup.JoinFile}, {"JOIN_MAGIC", setup.JoinMagic},
-	{"MAX_JOIN_NS", setup.MaxJoinNS}, {"MAX_JOIN", setup.MaxJoin},
+	{"MAX_JOIN_NS", setup.MaxJoinNS}, {"MAX_JOIN", setup.MaxJoin}, {"JOIN_PROC_NS", setup.JoinProcNS},
 	{"DEFAULT_ROOT", sandbox.DefaultRoot}, {"DEFAULT_PATH", sandbox.DefaultPath},
 	{"USERNS_FD_ENV", sandbox.UserNSFDEnv + "="}, {"USERNS_WAIT_ENV", sandbox.UserNSWaitEnv + "="},
 }
@@ -121,6 +121,7 @@ var kernel = []constant{
 	{"WEXITED", unix.WEXITED}, {"WNOWAIT", unix.WNOWAIT}, {"P_ALL", unix.P_ALL}, {"P_PID", unix.P_PID},
 	{"CLONE_NEWNS", unix.CLONE_NEWNS}, {"CLONE_NEWUTS", unix.CLONE_NEWUTS}, {"CLONE_NEWIPC", unix.CLONE_NEWIPC},
 	{"CLONE_NEWPID", unix.CLONE_NEWPID}, {"CLONE_NEWUSER", unix.CLONE_NEWUSER}, {"CLONE_NEWNET", unix.CLONE_NEWNET},
+	{"CLONE_PARENT", unix.CLONE_PARENT},
 	{"PR_SET_PDEATHSIG", unix.PR_SET_PDEATHSIG}, {"PR_SET_DUMPABLE", unix.PR_SET_DUMPABLE},
 	{"PR_SET_NAME", unix.PR_SET_NAME}, {"PR_SET_SECCOMP", unix.PR_SET_SECCOMP},
 	{"PR_CAPBSET_DROP", unix.PR_CAPBSET_DROP}, {"PR_SET_CHILD_SUBREAPER", unix.PR_SET_CHILD_SUBREAPER},
