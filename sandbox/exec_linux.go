@@ -190,7 +190,7 @@ func (p *Pod) stoppedError(err error) error {
 	if d, lerr := p.lockShared(ctx); lerr == nil {
 		d.Close()
 	}
-	if p.alive() {
+	if p.alive(nil) {
 		return err
 	}
 	return fmt.Errorf("%s: %w", p.name, ErrNotRunning)
@@ -280,7 +280,7 @@ func (p *Pod) checkLaunch(c ExecConfig) error {
 	if len(c.Args) > setup.MaxStrings-1 {
 		return invalidf("a command line of %d words: at most %d", len(c.Args), setup.MaxStrings-1)
 	}
-	if p.state == nil || !p.alive() {
+	if p.state == nil || !p.alive(nil) {
 		return fmt.Errorf("%s: %w", p.name, ErrNotRunning)
 	}
 	if c.Dir != "" && !filepath.IsAbs(c.Dir) {
@@ -448,7 +448,7 @@ func (p *Pod) startError(name string, err error) error {
 		return fmt.Errorf("%s: %w", name, ErrCommandNotFound)
 	case errors.Is(err, unix.EACCES), errors.Is(err, unix.ENOEXEC), errors.Is(err, unix.EISDIR), errors.Is(err, unix.EPERM):
 		return fmt.Errorf("%s: %w", name, ErrNotExecutable)
-	case errors.Is(err, unix.ENOMEM) && !p.alive():
+	case errors.Is(err, unix.ENOMEM) && !p.alive(nil):
 		// Forking into a PID namespace whose init has died fails so.
 		return fmt.Errorf("%s: %w", p.name, ErrNotRunning)
 	}

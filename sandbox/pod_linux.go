@@ -33,7 +33,11 @@ func (p *Pod) Dir() string { return filepath.Join(p.root, p.name) }
 
 // State returns a copy of the persisted state, with Status set to the live
 // status. A pod whose creation never wrote state has only ID and Status.
-func (p *Pod) State() State {
+func (p *Pod) State() State { return p.stateIn(nil) }
+
+// stateIn is State, with the pod's state root open as root (nil: State
+// opens and checks it itself).
+func (p *Pod) stateIn(root *os.File) State {
 	var st State
 	if p.state != nil {
 		st = *p.state
@@ -41,7 +45,7 @@ func (p *Pod) State() State {
 		st.ID = p.name
 		st.Bundle = p.Dir()
 	}
-	st.Status = p.Status()
+	st.Status = p.statusIn(root)
 	if st.Status == specs.StateStopped {
 		st.Pid = 0 // as runc reports a stopped container
 	}
@@ -65,11 +69,13 @@ func (p *Pod) NamespacePath(t specs.LinuxNamespaceType) string {
 // Status reports the pod's status from the live system: running while its
 // pause process lives (the same PID, start time and boot), creating while a
 // create holds it half-made, stopped otherwise.
-func (p *Pod) Status() specs.ContainerState {
+func (p *Pod) Status() specs.ContainerState { return p.statusIn(nil) }
+
+func (p *Pod) statusIn(root *os.File) specs.ContainerState {
 	if p.state == nil {
 		return specs.StateCreating
 	}
-	if !p.alive() {
+	if !p.alive(root) {
 		return specs.StateStopped
 	}
 	return p.state.Status
@@ -79,19 +85,23 @@ func (p *Pod) Status() specs.ContainerState {
 // as the pod's pause (isPause): a PID reused by another process, after a
 // reboot or not, or a record that names another pod's pause, does not
 // count.
-func (p *Pod) alive() bool {
+//
+// root is the pod's state root, open and checked (openRoot), or nil to
+// open it here. Not the pod's directory and its marker: the pin is looked
+// up below the root, through no symbolic link, and ps asks this of every
+// pod.
+func (p *Pod) alive(root *os.File) bool {
 	st := p.state
 	if st == nil || st.Pid <= 0 {
 		return false
 	}
-	// The root only, not the pod's directory and its marker: the pin is
-	// looked up below the checked root, through no symbolic link, and ps
-	// asks this of every pod.
-	root, err := openRoot(p.root)
-	if err != nil {
-		return false
+	if root == nil {
+		var err error
+		if root, err = openRoot(p.root); err != nil {
+			return false
+		}
+		defer root.Close()
 	}
-	defer root.Close()
 	if !isPause(root, p.name+"/ns/pid", st.Pid, st.StartTime, st.BootID) {
 		return false
 	}
@@ -226,8 +236,26 @@ func List(root string) ([]*Pod, error) {
 // States returns the State of each pod, as State does, asking the system
 // about several pods at once.
 func States(pods []*Pod) []State {
+	// Each state root is opened and checked once, not once per pod.
+	roots := map[string]*os.File{}
+	for _, p := range pods {
+		if _, ok := roots[p.root]; !ok {
+			f, err := openRoot(p.root)
+			if err != nil {
+				f = nil // each pod's State opens it, and fails, itself
+			}
+			roots[p.root] = f
+		}
+	}
+	defer func() {
+		for _, f := range roots {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
 	states := make([]State, len(pods))
-	each(len(pods), func(i int) { states[i] = pods[i].State() })
+	each(len(pods), func(i int) { states[i] = pods[i].stateIn(roots[pods[i].root]) })
 	return states
 }
 

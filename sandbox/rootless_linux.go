@@ -225,7 +225,7 @@ func (p *Pod) openRootlessFiles(nss []nsenter.Namespace) ([]*os.File, error) {
 			return fail(fmt.Errorf("%s: %w", p.name, ErrNotRunning))
 		}
 	}
-	if !p.alive() {
+	if !p.alive(nil) {
 		return fail(fmt.Errorf("%s: %w", p.name, ErrNotRunning))
 	}
 	return files, nil
@@ -238,7 +238,7 @@ func (p *Pod) RootlessUserNS() (*os.File, error) {
 	if p.state == nil || p.state.Rootless == nil {
 		return nil, invalidf("pod %s is not a rootless pod", p.name)
 	}
-	if !p.alive() {
+	if !p.alive(nil) {
 		return nil, fmt.Errorf("%s: %w", p.name, ErrNotRunning)
 	}
 	files, err := p.openRootlessFiles([]nsenter.Namespace{{Type: unix.CLONE_NEWUSER, Path: p.NamespacePath(specs.UserNamespace)}})
