@@ -121,25 +121,7 @@ func launcherThreads(t *testing.T, e *env, name string, fast bool) int {
 	t.Helper()
 	cmd := exec.Command(e.bin, "--root", e.root, "exec", name, "--", "sleep", "5")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("PODSB_FASTEXEC=%d", map[bool]int{true: 1}[fast]))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	threads := 0
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		// The child of any of its threads (Go forks from a locked one).
-		task := filepath.Join("/proc", fmt.Sprint(cmd.Process.Pid), "task")
-		ents, _ := os.ReadDir(task)
-		kids := ""
-		for _, t := range ents {
-			b, _ := os.ReadFile(filepath.Join(task, t.Name(), "children"))
-			kids += string(b)
-		}
-		if len(strings.Fields(kids)) > 0 {
-			threads = len(ents)
-			break
-		}
-	}
-	cmd.Process.Signal(unix.SIGTERM)
+	threads := runningThreads(t, cmd)
 	if err := cmd.Wait(); err == nil || cmd.ProcessState.ExitCode() != 128+15 {
 		t.Errorf("fast=%v: forwarded SIGTERM: %v", fast, err)
 	}
