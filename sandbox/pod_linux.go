@@ -262,8 +262,12 @@ func States(pods []*Pod) []State {
 // each calls f(0) to f(n-1), on as many goroutines as the runtime has
 // processors: each call is a handful of system calls on files of its own
 // pod, and a list of thousands of pods is otherwise one CPU's work.
-func each(n int, f func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n/64+1)
+func each(n int, f func(i int)) { eachOn(min(runtime.GOMAXPROCS(0), n/64+1), n, f) }
+
+// eachOn calls f(0) to f(n-1) on up to workers goroutines, and returns
+// when all calls have.
+func eachOn(workers, n int, f func(i int)) {
+	workers = min(workers, n)
 	if workers <= 1 {
 		for i := range n {
 			f(i)

@@ -16,6 +16,7 @@ import (
 type procStat struct {
 	state     byte
 	ppid      int
+	threads   int64
 	startTime uint64
 }
 
@@ -65,7 +66,7 @@ func parseStat(b []byte) (procStat, error) {
 		return procStat{}, fmt.Errorf("malformed stat %q", b)
 	}
 	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); start time is field 22.
+	// f[0] is field 3 (state); threads are field 20, start time 22.
 	if len(f) < 20 {
 		return procStat{}, fmt.Errorf("malformed stat %q", b)
 	}
@@ -73,11 +74,15 @@ func parseStat(b []byte) (procStat, error) {
 	if err != nil {
 		return procStat{}, fmt.Errorf("malformed stat ppid %q", f[1])
 	}
+	threads, err := strconv.ParseInt(f[17], 10, 64)
+	if err != nil {
+		return procStat{}, fmt.Errorf("malformed stat thread count %q", f[17])
+	}
 	st, err := strconv.ParseUint(f[19], 10, 64)
 	if err != nil {
 		return procStat{}, fmt.Errorf("malformed stat start time %q", f[19])
 	}
-	return procStat{state: f[0][0], ppid: ppid, startTime: st}, nil
+	return procStat{state: f[0][0], ppid: ppid, threads: threads, startTime: st}, nil
 }
 
 var bootID = sync.OnceValue(func() string {
@@ -115,7 +120,7 @@ func pidNSInode(pid string) (uint64, bool) {
 // handle, a bind mount of /proc/PID/ns/*, which no file written in the
 // state directory can forge.
 func pinnedInode(dir *os.File, rel string) (uint64, bool) {
-	fd, err := unix.Openat2(int(dir.Fd()), rel, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: beneath})
+	fd, err := openFdAt(dir, rel, unix.O_PATH, 0)
 	if err != nil {
 		return 0, false
 	}
@@ -130,9 +135,9 @@ func pinnedInode(dir *os.File, rel string) (uint64, bool) {
 
 // isPause tells whether pid is the pause of the pod whose pinned PID
 // namespace is pinRel below dir (ns/pid below the pod's directory, or
-// NAME/ns/pid below the state root): PID 1 of a PID namespace of its own,
-// of the pod's pinned one if it is pinned, and the process that started at start in the
-// boot boot. A record that names anything else (another pod's pause, a
+// NAME/ns/pid below the state root): a process of that namespace if it is
+// pinned, else PID 1 of a PID namespace of its own, and the process that
+// started at start in the boot boot. A record that names anything else (another pod's pause, a
 // process that reused the PID) fails. The namespace is read before the
 // start time, so a process that died in between and whose PID was reused
 // fails too.
@@ -168,10 +173,12 @@ func isInit(pid string) bool {
 
 // procStatus is what podsb reads from /proc/PID/status.
 type procStatus struct {
-	name  string
-	state string
-	ppid  int
-	nspid []int // PIDs from the outermost to the innermost PID namespace
+	name    string
+	state   string
+	ppid    int
+	uid     string // the real user ID
+	threads int64
+	nspid   []int // PIDs from the outermost to the innermost PID namespace
 }
 
 func readStatus(pid string) (procStatus, error) {
@@ -194,6 +201,12 @@ func readStatus(pid string) (procStatus, error) {
 			s.state = v
 		case "PPid":
 			s.ppid, _ = strconv.Atoi(v)
+		case "Uid":
+			if f := strings.Fields(v); len(f) > 0 {
+				s.uid = f[0]
+			}
+		case "Threads":
+			s.threads, _ = strconv.ParseInt(v, 10, 64)
 		case "NSpid":
 			for _, f := range strings.Fields(v) {
 				n, _ := strconv.Atoi(f)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -68,22 +67,9 @@ const removeWorkers = 8
 
 // RemoveAll removes each of pods as Remove does, several at a time; errs[i]
 // is pods[i]'s error. Give opts a Batch for more than a few bridged pods.
-func RemoveAll(ctx context.Context, pods []*Pod, opts RemoveOptions) (errs []error) {
-	errs = make([]error, len(pods))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range min(removeWorkers, len(pods)) {
-		wg.Go(func() {
-			for i := range work {
-				errs[i] = pods[i].Remove(ctx, opts)
-			}
-		})
-	}
-	for i := range pods {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+func RemoveAll(ctx context.Context, pods []*Pod, opts RemoveOptions) []error {
+	errs := make([]error, len(pods))
+	eachOn(removeWorkers, len(pods), func(i int) { errs[i] = pods[i].Remove(ctx, opts) })
 	return errs
 }
 

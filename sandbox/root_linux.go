@@ -147,37 +147,37 @@ func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd
 // openAt opens name below the directory dir, following no symbolic link.
 // A symbolic link anywhere in name fails with ELOOP.
 func openAt(dir *os.File, name string, flags int, mode uint32) (*os.File, error) {
+	fd, err := openFdAt(dir, name, flags, mode)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(dir.Name(), name)), nil
+}
+
+// openFdAt is openAt's descriptor, without an os.File (whose kind checks
+// and poller add system calls to each of the thousands of reads of a ps).
+func openFdAt(dir *os.File, name string, flags int, mode uint32) (int, error) {
 	how := &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Mode: uint64(mode), Resolve: beneath}
 	for {
 		fd, err := unix.Openat2(int(dir.Fd()), name, how)
 		if err == nil {
-			return os.NewFile(uintptr(fd), filepath.Join(dir.Name(), name)), nil
+			return fd, nil
 		}
 		// EAGAIN: a rename or mount raced the lookup; try again.
 		if !errors.Is(err, unix.EINTR) && !errors.Is(err, unix.EAGAIN) {
-			return nil, &os.PathError{Op: "open", Path: filepath.Join(dir.Name(), name), Err: err}
+			return -1, &os.PathError{Op: "open", Path: filepath.Join(dir.Name(), name), Err: err}
 		}
 	}
 }
 
-// readFileAt reads the regular file name below dir, of at most max bytes.
-// It uses the descriptor directly, not an os.File, whose kind checks and
-// poller add four system calls to each of the thousands of reads of a ps.
+// readFileAt reads the regular file name below dir, of at most max bytes,
+// through its descriptor (openFdAt).
 func readFileAt(dir *os.File, name string, max int64) ([]byte, error) {
 	path := filepath.Join(dir.Name(), name)
 	// O_NONBLOCK: a FIFO in its place must not hang the reader.
-	how := &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC, Resolve: beneath}
-	var fd int
-	for {
-		var err error
-		fd, err = unix.Openat2(int(dir.Fd()), name, how)
-		if err == nil {
-			break
-		}
-		// EAGAIN: a rename or mount raced the lookup; try again.
-		if !errors.Is(err, unix.EINTR) && !errors.Is(err, unix.EAGAIN) {
-			return nil, &os.PathError{Op: "open", Path: path, Err: err}
-		}
+	fd, err := openFdAt(dir, name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t

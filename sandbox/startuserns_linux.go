@@ -35,7 +35,7 @@ func (p *Pod) startUserNS(ctx context.Context, lock *podDir, st *State) error {
 	// another pod took the IDs meanwhile.
 	if _, err := os.Stat(UserNSRecord(p.root, p.name)); errors.Is(err, os.ErrNotExist) {
 		if _, err := reserveUserNS(p.root, p.name, Config{UIDMap: st.UserNS.UIDMap, GIDMap: st.UserNS.GIDMap}); err != nil {
-			return fmt.Errorf("start: pod %s: %w", p.name, err)
+			return err
 		}
 	}
 	if err := makeExitsDir(dir); err != nil {

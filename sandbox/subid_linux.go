@@ -1,13 +1,9 @@
 package sandbox
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,42 +14,6 @@ import (
 // alone (its own ID twice, root's, another user's range) or that the
 // kernel refuses with a bare EINVAL. Each is one line naming the file,
 // the line and what is wrong.
-
-// subIDLine is one line of a subuid(5) or subgid(5) file that names an
-// owner.
-type subIDLine struct {
-	n     int    // line number, from 1
-	text  string // as written, trimmed
-	owner string // the first field
-	r     IDMap  // HostID and Size; valid unless bad
-	bad   bool   // not OWNER:START:COUNT with COUNT ≥ 1 below 2^32-1
-}
-
-// readSubIDLines reads every owner's line of a subuid or subgid file;
-// blank lines and comments are skipped.
-func readSubIDLines(b []byte) ([]subIDLine, error) {
-	var out []subIDLine
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		l := subIDLine{n: n, text: line}
-		f := strings.Split(line, ":")
-		l.owner = f[0]
-		if len(f) != 3 {
-			l.bad = true
-		} else {
-			start, err1 := strconv.ParseUint(f[1], 10, 32)
-			size, err2 := strconv.ParseUint(f[2], 10, 32)
-			l.bad = err1 != nil || err2 != nil || size == 0 || start+size > 1<<32-1
-			l.r = IDMap{HostID: uint32(start), Size: uint32(size)}
-		}
-		out = append(out, l)
-	}
-	return out, sc.Err()
-}
 
 // userSubIDs returns the ranges that file's lines give the user (by any
 // of names: its name and its number), in order, each exact duplicate once.

@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -78,22 +77,10 @@ func pidsFree(dir string) (max, current int64, ok bool) {
 	return max, current, true
 }
 
-// ownThreads is the number of this process's threads, from
-// /proc/self/stat (its 20th field).
+// ownThreads is the number of this process's threads.
 func ownThreads() (int64, error) {
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("/proc/self/stat: unexpected format")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 18 {
-		return 0, errors.New("/proc/self/stat: unexpected format")
-	}
-	return strconv.ParseInt(f[17], 10, 64)
+	ps, err := readStat(os.Getpid())
+	return ps.threads, err
 }
 
 // nprocFree tells whether a user other than root has room for want more
@@ -141,35 +128,15 @@ func parseLoadavgTasks(s string) (int64, bool) {
 // userTasks counts the tasks (threads) whose real user ID is uid, from
 // /proc/PID/status; processes that end while it reads are left out.
 func userTasks(uid int) int64 {
-	ents, err := os.ReadDir("/proc")
+	pids, err := listPIDs()
 	if err != nil {
 		return 0
 	}
 	want := strconv.Itoa(uid)
 	var n int64
-	for _, e := range ents {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
-		if err != nil {
-			continue
-		}
-		var real string
-		var threads int64
-		for _, line := range strings.Split(string(b), "\n") {
-			k, v, _ := strings.Cut(line, ":")
-			switch k {
-			case "Uid":
-				if f := strings.Fields(v); len(f) > 0 {
-					real = f[0]
-				}
-			case "Threads":
-				threads, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			}
-		}
-		if real == want {
-			n += threads
+	for _, pid := range pids {
+		if s, err := readStatus(pid); err == nil && s.uid == want {
+			n += s.threads
 		}
 	}
 	return n

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"math"
@@ -210,23 +211,52 @@ func (c *Config) ownUserNS() bool {
 // lines NAME:START:COUNT. Malformed lines are skipped, as shadow-utils
 // does.
 func parseSubIDs(r io.Reader, user string) ([]IDMap, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := readSubIDLines(b)
 	var out []IDMap
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
+	for _, l := range lines {
+		if l.owner == user && !l.bad {
+			out = append(out, l.r)
+		}
+	}
+	return out, err
+}
+
+// subIDLine is one line of a subuid(5) or subgid(5) file that names an
+// owner.
+type subIDLine struct {
+	n     int    // line number, from 1
+	text  string // as written, trimmed
+	owner string // the first field
+	r     IDMap  // HostID and Size; valid unless bad
+	bad   bool   // not OWNER:START:COUNT with COUNT ≥ 1 below 2^32-1
+}
+
+// readSubIDLines reads every owner's line of a subuid or subgid file;
+// blank lines and comments are skipped.
+func readSubIDLines(b []byte) ([]subIDLine, error) {
+	var out []subIDLine
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
+		l := subIDLine{n: n, text: line}
 		f := strings.Split(line, ":")
-		if len(f) != 3 || f[0] != user {
-			continue
+		l.owner = f[0]
+		if len(f) != 3 {
+			l.bad = true
+		} else {
+			start, err1 := strconv.ParseUint(f[1], 10, 32)
+			size, err2 := strconv.ParseUint(f[2], 10, 32)
+			l.bad = err1 != nil || err2 != nil || size == 0 || start+size > 1<<32-1
+			l.r = IDMap{HostID: uint32(start), Size: uint32(size)}
 		}
-		start, err1 := strconv.ParseUint(f[1], 10, 32)
-		n, err2 := strconv.ParseUint(f[2], 10, 32)
-		if err1 != nil || err2 != nil || n == 0 || start+n > math.MaxUint32 {
-			continue
-		}
-		out = append(out, IDMap{HostID: uint32(start), Size: uint32(n)})
+		out = append(out, l)
 	}
 	return out, sc.Err()
 }

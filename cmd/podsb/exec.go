@@ -112,7 +112,7 @@ func (l *launch) run(cmd *cobra.Command, root, verb string, args []string,
 	}
 	pod, err := sandbox.Load(root, args[0])
 	if err != nil {
-		return sandbox.NameSystemError(verb+" "+args[0], err)
+		return err
 	}
 	if pod.IsRootless() && !sandbox.InUserNS() {
 		return joinRootless(pod)

@@ -59,7 +59,7 @@ its log. A running container is refused unless -f, which kills it first.`,
 					continue
 				}
 				if err != nil {
-					errs = append(errs, sandbox.NameSystemError("rm "+n, err))
+					errs = append(errs, err)
 					continue
 				}
 				pods = append(pods, p)
@@ -83,7 +83,7 @@ its log. A running container is refused unless -f, which kills it first.`,
 					err = nil
 				}
 				if err != nil {
-					errs = append(errs, sandbox.NameSystemError("rm "+pods[i].Name(), err))
+					errs = append(errs, err)
 					continue
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), pods[i].Name())
